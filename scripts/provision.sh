@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Provisions every test dependency (cached under ~/.cache/kafka-group-operator) and says how long it took.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+t0=$(date +%s)
+k8s=$(bash "$here/provision-k8s.sh")
+kafka=$(bash "$here/provision-kafka.sh")
+venv=$(bash "$here/provision-clients.sh")
+echo "[provision] kubernetes: $k8s" >&2
+echo "[provision] kafka:      $kafka" >&2
+echo "[provision] clients:    $venv (and kcat: $(command -v kcat))" >&2
+echo "[provision] done in $(( $(date +%s) - t0 )) s" >&2

@@ -1,0 +1,266 @@
+//! A real Apache Kafka broker (KRaft, one combined broker+controller node) from Maven Central jars on the
+//! machine's Java, plus Kafka's own CLI tools from the same classpath.
+
+use super::process::{fixture_dir, free_port, spawn_tied, stop, tail, wait_until};
+use super::tools::{kafka_home, system_tool};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+pub struct ApacheKafka {
+    dir: PathBuf,
+    port: u16,
+    child: Mutex<Child>,
+    keep_dir: bool,
+}
+
+impl ApacheKafka {
+    /// One broker for the whole test binary, started on first use and killed when the binary exits.
+    pub fn shared() -> &'static ApacheKafka {
+        static SHARED: OnceLock<ApacheKafka> = OnceLock::new();
+        SHARED.get_or_init(|| {
+            let mut kafka = ApacheKafka::start();
+            kafka.keep_dir = true; // statics are never dropped; the next run's fixture_dir() cleans it up
+            kafka
+        })
+    }
+
+    /// Formats a fresh data dir and starts a broker on free ports; waits until it has started.
+    pub fn start() -> ApacheKafka {
+        ApacheKafka::start_with(&[])
+    }
+
+    /// Like `start`, with extra `server.properties` lines (e.g. short offset retention).
+    pub fn start_with(extra_properties: &[&str]) -> ApacheKafka {
+        let java = system_tool(
+            "java",
+            "install a Java 17+ runtime (Debian: apt-get install openjdk-17-jre-headless)",
+        );
+        let home = kafka_home();
+        let dir = fixture_dir("kafka");
+        let port = free_port();
+        let controller_port = free_port();
+        let props = dir.join("server.properties");
+        let mut text = format!(
+            "process.roles=broker,controller\n\
+             node.id=1\n\
+             controller.quorum.bootstrap.servers=127.0.0.1:{controller_port}\n\
+             listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}\n\
+             advertised.listeners=PLAINTEXT://127.0.0.1:{port}\n\
+             controller.listener.names=CONTROLLER\n\
+             inter.broker.listener.name=PLAINTEXT\n\
+             listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+             log.dirs={}\n\
+             num.partitions=1\n\
+             offsets.topic.replication.factor=1\n\
+             offsets.topic.num.partitions=3\n\
+             transaction.state.log.replication.factor=1\n\
+             transaction.state.log.min.isr=1\n\
+             share.coordinator.state.topic.replication.factor=1\n\
+             share.coordinator.state.topic.min.isr=1\n\
+             group.initial.rebalance.delay.ms=0\n\
+             auto.create.topics.enable=false\n",
+            dir.join("data").display()
+        );
+        for line in extra_properties {
+            text.push_str(line);
+            text.push('\n');
+        }
+        std::fs::write(&props, text).expect("write server.properties");
+
+        let classpath = format!("{}/libs/*", home.display());
+        let cluster_id = random_cluster_id();
+        let format = Command::new(&java)
+            .arg("-Xmx256m")
+            .arg(format!(
+                "-Dlog4j2.configurationFile={}",
+                home.join("tools-log4j2.properties").display()
+            ))
+            .args([
+                "-cp",
+                &classpath,
+                "kafka.tools.StorageTool",
+                "format",
+                "--standalone",
+                "-t",
+            ])
+            .arg(&cluster_id)
+            .arg("-c")
+            .arg(&props)
+            .output()
+            .expect("run kafka StorageTool");
+        assert!(
+            format.status.success(),
+            "kafka StorageTool format failed: {}{}",
+            String::from_utf8_lossy(&format.stdout),
+            String::from_utf8_lossy(&format.stderr)
+        );
+
+        let log = dir.join("kafka.log");
+        let mut cmd = Command::new(&java);
+        cmd.args(["-Xmx512m", "-Xms128m", "-XX:+UseG1GC", "-XX:TieredStopAtLevel=1"])
+            .arg(format!(
+                "-Dlog4j2.configurationFile={}",
+                home.join("log4j2.properties").display()
+            ))
+            .args(["-cp", &classpath, "kafka.Kafka"])
+            .arg(&props);
+        let mut child = spawn_tied(cmd, &log);
+        wait_until("Apache Kafka", &mut child, &log, Duration::from_secs(90), || {
+            std::fs::read_to_string(&log)
+                .map(|s| s.contains("Kafka Server started"))
+                .unwrap_or(false)
+        });
+        ApacheKafka {
+            dir,
+            port,
+            child: Mutex::new(child),
+            keep_dir: false,
+        }
+    }
+
+    /// `127.0.0.1:<port>` of the PLAINTEXT listener.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Runs one of Kafka's CLI tools (`org.apache.kafka.tools.TopicCommand`, …) with `--bootstrap-server`
+    /// added; WARN logs go to stderr so stdout stays parseable.
+    pub fn tool(&self, class: &str, args: &[&str]) -> Output {
+        let home = kafka_home();
+        let java = system_tool("java", "install a Java 17+ runtime");
+        Command::new("timeout")
+            .arg("120")
+            .arg(java)
+            .args(["-Xmx256m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"])
+            .arg(format!(
+                "-Dlog4j2.configurationFile={}",
+                home.join("tools-log4j2.properties").display()
+            ))
+            .arg("-cp")
+            .arg(format!("{}/libs/*", home.display()))
+            .arg(class)
+            .args(["--bootstrap-server", &self.bootstrap()])
+            .args(args)
+            .output()
+            .expect("run a Kafka CLI tool")
+    }
+
+    /// Like `tool`, and panics with the tool's output unless it exited 0; returns stdout.
+    pub fn tool_ok(&self, class: &str, args: &[&str]) -> String {
+        let out = self.tool(class, args);
+        assert!(
+            out.status.success(),
+            "{class} {args:?} failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Creates a topic with `kafka-topics --create`.
+    pub fn create_topic(&self, topic: &str, partitions: u32) {
+        self.tool_ok(
+            "org.apache.kafka.tools.TopicCommand",
+            &[
+                "--create",
+                "--topic",
+                topic,
+                "--partitions",
+                &partitions.to_string(),
+                "--replication-factor",
+                "1",
+            ],
+        );
+    }
+
+    /// `kafka-consumer-groups --describe --group G --offsets` parsed into rows.
+    pub fn describe_group_offsets(&self, group: &str) -> Vec<GroupOffsetRow> {
+        let out = self.tool_ok(
+            "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+            &["--describe", "--group", group, "--offsets"],
+        );
+        parse_group_offsets(&out)
+    }
+
+    /// The last lines of the broker's log, for failure messages.
+    pub fn log_tail(&self, lines: usize) -> String {
+        tail(&self.dir.join("kafka.log"), lines)
+    }
+}
+
+impl Drop for ApacheKafka {
+    fn drop(&mut self) {
+        if let Ok(mut child) = self.child.lock() {
+            stop(&mut child, Duration::from_secs(15));
+        }
+        if std::thread::panicking() || self.keep_dir {
+            eprintln!("Apache Kafka logs kept in {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// One row of `kafka-consumer-groups --describe --offsets`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupOffsetRow {
+    pub group: String,
+    pub topic: String,
+    pub partition: i32,
+    /// `None` where the tool prints `-` (no committed offset).
+    pub current_offset: Option<i64>,
+    pub log_end_offset: Option<i64>,
+    pub lag: Option<i64>,
+}
+
+/// Parses the describe table; column widths differ between Kafka versions, so it splits on whitespace.
+pub fn parse_group_offsets(stdout: &str) -> Vec<GroupOffsetRow> {
+    let num = |s: &str| s.parse::<i64>().ok();
+    stdout
+        .lines()
+        .map(str::split_whitespace)
+        .map(Iterator::collect::<Vec<_>>)
+        .filter(|cols| cols.len() >= 6 && cols[0] != "GROUP")
+        .filter_map(|cols| {
+            Some(GroupOffsetRow {
+                group: cols[0].to_owned(),
+                topic: cols[1].to_owned(),
+                partition: cols[2].parse().ok()?,
+                current_offset: num(cols[3]),
+                log_end_offset: num(cols[4]),
+                lag: num(cols[5]),
+            })
+        })
+        .collect()
+}
+
+/// A KRaft cluster id: 16 random bytes in URL-safe base64 without padding, what `StorageTool random-uuid`
+/// prints, without starting a JVM for it. Like Kafka's `Uuid.randomUuid`, it never starts with `-` (that would
+/// read as a command-line flag).
+fn random_cluster_id() -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    loop {
+        let mut bytes = [0u8; 18]; // 16 random bytes + 2 zero bytes so that chunks of 3 come out even
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes[..16]))
+            .expect("read /dev/urandom");
+        let mut id: String = bytes
+            .chunks(3)
+            .flat_map(|c| {
+                let n = (u32::from(c[0]) << 16) | (u32::from(c[1]) << 8) | u32::from(c[2]);
+                (0..4).map(move |i| ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char)
+            })
+            .collect();
+        id.truncate(22);
+        if !id.starts_with('-') {
+            return id;
+        }
+    }
+}

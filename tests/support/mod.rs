@@ -1,0 +1,25 @@
+//! Fixtures for integration tests against REAL dependencies: a kube-apiserver + etcd control plane, an
+//! Apache Kafka broker, and clients no one here wrote (confluent-kafka, kcat, Kafka's own CLI tools).
+//! Each test binary shares one instance of each (`shared()`); tests take fresh namespaces, topics and groups.
+#![allow(dead_code, unused_imports)] // every test binary uses a different part of the fixtures
+
+pub mod clients;
+pub mod control_plane;
+pub mod kafka;
+pub mod process;
+pub mod tools;
+
+pub use control_plane::ControlPlane;
+pub use kafka::ApacheKafka;
+
+/// A name no other test (in this run or a concurrent one) uses: `prefix-<pid>-<counter>-<random>`.
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{}-{n}-{:x}", std::process::id(), nanos & 0xffff)
+}

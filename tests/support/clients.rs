@@ -1,9 +1,10 @@
 //! Kafka clients no one here wrote, driven from tests: confluent-kafka (librdkafka) through
 //! `confluent_client.py` in the provisioned virtualenv, and kcat from Debian.
 
+use super::secure_kafka::SaslCredentials;
 use super::tools::{clients_venv, system_tool};
-use std::path::Path;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
 
 /// Group protocol a consumer uses: `classic` (JoinGroup/SyncGroup) or `consumer` (KIP-848).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,39 +22,123 @@ impl GroupProtocol {
     }
 }
 
-fn confluent(args: &[&str]) -> serde_json::Value {
+/// Kafka's `security.protocol` of a client connection.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SecurityProtocol {
+    #[default]
+    Plaintext,
+    Ssl,
+    SaslPlaintext,
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::Ssl => "SSL",
+            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+            SecurityProtocol::SaslSsl => "SASL_SSL",
+        }
+    }
+}
+
+/// How a client connects; the default is PLAINTEXT. `SecureKafka::sasl_ssl_client` and `mtls_client` build
+/// the usual ones.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientSecurity {
+    pub protocol: SecurityProtocol,
+    /// SASL mechanism, user name and password (for the SASL_* protocols).
+    pub sasl: Option<SaslCredentials>,
+    /// CA certificate (PEM) to verify the broker with; the system's CAs if `None`.
+    pub ca: Option<PathBuf>,
+    /// Client certificate and its key (PEM) for mutual TLS.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+/// A confluent_client.py run that failed: how it exited and what it printed.
+#[derive(Debug)]
+pub struct ClientFailure {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl std::fmt::Display for ClientFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exited with {}:\n{}{}", self.status, self.stdout, self.stderr)
+    }
+}
+
+/// Runs `confluent_client.py ARGS` with `security` (the SASL password goes through the environment variable
+/// `KGO_SASL_PASSWORD`, not the command line), under a 150 s `timeout`. Returns the JSON line it printed last,
+/// or how it failed; the script exits non-zero on its own `--timeout` (default 60 s) and at once when
+/// librdkafka reports an authentication or TLS error.
+pub fn confluent_client(args: &[&str], security: &ClientSecurity) -> Result<serde_json::Value, ClientFailure> {
     let python = clients_venv().join("bin/python");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/confluent_client.py");
-    let out = Command::new("timeout")
-        .arg("150")
+    let mut cmd = Command::new("timeout");
+    cmd.arg("150")
         .arg(&python)
         .arg(&script)
         .args(args)
+        .args(["--security-protocol", security.protocol.as_str()])
+        .env_remove("KGO_SASL_PASSWORD");
+    if let Some(sasl) = &security.sasl {
+        cmd.args(["--sasl-mechanism", sasl.mechanism.as_str()])
+            .args(["--sasl-username", &sasl.username])
+            .env("KGO_SASL_PASSWORD", &sasl.password);
+    }
+    for (flag, path) in [
+        ("--ca", &security.ca),
+        ("--cert", &security.cert),
+        ("--key", &security.key),
+    ] {
+        if let Some(path) = path {
+            cmd.arg(flag).arg(path);
+        }
+    }
+    let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
-    assert!(
-        out.status.success(),
-        "confluent-kafka {args:?} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() {
+        return Err(ClientFailure {
+            status: out.status,
+            stdout,
+            stderr,
+        });
+    }
     let last = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(last).unwrap_or_else(|e| panic!("confluent_client.py printed {last:?}: {e}"))
+    Ok(serde_json::from_str(last).unwrap_or_else(|e| panic!("confluent_client.py printed {last:?}: {e}")))
+}
+
+fn confluent(args: &[&str], security: &ClientSecurity) -> serde_json::Value {
+    confluent_client(args, security)
+        .unwrap_or_else(|failure| panic!("confluent-kafka {args:?} with {security:?} failed: {failure}"))
 }
 
 /// Produces `count` records (`key-<i>` / `value-<i>`) with acks=all and waits for every delivery.
 pub fn produce(bootstrap: &str, topic: &str, count: usize) {
-    let out = confluent(&[
-        "produce",
-        "--bootstrap",
-        bootstrap,
-        "--topic",
-        topic,
-        "--count",
-        &count.to_string(),
-    ]);
+    produce_with(bootstrap, &ClientSecurity::default(), topic, count);
+}
+
+/// `produce` over a connection secured with `security`.
+pub fn produce_with(bootstrap: &str, security: &ClientSecurity, topic: &str, count: usize) {
+    let out = confluent(
+        &[
+            "produce",
+            "--bootstrap",
+            bootstrap,
+            "--topic",
+            topic,
+            "--count",
+            &count.to_string(),
+        ],
+        security,
+    );
     assert_eq!(out["produced"], count, "confluent-kafka produced {out}");
 }
 
@@ -66,19 +151,34 @@ pub fn consume_and_commit(
     protocol: GroupProtocol,
     count: usize,
 ) -> std::collections::BTreeMap<String, i64> {
-    let out = confluent(&[
-        "consume",
-        "--bootstrap",
-        bootstrap,
-        "--topic",
-        topic,
-        "--group",
-        group,
-        "--protocol",
-        protocol.as_str(),
-        "--count",
-        &count.to_string(),
-    ]);
+    consume_and_commit_with(bootstrap, &ClientSecurity::default(), topic, group, protocol, count)
+}
+
+/// `consume_and_commit` over a connection secured with `security`.
+pub fn consume_and_commit_with(
+    bootstrap: &str,
+    security: &ClientSecurity,
+    topic: &str,
+    group: &str,
+    protocol: GroupProtocol,
+    count: usize,
+) -> std::collections::BTreeMap<String, i64> {
+    let out = confluent(
+        &[
+            "consume",
+            "--bootstrap",
+            bootstrap,
+            "--topic",
+            topic,
+            "--group",
+            group,
+            "--protocol",
+            protocol.as_str(),
+            "--count",
+            &count.to_string(),
+        ],
+        security,
+    );
     assert_eq!(out["consumed"], count, "confluent-kafka consumed {out}");
     serde_json::from_value(out["committed"].clone()).expect("committed offsets map")
 }

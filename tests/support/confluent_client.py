@@ -4,18 +4,82 @@
 produce: writes --count records to --topic (keys key-<i>, values value-<i>), waits for every delivery report.
 consume: joins --group with --protocol (classic or consumer, KIP-848), reads --count records from --topic,
          commits synchronously, leaves the group, and prints one JSON line with what it read and committed.
-Exits non-zero with a message on stderr when anything fails or --timeout passes.
+
+Security (all optional; the default is PLAINTEXT): --security-protocol (PLAINTEXT, SSL, SASL_PLAINTEXT,
+SASL_SSL), --sasl-mechanism and --sasl-username with the password in the environment variable
+KGO_SASL_PASSWORD, --ca (CA certificate PEM to verify the broker, host name included), --cert and --key
+(client certificate and key PEM for mutual TLS).
+
+Exits non-zero with a message on stderr when anything fails or --timeout passes. librdkafka retries a failed
+SASL authentication or TLS handshake forever and reports it only through error_cb; this script exits with
+status 3 and "authentication failed: ..." or "TLS failed ..." as soon as it does (a TLS alert from the broker,
+e.g. for a missing client certificate, counts as a TLS failure although librdkafka calls it a transport error).
 """
 import argparse
 import json
+import os
 import sys
 import time
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+EXIT_SECURITY_FAILURE = 3
+
+
+class Errors:
+    """error_cb for librdkafka: remembers errors; `check` ends the process on a fatal one."""
+
+    def __init__(self, command):
+        self.command = command
+        self.seen = []
+
+    def __call__(self, err):
+        self.seen.append(err)
+        if err.code() == KafkaError._AUTHENTICATION:
+            self.die(f"authentication failed: {err.str()}")
+        if err.code() == KafkaError._SSL:
+            self.die(f"TLS failed: {err.str()}")
+        if err.code() == KafkaError._TRANSPORT and "ssl/tls alert" in err.str():
+            # With TLS 1.3 the client's handshake is over before the broker checks the client certificate;
+            # a refusal comes as an alert on the first read, which librdkafka reports as a transport error.
+            self.die(f"TLS failed (the broker sent an alert): {err.str()}")
+        if err.fatal():
+            self.die(f"fatal error: {err.str()}")
+
+    def die(self, message):
+        # os._exit: closing a client whose broker refuses it can block for as long as librdkafka retries.
+        sys.stderr.write(f"{self.command}: {message}\n")
+        sys.stderr.flush()
+        os._exit(EXIT_SECURITY_FAILURE)
+
+    def summary(self):
+        return "; ".join(err.str() for err in self.seen[-5:]) or "none"
+
+
+def client_config(args, errors):
+    config = {
+        "bootstrap.servers": args.bootstrap,
+        "security.protocol": args.security_protocol,
+        "error_cb": errors,
+    }
+    if args.sasl_mechanism:
+        password = os.environ.get("KGO_SASL_PASSWORD")
+        if not args.sasl_username or password is None:
+            sys.exit("--sasl-mechanism needs --sasl-username and the password in KGO_SASL_PASSWORD")
+        config.update(
+            {"sasl.mechanism": args.sasl_mechanism, "sasl.username": args.sasl_username, "sasl.password": password}
+        )
+    if "SSL" in args.security_protocol:
+        config["ssl.endpoint.identification.algorithm"] = "https"
+    for flag, key in [("ca", "ssl.ca.location"), ("cert", "ssl.certificate.location"), ("key", "ssl.key.location")]:
+        if getattr(args, flag):
+            config[key] = getattr(args, flag)
+    return config
 
 
 def produce(args):
-    producer = Producer({"bootstrap.servers": args.bootstrap, "linger.ms": 5, "acks": "all"})
+    errors = Errors("produce")
+    producer = Producer({**client_config(args, errors), "linger.ms": 5, "acks": "all"})
     failures = []
 
     def report(err, _msg):
@@ -25,15 +89,22 @@ def produce(args):
     for i in range(args.count):
         producer.produce(args.topic, key=f"key-{i}", value=f"value-{i}", on_delivery=report)
         producer.poll(0)
-    remaining = producer.flush(args.timeout)
+    deadline = time.monotonic() + args.timeout
+    remaining = producer.flush(0.5)
+    while remaining and time.monotonic() < deadline:
+        remaining = producer.flush(0.5)
     if remaining or failures:
-        sys.exit(f"produce: {remaining} undelivered, failures: {failures[:3]}")
+        sys.exit(
+            f"produce: {remaining} undelivered after {args.timeout}s, failures: {failures[:3]}, "
+            f"client errors: {errors.summary()}"
+        )
     print(json.dumps({"produced": args.count}))
 
 
 def consume(args):
+    errors = Errors("consume")
     config = {
-        "bootstrap.servers": args.bootstrap,
+        **client_config(args, errors),
         "group.id": args.group,
         "group.protocol": args.protocol,
         "auto.offset.reset": "earliest",
@@ -48,7 +119,10 @@ def consume(args):
     try:
         while read < args.count:
             if time.monotonic() > deadline:
-                sys.exit(f"consume: read {read} of {args.count} records before the {args.timeout}s timeout")
+                sys.exit(
+                    f"consume: read {read} of {args.count} records before the {args.timeout}s timeout, "
+                    f"client errors: {errors.summary()}"
+                )
             msg = consumer.poll(0.5)
             if msg is None:
                 continue
@@ -73,6 +147,14 @@ def main():
     parser.add_argument("--group")
     parser.add_argument("--protocol", choices=["classic", "consumer"], default="classic")
     parser.add_argument("--timeout", type=float, default=60)
+    parser.add_argument(
+        "--security-protocol", choices=["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"], default="PLAINTEXT"
+    )
+    parser.add_argument("--sasl-mechanism", choices=["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"])
+    parser.add_argument("--sasl-username")
+    parser.add_argument("--ca", help="CA certificate (PEM) to verify the broker with")
+    parser.add_argument("--cert", help="client certificate (PEM) for mutual TLS")
+    parser.add_argument("--key", help="the client certificate's private key (PEM)")
     args = parser.parse_args()
     if args.command == "produce":
         produce(args)

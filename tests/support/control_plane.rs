@@ -3,8 +3,9 @@
 //! service-account token signing (so real ServiceAccount tokens work). No kubelet, scheduler or
 //! controller-manager: Deployments get no pods, namespaces are not finalized, nothing is garbage-collected.
 
+use super::pki::{IssuedCert, KeyAlgorithm, Pki};
 use super::process::{fixture_dir, free_port, spawn_tied, stop, tail, wait_until};
-use super::tools::{k8s_tool, system_tool};
+use super::tools::k8s_tool;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::sync::{Mutex, OnceLock};
@@ -35,9 +36,11 @@ impl ControlPlane {
         let etcd_bin = k8s_tool("etcd");
         let apiserver_bin = k8s_tool("kube-apiserver");
         let dir = fixture_dir("controlplane");
-        let pki = dir.join("pki");
-        std::fs::create_dir_all(&pki).expect("create pki dir");
-        make_pki(&pki);
+        // EC P-256 keys for the CA and the certificates, RSA for signing service-account tokens.
+        let pki = Pki::create(&dir.join("pki"), "kgo-test-ca", KeyAlgorithm::EcP256);
+        let serving = pki.server_cert("apiserver", "/CN=kube-apiserver", &["DNS:kubernetes.default.svc"]);
+        let admin = pki.client_cert("admin", "/O=system:masters/CN=kgo-admin");
+        let (sa_key, sa_pub) = pki.rsa_key_pair("sa");
 
         let etcd_port = free_port();
         let peer_port = free_port();
@@ -62,7 +65,6 @@ impl ControlPlane {
         let port = free_port();
         let server = format!("https://127.0.0.1:{port}");
         let api_log = dir.join("kube-apiserver.log");
-        let p = |f: &str| pki.join(f).display().to_string();
         let mut api_cmd = Command::new(&apiserver_bin);
         api_cmd.args([
             format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
@@ -71,12 +73,12 @@ impl ControlPlane {
             // Without this, a loopback advertise address makes the apiserver crash on start.
             "--endpoint-reconciler-type=none".to_owned(),
             format!("--secure-port={port}"),
-            format!("--tls-cert-file={}", p("apiserver.crt")),
-            format!("--tls-private-key-file={}", p("apiserver.key")),
-            format!("--client-ca-file={}", p("ca.crt")),
+            format!("--tls-cert-file={}", serving.cert.display()),
+            format!("--tls-private-key-file={}", serving.key.display()),
+            format!("--client-ca-file={}", pki.ca_cert().display()),
             format!("--service-account-issuer={server}"),
-            format!("--service-account-key-file={}", p("sa.pub")),
-            format!("--service-account-signing-key-file={}", p("sa.key")),
+            format!("--service-account-key-file={}", sa_pub.display()),
+            format!("--service-account-signing-key-file={}", sa_key.display()),
             "--service-cluster-ip-range=10.0.0.0/24".to_owned(),
             "--authorization-mode=RBAC".to_owned(),
             "--disable-admission-plugins=ServiceAccount".to_owned(),
@@ -87,7 +89,7 @@ impl ControlPlane {
         let mut apiserver = spawn_tied(api_cmd, &api_log);
 
         let kubeconfig = dir.join("kubeconfig");
-        write_kubeconfig(&kubeconfig, &server, &pki);
+        write_kubeconfig(&kubeconfig, &server, pki.ca_cert(), &admin);
         let kubectl = k8s_tool("kubectl");
         wait_until(
             "kube-apiserver",
@@ -187,90 +189,15 @@ impl Drop for ControlPlane {
     }
 }
 
-/// A CA, an apiserver serving certificate (SANs 127.0.0.1 and localhost), an admin client certificate and a
-/// service-account signing key, made with the openssl command line.
-fn make_pki(pki: &Path) {
-    let openssl = system_tool("openssl", "install it (Debian: apt-get install openssl)");
-    let run = |args: &[&str]| {
-        let out = Command::new(&openssl)
-            .current_dir(pki)
-            .args(args)
-            .output()
-            .expect("run openssl");
-        assert!(
-            out.status.success(),
-            "openssl {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    let mut ca = vec![
-        "req",
-        "-x509",
-        "-days",
-        "30",
-        "-subj",
-        "/CN=kgo-test-ca",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-    ];
-    ca.extend(ec);
-    run(&ca);
-    for (name, subj, ext) in [
-        (
-            "apiserver",
-            "/CN=kube-apiserver",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n",
-        ),
-        (
-            "admin",
-            "/O=system:masters/CN=kgo-admin",
-            "extendedKeyUsage=clientAuth\n",
-        ),
-    ] {
-        let key = format!("{name}.key");
-        let csr = format!("{name}.csr");
-        let crt = format!("{name}.crt");
-        let extfile = format!("{name}.ext");
-        std::fs::write(pki.join(&extfile), ext).expect("write ext file");
-        let mut req = vec!["req", "-new", "-subj", subj, "-keyout", &key, "-out", &csr];
-        req.extend(ec);
-        run(&req);
-        run(&[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "30",
-            "-extfile",
-            &extfile,
-            "-out",
-            &crt,
-        ]);
-    }
-    run(&["genrsa", "-out", "sa.key", "2048"]);
-    run(&["rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub"]);
-}
-
-fn write_kubeconfig(path: &Path, server: &str, pki: &Path) {
-    let file = |f: &str| pki.join(f).display().to_string();
+fn write_kubeconfig(path: &Path, server: &str, ca: &Path, admin: &IssuedCert) {
     let config = format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: kgo-test\n  cluster:\n    server: {server}\n    \
          certificate-authority: {}\nusers:\n- name: kgo-admin\n  user:\n    client-certificate: {}\n    \
          client-key: {}\ncontexts:\n- name: kgo-test\n  context:\n    cluster: kgo-test\n    user: kgo-admin\n\
          current-context: kgo-test\n",
-        file("ca.crt"),
-        file("admin.crt"),
-        file("admin.key"),
+        ca.display(),
+        admin.cert.display(),
+        admin.key.display(),
     );
     std::fs::write(path, config).expect("write kubeconfig");
 }

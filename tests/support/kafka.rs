@@ -12,7 +12,17 @@ pub struct ApacheKafka {
     dir: PathBuf,
     port: u16,
     child: Mutex<Child>,
-    keep_dir: bool,
+    /// Keep `dir` when dropped (set for shared instances, which are never dropped anyway).
+    pub(super) keep_dir: bool,
+}
+
+/// One broker listener, `<name>://127.0.0.1:<port>`, speaking security protocol `protocol` (`PLAINTEXT`,
+/// `SSL`, `SASL_SSL`, `SASL_PLAINTEXT`). Its settings go into `listener.name.<name lowercased>.*` properties.
+#[derive(Clone, Debug)]
+pub struct Listener {
+    pub name: &'static str,
+    pub protocol: &'static str,
+    pub port: u16,
 }
 
 impl ApacheKafka {
@@ -33,24 +43,65 @@ impl ApacheKafka {
 
     /// Like `start`, with extra `server.properties` lines (e.g. short offset retention).
     pub fn start_with(extra_properties: &[&str]) -> ApacheKafka {
+        let listeners = [Listener {
+            name: "PLAINTEXT",
+            protocol: "PLAINTEXT",
+            port: free_port(),
+        }];
+        ApacheKafka::launch("Apache Kafka", fixture_dir("kafka"), &listeners, extra_properties, &[])
+    }
+
+    /// The one start path of every broker fixture: writes `server.properties` in `dir` (one combined
+    /// broker+controller node; `listeners` plus a CONTROLLER listener on a free port; then `extra_properties`,
+    /// which win over the defaults here), formats the data dir with `StorageTool format --standalone` and
+    /// `format_args` (e.g. `--add-scram ...`), starts the broker and waits for `Kafka Server started`.
+    ///
+    /// The first listener must be PLAINTEXT: it carries inter-broker traffic, and `bootstrap()` and the CLI
+    /// tools (`tool()`) use it.
+    pub(super) fn launch<S: AsRef<str>>(
+        what: &str,
+        dir: PathBuf,
+        listeners: &[Listener],
+        extra_properties: &[S],
+        format_args: &[S],
+    ) -> ApacheKafka {
+        let first = listeners.first().expect("a broker needs at least one listener");
+        assert_eq!(
+            first.protocol, "PLAINTEXT",
+            "the first listener carries inter-broker traffic and the CLI tools: it must be PLAINTEXT"
+        );
         let java = system_tool(
             "java",
             "install a Java 17+ runtime (Debian: apt-get install openjdk-17-jre-headless)",
         );
         let home = kafka_home();
-        let dir = fixture_dir("kafka");
-        let port = free_port();
         let controller_port = free_port();
         let props = dir.join("server.properties");
+        let endpoints = |with_controller: bool| {
+            let mut list: Vec<String> = listeners
+                .iter()
+                .map(|l| format!("{}://127.0.0.1:{}", l.name, l.port))
+                .collect();
+            if with_controller {
+                list.push(format!("CONTROLLER://127.0.0.1:{controller_port}"));
+            }
+            list.join(",")
+        };
+        let protocol_map = listeners
+            .iter()
+            .map(|l| format!("{}:{}", l.name, l.protocol))
+            .chain(["CONTROLLER:PLAINTEXT".to_owned()])
+            .collect::<Vec<_>>()
+            .join(",");
         let mut text = format!(
             "process.roles=broker,controller\n\
              node.id=1\n\
              controller.quorum.bootstrap.servers=127.0.0.1:{controller_port}\n\
-             listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}\n\
-             advertised.listeners=PLAINTEXT://127.0.0.1:{port}\n\
+             listeners={}\n\
+             advertised.listeners={}\n\
              controller.listener.names=CONTROLLER\n\
-             inter.broker.listener.name=PLAINTEXT\n\
-             listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+             inter.broker.listener.name={}\n\
+             listener.security.protocol.map={protocol_map}\n\
              log.dirs={}\n\
              num.partitions=1\n\
              offsets.topic.replication.factor=1\n\
@@ -61,10 +112,13 @@ impl ApacheKafka {
              share.coordinator.state.topic.min.isr=1\n\
              group.initial.rebalance.delay.ms=0\n\
              auto.create.topics.enable=false\n",
+            endpoints(true),
+            endpoints(false),
+            first.name,
             dir.join("data").display()
         );
         for line in extra_properties {
-            text.push_str(line);
+            text.push_str(line.as_ref());
             text.push('\n');
         }
         std::fs::write(&props, text).expect("write server.properties");
@@ -88,11 +142,13 @@ impl ApacheKafka {
             .arg(&cluster_id)
             .arg("-c")
             .arg(&props)
+            .args(format_args.iter().map(AsRef::as_ref))
             .output()
             .expect("run kafka StorageTool");
         assert!(
             format.status.success(),
-            "kafka StorageTool format failed: {}{}",
+            "kafka StorageTool format failed for {what} ({}): {}{}",
+            props.display(),
             String::from_utf8_lossy(&format.stdout),
             String::from_utf8_lossy(&format.stderr)
         );
@@ -107,14 +163,14 @@ impl ApacheKafka {
             .args(["-cp", &classpath, "kafka.Kafka"])
             .arg(&props);
         let mut child = spawn_tied(cmd, &log);
-        wait_until("Apache Kafka", &mut child, &log, Duration::from_secs(90), || {
+        wait_until(what, &mut child, &log, Duration::from_secs(90), || {
             std::fs::read_to_string(&log)
                 .map(|s| s.contains("Kafka Server started"))
                 .unwrap_or(false)
         });
         ApacheKafka {
             dir,
-            port,
+            port: first.port,
             child: Mutex::new(child),
             keep_dir: false,
         }

@@ -1,16 +1,20 @@
 //! Fixtures for integration tests against REAL dependencies: a kube-apiserver + etcd control plane, an
-//! Apache Kafka broker, and clients no one here wrote (confluent-kafka, kcat, Kafka's own CLI tools).
+//! Apache Kafka broker (plain, and one with TLS and SASL), and clients no one here wrote (confluent-kafka,
+//! kcat, Kafka's own CLI tools).
 //! Each test binary shares one instance of each (`shared()`); tests take fresh namespaces, topics and groups.
 #![allow(dead_code, unused_imports)] // every test binary uses a different part of the fixtures
 
 pub mod clients;
 pub mod control_plane;
 pub mod kafka;
+pub mod pki;
 pub mod process;
+pub mod secure_kafka;
 pub mod tools;
 
 pub use control_plane::ControlPlane;
 pub use kafka::ApacheKafka;
+pub use secure_kafka::SecureKafka;
 
 /// A name no other test (in this run or a concurrent one) uses: `prefix-<pid>-<counter>-<random>`.
 pub fn unique_name(prefix: &str) -> String {

@@ -1,0 +1,107 @@
+//! The lag snapshot: for a set of groups, committed offset, log end offset and lag per partition, with one
+//! OffsetFetch per coordinator and one ListOffsets per partition leader.
+
+use super::client::KafkaClient;
+use super::error::KafkaError;
+use super::groups::GroupOffsets;
+use super::metadata::TopicPartition;
+use super::offsets::{Isolation, OffsetSpec};
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PartitionLag {
+    pub topic: String,
+    pub partition: i32,
+    pub committed: i64,
+    /// `None` when the partition's end could not be read (e.g. the topic was deleted).
+    pub log_end: Option<i64>,
+    /// `log_end - committed`, never negative.
+    pub lag: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct GroupLag {
+    pub group: String,
+    pub partitions: Vec<PartitionLag>,
+    /// Sum of the known partition lags.
+    pub total_lag: i64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct LagSnapshot {
+    /// Groups whose offsets could be read (a group without committed offsets has no partitions).
+    pub groups: BTreeMap<String, GroupLag>,
+    /// Groups whose offsets could not be read, with why.
+    pub errors: BTreeMap<String, KafkaError>,
+    /// Log end offsets read for this snapshot (shared by all groups).
+    pub log_ends: BTreeMap<TopicPartition, i64>,
+}
+
+impl LagSnapshot {
+    pub fn total_lag(&self) -> i64 {
+        self.groups.values().map(|g| g.total_lag).sum()
+    }
+}
+
+impl KafkaClient {
+    /// Committed offsets of every group (batched per coordinator), then the log end offsets of every
+    /// partition they committed on (batched per leader), joined per group.
+    pub async fn lag_snapshot(&self, groups: &[String], isolation: Isolation) -> Result<LagSnapshot, KafkaError> {
+        let committed = self.committed_offsets(groups).await;
+        let mut snapshot = LagSnapshot::default();
+        let mut offsets: BTreeMap<String, GroupOffsets> = BTreeMap::new();
+        for (group, result) in committed {
+            match result {
+                Ok(o) => {
+                    offsets.insert(group, o);
+                }
+                Err(e) => {
+                    snapshot.errors.insert(group, e);
+                }
+            }
+        }
+        let partitions: BTreeSet<TopicPartition> = offsets.values().flat_map(|o| o.keys().cloned()).collect();
+        let metadata = self.metadata().await?;
+        // Partitions of topics that no longer exist have no log end; skip them rather than fail the scan.
+        let mut known: Vec<TopicPartition> = partitions
+            .iter()
+            .filter(|tp| metadata.leader(tp).is_some())
+            .cloned()
+            .collect();
+        if known.len() < partitions.len() {
+            let fresh = self.refresh_metadata().await?;
+            known = partitions
+                .iter()
+                .filter(|tp| fresh.leader(tp).is_some())
+                .cloned()
+                .collect();
+        }
+        let ends = self.list_offsets(&known, OffsetSpec::Latest, isolation).await?;
+        snapshot.log_ends = ends.iter().map(|(tp, o)| (tp.clone(), o.offset)).collect();
+        for (group, group_offsets) in offsets {
+            let partitions: Vec<PartitionLag> = group_offsets
+                .into_iter()
+                .map(|(tp, c)| {
+                    let log_end = snapshot.log_ends.get(&tp).copied();
+                    PartitionLag {
+                        lag: log_end.map(|end| (end - c.offset).max(0)),
+                        topic: tp.topic,
+                        partition: tp.partition,
+                        committed: c.offset,
+                        log_end,
+                    }
+                })
+                .collect();
+            let total_lag = partitions.iter().filter_map(|p| p.lag).sum();
+            snapshot.groups.insert(
+                group.clone(),
+                GroupLag {
+                    group,
+                    partitions,
+                    total_lag,
+                },
+            );
+        }
+        Ok(snapshot)
+    }
+}

@@ -1,0 +1,26 @@
+//! The Kafka admin client: connections, metadata, consumer groups, offsets and lag inputs, built on the
+//! `kafka-protocol` crate through `wire`. Batches like Apache Kafka's Java AdminClient: one request per
+//! coordinator or partition leader, all of them in flight together.
+
+pub mod client;
+pub mod config;
+pub mod connection;
+pub mod error;
+pub mod groups;
+pub mod lag_snapshot;
+pub mod metadata;
+pub mod offsets;
+pub mod sasl;
+pub mod tls;
+pub mod topics;
+
+pub use client::KafkaClient;
+pub use config::{ClientConfig, SaslConfig, SaslMechanism, Secret, TlsConfig};
+pub use error::KafkaError;
+pub use groups::{
+    CommittedOffset, GroupDescription, GroupFilter, GroupListing, GroupOffsets, GroupProtocol, MemberDescription,
+};
+pub use lag_snapshot::{GroupLag, LagSnapshot, PartitionLag};
+pub use metadata::{BrokerInfo, ClusterMetadata, PartitionInfo, TopicInfo, TopicPartition};
+pub use offsets::{Isolation, LogOffset, OffsetSpec};
+pub use topics::NewTopic;

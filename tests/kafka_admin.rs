@@ -1,0 +1,323 @@
+//! The admin client (`src/kafka/`) against a real Apache Kafka broker, checked against what real clients
+//! (confluent-kafka) did and what Kafka's own tools (`kafka-consumer-groups`) report.
+
+mod support;
+
+use kafka_group_operator::kafka::{
+    ClientConfig, GroupFilter, GroupProtocol, Isolation, KafkaClient, KafkaError, NewTopic, OffsetSpec, TopicPartition,
+};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use support::clients::{self, GroupProtocol as ClientProtocol};
+use support::{ApacheKafka, unique_name};
+
+fn client(kafka: &ApacheKafka) -> KafkaClient {
+    KafkaClient::new(ClientConfig::new([kafka.bootstrap()])).expect("client")
+}
+
+fn tp(topic: &str, partition: i32) -> TopicPartition {
+    TopicPartition::new(topic, partition)
+}
+
+async fn topic_with_records(client: &KafkaClient, kafka: &ApacheKafka, partitions: i32, records: usize) -> String {
+    let topic = unique_name("admin");
+    client
+        .create_topics(&[NewTopic::new(&topic, partitions)])
+        .await
+        .expect("create topic");
+    if records > 0 {
+        clients::produce(&kafka.bootstrap(), &topic, records);
+    }
+    topic
+}
+
+#[tokio::test]
+async fn metadata_lists_the_broker_and_the_partitions_of_a_new_topic() {
+    let kafka = ApacheKafka::shared();
+    let client = client(kafka);
+    let topic = topic_with_records(&client, kafka, 4, 0).await;
+    let metadata = client
+        .metadata_with(std::slice::from_ref(&topic))
+        .await
+        .expect("metadata");
+    assert_eq!(metadata.brokers.len(), 1);
+    assert!(metadata.cluster_id.is_some());
+    let info = &metadata.topics[&topic];
+    assert_eq!(info.partitions.len(), 4);
+    assert!(info.partitions.values().all(|p| p.leader == 1), "{info:?}");
+}
+
+#[tokio::test]
+async fn offsets_committed_by_a_classic_confluent_consumer_are_read_back_exactly() {
+    offsets_committed_by_confluent_are_read_back(ClientProtocol::Classic).await;
+}
+
+#[tokio::test]
+async fn offsets_committed_by_a_kip848_confluent_consumer_are_read_back_exactly() {
+    offsets_committed_by_confluent_are_read_back(ClientProtocol::Consumer).await;
+}
+
+async fn offsets_committed_by_confluent_are_read_back(protocol: ClientProtocol) {
+    let kafka = ApacheKafka::shared();
+    let client = client(kafka);
+    let topic = topic_with_records(&client, kafka, 3, 60).await;
+    let group = unique_name("readback");
+    let committed = clients::consume_and_commit(&kafka.bootstrap(), &topic, &group, protocol, 40);
+
+    let offsets = client.group_offsets(&group).await.expect("offsets");
+    let ours: BTreeMap<String, i64> = offsets
+        .iter()
+        .map(|(tp, c)| (format!("{}:{}", tp.topic, tp.partition), c.offset))
+        .collect();
+    let theirs: BTreeMap<String, i64> = committed.into_iter().filter(|(_, o)| *o >= 0).collect();
+    assert_eq!(ours, theirs);
+
+    let description = client.describe_group(&group).await.expect("describe");
+    let expected_protocol = match protocol {
+        ClientProtocol::Classic => GroupProtocol::Classic,
+        ClientProtocol::Consumer => GroupProtocol::Consumer,
+    };
+    assert_eq!(description.protocol, expected_protocol, "{description:?}");
+    assert_eq!(description.state, "Empty", "{description:?}");
+    assert!(description.is_inactive());
+}
+
+#[tokio::test]
+async fn many_groups_are_fetched_in_one_call_and_unknown_groups_have_no_offsets() {
+    let kafka = ApacheKafka::shared();
+    let client = client(kafka);
+    let topic = topic_with_records(&client, kafka, 2, 10).await;
+    let groups: Vec<String> = (0..5).map(|i| unique_name(&format!("many{i}"))).collect();
+    for (i, g) in groups.iter().enumerate() {
+        let offsets = BTreeMap::from([(tp(&topic, 0), i as i64), (tp(&topic, 1), 1)]);
+        client.commit_offsets(g, &offsets).await.expect("admin commit");
+    }
+    let unknown = unique_name("never-existed");
+    let mut asked = groups.clone();
+    asked.push(unknown.clone());
+    let results = client.committed_offsets(&asked).await;
+    for (i, g) in groups.iter().enumerate() {
+        let offsets = results[g].as_ref().expect("offsets");
+        assert_eq!(offsets[&tp(&topic, 0)].offset, i as i64);
+        assert_eq!(offsets[&tp(&topic, 1)].offset, 1);
+    }
+    assert!(
+        results[&unknown]
+            .as_ref()
+            .expect("unknown group is not an error")
+            .is_empty()
+    );
+    let described = client.describe_group(&unknown).await.expect("describe unknown");
+    assert!(!described.exists(), "{described:?}");
+}
+
+#[tokio::test]
+async fn an_admin_commit_to_an_empty_group_is_visible_to_kafka_consumer_groups() {
+    let kafka = ApacheKafka::shared();
+    let client = client(kafka);
+    let topic = topic_with_records(&client, kafka, 2, 20).await;
+    let group = unique_name("admincommit");
+    clients::consume_and_commit(&kafka.bootstrap(), &topic, &group, ClientProtocol::Classic, 20);
+    let target = BTreeMap::from([(tp(&topic, 0), 1), (tp(&topic, 1), 2)]);
+    client.commit_offsets(&group, &target).await.expect("commit");
+
+    let rows = kafka.describe_group_offsets(&group);
+    let seen: BTreeMap<TopicPartition, i64> = rows
+        .iter()
+        .map(|r| (tp(&r.topic, r.partition), r.current_offset.expect("committed")))
+        .collect();
+    assert_eq!(seen, target);
+}
+
+#[tokio::test]
+async fn list_groups_filters_by_state_and_type() {
+    let kafka = ApacheKafka::shared();
+    let client = client(kafka);
+    let topic = topic_with_records(&client, kafka, 1, 5).await;
+    let classic = unique_name("listed-classic");
+    let consumer = unique_name("listed-consumer");
+    clients::consume_and_commit(&kafka.bootstrap(), &topic, &classic, ClientProtocol::Classic, 5);
+    clients::consume_and_commit(&kafka.bootstrap(), &topic, &consumer, ClientProtocol::Consumer, 5);
+
+    let all = client.list_groups(&GroupFilter::default()).await.expect("list");
+    let find = |id: &str| all.iter().find(|g| g.group_id == id).cloned();
+    assert_eq!(find(&classic).map(|g| g.group_type), Some("classic".to_owned()));
+    assert_eq!(find(&consumer).map(|g| g.group_type), Some("consumer".to_owned()));
+
+    let only_consumer = GroupFilter {
+        types: vec!["consumer".into()],
+        ..Default::default()
+    };
+    let listed = client.list_groups(&only_consumer).await.expect("list consumer");
+    assert!(listed.iter().any(|g| g.group_id == consumer));
+    assert!(!listed.iter().any(|g| g.group_id == classic));
+
+    let only_stable = GroupFilter {
+        states: vec!["Stable".into()],
+        ..Default::default()
+    };
+    let listed = client.list_groups(&only_stable).await.expect("list stable");
+    assert!(
+        !listed.iter().any(|g| g.group_id == classic || g.group_id == consumer),
+        "{listed:?}"
+    );
+}
+
+#[tokio::test]
+async fn log_offsets_earliest_latest_and_the_lag_snapshot_agree_with_kafka_consumer_groups() {
+    let kafka = ApacheKafka::shared();
+    let client = client(kafka);
+    let topic = topic_with_records(&client, kafka, 3, 90).await;
+    let group = unique_name("lag");
+    clients::consume_and_commit(&kafka.bootstrap(), &topic, &group, ClientProtocol::Classic, 30);
+    clients::produce(&kafka.bootstrap(), &topic, 15);
+
+    let partitions: Vec<TopicPartition> = (0..3).map(|p| tp(&topic, p)).collect();
+    let earliest = client
+        .list_offsets(&partitions, OffsetSpec::Earliest, Isolation::ReadUncommitted)
+        .await
+        .expect("earliest");
+    let latest = client
+        .list_offsets(&partitions, OffsetSpec::Latest, Isolation::ReadCommitted)
+        .await
+        .expect("latest");
+    assert!(earliest.values().all(|o| o.offset == 0), "{earliest:?}");
+    assert_eq!(latest.values().map(|o| o.offset).sum::<i64>(), 105);
+
+    let snapshot = client
+        .lag_snapshot(std::slice::from_ref(&group), Isolation::ReadUncommitted)
+        .await
+        .expect("snapshot");
+    let lag = &snapshot.groups[&group];
+    let rows = kafka.describe_group_offsets(&group);
+    // Like kafka-consumer-groups, the snapshot covers the partitions the group committed on.
+    assert_eq!(lag.partitions.len(), rows.len());
+    assert_eq!(lag.total_lag, rows.iter().filter_map(|r| r.lag).sum::<i64>());
+    assert!(
+        lag.total_lag >= 15,
+        "15 records were produced after the commit: {lag:?}"
+    );
+    for row in rows {
+        let ours = lag
+            .partitions
+            .iter()
+            .find(|p| p.topic == row.topic && p.partition == row.partition)
+            .expect("partition in snapshot");
+        assert_eq!(Some(ours.committed), row.current_offset, "{row:?}");
+        assert_eq!(ours.log_end, row.log_end_offset, "{row:?}");
+        assert_eq!(ours.lag, row.lag, "{row:?}");
+    }
+}
+
+#[tokio::test]
+async fn delete_offsets_and_delete_group_remove_what_they_name() {
+    let kafka = ApacheKafka::shared();
+    let client = client(kafka);
+    let topic = topic_with_records(&client, kafka, 2, 10).await;
+    let group = unique_name("deletes");
+    client
+        .commit_offsets(&group, &BTreeMap::from([(tp(&topic, 0), 3), (tp(&topic, 1), 4)]))
+        .await
+        .expect("commit");
+    client
+        .delete_offsets(&group, &[tp(&topic, 0)])
+        .await
+        .expect("delete offsets");
+    let left = client.group_offsets(&group).await.expect("offsets");
+    assert_eq!(left.keys().cloned().collect::<Vec<_>>(), vec![tp(&topic, 1)]);
+
+    let results = client.delete_groups(std::slice::from_ref(&group)).await;
+    results[&group].as_ref().expect("delete group");
+    assert!(client.group_offsets(&group).await.expect("offsets").is_empty());
+    let again = client.delete_groups(std::slice::from_ref(&group)).await;
+    let err = again[&group].as_ref().expect_err("deleting twice fails");
+    assert!(err.to_string().contains("GROUP_ID_NOT_FOUND"), "{err}");
+}
+
+#[tokio::test]
+async fn topics_are_created_grown_and_deleted() {
+    let kafka = ApacheKafka::shared();
+    let client = client(kafka);
+    let topic = topic_with_records(&client, kafka, 1, 0).await;
+    client.create_partitions(&topic, 3).await.expect("grow");
+    let metadata = client
+        .metadata_with(std::slice::from_ref(&topic))
+        .await
+        .expect("metadata");
+    assert_eq!(metadata.topics[&topic].partitions.len(), 3);
+
+    let again = client
+        .create_topics(&[NewTopic::new(&topic, 1)])
+        .await
+        .expect_err("exists");
+    assert!(again.to_string().contains("TOPIC_ALREADY_EXISTS"), "{again}");
+
+    client
+        .delete_topics(std::slice::from_ref(&topic))
+        .await
+        .expect("delete");
+    let err = client
+        .list_offsets(&[tp(&topic, 0)], OffsetSpec::Latest, Isolation::ReadUncommitted)
+        .await
+        .expect_err("deleted topic");
+    assert!(matches!(err, KafkaError::UnknownTopic(ref t) if *t == topic), "{err}");
+}
+
+#[tokio::test]
+async fn an_unknown_partition_of_a_known_topic_is_a_named_error() {
+    let kafka = ApacheKafka::shared();
+    let client = client(kafka);
+    let topic = topic_with_records(&client, kafka, 1, 0).await;
+    let err = client
+        .list_offsets(&[tp(&topic, 7)], OffsetSpec::Latest, Isolation::ReadUncommitted)
+        .await
+        .expect_err("no partition 7");
+    assert!(
+        matches!(err, KafkaError::UnknownPartition { partition: 7, .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_bootstrap_server_fails_within_the_deadline_and_names_it() {
+    let port = support::process::free_port();
+    let mut config = ClientConfig::new([format!("127.0.0.1:{port}")]);
+    config.operation_timeout = Duration::from_secs(2);
+    let client = KafkaClient::new(config).expect("client");
+    let started = Instant::now();
+    let err = client.metadata().await.expect_err("nothing listens there");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(err.to_string().contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(matches!(err, KafkaError::DeadlineExceeded { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_broker_stopped_mid_operation_gives_an_error_within_the_deadline() {
+    let kafka = ApacheKafka::start();
+    let mut config = ClientConfig::new([kafka.bootstrap()]);
+    config.operation_timeout = Duration::from_secs(3);
+    config.request_timeout = Duration::from_secs(2);
+    let client = KafkaClient::new(config).expect("client");
+    let topic = unique_name("doomed");
+    client.create_topics(&[NewTopic::new(&topic, 1)]).await.expect("create");
+    client.metadata().await.expect("metadata");
+    drop(kafka); // stops the broker
+    let started = Instant::now();
+    let err = client
+        .list_offsets(&[tp(&topic, 0)], OffsetSpec::Latest, Isolation::ReadUncommitted)
+        .await
+        .expect_err("the broker is gone");
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        err.is_retriable() || matches!(err, KafkaError::DeadlineExceeded { .. }),
+        "{err}"
+    );
+}

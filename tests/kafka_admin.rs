@@ -321,3 +321,120 @@ async fn a_broker_stopped_mid_operation_gives_an_error_within_the_deadline() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_live_classic_group_is_described_with_members_and_decoded_assignments() {
+    describe_live_group(ClientProtocol::Classic).await;
+}
+
+#[tokio::test]
+async fn a_live_kip848_group_is_described_with_members_and_decoded_assignments() {
+    describe_live_group(ClientProtocol::Consumer).await;
+}
+
+async fn describe_live_group(protocol: ClientProtocol) {
+    let kafka = ApacheKafka::shared();
+    let client = client(kafka);
+    let topic = topic_with_records(&client, kafka, 3, 10).await;
+    let group = unique_name("live");
+    let member = clients::GroupMember::join(&kafka.bootstrap(), &topic, &group, protocol, Some("static-1"));
+
+    let description = client.describe_group(&group).await.expect("describe");
+    assert_eq!(description.state, "Stable", "{description:?}\n{}", member.log());
+    assert_eq!(description.members.len(), 1, "{description:?}");
+    let m = &description.members[0];
+    assert_eq!(m.client_id, "kgo-test-member");
+    assert_eq!(m.instance_id.as_deref(), Some("static-1"));
+    assert!(!m.host.is_empty());
+    let expected: Vec<TopicPartition> = member.assignment.iter().map(|(t, p)| tp(t, *p)).collect();
+    assert_eq!(m.assignment, expected);
+    assert_eq!(m.assignment.len(), 3);
+    assert!(!description.is_inactive());
+
+    // An admin commit while a member is present is refused, and nothing is committed.
+    let before = client.group_offsets(&group).await.expect("offsets");
+    let err = client
+        .commit_offsets(&group, &BTreeMap::from([(tp(&topic, 0), 5)]))
+        .await
+        .expect_err("group has a member");
+    assert!(matches!(err, KafkaError::GroupNotEmpty { members: 1, .. }), "{err}");
+    assert!(err.to_string().contains("stop its consumers"), "{err}");
+    assert_eq!(client.group_offsets(&group).await.expect("offsets"), before);
+
+    let listed = client
+        .list_groups(&GroupFilter {
+            states: vec!["Stable".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    assert!(listed.iter().any(|g| g.group_id == group), "{listed:?}");
+    member.leave();
+}
+
+#[tokio::test]
+async fn timestamp_lookups_agree_with_what_the_producer_wrote() {
+    let kafka = ApacheKafka::shared();
+    let client = client(kafka);
+    let topic = topic_with_records(&client, kafka, 1, 0).await;
+    let start = 1_700_000_000_000_i64;
+    clients::produce_with_timestamps(&kafka.bootstrap(), &topic, 0, 20, start, 1000);
+    let p0 = [tp(&topic, 0)];
+
+    let at = |ms| OffsetSpec::Timestamp(ms);
+    let exact = client
+        .list_offsets(&p0, at(start + 5000), Isolation::ReadUncommitted)
+        .await
+        .expect("ts");
+    assert_eq!(exact[&p0[0]].offset, 5);
+    assert_eq!(exact[&p0[0]].timestamp, start + 5000);
+    let between = client
+        .list_offsets(&p0, at(start + 5500), Isolation::ReadUncommitted)
+        .await
+        .expect("ts");
+    assert_eq!(between[&p0[0]].offset, 6, "first record at or after the time");
+    let future = client
+        .list_offsets(&p0, at(start + 10_000_000), Isolation::ReadUncommitted)
+        .await
+        .expect("ts");
+    assert_eq!(future[&p0[0]].offset, -1, "no record that late: Kafka answers -1");
+    let max = client
+        .list_offsets(&p0, OffsetSpec::MaxTimestamp, Isolation::ReadUncommitted)
+        .await
+        .expect("max");
+    assert_eq!((max[&p0[0]].offset, max[&p0[0]].timestamp), (19, start + 19_000));
+
+    for offset in [0, 7, 19] {
+        let ts = client.record_timestamp(&p0[0], offset).await.expect("record timestamp");
+        assert_eq!(ts, Some(start + offset * 1000), "offset {offset}");
+    }
+    assert_eq!(client.record_timestamp(&p0[0], 20).await.expect("at the end"), None);
+}
+
+#[tokio::test]
+async fn a_broker_that_never_answers_gives_a_timeout_within_the_deadline_not_a_hang() {
+    // A TCP server that accepts and reads but never writes: every request must time out.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut sink = Vec::new();
+                let _ = tokio::io::AsyncReadExt::read_to_end(&mut socket, &mut sink).await;
+            });
+        }
+    });
+    let mut config = ClientConfig::new([addr.to_string()]);
+    config.request_timeout = Duration::from_millis(500);
+    config.operation_timeout = Duration::from_secs(2);
+    let client = KafkaClient::new(config).expect("client");
+    let started = Instant::now();
+    let err = client.metadata().await.expect_err("no answer");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(matches!(err, KafkaError::DeadlineExceeded { .. }), "{err}");
+    assert!(err.to_string().contains("did not answer ApiVersions"), "{err}");
+}

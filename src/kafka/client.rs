@@ -121,8 +121,12 @@ impl KafkaClient {
             }
         }
         match last {
-            Some(e @ KafkaError::Connect { .. }) if candidates.len() == 1 => Err(e),
-            _ => Err(KafkaError::NoBrokers(candidates)),
+            Some(e) if candidates.len() == 1 => Err(e),
+            Some(e) => Err(KafkaError::NoBrokers {
+                tried: candidates,
+                last: Box::new(e),
+            }),
+            None => Err(KafkaError::Config("no bootstrap servers".into())),
         }
     }
 
@@ -152,16 +156,20 @@ impl KafkaClient {
         let timeout = self.inner.config.operation_timeout;
         let deadline = Instant::now() + timeout;
         let mut backoff = INITIAL_BACKOFF;
+        let mut last: Option<KafkaError> = None;
         loop {
             let error = match tokio::time::timeout_at(deadline, attempt()).await {
                 Ok(Ok(value)) => return Ok(value),
                 Ok(Err(e)) if !e.is_retriable() => return Err(e),
                 Ok(Err(e)) => e,
-                Err(_) => KafkaError::Timeout {
-                    broker: "(cluster)".into(),
-                    api: crate::wire::Api(-1),
-                    after: timeout,
-                },
+                // The deadline passed mid-attempt: report what the previous attempt ran into, if any.
+                Err(_) => {
+                    return Err(KafkaError::DeadlineExceeded {
+                        operation: operation.to_owned(),
+                        deadline: timeout,
+                        last: Box::new(last.unwrap_or(KafkaError::NoAttemptFinished(timeout))),
+                    });
+                }
             };
             if error.invalidates_metadata() {
                 self.invalidate_metadata();
@@ -176,6 +184,7 @@ impl KafkaClient {
             tracing::debug!(operation, error = %error, ?backoff, "retrying");
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
+            last = Some(error);
         }
     }
 
@@ -239,11 +248,9 @@ impl KafkaClient {
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
         for key in pending {
-            let last = last_errors.remove(&key).unwrap_or(KafkaError::Timeout {
-                broker: "(cluster)".into(),
-                api: crate::wire::Api(-1),
-                after: timeout,
-            });
+            let last = last_errors
+                .remove(&key)
+                .unwrap_or(KafkaError::NoAttemptFinished(timeout));
             settled.insert(
                 key,
                 Err(KafkaError::DeadlineExceeded {

@@ -90,8 +90,22 @@ impl Connection {
             }
             None => Box::new(tcp),
         };
+        let uses_tls = config.tls.is_some();
         let mut conn = Connection::start(addr, stream, config);
-        conn.versions = conn.negotiate_versions().await?;
+        conn.versions = match conn.negotiate_versions().await {
+            // With TLS 1.3 a broker that rejects our certificate (or its absence) says so only with an
+            // alert on the first read, which arrives as a dropped connection here: name the likely cause.
+            Err(KafkaError::Disconnected { message, .. }) if uses_tls => {
+                return Err(KafkaError::Tls {
+                    broker: addr.to_owned(),
+                    message: format!(
+                        "the broker ended the TLS session during setup ({message}); \
+                         does its listener require a client certificate that it did not accept?"
+                    ),
+                });
+            }
+            other => other?,
+        };
         if let Some(sasl) = &config.sasl {
             conn.authenticate(sasl).await?;
         }

@@ -45,6 +45,9 @@ pub enum KafkaError {
         deadline: Duration,
         last: Box<KafkaError>,
     },
+    /// An operation's deadline passed while its first attempt was still waiting.
+    #[error("no attempt finished within {0:?}")]
+    NoAttemptFinished(Duration),
     #[error(
         "group {group} is not empty ({state}, {members} member(s)): stop its consumers before changing its offsets"
     )]
@@ -57,8 +60,8 @@ pub enum KafkaError {
     UnknownTopic(String),
     #[error("unknown partition {topic}-{partition}")]
     UnknownPartition { topic: String, partition: i32 },
-    #[error("no broker could be reached among {0:?}")]
-    NoBrokers(Vec<String>),
+    #[error("no broker could be reached among {tried:?}; last error: {last}")]
+    NoBrokers { tried: Vec<String>, last: Box<KafkaError> },
     #[error("invalid client configuration: {0}")]
     Config(String),
     /// Bytes that do not encode or decode as the API says (a bug here or in the broker).
@@ -95,7 +98,7 @@ impl KafkaError {
         match self {
             KafkaError::Connect { .. } | KafkaError::Disconnected { .. } | KafkaError::Timeout { .. } => true,
             KafkaError::Response { error, .. } => is_retriable_code(*error),
-            KafkaError::NoBrokers(_) => true,
+            KafkaError::NoBrokers { .. } => true,
             _ => false,
         }
     }
@@ -113,7 +116,7 @@ impl KafkaError {
                     | ResponseError::FencedLeaderEpoch
                     | ResponseError::UnknownLeaderEpoch
             ),
-            KafkaError::Connect { .. } | KafkaError::Disconnected { .. } => true,
+            KafkaError::Connect { .. } | KafkaError::Disconnected { .. } | KafkaError::NoBrokers { .. } => true,
             _ => false,
         }
     }

@@ -205,3 +205,117 @@ pub fn kcat(bootstrap: &str, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Produces `count` records into one partition with timestamps `start_ms + i * step_ms`.
+pub fn produce_with_timestamps(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    count: usize,
+    start_ms: i64,
+    step_ms: i64,
+) {
+    let out = confluent_client(
+        &[
+            "produce",
+            "--bootstrap",
+            bootstrap,
+            "--topic",
+            topic,
+            "--count",
+            &count.to_string(),
+            "--partition",
+            &partition.to_string(),
+            "--timestamp-start",
+            &start_ms.to_string(),
+            "--timestamp-step",
+            &step_ms.to_string(),
+        ],
+        &ClientSecurity::default(),
+    )
+    .unwrap_or_else(|f| panic!("confluent-kafka produce failed: {f}"));
+    assert_eq!(out["produced"], count, "confluent-kafka produced {out}");
+}
+
+/// A live confluent-kafka consumer that stays in its group until dropped (then it leaves cleanly).
+pub struct GroupMember {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+    /// Partitions it owned when it became ready, as `(topic, partition)`.
+    pub assignment: Vec<(String, i32)>,
+}
+
+impl GroupMember {
+    /// Joins `group` on `topic` and waits until the member owns all of the topic's partitions.
+    pub fn join(
+        bootstrap: &str,
+        topic: &str,
+        group: &str,
+        protocol: GroupProtocol,
+        instance_id: Option<&str>,
+    ) -> GroupMember {
+        let python = clients_venv().join("bin/python");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/confluent_client.py");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join("member.log");
+        let mut cmd = Command::new(python);
+        cmd.arg(script).args([
+            "member",
+            "--bootstrap",
+            bootstrap,
+            "--topic",
+            topic,
+            "--group",
+            group,
+            "--protocol",
+            protocol.as_str(),
+            "--timeout",
+            "60",
+        ]);
+        if let Some(id) = instance_id {
+            cmd.args(["--instance-id", id]);
+        }
+        let mut child = super::process::spawn_tied(cmd, &log);
+        let mut ready_line = None;
+        super::process::wait_until(
+            "confluent-kafka group member",
+            &mut child,
+            &log,
+            std::time::Duration::from_secs(90),
+            || {
+                ready_line = std::fs::read_to_string(&log)
+                    .ok()
+                    .and_then(|text| text.lines().find(|l| l.starts_with("{\"ready\"")).map(str::to_owned));
+                ready_line.is_some()
+            },
+        );
+        let ready: serde_json::Value = serde_json::from_str(&ready_line.unwrap_or_default()).expect("ready JSON");
+        let assignment = serde_json::from_value(ready["assignment"].clone()).expect("assignment list");
+        GroupMember {
+            child,
+            log,
+            _dir: dir,
+            assignment,
+        }
+    }
+
+    /// Leaves the group cleanly (SIGTERM; the script closes its consumer) and waits for the process.
+    pub fn leave(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        super::process::stop(&mut self.child, std::time::Duration::from_secs(20));
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for GroupMember {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

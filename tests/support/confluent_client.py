@@ -2,8 +2,13 @@
 """Drives confluent-kafka (librdkafka) for the integration tests: a client no one here wrote.
 
 produce: writes --count records to --topic (keys key-<i>, values value-<i>), waits for every delivery report.
+         With --timestamp-start MS (and --timestamp-step MS, default 1000) record i carries the timestamp
+         start + i * step; with --partition P every record goes to partition P.
 consume: joins --group with --protocol (classic or consumer, KIP-848), reads --count records from --topic,
          commits synchronously, leaves the group, and prints one JSON line with what it read and committed.
+member:  joins --group and stays in it: prints {"ready": true, "assignment": [...]} once it owns all of the
+         topic's partitions (or --expect-partitions N), then polls until SIGTERM, when it leaves the group
+         cleanly. --instance-id makes it a static member (group.instance.id).
 
 Security (all optional; the default is PLAINTEXT): --security-protocol (PLAINTEXT, SSL, SASL_PLAINTEXT,
 SASL_SSL), --sasl-mechanism and --sasl-username with the password in the environment variable
@@ -87,7 +92,12 @@ def produce(args):
             failures.append(str(err))
 
     for i in range(args.count):
-        producer.produce(args.topic, key=f"key-{i}", value=f"value-{i}", on_delivery=report)
+        extra = {}
+        if args.timestamp_start is not None:
+            extra["timestamp"] = args.timestamp_start + i * args.timestamp_step
+        if args.partition is not None:
+            extra["partition"] = args.partition
+        producer.produce(args.topic, key=f"key-{i}", value=f"value-{i}", on_delivery=report, **extra)
         producer.poll(0)
     deadline = time.monotonic() + args.timeout
     remaining = producer.flush(0.5)
@@ -138,12 +148,55 @@ def consume(args):
     print(json.dumps({"consumed": read, "committed": offsets}))
 
 
+def member(args):
+    import signal
+
+    errors = Errors("member")
+    config = {
+        **client_config(args, errors),
+        "group.id": args.group,
+        "group.protocol": args.protocol,
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+        "client.id": args.client_id,
+    }
+    if args.protocol == "classic":
+        config["session.timeout.ms"] = 10000
+    if args.instance_id:
+        config["group.instance.id"] = args.instance_id
+    consumer = Consumer(config)
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+    expected = args.expect_partitions
+    if expected is None:
+        expected = len(consumer.list_topics(args.topic, timeout=10).topics[args.topic].partitions)
+    consumer.subscribe([args.topic])
+    deadline = time.monotonic() + args.timeout
+    ready = False
+    while not stop:
+        consumer.poll(0.2)
+        if not ready:
+            owned = sorted((tp.topic, tp.partition) for tp in consumer.assignment())
+            if len(owned) >= expected:
+                print(json.dumps({"ready": True, "assignment": owned}), flush=True)
+                ready = True
+            elif time.monotonic() > deadline:
+                sys.exit(f"member: owns {owned} but expected {expected} partitions after {args.timeout}s")
+    consumer.close()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["produce", "consume"])
+    parser.add_argument("command", choices=["produce", "consume", "member"])
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--topic", required=True)
-    parser.add_argument("--count", type=int, required=True)
+    parser.add_argument("--count", type=int, default=0)
+    parser.add_argument("--timestamp-start", type=int, help="timestamp (ms) of the first produced record")
+    parser.add_argument("--timestamp-step", type=int, default=1000)
+    parser.add_argument("--partition", type=int, help="produce every record to this partition")
+    parser.add_argument("--client-id", default="kgo-test-member")
+    parser.add_argument("--instance-id", help="group.instance.id: a static member")
+    parser.add_argument("--expect-partitions", type=int)
     parser.add_argument("--group")
     parser.add_argument("--protocol", choices=["classic", "consumer"], default="classic")
     parser.add_argument("--timeout", type=float, default=60)
@@ -156,12 +209,9 @@ def main():
     parser.add_argument("--cert", help="client certificate (PEM) for mutual TLS")
     parser.add_argument("--key", help="the client certificate's private key (PEM)")
     args = parser.parse_args()
-    if args.command == "produce":
-        produce(args)
-    else:
-        if not args.group:
-            parser.error("consume needs --group")
-        consume(args)
+    if args.command != "produce" and not args.group:
+        parser.error(f"{args.command} needs --group")
+    {"produce": produce, "consume": consume, "member": member}[args.command](args)
 
 
 if __name__ == "__main__":

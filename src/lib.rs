@@ -1,6 +1,7 @@
 //! kafka-group-operator: a Kubernetes operator that owns the lifecycle of Apache Kafka consumer groups.
 //! The library holds every module; `main.rs` is only the command line on top of it.
 
+pub mod api;
 pub mod kafka;
 pub mod telemetry;
 pub mod wire;

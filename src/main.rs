@@ -24,6 +24,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Print the CustomResourceDefinitions as YAML (apply them with `kubectl apply -f -`).
+    Crds,
     /// Print the version of the operator and of the APIs it was built against.
     Version,
 }
@@ -32,6 +34,7 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     telemetry::init(cli.log_format, &cli.log_level)?;
     match cli.command {
+        Command::Crds => print!("{}", kafka_group_operator::api::crds_yaml()?),
         Command::Version => {
             println!("kafka-group-operator {}", env!("CARGO_PKG_VERSION"));
             println!("kubernetes API: v1.37 (k8s-openapi feature v1_37)");

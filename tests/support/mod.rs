@@ -6,6 +6,7 @@
 
 pub mod clients;
 pub mod control_plane;
+pub mod crds;
 pub mod kafka;
 pub mod pki;
 pub mod process;

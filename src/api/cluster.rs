@@ -1,0 +1,143 @@
+//! `KafkaCluster`: how the operator reaches one Kafka cluster. Credentials live in Secrets that the spec
+//! references; they never appear in the spec, the status, Events or logs.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+/// How to reach a Kafka cluster (Apache Kafka, Redpanda, MSK, …) that consumer groups live on.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "kafkagroups.dev",
+    version = "v1alpha1",
+    kind = "KafkaCluster",
+    namespaced,
+    status = "KafkaClusterStatus",
+    shortname = "kc",
+    category = "kafka",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Brokers","type":"integer","jsonPath":".status.brokerCount"}"#,
+    printcolumn = r#"{"name":"Version","type":"string","jsonPath":".status.kafkaVersion"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaClusterSpec {
+    /// Brokers to bootstrap from, as `host:port` (e.g. `kafka-0.kafka.svc:9092`). The others are discovered
+    /// from the cluster's metadata.
+    #[x_kube(validation = Rule::new("size(self) > 0").message("bootstrapServers needs at least one host:port"))]
+    #[x_kube(validation = Rule::new(r"self.all(s, s.matches('^([A-Za-z0-9.-]+|\\[[0-9A-Fa-f:.]+\\]):[0-9]{1,5}$'))").message("each bootstrap server must be host:port, e.g. kafka-0.kafka:9092"))]
+    #[schemars(length(max = 64), inner(length(max = 261)))]
+    pub bootstrap_servers: Vec<String>,
+
+    /// Client id sent to the brokers (appears in their logs and quotas). Default: `kafka-group-operator`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("size(self) > 0 && size(self) <= 255").message("clientId must be 1 to 255 characters"))]
+    #[schemars(length(max = 256))]
+    pub client_id: Option<String>,
+
+    /// TLS to the brokers. Present (even empty, `tls: {}`) means TLS on, verified against the system's
+    /// trust store unless `caSecretRef` names a CA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSpec>,
+
+    /// SASL authentication (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512). Use it with `tls` unless the network is
+    /// trusted: PLAIN sends the password as is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sasl: Option<SaslSpec>,
+}
+
+/// TLS settings; certificates and keys come from Secrets in the KafkaCluster's namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsSpec {
+    /// The CA certificate(s) to verify the brokers with (PEM). Default: the system's trust store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<SecretKeyRef>,
+
+    /// A client certificate for mutual TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_certificate: Option<ClientCertificateRef>,
+
+    /// The name to verify in the brokers' certificates, when it differs from the bootstrap host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+}
+
+/// One key of one Secret in the same namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// The Secret's name.
+    #[x_kube(validation = Rule::new("size(self) > 0").message("a Secret reference needs the Secret's name"))]
+    pub name: String,
+    /// The key within the Secret's data.
+    #[x_kube(validation = Rule::new("size(self) > 0").message("a Secret reference needs the key within the Secret"))]
+    pub key: String,
+}
+
+/// A client certificate and its private key (PEM; PKCS#8, PKCS#1 or SEC1), e.g. a `kubernetes.io/tls` Secret.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientCertificateRef {
+    /// The Secret holding both.
+    #[x_kube(validation = Rule::new("size(self) > 0").message("clientCertificate needs the Secret's name"))]
+    pub secret_name: String,
+    /// Key of the certificate chain. Default: `tls.crt`.
+    #[serde(default = "default_cert_key")]
+    pub certificate_key: String,
+    /// Key of the private key. Default: `tls.key`.
+    #[serde(default = "default_key_key")]
+    pub private_key_key: String,
+}
+
+fn default_cert_key() -> String {
+    "tls.crt".to_owned()
+}
+fn default_key_key() -> String {
+    "tls.key".to_owned()
+}
+
+/// SASL mechanism and credentials.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SaslSpec {
+    /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    pub mechanism: SaslMechanismName,
+    /// The user name.
+    #[x_kube(validation = Rule::new("size(self) > 0").message("sasl.username must not be empty"))]
+    pub username: String,
+    /// Where the password is: a key of a Secret in the same namespace.
+    pub password_secret_ref: SecretKeyRef,
+}
+
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SaslMechanismName {
+    #[serde(rename = "PLAIN")]
+    Plain,
+    #[serde(rename = "SCRAM-SHA-256")]
+    ScramSha256,
+    #[serde(rename = "SCRAM-SHA-512")]
+    ScramSha512,
+}
+
+/// What the operator last observed of the cluster.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaClusterStatus {
+    /// `Ready`: whether the operator can reach and authenticate to the cluster.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// The cluster's id (KRaft cluster id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
+    /// Brokers in the cluster's metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker_count: Option<i32>,
+    /// The Kafka version range the brokers' API versions imply (e.g. `>= 4.0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka_version: Option<String>,
+}

@@ -1,0 +1,216 @@
+//! `ConsumerGroup`: one Kafka consumer group. Authoritative only for what it declares — initial offsets,
+//! deletion, the retention guard (and, through other resources, resets and scaling); everything the group's
+//! consumers do themselves, above all the offsets they commit, is observed and reported, never overwritten.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+/// A Kafka consumer group that the operator observes and manages.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "kafkagroups.dev",
+    version = "v1alpha1",
+    kind = "ConsumerGroup",
+    namespaced,
+    status = "ConsumerGroupStatus",
+    shortname = "cg",
+    category = "kafka",
+    printcolumn = r#"{"name":"Cluster","type":"string","jsonPath":".spec.clusterRef.name"}"#,
+    printcolumn = r#"{"name":"Group","type":"string","jsonPath":".status.groupId"}"#,
+    printcolumn = r#"{"name":"State","type":"string","jsonPath":".status.state"}"#,
+    printcolumn = r#"{"name":"Members","type":"integer","jsonPath":".status.members"}"#,
+    printcolumn = r#"{"name":"Lag","type":"integer","jsonPath":".status.totalLag"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Protocol","type":"string","priority":1,"jsonPath":".status.protocol"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[x_kube(validation = Rule::new("!has(self.offsetInit) || self.offsetInit.policy == 'none' || size(self.topics) > 0").message("offsetInit needs spec.topics: list the topics whose partitions should get initial offsets"))]
+#[x_kube(validation = Rule::new("has(self.groupId) == has(oldSelf.groupId) && (!has(self.groupId) || self.groupId == oldSelf.groupId)").message("groupId cannot change: create another ConsumerGroup to manage another Kafka group"))]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumerGroupSpec {
+    /// The KafkaCluster (same namespace) the group lives on.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("clusterRef cannot change: create another ConsumerGroup for a group on another cluster"))]
+    pub cluster_ref: ClusterRef,
+
+    /// The Kafka group id. Default: the ConsumerGroup's `metadata.name`. Cannot change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("size(self) > 0 && size(self) <= 255").message("groupId must be 1 to 255 characters"))]
+    #[schemars(length(max = 256))]
+    pub group_id: Option<String>,
+
+    /// Topics the group consumes. Used by `offsetInit` and to report lag on partitions without a committed
+    /// offset; leave empty to observe whatever the group commits.
+    #[serde(default)]
+    #[x_kube(validation = Rule::new(r"self.all(t, t.matches('^[A-Za-z0-9._-]{1,249}$'))").message("topic names are 1 to 249 characters of letters, digits, '.', '_' and '-'"))]
+    // A set: the API server rejects a repeated topic with `Duplicate value: "<topic>"`.
+    #[schemars(length(max = 1000), inner(length(max = 250)), extend("x-kubernetes-list-type" = "set"))]
+    pub topics: Vec<String>,
+
+    /// Where partitions of `topics` that have no committed offset start: the operator commits `earliest`
+    /// or `latest` for them while the group is empty, so that no consumer's `auto.offset.reset` silently
+    /// skips records (for example of partitions added to a topic later). `none` leaves them alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset_init: Option<OffsetInit>,
+
+    /// `Retain` (default) leaves the Kafka group when this resource is deleted; `Delete` deletes it (once it
+    /// is empty: deletion waits, and says why, while consumers are still in the group).
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+
+    /// Protects committed offsets of a group that stays empty (e.g. scaled to zero) from the broker's
+    /// `offsets.retention.minutes`: keeps the last known offsets in status, warns before they expire and
+    /// re-commits or restores them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_guard: Option<RetentionGuardSpec>,
+}
+
+/// A KafkaCluster in the same namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterRef {
+    /// The KafkaCluster's name.
+    #[x_kube(validation = Rule::new("size(self) > 0").message("clusterRef.name must name a KafkaCluster"))]
+    pub name: String,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct OffsetInit {
+    /// `earliest` (the log start), `latest` (the log end) or `none`.
+    pub policy: OffsetInitPolicy,
+}
+
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OffsetInitPolicy {
+    Earliest,
+    Latest,
+    None,
+}
+
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DeletionPolicy {
+    #[default]
+    Retain,
+    Delete,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RetentionGuardSpec {
+    /// How long before the offsets would expire to warn (condition and Event), as a duration such as
+    /// `30m`, `12h` or `2d`. Default: `24h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(r"self.matches('^[0-9]+(s|m|h|d)$')").message("warnBefore is a duration such as 30m, 12h or 2d"))]
+    #[schemars(length(max = 16))]
+    pub warn_before: Option<String>,
+    /// The broker's `offsets.retention.minutes` as a duration (e.g. `7d`). Default: read from the broker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(r"self.matches('^[0-9]+(s|m|h|d)$')").message("offsetsRetention is a duration such as 60m or 7d"))]
+    #[schemars(length(max = 16))]
+    pub offsets_retention: Option<String>,
+}
+
+/// What the operator last observed of the group.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumerGroupStatus {
+    /// `Ready` (the group could be observed), `OffsetsInitialized`, `RetentionGuard`, `DeletionBlocked`.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// The Kafka group id in effect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub group_id: Option<String>,
+    /// `classic` or `consumer` (KIP-848), once the group exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// The coordinator's state: Empty, Stable, PreparingRebalance, … (`Dead` when the group does not exist).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Number of members.
+    #[serde(default)]
+    pub members: i32,
+    /// The members, with their assigned partitions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub member_details: Vec<GroupMemberStatus>,
+    /// Sum over partitions with a committed offset of (log end − committed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_lag: Option<i64>,
+    /// Partitions of `spec.topics` without a committed offset.
+    #[serde(default)]
+    pub partitions_without_offsets: i32,
+    /// The retention guard's view, when `spec.retentionGuard` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_guard: Option<RetentionGuardStatus>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupMemberStatus {
+    pub member_id: String,
+    pub client_id: String,
+    pub host: String,
+    /// `group.instance.id` of a static member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
+    /// Assigned partitions as `topic-partition`.
+    #[serde(default)]
+    pub assignment: Vec<String>,
+}
+
+/// How the retention guard protects this group's offsets.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetentionProtection {
+    /// Re-committing the same offsets restarts the expiry clock (groups that never had members, and
+    /// consumer-protocol groups): the operator re-commits before they expire.
+    Recommit,
+    /// The clock of a classic group that had members runs from when it became empty and re-commits do not
+    /// restart it: the operator restores the saved offsets as soon as the broker drops them.
+    RestoreOnExpiry,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RetentionGuardStatus {
+    /// Which protection applies (none while the group has members).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protection: Option<RetentionProtection>,
+    /// When the group was first seen empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub empty_since: Option<Time>,
+    /// When the broker would drop the offsets without protection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Time>,
+    /// The broker's offset retention in minutes, as used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_minutes: Option<i64>,
+    /// The last committed offsets seen.
+    #[serde(default)]
+    pub saved_offsets: Vec<SavedOffset>,
+    /// When the operator last re-committed or restored the offsets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_protected: Option<Time>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "camelCase")]
+pub struct SavedOffset {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl ConsumerGroup {
+    /// The Kafka group id: `spec.groupId`, or the resource's name.
+    pub fn group_id(&self) -> String {
+        self.spec
+            .group_id
+            .clone()
+            .or_else(|| self.metadata.name.clone())
+            .unwrap_or_default()
+    }
+}

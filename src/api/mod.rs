@@ -1,0 +1,36 @@
+//! The custom resources: the operator's public contract (group `kafkagroups.dev`, version `v1alpha1`).
+//! Every field is documented here, since these comments become `kubectl explain` text; every rule a user can
+//! break is a CEL rule with a message that says how to fix the object.
+
+pub mod cluster;
+pub mod conditions;
+pub mod group;
+
+pub use cluster::{
+    ClientCertificateRef, KafkaCluster, KafkaClusterSpec, KafkaClusterStatus, SaslSpec, SecretKeyRef, TlsSpec,
+};
+pub use group::{
+    ClusterRef, ConsumerGroup, ConsumerGroupSpec, ConsumerGroupStatus, DeletionPolicy, GroupMemberStatus, OffsetInit,
+    OffsetInitPolicy, RetentionGuardSpec, RetentionGuardStatus, RetentionProtection, SavedOffset,
+};
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+
+/// API group of every resource.
+pub const GROUP: &str = "kafkagroups.dev";
+
+/// Every CRD the operator serves, in a stable order.
+pub fn crds() -> Vec<CustomResourceDefinition> {
+    vec![KafkaCluster::crd(), ConsumerGroup::crd()]
+}
+
+/// The CRDs as one multi-document YAML stream (what `kafka-group-operator crds` prints and `crds/` holds).
+pub fn crds_yaml() -> Result<String, serde_saphyr::SerializeError> {
+    let mut out = String::new();
+    for crd in crds() {
+        out.push_str("---\n");
+        out.push_str(&serde_saphyr::to_string(&crd)?);
+    }
+    Ok(out)
+}

@@ -2,6 +2,9 @@
 //! The library holds every module; `main.rs` is only the command line on top of it.
 
 pub mod api;
+pub mod controller;
+pub mod http;
 pub mod kafka;
+pub mod plan;
 pub mod telemetry;
 pub mod wire;

@@ -1,8 +1,17 @@
 //! The `kafka-group-operator` command line: one binary for the operator, its tools and its embedded broker.
 
-use anyhow::Result;
-use clap::{Parser, Subcommand};
-use kafka_group_operator::telemetry::{self, LogFormat};
+use anyhow::{Context as _, Result};
+use clap::{Args, Parser, Subcommand};
+use kafka_group_operator::controller::clients::ClientSettings;
+use kafka_group_operator::controller::leader::LeaderElection;
+use kafka_group_operator::controller::{self, Context, OperatorConfig};
+use kafka_group_operator::http::{self, Health};
+use kafka_group_operator::plan::duration::parse_duration;
+use kafka_group_operator::telemetry::{self, LogFormat, metrics::Metrics};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -24,22 +33,149 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the operator: reconcile KafkaClusters and ConsumerGroups until SIGTERM or Ctrl-C.
+    Run(RunArgs),
     /// Print the CustomResourceDefinitions as YAML (apply them with `kubectl apply -f -`).
     Crds,
     /// Print the version of the operator and of the APIs it was built against.
     Version,
 }
 
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Kubeconfig to use. Default: $KUBECONFIG, ~/.kube/config, or the in-cluster service account.
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// Watch only this namespace. Default: all namespaces.
+    #[arg(long, env = "KGO_NAMESPACE")]
+    namespace: Option<String>,
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, default_value = "0.0.0.0:8080", env = "KGO_METRICS_ADDR")]
+    metrics_addr: SocketAddr,
+    /// Elect a leader on a Lease, so that only one of several replicas reconciles.
+    #[arg(long, env = "KGO_LEADER_ELECT")]
+    leader_elect: bool,
+    /// Namespace of the leader Lease. Default: $POD_NAMESPACE, else `default`.
+    #[arg(long, env = "POD_NAMESPACE")]
+    lease_namespace: Option<String>,
+    /// Name of the leader Lease.
+    #[arg(long, default_value = "kafka-group-operator")]
+    lease_name: String,
+    /// How long a leader's lease lasts without renewal (e.g. 15s).
+    #[arg(long, default_value = "15s", value_parser = duration)]
+    lease_duration: Duration,
+    /// How often each ConsumerGroup is observed (e.g. 30s).
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    group_interval: Duration,
+    /// How often each KafkaCluster's connection is checked (e.g. 60s).
+    #[arg(long, default_value = "60s", value_parser = duration)]
+    cluster_interval: Duration,
+    /// How long one Kafka operation may take, retries included (e.g. 15s).
+    #[arg(long, default_value = "15s", value_parser = duration)]
+    kafka_timeout: Duration,
+    /// Reconciles in flight at once, per controller.
+    #[arg(long, default_value_t = 8)]
+    concurrency: u16,
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    parse_duration(text).map_err(|e| e.to_string())
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     telemetry::init(cli.log_format, &cli.log_level)?;
     match cli.command {
-        Command::Crds => print!("{}", kafka_group_operator::api::crds_yaml()?),
+        Command::Run(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(run(args)),
+        Command::Crds => {
+            print!("{}", kafka_group_operator::api::crds_yaml()?);
+            Ok(())
+        }
         Command::Version => {
             println!("kafka-group-operator {}", env!("CARGO_PKG_VERSION"));
             println!("kubernetes API: v1.37 (k8s-openapi feature v1_37)");
             println!("kafka protocol: kafka-protocol crate 0.18");
+            Ok(())
         }
     }
-    Ok(())
+}
+
+async fn kube_client(kubeconfig: Option<&PathBuf>) -> Result<kube::Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("no kubeconfig and not running in a cluster")?,
+    };
+    Ok(kube::Client::try_from(config)?)
+}
+
+async fn run(args: RunArgs) -> Result<()> {
+    let kube = kube_client(args.kubeconfig.as_ref()).await?;
+    let identity = format!(
+        "{}-{}",
+        std::env::var("POD_NAME")
+            .or_else(|_| std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()))
+            .unwrap_or_else(|_| "kafka-group-operator".to_owned()),
+        std::process::id()
+    );
+    let metrics = Arc::new(Metrics::default());
+    let health = Arc::new(Health::default());
+    let bound = http::serve(args.metrics_addr, metrics.clone(), health.clone()).await?;
+    tracing::info!(%bound, identity, "serving /healthz, /readyz and /metrics");
+
+    let config = OperatorConfig {
+        group_interval: args.group_interval,
+        cluster_interval: args.cluster_interval,
+        concurrency: args.concurrency,
+        namespace: args.namespace.clone(),
+        client: ClientSettings {
+            request_timeout: args.kafka_timeout.min(Duration::from_secs(10)),
+            operation_timeout: args.kafka_timeout,
+        },
+    };
+    let ctx = Arc::new(Context::new(kube.clone(), metrics, config, identity.clone()));
+    let shutdown = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+        tracing::info!("shutting down");
+    };
+
+    if !args.leader_elect {
+        health.set_ready(true);
+        controller::run_controllers(ctx, shutdown).await;
+        return Ok(());
+    }
+    let lease_ns = args.lease_namespace.clone().unwrap_or_else(|| "default".to_owned());
+    let election = LeaderElection::new(kube, &lease_ns, &args.lease_name, &identity, args.lease_duration);
+    // A replica standing by is healthy and ready: it is doing its job.
+    health.set_ready(true);
+    tokio::pin!(shutdown);
+    tokio::select! {
+        result = election.acquire() => result?,
+        _ = &mut shutdown => return Ok(()),
+    }
+    tracing::info!(identity, "leading: starting the controllers");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let controllers = tokio::spawn(controller::run_controllers(ctx, async {
+        let _ = stop_rx.await;
+    }));
+    let outcome = tokio::select! {
+        lost = election.hold() => Err(anyhow::anyhow!(lost)),
+        _ = &mut shutdown => Ok(()),
+    };
+    let _ = stop_tx.send(());
+    let _ = controllers.await;
+    election.release().await;
+    outcome
 }

@@ -3,6 +3,7 @@
 //! coordinator or partition leader, all of them in flight together.
 
 pub mod client;
+pub mod cluster_info;
 pub mod config;
 pub mod connection;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod tls;
 pub mod topics;
 
 pub use client::KafkaClient;
+pub use cluster_info::ClusterInfo;
 pub use config::{ClientConfig, SaslConfig, SaslMechanism, Secret, TlsConfig};
 pub use error::KafkaError;
 pub use groups::{

@@ -8,10 +8,12 @@ pub mod clients;
 pub mod control_plane;
 pub mod crds;
 pub mod kafka;
+pub mod operator;
 pub mod pki;
 pub mod process;
 pub mod secure_kafka;
 pub mod tools;
+pub mod wait;
 
 pub use control_plane::ControlPlane;
 pub use kafka::ApacheKafka;

@@ -1,0 +1,232 @@
+//! One Kafka client (connection pool) per KafkaCluster, shared by every ConsumerGroup on it. The client is
+//! rebuilt when the cluster's spec or a referenced Secret changes (detected by a fingerprint of both), so a
+//! rotated password or certificate is picked up without a restart.
+
+use super::Error;
+use crate::api::{KafkaCluster, SecretKeyRef};
+use crate::kafka::{ClientConfig, KafkaClient, SaslConfig, SaslMechanism, Secret as SecretBytes, TlsConfig};
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use kube::api::Api;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Client settings the operator applies to every cluster.
+#[derive(Clone, Debug)]
+pub struct ClientSettings {
+    pub request_timeout: Duration,
+    pub operation_timeout: Duration,
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        ClientSettings {
+            request_timeout: Duration::from_secs(10),
+            operation_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+struct Entry {
+    fingerprint: u64,
+    client: KafkaClient,
+    /// The brokers' `offsets.retention.minutes`, when it could be read.
+    retention_minutes: Option<i64>,
+}
+
+#[derive(Default)]
+pub struct ClusterClients {
+    entries: Mutex<HashMap<(String, String), Entry>>,
+}
+
+impl ClusterClients {
+    /// The cached client of `cluster`, or a new one built from its spec and Secrets.
+    pub async fn get(
+        &self,
+        kube: &kube::Client,
+        cluster: &KafkaCluster,
+        settings: &ClientSettings,
+    ) -> Result<KafkaClient, Error> {
+        if let Some(client) = self.cached(cluster) {
+            return Ok(client);
+        }
+        self.refresh(kube, cluster, settings).await
+    }
+
+    fn cached(&self, cluster: &KafkaCluster) -> Option<KafkaClient> {
+        let key = key_of(cluster);
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .map(|e| e.client.clone())
+    }
+
+    /// Re-reads the cluster's Secrets and replaces the client if anything changed.
+    pub async fn refresh(
+        &self,
+        kube: &kube::Client,
+        cluster: &KafkaCluster,
+        settings: &ClientSettings,
+    ) -> Result<KafkaClient, Error> {
+        let (config, fingerprint) = client_config(kube, cluster, settings).await?;
+        let key = key_of(cluster);
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(entry) = entries.get(&key)
+            && entry.fingerprint == fingerprint
+        {
+            return Ok(entry.client.clone());
+        }
+        let client = KafkaClient::new(config)?;
+        tracing::info!(
+            namespace = key.0,
+            cluster = key.1,
+            "building a new Kafka client (spec or Secrets changed)"
+        );
+        entries.insert(
+            key,
+            Entry {
+                fingerprint,
+                client: client.clone(),
+                retention_minutes: None,
+            },
+        );
+        Ok(client)
+    }
+
+    pub fn set_retention_minutes(&self, cluster: &KafkaCluster, minutes: Option<i64>) {
+        if let Some(entry) = self
+            .entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(&key_of(cluster))
+        {
+            entry.retention_minutes = minutes;
+        }
+    }
+
+    pub fn retention_minutes(&self, cluster: &KafkaCluster) -> Option<i64> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key_of(cluster))
+            .and_then(|e| e.retention_minutes)
+    }
+
+    /// The retention minutes of the cluster a ConsumerGroup references, if its cluster was reconciled.
+    pub fn retention_minutes_for(&self, group: &crate::api::ConsumerGroup) -> Option<i64> {
+        let key = (
+            group.namespace().unwrap_or_default(),
+            group.spec.cluster_ref.name.clone(),
+        );
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .and_then(|e| e.retention_minutes)
+    }
+
+    /// Forgets a deleted cluster's client (its connections close when the last user drops it).
+    pub fn remove(&self, namespace: &str, name: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(namespace.to_owned(), name.to_owned()));
+    }
+}
+
+fn key_of(cluster: &KafkaCluster) -> (String, String) {
+    (cluster.namespace().unwrap_or_default(), cluster.name_any())
+}
+
+/// Builds the client configuration from the spec and the referenced Secrets, with a fingerprint of both.
+async fn client_config(
+    kube: &kube::Client,
+    cluster: &KafkaCluster,
+    settings: &ClientSettings,
+) -> Result<(ClientConfig, u64), Error> {
+    let namespace = cluster.namespace().unwrap_or_default();
+    let secrets: Api<Secret> = Api::namespaced(kube.clone(), &namespace);
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_string(&cluster.spec)
+        .unwrap_or_default()
+        .hash(&mut hasher);
+
+    let mut config = ClientConfig::new(cluster.spec.bootstrap_servers.clone());
+    config.request_timeout = settings.request_timeout;
+    config.operation_timeout = settings.operation_timeout;
+    config.connect_timeout = settings.request_timeout;
+    if let Some(client_id) = &cluster.spec.client_id {
+        config.client_id = client_id.clone();
+    }
+    if let Some(tls) = &cluster.spec.tls {
+        let mut tls_config = TlsConfig {
+            server_name: tls.server_name.clone(),
+            ..Default::default()
+        };
+        if let Some(ca) = &tls.ca_secret_ref {
+            tls_config.ca_pem = Some(secret_value(&secrets, ca, &mut hasher).await?);
+        }
+        if let Some(cert) = &tls.client_certificate {
+            let cert_ref = SecretKeyRef {
+                name: cert.secret_name.clone(),
+                key: cert.certificate_key.clone(),
+            };
+            let key_ref = SecretKeyRef {
+                name: cert.secret_name.clone(),
+                key: cert.private_key_key.clone(),
+            };
+            tls_config.client_cert_pem = Some(secret_value(&secrets, &cert_ref, &mut hasher).await?);
+            tls_config.client_key_pem = Some(SecretBytes::new(secret_value(&secrets, &key_ref, &mut hasher).await?));
+        }
+        config.tls = Some(tls_config);
+    }
+    if let Some(sasl) = &cluster.spec.sasl {
+        let password = secret_value(&secrets, &sasl.password_secret_ref, &mut hasher).await?;
+        config.sasl = Some(SaslConfig {
+            mechanism: match sasl.mechanism {
+                crate::api::cluster::SaslMechanismName::Plain => SaslMechanism::Plain,
+                crate::api::cluster::SaslMechanismName::ScramSha256 => SaslMechanism::ScramSha256,
+                crate::api::cluster::SaslMechanismName::ScramSha512 => SaslMechanism::ScramSha512,
+            },
+            username: sasl.username.clone(),
+            password: SecretBytes::new(password),
+        });
+    }
+    Ok((config, hasher.finish()))
+}
+
+async fn secret_value(
+    secrets: &Api<Secret>,
+    reference: &SecretKeyRef,
+    hasher: &mut impl Hasher,
+) -> Result<Vec<u8>, Error> {
+    let secret = match secrets.get_opt(&reference.name).await? {
+        Some(s) => s,
+        None => {
+            return Err(Error::Config(format!(
+                "Secret {} does not exist (referenced for key {})",
+                reference.name, reference.key
+            )));
+        }
+    };
+    let value = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(&reference.key))
+        .map(|b| b.0.clone())
+        .or_else(|| {
+            secret
+                .string_data
+                .as_ref()
+                .and_then(|d| d.get(&reference.key))
+                .map(|s| s.clone().into_bytes())
+        })
+        .ok_or_else(|| Error::Config(format!("Secret {} has no key {}", reference.name, reference.key)))?;
+    reference.name.hash(hasher);
+    reference.key.hash(hasher);
+    value.hash(hasher);
+    Ok(value)
+}

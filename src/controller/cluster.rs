@@ -1,0 +1,172 @@
+//! KafkaCluster reconciler: connect (ApiVersions, authentication, metadata) and report `Ready` with the
+//! cluster id, broker count and Kafka version, or `Ready=False` with a reason a user can act on. Re-checks
+//! every interval (with backoff while failing), re-reading referenced Secrets each time.
+
+use super::status::{apply_status, now};
+use super::{Context, Error};
+use crate::api::KafkaCluster;
+use crate::api::conditions::{READY, condition, is_true, set_condition};
+use crate::kafka::KafkaError;
+use futures_util::StreamExt;
+use kube::api::Api;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const CONTROLLER: &str = "kafkacluster";
+
+pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+    let api: Api<KafkaCluster> = match &ctx.config.namespace {
+        Some(ns) => Api::namespaced(ctx.kube.clone(), ns),
+        None => Api::all(ctx.kube.clone()),
+    };
+    Controller::new(api, watcher::Config::default().any_semantic())
+        .with_config(kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "kafkacluster reconcile loop");
+            }
+        })
+        .await;
+}
+
+/// Why a cluster is not ready, as a condition reason.
+fn reason_for(error: &Error) -> &'static str {
+    match error {
+        Error::Config(_) => "InvalidConfiguration",
+        Error::Kube(_) => "KubernetesError",
+        Error::Kafka(e) => kafka_reason(e),
+    }
+}
+
+fn kafka_reason(error: &KafkaError) -> &'static str {
+    match error {
+        KafkaError::Authentication { .. } => "AuthenticationFailed",
+        KafkaError::Tls { .. } => "TLSFailed",
+        KafkaError::Config(_) => "InvalidConfiguration",
+        KafkaError::DeadlineExceeded { last, .. } => kafka_reason(last),
+        KafkaError::NoBrokers { last, .. } => kafka_reason(last),
+        KafkaError::Connect { .. } | KafkaError::Disconnected { .. } | KafkaError::Timeout { .. } => "Unreachable",
+        KafkaError::NoAttemptFinished(_) => "Unreachable",
+        _ => "KafkaError",
+    }
+}
+
+#[tracing::instrument(skip_all, fields(namespace = cluster.namespace().unwrap_or_default(), name = cluster.name_any()))]
+async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let key = format!("kc/{}/{}", cluster.namespace().unwrap_or_default(), cluster.name_any());
+    if cluster.meta().deletion_timestamp.is_some() {
+        ctx.clients
+            .remove(&cluster.namespace().unwrap_or_default(), &cluster.name_any());
+        return Ok(Action::await_change());
+    }
+    let outcome = async {
+        let client = ctx.clients.refresh(&ctx.kube, &cluster, &ctx.config.client).await?;
+        let info = client.cluster_info().await?;
+        // Needed by the retention guard; a cluster that denies DescribeConfigs still works without it.
+        let retention = client.offsets_retention_minutes().await.ok().flatten();
+        ctx.clients.set_retention_minutes(&cluster, retention);
+        Ok::<_, Error>(info)
+    }
+    .await;
+
+    let old = cluster.status.clone().unwrap_or_default();
+    let mut status = old.clone();
+    status.observed_generation = cluster.metadata.generation;
+    let was_ready = is_true(&old.conditions, READY);
+    let (ready, action) = match &outcome {
+        Ok(info) => {
+            status.cluster_id = info.cluster_id.clone();
+            status.broker_count = Some(info.broker_count as i32);
+            status.kafka_version = Some(info.kafka_version.clone());
+            let message = format!(
+                "connected to {} broker(s), Kafka {}",
+                info.broker_count, info.kafka_version
+            );
+            set_condition(
+                &mut status.conditions,
+                condition(READY, true, "Connected", message, cluster.metadata.generation, now()),
+            );
+            ctx.reset_backoff(&key);
+            (true, Action::requeue(ctx.config.cluster_interval))
+        }
+        Err(e) => {
+            let reason = reason_for(e);
+            set_condition(
+                &mut status.conditions,
+                condition(READY, false, reason, e.to_string(), cluster.metadata.generation, now()),
+            );
+            ctx.metrics.failed(CONTROLLER, e.kind());
+            (false, Action::requeue(ctx.backoff(&key, ctx.config.cluster_interval)))
+        }
+    };
+    let api: Api<KafkaCluster> = Api::namespaced(ctx.kube.clone(), &cluster.namespace().unwrap_or_default());
+    apply_status(&api, cluster.as_ref(), cluster.status.as_ref(), &status).await?;
+
+    // Events only on transitions, so a steady failure does not flood the namespace.
+    let reason_changed = crate::api::conditions::find(&old.conditions, READY).map(|c| c.reason.as_str())
+        != crate::api::conditions::find(&status.conditions, READY).map(|c| c.reason.as_str());
+    if ready != was_ready || (!ready && reason_changed) {
+        let (type_, reason, note) = match &outcome {
+            Ok(info) => (
+                EventType::Normal,
+                "Connected".to_owned(),
+                format!("Connected to {} broker(s)", info.broker_count),
+            ),
+            Err(e) => (EventType::Warning, reason_for(e).to_owned(), e.to_string()),
+        };
+        let event = Event {
+            type_,
+            reason,
+            note: Some(note),
+            action: "Connect".into(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &cluster.object_ref(&())).await {
+            tracing::warn!(error = %e, "could not publish an Event");
+        }
+    }
+    ctx.metrics.reconciled(CONTROLLER, started.elapsed().as_secs_f64());
+    Ok(action)
+}
+
+fn error_policy(cluster: Arc<KafkaCluster>, error: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(name = cluster.name_any(), error = %error, "kafkacluster reconcile failed");
+    ctx.metrics.failed(CONTROLLER, error.kind());
+    let key = format!("kc/{}/{}", cluster.namespace().unwrap_or_default(), cluster.name_any());
+    Action::requeue(ctx.backoff(&key, Duration::from_secs(60)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_name_what_a_user_can_fix() {
+        let auth = Error::Kafka(KafkaError::Authentication {
+            broker: "b:9093".into(),
+            mechanism: "SCRAM-SHA-512".into(),
+            message: "invalid credentials".into(),
+        });
+        assert_eq!(reason_for(&auth), "AuthenticationFailed");
+        let unreachable = Error::Kafka(KafkaError::DeadlineExceeded {
+            operation: "Metadata".into(),
+            deadline: Duration::from_secs(1),
+            last: Box::new(KafkaError::Connect {
+                broker: "b:9092".into(),
+                message: "refused".into(),
+            }),
+        });
+        assert_eq!(reason_for(&unreachable), "Unreachable");
+        assert_eq!(
+            reason_for(&Error::Config("Secret pw does not exist".into())),
+            "InvalidConfiguration"
+        );
+    }
+}

@@ -1,0 +1,659 @@
+//! ConsumerGroup reconciler: observes the Kafka group (protocol, state, members, committed offsets, log end
+//! offsets, lag), initializes offsets of partitions that have none (`offsetInit`, only while the group is
+//! empty), guards offsets against retention expiry, deletes the group behind a finalizer when asked to,
+//! and writes status only when something changed.
+
+use super::status::{apply_status, ms_from_time, now, time_from_ms};
+use super::{Context, Error};
+use crate::api::conditions::{READY, condition, find, set_condition};
+use crate::api::{
+    ConsumerGroup, ConsumerGroupStatus, DeletionPolicy, GroupMemberStatus, KafkaCluster, OffsetInitPolicy,
+    RetentionGuardStatus, RetentionProtection, SavedOffset,
+};
+use crate::kafka::{
+    GroupDescription, GroupOffsets, GroupProtocol, Isolation, KafkaClient, KafkaError, OffsetSpec, TopicPartition,
+};
+use crate::plan::offset_init::{InitPolicy, OffsetInitDecision, plan_offset_init};
+use crate::plan::retention::{GroupKind, Protection, RetentionAction, RetentionObservation, plan_retention};
+use futures_util::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const CONTROLLER: &str = "consumergroup";
+/// Added only when `deletionPolicy: Delete` asks for cleanup on deletion.
+pub const FINALIZER: &str = "kafkagroups.dev/delete-group";
+pub const OFFSETS_INITIALIZED: &str = "OffsetsInitialized";
+pub const RETENTION_GUARD: &str = "RetentionGuard";
+pub const DELETION_BLOCKED: &str = "DeletionBlocked";
+
+pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+    let (groups, clusters): (Api<ConsumerGroup>, Api<KafkaCluster>) = match &ctx.config.namespace {
+        Some(ns) => (
+            Api::namespaced(ctx.kube.clone(), ns),
+            Api::namespaced(ctx.kube.clone(), ns),
+        ),
+        None => (Api::all(ctx.kube.clone()), Api::all(ctx.kube.clone())),
+    };
+    let controller = Controller::new(groups, watcher::Config::default().any_semantic());
+    let store = controller.store();
+    controller
+        // A KafkaCluster that changes (e.g. becomes Ready) wakes the groups on it at once.
+        .watches(
+            clusters,
+            watcher::Config::default().any_semantic(),
+            move |cluster: KafkaCluster| {
+                let ns = cluster.namespace();
+                let name = cluster.name_any();
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|g| g.namespace() == ns && g.spec.cluster_ref.name == name)
+                    .map(|g| ObjectRef::from_obj(g.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .with_config(kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "consumergroup reconcile loop");
+            }
+        })
+        .await;
+}
+
+fn key_of(group: &ConsumerGroup) -> String {
+    format!("cg/{}/{}", group.namespace().unwrap_or_default(), group.name_any())
+}
+
+#[tracing::instrument(skip_all, fields(namespace = group.namespace().unwrap_or_default(), name = group.name_any()))]
+async fn reconcile(group: Arc<ConsumerGroup>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let ns = group.namespace().unwrap_or_default();
+    let api: Api<ConsumerGroup> = Api::namespaced(ctx.kube.clone(), &ns);
+    let action = if group.meta().deletion_timestamp.is_some() {
+        finalize(&api, &group, &ctx).await?
+    } else {
+        ensure_finalizer(&api, &group).await?;
+        observe_and_act(&api, &group, &ctx).await?
+    };
+    ctx.metrics.reconciled(CONTROLLER, started.elapsed().as_secs_f64());
+    Ok(action)
+}
+
+fn error_policy(group: Arc<ConsumerGroup>, error: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(name = group.name_any(), error = %error, "consumergroup reconcile failed");
+    ctx.metrics.failed(CONTROLLER, error.kind());
+    Action::requeue(ctx.backoff(&key_of(&group), Duration::from_secs(60)))
+}
+
+/// The finalizer is there exactly when `deletionPolicy: Delete` needs cleanup on deletion.
+async fn ensure_finalizer(api: &Api<ConsumerGroup>, group: &ConsumerGroup) -> Result<(), Error> {
+    let wants = group.spec.deletion_policy == DeletionPolicy::Delete;
+    let has = group.finalizers().iter().any(|f| f == FINALIZER);
+    if wants == has {
+        return Ok(());
+    }
+    let mut finalizers: Vec<String> = group.finalizers().iter().filter(|f| *f != FINALIZER).cloned().collect();
+    if wants {
+        finalizers.push(FINALIZER.to_owned());
+    }
+    // The resourceVersion makes this a compare-and-swap: a concurrent change of the list fails the patch.
+    let patch = serde_json::json!({
+        "metadata": {"finalizers": finalizers, "resourceVersion": group.resource_version()}
+    });
+    api.patch(&group.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(())
+}
+
+async fn remove_finalizer(api: &Api<ConsumerGroup>, group: &ConsumerGroup) -> Result<(), Error> {
+    let finalizers: Vec<String> = group.finalizers().iter().filter(|f| *f != FINALIZER).cloned().collect();
+    let patch = serde_json::json!({
+        "metadata": {"finalizers": finalizers, "resourceVersion": group.resource_version()}
+    });
+    match api
+        .patch(&group.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn publish(ctx: &Context, group: &ConsumerGroup, type_: EventType, reason: &str, action: &str, note: String) {
+    let event = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(note),
+        action: action.to_owned(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &group.object_ref(&())).await {
+        tracing::warn!(error = %e, "could not publish an Event");
+    }
+}
+
+/// Deletion with `deletionPolicy: Delete`: delete the Kafka group once it is empty, then let go.
+async fn finalize(api: &Api<ConsumerGroup>, group: &ConsumerGroup, ctx: &Context) -> Result<Action, Error> {
+    if !group.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(Action::await_change());
+    }
+    if group.spec.deletion_policy == DeletionPolicy::Retain {
+        remove_finalizer(api, group).await?;
+        return Ok(Action::await_change());
+    }
+    let group_id = group.group_id();
+    let blocked = async {
+        let client = cluster_client(group, ctx).await?;
+        let description = client.describe_group(&group_id).await?;
+        if !description.is_inactive() {
+            return Ok::<_, Error>(Some(format!(
+                "group {group_id} still has {} member(s) ({}): stop its consumers; it is deleted once it is empty",
+                description.members.len(),
+                description.state
+            )));
+        }
+        if description.exists() || !client.group_offsets(&group_id).await?.is_empty() {
+            let results = client.delete_groups(std::slice::from_ref(&group_id)).await;
+            match results.get(&group_id) {
+                Some(Ok(())) | None => {}
+                Some(Err(e)) if e.code() == Some(kafka_protocol::error::ResponseError::GroupIdNotFound) => {}
+                Some(Err(KafkaError::Response {
+                    error: kafka_protocol::error::ResponseError::NonEmptyGroup,
+                    ..
+                })) => return Ok(Some(format!("group {group_id} is not empty: stop its consumers"))),
+                Some(Err(e)) => return Err(e.clone().into()),
+            }
+            publish(
+                ctx,
+                group,
+                EventType::Normal,
+                "GroupDeleted",
+                "Delete",
+                format!("Deleted Kafka group {group_id}"),
+            )
+            .await;
+        }
+        Ok(None)
+    }
+    .await;
+    let why = match blocked {
+        Ok(None) => {
+            remove_finalizer(api, group).await?;
+            return Ok(Action::await_change());
+        }
+        Ok(Some(why)) => why,
+        Err(e) => format!("cannot delete group {group_id} yet: {e}"),
+    };
+    let mut status = group.status.clone().unwrap_or_default();
+    let was_blocked = find(&status.conditions, DELETION_BLOCKED).is_some_and(|c| c.status == "True");
+    set_condition(
+        &mut status.conditions,
+        condition(
+            DELETION_BLOCKED,
+            true,
+            "GroupNotEmpty",
+            why.clone(),
+            group.metadata.generation,
+            now(),
+        ),
+    );
+    apply_status(api, group, group.status.as_ref(), &status).await?;
+    if !was_blocked {
+        publish(ctx, group, EventType::Warning, "DeletionBlocked", "Delete", why).await;
+    }
+    Ok(Action::requeue(ctx.config.group_interval.min(Duration::from_secs(10))))
+}
+
+async fn cluster_client(group: &ConsumerGroup, ctx: &Context) -> Result<KafkaClient, Error> {
+    let ns = group.namespace().unwrap_or_default();
+    let clusters: Api<KafkaCluster> = Api::namespaced(ctx.kube.clone(), &ns);
+    let cluster = clusters.get_opt(&group.spec.cluster_ref.name).await?.ok_or_else(|| {
+        Error::Config(format!(
+            "KafkaCluster {} does not exist in namespace {ns}",
+            group.spec.cluster_ref.name
+        ))
+    })?;
+    ctx.clients.get(&ctx.kube, &cluster, &ctx.config.client).await
+}
+
+/// What one reconcile saw of the group.
+struct Observation {
+    description: GroupDescription,
+    offsets: GroupOffsets,
+    /// Every partition of `spec.topics`.
+    declared: Vec<TopicPartition>,
+    log_ends: BTreeMap<TopicPartition, i64>,
+}
+
+async fn observe(client: &KafkaClient, group_id: &str, topics: &[String]) -> Result<Observation, KafkaError> {
+    let (description, offsets, metadata) = tokio::join!(
+        client.describe_group(group_id),
+        client.group_offsets(group_id),
+        client.metadata_with(topics)
+    );
+    let (description, offsets, metadata) = (description?, offsets?, metadata?);
+    let mut declared = Vec::new();
+    for t in topics {
+        declared.extend(metadata.partitions_of(t)?);
+    }
+    let wanted: BTreeSet<TopicPartition> = declared
+        .iter()
+        .cloned()
+        .chain(offsets.keys().filter(|tp| metadata.leader(tp).is_some()).cloned())
+        .collect();
+    let wanted: Vec<TopicPartition> = wanted.into_iter().collect();
+    let log_ends = client
+        .list_offsets(&wanted, OffsetSpec::Latest, Isolation::ReadUncommitted)
+        .await?
+        .into_iter()
+        .map(|(tp, o)| (tp, o.offset))
+        .collect();
+    Ok(Observation {
+        description,
+        offsets,
+        declared,
+        log_ends,
+    })
+}
+
+async fn observe_and_act(api: &Api<ConsumerGroup>, group: &ConsumerGroup, ctx: &Context) -> Result<Action, Error> {
+    let key = key_of(group);
+    let generation = group.metadata.generation;
+    let group_id = group.group_id();
+    let old = group.status.clone().unwrap_or_default();
+    let mut status = old.clone();
+    status.observed_generation = generation;
+    status.group_id = Some(group_id.clone());
+    let mut events: Vec<(EventType, &str, &str, String)> = Vec::new();
+
+    let observed = async {
+        let client = cluster_client(group, ctx).await?;
+        let mut obs = observe(&client, &group_id, &group.spec.topics).await?;
+        init_offsets(&client, group, &group_id, &mut obs, &mut status, &mut events).await?;
+        guard_retention(&client, group, ctx, &group_id, &mut obs, &mut status, &mut events).await?;
+        Ok::<_, Error>(obs)
+    }
+    .await;
+
+    let action = match observed {
+        Ok(obs) => {
+            fill_observation(&mut status, &obs);
+            set_condition(
+                &mut status.conditions,
+                condition(
+                    READY,
+                    true,
+                    "Observed",
+                    format!("group {group_id} is {}", obs.description.state),
+                    generation,
+                    now(),
+                ),
+            );
+            ctx.reset_backoff(&key);
+            Action::requeue(next_wake(ctx.config.group_interval, status.retention_guard.as_ref()))
+        }
+        Err(e) => {
+            let reason = match &e {
+                Error::Config(_) => "ClusterNotFound",
+                Error::Kafka(KafkaError::UnknownTopic(_)) => "TopicNotFound",
+                Error::Kafka(_) => "KafkaUnavailable",
+                Error::Kube(_) => "KubernetesError",
+            };
+            let was = find(&old.conditions, READY).map(|c| (c.status.clone(), c.reason.clone()));
+            set_condition(
+                &mut status.conditions,
+                condition(READY, false, reason, e.to_string(), generation, now()),
+            );
+            if was != Some(("False".to_owned(), reason.to_owned())) {
+                events.push((EventType::Warning, reason, "Observe", e.to_string()));
+            }
+            ctx.metrics.failed(CONTROLLER, e.kind());
+            Action::requeue(ctx.backoff(&key, ctx.config.group_interval))
+        }
+    };
+    apply_status(api, group, group.status.as_ref(), &status).await?;
+    for (type_, reason, action_name, note) in events {
+        publish(ctx, group, type_, reason, action_name, note).await;
+    }
+    Ok(action)
+}
+
+/// Wake up in time for the retention guard's next deadline, or after the regular interval.
+fn next_wake(interval: Duration, guard: Option<&RetentionGuardStatus>) -> Duration {
+    let Some(expires) = guard.and_then(|g| g.expires_at.as_ref()) else {
+        return interval;
+    };
+    let until = ms_from_time(expires) - k8s_openapi::jiff::Timestamp::now().as_millisecond();
+    if until <= 0 {
+        return interval.min(Duration::from_secs(2));
+    }
+    interval.min(Duration::from_millis(until as u64 + 500))
+}
+
+fn fill_observation(status: &mut ConsumerGroupStatus, obs: &Observation) {
+    let d = &obs.description;
+    status.state = Some(d.state.clone());
+    status.protocol = d.exists().then(|| {
+        match d.protocol {
+            GroupProtocol::Classic => "classic",
+            GroupProtocol::Consumer => "consumer",
+        }
+        .to_owned()
+    });
+    status.members = d.members.len() as i32;
+    status.member_details = d
+        .members
+        .iter()
+        .map(|m| GroupMemberStatus {
+            member_id: m.member_id.clone(),
+            client_id: m.client_id.clone(),
+            host: m.host.clone(),
+            instance_id: m.instance_id.clone(),
+            assignment: m.assignment.iter().map(|tp| tp.to_string()).collect(),
+        })
+        .collect();
+    let lag: i64 = obs
+        .offsets
+        .iter()
+        .filter_map(|(tp, c)| obs.log_ends.get(tp).map(|end| (end - c.offset).max(0)))
+        .sum();
+    status.total_lag = Some(lag);
+    status.partitions_without_offsets = obs.declared.iter().filter(|tp| !obs.offsets.contains_key(*tp)).count() as i32;
+}
+
+type PendingEvents = Vec<(EventType, &'static str, &'static str, String)>;
+
+async fn init_offsets(
+    client: &KafkaClient,
+    group: &ConsumerGroup,
+    group_id: &str,
+    obs: &mut Observation,
+    status: &mut ConsumerGroupStatus,
+    events: &mut PendingEvents,
+) -> Result<(), Error> {
+    let Some(init) = &group.spec.offset_init else {
+        status.conditions.retain(|c| c.type_ != OFFSETS_INITIALIZED);
+        return Ok(());
+    };
+    let policy = match init.policy {
+        OffsetInitPolicy::Earliest => InitPolicy::Earliest,
+        OffsetInitPolicy::Latest => InitPolicy::Latest,
+        OffsetInitPolicy::None => InitPolicy::None,
+    };
+    let committed: BTreeSet<TopicPartition> = obs.offsets.keys().cloned().collect();
+    let missing: Vec<TopicPartition> = obs
+        .declared
+        .iter()
+        .filter(|tp| !committed.contains(*tp))
+        .cloned()
+        .collect();
+    let starts: BTreeMap<TopicPartition, i64> = match policy {
+        InitPolicy::Earliest if !missing.is_empty() => client
+            .list_offsets(&missing, OffsetSpec::Earliest, Isolation::ReadUncommitted)
+            .await?
+            .into_iter()
+            .map(|(tp, o)| (tp, o.offset))
+            .collect(),
+        _ => obs.log_ends.clone(),
+    };
+    let generation = group.metadata.generation;
+    let decision = plan_offset_init(
+        policy,
+        &obs.declared,
+        &committed,
+        obs.description.is_inactive(),
+        &starts,
+    );
+    let new_condition: Option<Condition> = match decision {
+        OffsetInitDecision::NothingToDo => Some(condition(
+            OFFSETS_INITIALIZED,
+            true,
+            "AllPartitionsHaveOffsets",
+            "every partition of spec.topics has a committed offset",
+            generation,
+            now(),
+        )),
+        OffsetInitDecision::Commit(offsets) => {
+            client.commit_offsets(group_id, &offsets).await?;
+            let list: Vec<String> = offsets.iter().map(|(tp, o)| format!("{tp}@{o}")).collect();
+            events.push((
+                EventType::Normal,
+                "OffsetsInitialized",
+                "InitializeOffsets",
+                format!(
+                    "Committed {} starting offset(s) ({:?}): {}",
+                    offsets.len(),
+                    init.policy,
+                    list.join(", ")
+                ),
+            ));
+            for (tp, offset) in offsets {
+                obs.offsets.insert(
+                    tp,
+                    crate::kafka::CommittedOffset {
+                        offset,
+                        leader_epoch: None,
+                        metadata: String::new(),
+                    },
+                );
+            }
+            Some(condition(
+                OFFSETS_INITIALIZED,
+                true,
+                "Initialized",
+                "committed starting offsets for new partitions",
+                generation,
+                now(),
+            ))
+        }
+        OffsetInitDecision::WaitForEmptyGroup(missing) => Some(condition(
+            OFFSETS_INITIALIZED,
+            false,
+            "GroupActive",
+            format!(
+                "{} partition(s) have no committed offset; they are initialized once the group is empty (the group's consumers start them with their auto.offset.reset meanwhile)",
+                missing.len()
+            ),
+            generation,
+            now(),
+        )),
+        OffsetInitDecision::StartUnknown(unknown) => Some(condition(
+            OFFSETS_INITIALIZED,
+            false,
+            "StartOffsetUnknown",
+            format!("the start offset of {} partition(s) is not known yet", unknown.len()),
+            generation,
+            now(),
+        )),
+    };
+    if let Some(c) = new_condition {
+        set_condition(&mut status.conditions, c);
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn guard_retention(
+    client: &KafkaClient,
+    group: &ConsumerGroup,
+    ctx: &Context,
+    group_id: &str,
+    obs: &mut Observation,
+    status: &mut ConsumerGroupStatus,
+    events: &mut PendingEvents,
+) -> Result<(), Error> {
+    let Some(spec) = &group.spec.retention_guard else {
+        status.retention_guard = None;
+        status.conditions.retain(|c| c.type_ != RETENTION_GUARD);
+        return Ok(());
+    };
+    let generation = group.metadata.generation;
+    let retention_minutes = match &spec.offsets_retention {
+        Some(text) => Some((parse(text)?.as_secs() / 60) as i64),
+        None => match ctx.clients.retention_minutes_for(group) {
+            Some(m) => Some(m),
+            None => client.offsets_retention_minutes().await.ok().flatten(),
+        },
+    };
+    let Some(retention_minutes) = retention_minutes else {
+        set_condition(
+            &mut status.conditions,
+            condition(
+                RETENTION_GUARD,
+                false,
+                "RetentionUnknown",
+                "the brokers' offsets.retention.minutes could not be read: set spec.retentionGuard.offsetsRetention",
+                generation,
+                now(),
+            ),
+        );
+        return Ok(());
+    };
+    let warn_before = parse(spec.warn_before.as_deref().unwrap_or("24h"))?;
+    let mut guard = status.retention_guard.clone().unwrap_or_default();
+    if !obs.offsets.is_empty() {
+        guard.saved_offsets = obs
+            .offsets
+            .iter()
+            .map(|(tp, c)| SavedOffset {
+                topic: tp.topic.clone(),
+                partition: tp.partition,
+                offset: c.offset,
+            })
+            .collect();
+    }
+    let d = &obs.description;
+    let kind = if d.exists() {
+        match (d.protocol, d.protocol_type.is_empty()) {
+            (GroupProtocol::Consumer, _) => GroupKind::ConsumerProtocol,
+            (GroupProtocol::Classic, true) => GroupKind::NeverHadMembers,
+            (GroupProtocol::Classic, false) => GroupKind::ClassicWithHistory,
+        }
+    } else {
+        // The broker dropped the group with its offsets: what it was is remembered in status.
+        match guard.protection {
+            Some(RetentionProtection::RestoreOnExpiry) => GroupKind::ClassicWithHistory,
+            _ => GroupKind::NeverHadMembers,
+        }
+    };
+    let now_ms = k8s_openapi::jiff::Timestamp::now().as_millisecond();
+    let decision = plan_retention(&RetentionObservation {
+        kind,
+        has_members: !d.members.is_empty(),
+        offsets_present: !obs.offsets.is_empty(),
+        saved_offsets: !guard.saved_offsets.is_empty(),
+        empty_since_ms: guard.empty_since.as_ref().map(ms_from_time),
+        last_protected_ms: guard.last_protected.as_ref().map(ms_from_time),
+        retention_ms: retention_minutes * 60_000,
+        warn_before_ms: warn_before.as_millis() as i64,
+        now_ms,
+    });
+    guard.retention_minutes = Some(retention_minutes);
+    guard.protection = decision.protection.map(|p| match p {
+        Protection::Recommit => RetentionProtection::Recommit,
+        Protection::RestoreOnExpiry => RetentionProtection::RestoreOnExpiry,
+    });
+    guard.empty_since = decision.empty_since_ms.map(time_from_ms);
+    if decision.empty_since_ms.is_none() {
+        guard.last_protected = None;
+    }
+    let saved: BTreeMap<TopicPartition, i64> = guard
+        .saved_offsets
+        .iter()
+        .map(|s| (TopicPartition::new(&s.topic, s.partition), s.offset))
+        .collect();
+    let mut protected_now = false;
+    match decision.action {
+        RetentionAction::Nothing => {}
+        RetentionAction::Recommit | RetentionAction::Restore => {
+            client.commit_offsets(group_id, &saved).await?;
+            protected_now = true;
+            guard.last_protected = Some(time_from_ms(now_ms));
+            let (reason, note) = if decision.action == RetentionAction::Restore {
+                (
+                    "OffsetsRestored",
+                    format!(
+                        "The broker dropped the committed offsets of group {group_id}; restored {} saved offset(s)",
+                        saved.len()
+                    ),
+                )
+            } else {
+                (
+                    "OffsetsRecommitted",
+                    format!(
+                        "Re-committed {} offset(s) of empty group {group_id} to restart its retention clock",
+                        saved.len()
+                    ),
+                )
+            };
+            events.push((EventType::Normal, reason, "GuardRetention", note));
+            for (tp, offset) in &saved {
+                obs.offsets.insert(
+                    tp.clone(),
+                    crate::kafka::CommittedOffset {
+                        offset: *offset,
+                        leader_epoch: None,
+                        metadata: String::new(),
+                    },
+                );
+            }
+        }
+    }
+    // After a re-commit or restore the clock starts again.
+    let expires_at = if protected_now && decision.protection == Some(Protection::Recommit) {
+        Some(now_ms + retention_minutes * 60_000)
+    } else {
+        decision.expires_at_ms
+    };
+    guard.expires_at = expires_at.map(time_from_ms);
+    let previous = find(&status.conditions, RETENTION_GUARD).map(|c| c.reason.clone());
+    let c = if decision.expiring_soon {
+        condition(
+            RETENTION_GUARD,
+            false,
+            "ExpiringSoon",
+            format!(
+                "the committed offsets of empty group {group_id} expire at {}; the operator restores them if the broker drops them",
+                guard.expires_at.as_ref().map(|t| t.0.to_string()).unwrap_or_default()
+            ),
+            generation,
+            now(),
+        )
+    } else {
+        let message = match guard.protection {
+            None => "the group has members; nothing expires while they are there".to_owned(),
+            Some(RetentionProtection::Recommit) => "offsets are re-committed before they expire".to_owned(),
+            Some(RetentionProtection::RestoreOnExpiry) => {
+                "offsets are restored as soon as the broker drops them".to_owned()
+            }
+        };
+        condition(RETENTION_GUARD, true, "Protected", message, generation, now())
+    };
+    if decision.expiring_soon && previous.as_deref() != Some("ExpiringSoon") {
+        events.push((
+            EventType::Warning,
+            "OffsetsExpiringSoon",
+            "GuardRetention",
+            c.message.clone(),
+        ));
+    }
+    set_condition(&mut status.conditions, c);
+    status.retention_guard = Some(guard);
+    Ok(())
+}
+
+fn parse(text: &str) -> Result<Duration, Error> {
+    crate::plan::duration::parse_duration(text).map_err(|e| Error::Config(e.to_string()))
+}

@@ -1,0 +1,112 @@
+//! The reconcilers: the imperative shell around `plan/` and `kafka/`. They observe (Kubernetes and Kafka),
+//! call the planners, act, and record what they saw in status, Events and metrics.
+
+pub mod clients;
+pub mod cluster;
+pub mod group;
+pub mod leader;
+pub mod status;
+
+use crate::kafka::KafkaError;
+use crate::telemetry::metrics::Metrics;
+use clients::{ClientSettings, ClusterClients};
+use kube::runtime::events::{Recorder, Reporter};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The field manager of everything the operator writes with server-side apply.
+pub const FIELD_MANAGER: &str = "kafka-group-operator";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+    #[error("{0}")]
+    Config(String),
+}
+
+impl Error {
+    /// A bounded label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kubernetes",
+            Error::Kafka(_) => "kafka",
+            Error::Config(_) => "config",
+        }
+    }
+}
+
+/// How the controllers run.
+#[derive(Clone, Debug)]
+pub struct OperatorConfig {
+    /// How often a ConsumerGroup is observed.
+    pub group_interval: Duration,
+    /// How often a KafkaCluster's connection is checked.
+    pub cluster_interval: Duration,
+    /// Reconciles in flight at once, per controller.
+    pub concurrency: u16,
+    /// Watch only this namespace (all when `None`).
+    pub namespace: Option<String>,
+    pub client: ClientSettings,
+}
+
+impl Default for OperatorConfig {
+    fn default() -> Self {
+        OperatorConfig {
+            group_interval: Duration::from_secs(30),
+            cluster_interval: Duration::from_secs(60),
+            concurrency: 8,
+            namespace: None,
+            client: ClientSettings::default(),
+        }
+    }
+}
+
+/// Shared by every reconcile.
+pub struct Context {
+    pub kube: kube::Client,
+    pub clients: ClusterClients,
+    pub metrics: Arc<Metrics>,
+    pub recorder: Recorder,
+    pub config: OperatorConfig,
+    /// Consecutive failures per object, for exponential backoff.
+    failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(kube: kube::Client, metrics: Arc<Metrics>, config: OperatorConfig, instance: String) -> Context {
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.to_owned(),
+            instance: Some(instance),
+        };
+        Context {
+            recorder: Recorder::new(kube.clone(), reporter),
+            kube,
+            clients: ClusterClients::default(),
+            metrics,
+            config,
+            failures: Default::default(),
+        }
+    }
+
+    /// Requeue delay after a failure of `key`: 1 s doubling to `cap`.
+    pub fn backoff(&self, key: &str, cap: Duration) -> Duration {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let n = failures.entry(key.to_owned()).or_insert(0);
+        *n = n.saturating_add(1);
+        let delay = Duration::from_secs(1u64 << (*n - 1).min(10));
+        delay.min(cap)
+    }
+
+    pub fn reset_backoff(&self, key: &str) {
+        self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+    }
+}
+
+/// Runs both controllers until `shutdown` resolves.
+pub async fn run_controllers(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
+    let shutdown = futures_util::FutureExt::shared(Box::pin(shutdown));
+    tokio::join!(cluster::run(ctx.clone(), shutdown.clone()), group::run(ctx, shutdown));
+}

@@ -1,0 +1,6 @@
+//! Pure planners: decisions as functions of observed state and spec, with no I/O. The controllers observe,
+//! call these, act on the result and record it. Times are milliseconds since the Unix epoch.
+
+pub mod duration;
+pub mod offset_init;
+pub mod retention;

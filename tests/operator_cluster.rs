@@ -1,0 +1,188 @@
+//! The KafkaCluster reconciler against a real API server and real Apache Kafka brokers (plain and with
+//! TLS + SASL): Ready with what it found, or Ready=False with a reason a user can act on.
+
+mod support;
+
+use k8s_openapi::api::core::v1::Secret;
+use kafka_group_operator::api::KafkaCluster;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
+use std::time::Duration;
+use support::operator::Operator;
+use support::wait::{condition, event, has_condition, until};
+use support::{ApacheKafka, ControlPlane, SecureKafka};
+
+const T: Duration = Duration::from_secs(60);
+
+async fn setup(prefix: &str) -> (kube::Client, String, Operator) {
+    let cp = ControlPlane::shared();
+    let client = cp.client().await;
+    support::crds::install(&client).await;
+    let ns = cp.fresh_namespace(&client, prefix).await;
+    let operator = Operator::start(cp, &ns, &[]);
+    (client, ns, operator)
+}
+
+fn cluster(name: &str, spec: serde_json::Value) -> KafkaCluster {
+    serde_json::from_value(json!({
+        "apiVersion": "kafkagroups.dev/v1alpha1", "kind": "KafkaCluster",
+        "metadata": {"name": name}, "spec": spec
+    }))
+    .expect("KafkaCluster JSON")
+}
+
+#[tokio::test]
+async fn a_reachable_cluster_is_ready_with_its_id_brokers_and_version() {
+    let kafka = ApacheKafka::shared();
+    let (client, ns, operator) = setup("kc-ready").await;
+    let api: Api<KafkaCluster> = Api::namespaced(client.clone(), &ns);
+    api.create(
+        &PostParams::default(),
+        &cluster("main", json!({"bootstrapServers": [kafka.bootstrap()]})),
+    )
+    .await
+    .expect("create");
+    let ready = until(&api, "main", T, "Ready", |c| {
+        has_condition(c, "Ready", "True", "Connected")
+    })
+    .await;
+    let status = ready.status.expect("status");
+    assert_eq!(status.broker_count, Some(1));
+    assert_eq!(status.kafka_version.as_deref(), Some(">= 4.0"));
+    assert_eq!(status.observed_generation, ready.metadata.generation);
+    let ours = kafka_group_operator::kafka::KafkaClient::new(kafka_group_operator::kafka::ClientConfig::new([
+        kafka.bootstrap()
+    ]))
+    .expect("client")
+    .metadata()
+    .await
+    .expect("metadata");
+    assert_eq!(status.cluster_id, ours.cluster_id);
+    event(&client, &ns, "main", "Connected", T).await;
+
+    // /healthz, /readyz and /metrics answer, and the metrics count reconciles.
+    assert_eq!(operator.http_get("/healthz").map(|r| r.0), Some(200));
+    assert_eq!(operator.http_get("/readyz").map(|r| r.0), Some(200));
+    let (code, metrics) = operator.http_get("/metrics").expect("metrics");
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("kafka_group_operator_reconciles_total{controller=\"kafkacluster\"}"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_cluster_says_so_and_recovers_when_reachable() {
+    let kafka = ApacheKafka::shared();
+    let (client, ns, _operator) = setup("kc-unreach").await;
+    let api: Api<KafkaCluster> = Api::namespaced(client.clone(), &ns);
+    let dead = format!("127.0.0.1:{}", support::process::free_port());
+    api.create(
+        &PostParams::default(),
+        &cluster("main", json!({"bootstrapServers": [dead]})),
+    )
+    .await
+    .expect("create");
+    let down = until(&api, "main", T, "Unreachable", |c| {
+        has_condition(c, "Ready", "False", "Unreachable")
+    })
+    .await;
+    let (_, _, message) = condition(&down, "Ready").expect("condition");
+    assert!(message.contains(&dead), "{message}");
+    let note = event(&client, &ns, "main", "Unreachable", T).await;
+    assert!(note.contains(&dead), "{note}");
+
+    let patch = json!({"spec": {"bootstrapServers": [kafka.bootstrap()]}});
+    api.patch("main", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("patch");
+    until(&api, "main", T, "Ready", |c| {
+        has_condition(c, "Ready", "True", "Connected")
+    })
+    .await;
+}
+
+async fn password_secret(client: &kube::Client, ns: &str, password: &str) {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let secret: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "kafka-password"},
+        "stringData": {"password": password}
+    }))
+    .expect("secret");
+    secrets
+        .patch(
+            "kafka-password",
+            &PatchParams::apply("kgo-tests").force(),
+            &Patch::Apply(&secret),
+        )
+        .await
+        .expect("apply secret");
+}
+
+#[tokio::test]
+async fn a_wrong_sasl_password_is_reported_and_a_fixed_secret_is_picked_up_without_restart() {
+    let kafka = SecureKafka::shared();
+    let (client, ns, operator) = setup("kc-sasl").await;
+    let user = kafka.scram_sha_512_user();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let ca: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "kafka-ca"},
+        "stringData": {"ca.crt": std::fs::read_to_string(kafka.ca_pem()).expect("ca")}
+    }))
+    .expect("ca secret");
+    secrets.create(&PostParams::default(), &ca).await.expect("ca secret");
+    password_secret(&client, &ns, "definitely-wrong").await;
+    let api: Api<KafkaCluster> = Api::namespaced(client.clone(), &ns);
+    let spec = json!({
+        "bootstrapServers": [kafka.sasl_ssl_bootstrap()],
+        "tls": {"caSecretRef": {"name": "kafka-ca", "key": "ca.crt"}},
+        "sasl": {"mechanism": "SCRAM-SHA-512", "username": user.username, "passwordSecretRef": {"name": "kafka-password", "key": "password"}}
+    });
+    api.create(&PostParams::default(), &cluster("secure", spec))
+        .await
+        .expect("create");
+    let failed = until(&api, "secure", T, "AuthenticationFailed", |c| {
+        has_condition(c, "Ready", "False", "AuthenticationFailed")
+    })
+    .await;
+    let (_, _, message) = condition(&failed, "Ready").expect("condition");
+    assert!(
+        !message.contains("definitely-wrong"),
+        "the password leaked into status: {message}"
+    );
+    let note = event(&client, &ns, "secure", "AuthenticationFailed", T).await;
+    assert!(
+        !note.contains("definitely-wrong"),
+        "the password leaked into an Event: {note}"
+    );
+    assert!(
+        !operator.log().contains("definitely-wrong"),
+        "the password leaked into the log"
+    );
+
+    password_secret(&client, &ns, &user.password).await;
+    until(&api, "secure", T, "Ready after the Secret was fixed", |c| {
+        has_condition(c, "Ready", "True", "Connected")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_missing_secret_is_an_invalid_configuration() {
+    let kafka = ApacheKafka::shared();
+    let (client, ns, _operator) = setup("kc-nosecret").await;
+    let api: Api<KafkaCluster> = Api::namespaced(client.clone(), &ns);
+    let spec = json!({
+        "bootstrapServers": [kafka.bootstrap()],
+        "sasl": {"mechanism": "PLAIN", "username": "u", "passwordSecretRef": {"name": "absent", "key": "password"}}
+    });
+    api.create(&PostParams::default(), &cluster("main", spec))
+        .await
+        .expect("create");
+    let c = until(&api, "main", T, "InvalidConfiguration", |c| {
+        has_condition(c, "Ready", "False", "InvalidConfiguration")
+    })
+    .await;
+    let (_, _, message) = condition(&c, "Ready").expect("condition");
+    assert!(message.contains("Secret absent does not exist"), "{message}");
+}

@@ -21,7 +21,9 @@ pub struct ClusterInfo {
 
 /// Markers from Kafka's release history, newest first: the first one a broker meets names its range.
 /// Each is an API (key) whose presence, or minimum/maximum version, changed in that release.
-const VERSION_MARKERS: &[(&str, fn(&BrokerVersions) -> bool)] = &[
+type VersionMarker = (&'static str, fn(&BrokerVersions) -> bool);
+
+const VERSION_MARKERS: &[VersionMarker] = &[
     // KIP-896 (4.0) removed Fetch versions 0-3.
     (">= 4.0", |v| v.get(&1).is_some_and(|(min, _)| *min >= 4)),
     // DescribeTopicPartitions (key 75) arrived in 3.8.

@@ -3,4 +3,6 @@
 
 pub mod duration;
 pub mod offset_init;
+pub mod reset;
+pub mod reset_phase;
 pub mod retention;

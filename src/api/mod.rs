@@ -5,6 +5,7 @@
 pub mod cluster;
 pub mod conditions;
 pub mod group;
+pub mod reset;
 
 pub use cluster::{
     ClientCertificateRef, KafkaCluster, KafkaClusterSpec, KafkaClusterStatus, SaslSpec, SecretKeyRef, TlsSpec,
@@ -13,6 +14,7 @@ pub use group::{
     ClusterRef, ConsumerGroup, ConsumerGroupSpec, ConsumerGroupStatus, DeletionPolicy, GroupMemberStatus, OffsetInit,
     OffsetInitPolicy, RetentionGuardSpec, RetentionGuardStatus, RetentionProtection, SavedOffset,
 };
+pub use reset::{OffsetReset, OffsetResetSpec, OffsetResetStatus, ResetPhase, ResetStrategy, ResetTo};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -22,7 +24,7 @@ pub const GROUP: &str = "kafkagroups.dev";
 
 /// Every CRD the operator serves, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![KafkaCluster::crd(), ConsumerGroup::crd()]
+    vec![KafkaCluster::crd(), ConsumerGroup::crd(), OffsetReset::crd()]
 }
 
 /// The CRDs as one multi-document YAML stream (what `kafka-group-operator crds` prints and `crds/` holds).

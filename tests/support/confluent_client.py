@@ -9,6 +9,16 @@ consume: joins --group with --protocol (classic or consumer, KIP-848), reads --c
 member:  joins --group and stays in it: prints {"ready": true, "assignment": [...]} once it owns all of the
          topic's partitions (or --expect-partitions N), then polls until SIGTERM, when it leaves the group
          cleanly. --instance-id makes it a static member (group.instance.id).
+run:     what a consumer Deployment's pod would run (tests/support/kubelet.rs starts one per replica): subscribes
+         to --topics (comma-separated) in --group and consumes until SIGTERM. Each record's offset is stored
+         after --processing-delay-ms (a sleep per record, to build up lag) and committed by auto-commit every
+         500 ms and on close. Prints {"ready": true, "assigned": [...], "member_id": ...} once it is in the
+         group: at its first assignment or, as librdkafka makes no rebalance callback for a KIP-848 member that
+         gets no partitions, when the group coordinator lists it as a member with no partitions, current or
+         target (a group may have more members than partitions). Then one line per rebalance callback
+         ({"assigned": [...]}, {"revoked": [...]}), {"consumed": N} every few seconds while records arrive, and
+         {"closed": true, "consumed": N} after leaving the group on SIGTERM (a static member, one with
+         --instance-id, does not leave: the broker keeps it until its session times out).
 
 Security (all optional; the default is PLAINTEXT): --security-protocol (PLAINTEXT, SSL, SASL_PLAINTEXT,
 SASL_SSL), --sasl-mechanism and --sasl-username with the password in the environment variable
@@ -27,6 +37,7 @@ import sys
 import time
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 EXIT_SECURITY_FAILURE = 3
 
@@ -185,11 +196,107 @@ def member(args):
     consumer.close()
 
 
+def group_member(admin, group, member_id):
+    """The coordinator's description of `member_id` in `group`, or None (not a member yet, or no answer)."""
+    if not member_id:
+        return None
+    try:
+        description = admin.describe_consumer_groups([group], request_timeout=5)[group].result()
+    except KafkaException:
+        return None
+    return next((m for m in description.members if m.member_id == member_id), None)
+
+
+def owned(*assignments):
+    """Whether any of these MemberAssignments (None for none) holds a partition."""
+    return any(a is not None and a.topic_partitions for a in assignments)
+
+
+def run(args):
+    import signal
+
+    errors = Errors("run")
+    topics = [t for t in args.topics.split(",") if t]
+    if not topics:
+        sys.exit("run: --topics is empty")
+    config = {
+        **client_config(args, errors),
+        "group.id": args.group,
+        "group.protocol": args.protocol,
+        "client.id": args.client_id,
+        "auto.offset.reset": args.auto_offset_reset,
+        "enable.auto.commit": True,
+        "auto.commit.interval.ms": 500,
+        # Offsets are stored once a record is processed (after the delay), not when poll() returns it.
+        "enable.auto.offset.store": False,
+    }
+    if args.protocol == "classic":
+        # With group.protocol=consumer the session timeout is the broker's (group.consumer.session.timeout.ms).
+        config["session.timeout.ms"] = args.session_timeout_ms
+        config["heartbeat.interval.ms"] = min(3000, max(args.session_timeout_ms // 3, 100))
+    if args.instance_id:
+        config["group.instance.id"] = args.instance_id
+    consumer = Consumer(config)
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+    signal.signal(signal.SIGINT, lambda *_: stop.append(True))
+    state = {"ready": False, "consumed": 0}
+
+    def partitions(tps):
+        return sorted([tp.topic, tp.partition] for tp in tps)
+
+    def on_assign(c, tps):
+        line = {"assigned": partitions(tps), "member_id": c.memberid()}
+        if not state["ready"]:
+            state["ready"] = True
+            line = {"ready": True, **line}
+        print(json.dumps(line), flush=True)
+
+    def on_revoke(c, tps):
+        print(json.dumps({"revoked": partitions(tps)}), flush=True)
+
+    consumer.subscribe(topics, on_assign=on_assign, on_revoke=on_revoke)
+    delay = args.processing_delay_ms / 1000.0
+    reported, last_report = 0, time.monotonic()
+    admin, next_check = None, time.monotonic() + 1
+    while not stop:
+        if args.protocol == "consumer" and not state["ready"] and time.monotonic() >= next_check:
+            # librdkafka calls on_assign for a KIP-848 member only once it gets partitions; a member of a group
+            # with more members than partitions never does. Ask the group coordinator whether it is a member
+            # whose assignment is settled on no partitions (with some, on_assign comes).
+            next_check = time.monotonic() + 0.5
+            admin = admin or AdminClient(client_config(args, errors))
+            member = group_member(admin, args.group, consumer.memberid())
+            if member is not None and not state["ready"] and not owned(member.assignment, member.target_assignment):
+                state["ready"] = True
+                print(json.dumps({"ready": True, "assigned": [], "member_id": member.member_id}), flush=True)
+        msg = consumer.poll(0.2)
+        if msg is not None:
+            if msg.error():
+                # e.g. a topic that does not exist yet; fatal errors end the process through error_cb
+                print(json.dumps({"error": msg.error().str()}), flush=True)
+            else:
+                if delay > 0:
+                    time.sleep(delay)
+                consumer.store_offsets(msg)
+                state["consumed"] += 1
+        now = time.monotonic()
+        if state["consumed"] != reported and now - last_report >= 2:
+            reported, last_report = state["consumed"], now
+            print(json.dumps({"consumed": reported}), flush=True)
+    consumer.close()  # commits the stored offsets and leaves the group
+    print(json.dumps({"closed": True, "consumed": state["consumed"]}), flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["produce", "consume", "member"])
+    parser.add_argument("command", choices=["produce", "consume", "member", "run"])
     parser.add_argument("--bootstrap", required=True)
-    parser.add_argument("--topic", required=True)
+    parser.add_argument("--topic", help="the topic (every command but run)")
+    parser.add_argument("--topics", help="run: comma-separated topics to subscribe to")
+    parser.add_argument("--auto-offset-reset", choices=["earliest", "latest", "error"], default="earliest")
+    parser.add_argument("--processing-delay-ms", type=int, default=0, help="run: sleep per record")
+    parser.add_argument("--session-timeout-ms", type=int, default=10000, help="run: classic protocol only")
     parser.add_argument("--count", type=int, default=0)
     parser.add_argument("--timestamp-start", type=int, help="timestamp (ms) of the first produced record")
     parser.add_argument("--timestamp-step", type=int, default=1000)
@@ -211,7 +318,11 @@ def main():
     args = parser.parse_args()
     if args.command != "produce" and not args.group:
         parser.error(f"{args.command} needs --group")
-    {"produce": produce, "consume": consume, "member": member}[args.command](args)
+    if args.command == "run" and not args.topics:
+        parser.error("run needs --topics")
+    if args.command != "run" and not args.topic:
+        parser.error(f"{args.command} needs --topic")
+    {"produce": produce, "consume": consume, "member": member, "run": run}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use std::time::{Duration, Instant};
 use support::clients::produce;
-use support::kubelet::Kubelet;
+use support::kubelet::{Kubelet, deployment, template};
 use support::{ApacheKafka, ControlPlane, unique_name};
 
 /// Consumers take about a second each to start on an idle machine; other test binaries may run concurrently.
@@ -17,28 +17,6 @@ const DEADLINE: Duration = Duration::from_secs(120);
 const GROUP_COMMAND: &str = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand";
 
 /// The pod template of a consumer workload: `env` as the kubelet reads it.
-fn template(name: &str, env: &[(&str, &str)]) -> serde_json::Value {
-    let env: Vec<_> = env.iter().map(|(k, v)| json!({"name": k, "value": v})).collect();
-    json!({
-        "metadata": {"labels": {"app": name}},
-        "spec": {"containers": [{"name": "consumer", "image": "example.invalid/consumer:1", "env": env}]}
-    })
-}
-
-fn deployment(name: &str, replicas: i32, env: &[(&str, &str)]) -> Deployment {
-    serde_json::from_value(json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": template(name, env),
-        }
-    }))
-    .expect("deployment JSON")
-}
-
 /// A member row of `kafka-consumer-groups --describe --members`, by column name.
 type MemberRow = std::collections::BTreeMap<String, String>;
 

@@ -436,3 +436,144 @@ async fn a_standby_operator_takes_over_when_the_leader_dies() {
         second.log()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn members_and_assignments_match_the_consumers_running_in_the_cluster() {
+    for protocol in ["classic", "consumer"] {
+        let kafka = ApacheKafka::shared();
+        let env = setup("cg-members", kafka).await;
+        let topic = topic(&env, kafka, 4, 20).await;
+        let group_id = unique_name("members");
+        let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(env.client.clone(), &env.ns);
+        let settings = [
+            ("KAFKA_GROUP_ID", group_id.as_str()),
+            ("KAFKA_TOPICS", topic.as_str()),
+            ("KAFKA_GROUP_PROTOCOL", protocol),
+        ];
+        deployments
+            .create(
+                &PostParams::default(),
+                &support::kubelet::deployment("orders", 2, &settings),
+            )
+            .await
+            .expect("deployment");
+        let kubelet = support::kubelet::Kubelet::start(env.client.clone(), &env.ns, "orders", &kafka.bootstrap()).await;
+        kubelet.wait_running(2, Duration::from_secs(120)).await;
+
+        let spec = json!({"clusterRef": {"name": "main"}, "groupId": group_id, "topics": [topic]});
+        env.groups
+            .create(&PostParams::default(), &group("orders", spec))
+            .await
+            .expect("create");
+        let g = until(
+            &env.groups,
+            "orders",
+            Duration::from_secs(90),
+            "two stable members with all partitions",
+            |g| {
+                g.status.as_ref().is_some_and(|s| {
+                    s.members == 2
+                        && s.state.as_deref() == Some("Stable")
+                        && s.member_details.iter().map(|m| m.assignment.len()).sum::<usize>() == 4
+                })
+            },
+        )
+        .await;
+        let status = g.status.expect("status");
+        assert_eq!(status.protocol.as_deref(), Some(protocol));
+        let mut clients: Vec<&str> = status.member_details.iter().map(|m| m.client_id.as_str()).collect();
+        clients.sort();
+        assert_eq!(
+            clients,
+            vec!["orders-0", "orders-1"],
+            "{kubelet_report}",
+            kubelet_report = kubelet.report()
+        );
+        let pod_members: std::collections::BTreeSet<String> =
+            kubelet.pods().into_iter().filter_map(|p| p.member_id).collect();
+        let status_members: std::collections::BTreeSet<String> =
+            status.member_details.iter().map(|m| m.member_id.clone()).collect();
+        assert_eq!(status_members, pod_members, "the member ids confluent-kafka reports");
+        let mut assigned: Vec<String> = status
+            .member_details
+            .iter()
+            .flat_map(|m| m.assignment.clone())
+            .collect();
+        assigned.sort();
+        let expected: Vec<String> = (0..4).map(|p| format!("{topic}-{p}")).collect();
+        assert_eq!(assigned, expected);
+        drop(kubelet);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_latest_consumer_reads_the_first_record_of_a_partition_added_later() {
+    let kafka = ApacheKafka::shared();
+    let env = setup("cg-newpart", kafka).await;
+    let topic = topic(&env, kafka, 2, 10).await;
+    let group_id = unique_name("newpart");
+    let spec = json!({"clusterRef": {"name": "main"}, "groupId": group_id, "topics": [topic], "offsetInit": {"policy": "latest"}});
+    env.groups
+        .create(&PostParams::default(), &group("orders", spec))
+        .await
+        .expect("create");
+    until(&env.groups, "orders", T, "initialized", |g| {
+        has_condition(g, "OffsetsInitialized", "True", "AllPartitionsHaveOffsets")
+    })
+    .await;
+
+    env.kafka.create_partitions(&topic, 3).await.expect("add partition 2");
+    let new_partition = TopicPartition::new(&topic, 2);
+    let deadline = tokio::time::Instant::now() + T;
+    while !env
+        .kafka
+        .group_offsets(&group_id)
+        .await
+        .expect("offsets")
+        .contains_key(&new_partition)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "partition 2 was not initialized"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // The first record of the new partition, produced before any consumer runs.
+    let bootstrap = kafka.bootstrap();
+    let produce_topic = topic.clone();
+    tokio::task::spawn_blocking(move || {
+        clients::produce_with_timestamps(&bootstrap, &produce_topic, 2, 1, 1_700_000_000_000, 1000)
+    })
+    .await
+    .expect("produce");
+
+    // A consumer with auto.offset.reset=latest would start after that record; the initial offset makes it read it.
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(env.client.clone(), &env.ns);
+    let settings = [
+        ("KAFKA_GROUP_ID", group_id.as_str()),
+        ("KAFKA_TOPICS", topic.as_str()),
+        ("KAFKA_AUTO_OFFSET_RESET", "latest"),
+    ];
+    deployments
+        .create(
+            &PostParams::default(),
+            &support::kubelet::deployment("orders", 1, &settings),
+        )
+        .await
+        .expect("deployment");
+    let kubelet = support::kubelet::Kubelet::start(env.client.clone(), &env.ns, "orders", &kafka.bootstrap()).await;
+    kubelet.wait_running(1, Duration::from_secs(120)).await;
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        let offsets = env.kafka.group_offsets(&group_id).await.expect("offsets");
+        if offsets.get(&new_partition).map(|c| c.offset) == Some(1) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the consumer never read the new partition's first record: {offsets:?}\n{}",
+            kubelet.report()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}

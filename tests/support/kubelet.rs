@@ -58,6 +58,7 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::watch_object;
 use serde::de::DeserializeOwned;
+use serde_json::json;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 use std::io::{Read, Seek, SeekFrom};
@@ -733,4 +734,28 @@ async fn run<K: Workload>(api: Api<K>, name: String, shared: Arc<Mutex<State>>) 
             Err(e) => lock().event(format!("cannot write the status: {e}")),
         }
     }
+}
+
+/// A pod template whose first container carries `env` (the consumer settings this kubelet reads).
+pub fn template(name: &str, env: &[(&str, &str)]) -> serde_json::Value {
+    let env: Vec<_> = env.iter().map(|(k, v)| json!({"name": k, "value": v})).collect();
+    json!({
+        "metadata": {"labels": {"app": name}},
+        "spec": {"containers": [{"name": "consumer", "image": "example.invalid/consumer:1", "env": env}]}
+    })
+}
+
+/// A Deployment of consumers configured by `env` (see the module doc for the variables).
+pub fn deployment(name: &str, replicas: i32, env: &[(&str, &str)]) -> Deployment {
+    serde_json::from_value(json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": template(name, env),
+        }
+    }))
+    .expect("deployment JSON")
 }

@@ -8,6 +8,7 @@ pub mod clients;
 pub mod control_plane;
 pub mod crds;
 pub mod kafka;
+pub mod kubelet;
 pub mod operator;
 pub mod pki;
 pub mod process;

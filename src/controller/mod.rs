@@ -5,6 +5,7 @@ pub mod clients;
 pub mod cluster;
 pub mod group;
 pub mod leader;
+pub mod reset;
 pub mod status;
 
 use crate::kafka::KafkaError;
@@ -108,5 +109,9 @@ impl Context {
 /// Runs both controllers until `shutdown` resolves.
 pub async fn run_controllers(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
     let shutdown = futures_util::FutureExt::shared(Box::pin(shutdown));
-    tokio::join!(cluster::run(ctx.clone(), shutdown.clone()), group::run(ctx, shutdown));
+    tokio::join!(
+        cluster::run(ctx.clone(), shutdown.clone()),
+        group::run(ctx.clone(), shutdown.clone()),
+        reset::run(ctx, shutdown)
+    );
 }

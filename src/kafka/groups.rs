@@ -11,13 +11,14 @@ use crate::wire::Api;
 use bytes::Buf;
 use futures_util::future::join_all;
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
 use kafka_protocol::messages::offset_delete_request::{OffsetDeleteRequestPartition, OffsetDeleteRequestTopic};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
 use kafka_protocol::messages::{
     ConsumerGroupDescribeRequest, ConsumerProtocolAssignment, DeleteGroupsRequest, DescribeGroupsRequest,
-    FindCoordinatorRequest, GroupId, ListGroupsRequest, OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest,
-    TopicName,
+    FindCoordinatorRequest, GroupId, LeaveGroupRequest, ListGroupsRequest, OffsetCommitRequest, OffsetDeleteRequest,
+    OffsetFetchRequest, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Request, StrBytes};
 use std::collections::{BTreeMap, HashMap};
@@ -388,6 +389,51 @@ impl KafkaClient {
             }
             other => other,
         }
+    }
+
+    /// Removes static members (by `group.instance.id`) from a group, as the Java AdminClient's
+    /// `removeMembersFromConsumerGroup` does: without this, a stopped static member holds its partitions
+    /// until its session times out. Members already gone are not an error.
+    pub async fn remove_static_members(&self, group: &str, instance_ids: &[String]) -> Result<(), KafkaError> {
+        let api = Api(LeaveGroupRequest::KEY);
+        let request = LeaveGroupRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
+            .with_members(
+                instance_ids
+                    .iter()
+                    .map(|id| {
+                        MemberIdentity::default()
+                            .with_member_id(StrBytes::from_static_str(""))
+                            .with_group_instance_id(Some(StrBytes::from_string(id.clone())))
+                            .with_reason(Some(StrBytes::from_static_str(
+                                "removed by kafka-group-operator for an offset reset",
+                            )))
+                    })
+                    .collect(),
+            );
+        let results = self
+            .on_coordinators("LeaveGroup", &[group.to_owned()], |conn, _node, groups| {
+                let request = request.clone();
+                async move {
+                    let result = async {
+                        // v3 introduced removing members by group.instance.id.
+                        let version = conn.version_in::<LeaveGroupRequest>(3, i16::MAX)?;
+                        let response = conn.send_version(&request, version).await?;
+                        check(response.error_code, conn.addr(), api, || format!("group {}", groups[0]))?;
+                        for m in &response.members {
+                            // UNKNOWN_MEMBER_ID / FENCED_INSTANCE_ID: the member already left.
+                            if !matches!(m.error_code, 25 | 82) {
+                                check(m.error_code, conn.addr(), api, || format!("group {}", groups[0]))?;
+                            }
+                        }
+                        Ok(())
+                    }
+                    .await;
+                    groups.into_iter().map(|g| (g, result.clone())).collect()
+                }
+            })
+            .await;
+        take_one(results, group)
     }
 
     /// Deletes groups (they must be empty; Kafka answers NON_EMPTY_GROUP otherwise).

@@ -702,3 +702,91 @@ fn phase_rank(p: ResetPhase) -> u8 {
         ResetPhase::Succeeded | ResetPhase::Failed => 6,
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_group_that_does_not_empty_in_time_fails_the_reset_and_restores_the_workload() {
+    let env = setup("ors-timeout").await;
+    let kafka = ApacheKafka::shared();
+    let (topic, group) = seeded(&env, 1, 5, 1_700_000_000_000, 0).await;
+    // A consumer outside the workload keeps the group active however far the workload scales down. It joins
+    // first, so that it owns the topic's one partition.
+    let outsider = clients::GroupMember::join(
+        &kafka.bootstrap(),
+        &topic,
+        &group,
+        clients::GroupProtocol::Classic,
+        None,
+    );
+    let kubelet = consumers(&env, &topic, &group, 1, &[]).await;
+    let mut spec = scale_down_spec(&group, json!({"earliest": {}}));
+    spec["timeoutSeconds"] = json!(5);
+    env.resets
+        .create(&PostParams::default(), &reset("slow", spec))
+        .await
+        .expect("create");
+    let failed = until(&env.resets, "slow", T, "Failed", |r| phase_is(r, ResetPhase::Failed)).await;
+    assert!(
+        has_condition(&failed, "Failed", "True", "TimedOut"),
+        "{:#?}",
+        failed.status
+    );
+    let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), &env.ns);
+    assert_eq!(
+        deployments.get("consumers").await.expect("get").spec.replicas,
+        Some(1),
+        "the workload is restored"
+    );
+    // Nothing was committed: the consumers' offsets (at the end, 5) stand.
+    let deadline = tokio::time::Instant::now() + T;
+    while committed(&env, &group).await.values().any(|o| *o != 5) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "offsets moved: {:?}",
+            committed(&env, &group).await
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    kubelet.wait_running(1, Duration::from_secs(120)).await;
+    outsider.leave();
+}
+
+#[tokio::test]
+async fn an_unknown_topic_or_group_reference_fails_with_the_reason() {
+    let env = setup("ors-unknown").await;
+    let spec = json!({"clusterRef": {"name": "main"}, "groupId": "g", "topics": [{"name": "no-such-topic"}], "to": {"earliest": {}}});
+    env.resets
+        .create(&PostParams::default(), &reset("no-topic", spec))
+        .await
+        .expect("create");
+    let failed = until(&env.resets, "no-topic", T, "Failed", |r| {
+        phase_is(r, ResetPhase::Failed)
+    })
+    .await;
+    assert!(
+        has_condition(&failed, "Failed", "True", "InvalidPlan"),
+        "{:#?}",
+        failed.status
+    );
+    assert!(
+        failed
+            .status
+            .and_then(|s| s.failure)
+            .unwrap_or_default()
+            .contains("no-such-topic")
+    );
+
+    let spec = json!({"groupRef": {"name": "missing"}, "to": {"earliest": {}}});
+    env.resets
+        .create(&PostParams::default(), &reset("no-group", spec))
+        .await
+        .expect("create");
+    let failed = until(&env.resets, "no-group", T, "Failed", |r| {
+        phase_is(r, ResetPhase::Failed)
+    })
+    .await;
+    assert!(
+        has_condition(&failed, "Failed", "True", "GroupNotFound"),
+        "{:#?}",
+        failed.status
+    );
+}

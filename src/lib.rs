@@ -5,6 +5,7 @@ pub mod api;
 pub mod controller;
 pub mod http;
 pub mod kafka;
+pub mod lag;
 pub mod plan;
 pub mod telemetry;
 pub mod wire;

@@ -34,7 +34,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the operator: reconcile KafkaClusters and ConsumerGroups until SIGTERM or Ctrl-C.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the CustomResourceDefinitions as YAML (apply them with `kubectl apply -f -`).
     Crds,
     /// Print the version of the operator and of the APIs it was built against.
@@ -70,6 +70,9 @@ struct RunArgs {
     /// How often each KafkaCluster's connection is checked (e.g. 60s).
     #[arg(long, default_value = "60s", value_parser = duration)]
     cluster_interval: Duration,
+    /// How often the lag of all groups of each cluster is sampled, in one batched scan (e.g. 10s).
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    lag_interval: Duration,
     /// How long one Kafka operation may take, retries included (e.g. 15s).
     #[arg(long, default_value = "15s", value_parser = duration)]
     kafka_timeout: Duration,
@@ -89,7 +92,7 @@ fn main() -> Result<()> {
         Command::Run(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
-            .block_on(run(args)),
+            .block_on(run(*args)),
         Command::Crds => {
             print!("{}", kafka_group_operator::api::crds_yaml()?);
             Ok(())
@@ -134,6 +137,7 @@ async fn run(args: RunArgs) -> Result<()> {
     let config = OperatorConfig {
         group_interval: args.group_interval,
         cluster_interval: args.cluster_interval,
+        lag_interval: args.lag_interval,
         concurrency: args.concurrency,
         namespace: args.namespace.clone(),
         client: ClientSettings {

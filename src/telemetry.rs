@@ -53,6 +53,7 @@ pub mod metrics {
     use prometheus_client::encoding::EncodeLabelSet;
     use prometheus_client::metrics::counter::Counter;
     use prometheus_client::metrics::family::Family;
+    use prometheus_client::metrics::gauge::Gauge;
     use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
     use prometheus_client::registry::Registry;
     use std::sync::Mutex;
@@ -69,8 +70,45 @@ pub mod metrics {
         pub kind: String,
     }
 
+    /// Per group and partition, as kafka-lag-exporter labels them (so its dashboards adapt easily).
+    #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+    pub struct PartitionLabels {
+        pub cluster_name: String,
+        pub group: String,
+        pub topic: String,
+        pub partition: String,
+    }
+
+    #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+    pub struct GroupLabels {
+        pub cluster_name: String,
+        pub group: String,
+    }
+
+    #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+    pub struct TopicPartitionLabels {
+        pub cluster_name: String,
+        pub topic: String,
+        pub partition: String,
+    }
+
+    /// Lag metrics, named like kafka-lag-exporter's (`kafka_consumergroup_group_lag`, …).
+    pub struct LagMetrics {
+        pub offset: Family<PartitionLabels, Gauge>,
+        pub lag: Family<PartitionLabels, Gauge>,
+        pub lag_seconds: Family<PartitionLabels, Gauge>,
+        pub latest_offset: Family<TopicPartitionLabels, Gauge>,
+        pub sum_lag: Family<GroupLabels, Gauge>,
+        pub max_lag: Family<GroupLabels, Gauge>,
+        pub max_lag_seconds: Family<GroupLabels, Gauge>,
+        pub members: Family<GroupLabels, Gauge>,
+        /// Which partition series each group has, to remove them when the group goes.
+        series: Mutex<std::collections::HashMap<(String, String), Vec<PartitionLabels>>>,
+    }
+
     pub struct Metrics {
         registry: Mutex<Registry>,
+        pub lag: LagMetrics,
         pub reconciles: Family<ControllerLabels, Counter>,
         pub reconcile_errors: Family<ErrorLabels, Counter>,
         pub reconcile_duration: Family<ControllerLabels, Histogram>,
@@ -78,25 +116,77 @@ pub mod metrics {
 
     impl Default for Metrics {
         fn default() -> Self {
-            let mut registry = Registry::with_prefix("kafka_group_operator");
+            let mut registry = Registry::default();
             let reconciles = Family::<ControllerLabels, Counter>::default();
             let reconcile_errors = Family::<ErrorLabels, Counter>::default();
             let reconcile_duration = Family::<ControllerLabels, Histogram>::new_with_constructor(|| {
                 Histogram::new(exponential_buckets(0.005, 2.0, 14))
             });
-            registry.register("reconciles", "Reconciliations run, per controller", reconciles.clone());
             registry.register(
-                "reconcile_errors",
+                "kafka_group_operator_reconciles",
+                "Reconciliations run, per controller",
+                reconciles.clone(),
+            );
+            registry.register(
+                "kafka_group_operator_reconcile_errors",
                 "Reconciliations that failed, per controller and error kind",
                 reconcile_errors.clone(),
             );
             registry.register(
-                "reconcile_duration_seconds",
+                "kafka_group_operator_reconcile_duration_seconds",
                 "How long reconciliations take, per controller",
                 reconcile_duration.clone(),
             );
+            let lag = LagMetrics {
+                offset: Family::default(),
+                lag: Family::default(),
+                lag_seconds: Family::default(),
+                latest_offset: Family::default(),
+                sum_lag: Family::default(),
+                max_lag: Family::default(),
+                max_lag_seconds: Family::default(),
+                members: Family::default(),
+                series: Mutex::new(Default::default()),
+            };
+            registry.register(
+                "kafka_consumergroup_group_offset",
+                "Committed offset of a group's partition",
+                lag.offset.clone(),
+            );
+            registry.register(
+                "kafka_consumergroup_group_lag",
+                "Lag in messages of a group's partition",
+                lag.lag.clone(),
+            );
+            registry.register(
+                "kafka_consumergroup_group_lag_seconds",
+                "Age of the oldest unconsumed record of a group's partition (from the record's timestamp)",
+                lag.lag_seconds.clone(),
+            );
+            registry.register(
+                "kafka_partition_latest_offset",
+                "Log end offset of a partition",
+                lag.latest_offset.clone(),
+            );
+            registry.register(
+                "kafka_consumergroup_group_sum_lag",
+                "Total lag in messages of a group",
+                lag.sum_lag.clone(),
+            );
+            registry.register(
+                "kafka_consumergroup_group_max_lag",
+                "Largest partition lag in messages of a group",
+                lag.max_lag.clone(),
+            );
+            registry.register(
+                "kafka_consumergroup_group_max_lag_seconds",
+                "Largest partition lag in seconds of a group",
+                lag.max_lag_seconds.clone(),
+            );
+            registry.register("kafka_consumergroup_members", "Members of a group", lag.members.clone());
             Metrics {
                 registry: Mutex::new(registry),
+                lag,
                 reconciles,
                 reconcile_errors,
                 reconcile_duration,
@@ -120,6 +210,96 @@ pub mod metrics {
                     kind: kind.to_owned(),
                 })
                 .inc();
+        }
+
+        /// Records one lag sample of a group.
+        pub fn record_group(&self, cluster: &str, group: &str, sample: &crate::controller::sampler::GroupSample) {
+            let mut series = Vec::new();
+            let mut max_lag = 0;
+            for (tp, committed) in &sample.offsets {
+                let labels = PartitionLabels {
+                    cluster_name: cluster.to_owned(),
+                    group: group.to_owned(),
+                    topic: tp.topic.clone(),
+                    partition: tp.partition.to_string(),
+                };
+                self.lag.offset.get_or_create(&labels).set(committed.offset);
+                if let Some(end) = sample.log_ends.get(tp) {
+                    let lag = (end - committed.offset).max(0);
+                    max_lag = max_lag.max(lag);
+                    self.lag.lag.get_or_create(&labels).set(lag);
+                    self.lag
+                        .latest_offset
+                        .get_or_create(&TopicPartitionLabels {
+                            cluster_name: cluster.to_owned(),
+                            topic: tp.topic.clone(),
+                            partition: tp.partition.to_string(),
+                        })
+                        .set(*end);
+                    let seconds = if lag == 0 {
+                        Some(0)
+                    } else {
+                        sample
+                            .record_timestamps
+                            .get(tp)
+                            .map(|ts| (sample.taken_at_ms - ts).max(0) / 1000)
+                    };
+                    if let Some(s) = seconds {
+                        self.lag.lag_seconds.get_or_create(&labels).set(s);
+                    }
+                }
+                series.push(labels);
+            }
+            let g = GroupLabels {
+                cluster_name: cluster.to_owned(),
+                group: group.to_owned(),
+            };
+            self.lag.sum_lag.get_or_create(&g).set(sample.total_lag());
+            self.lag.max_lag.get_or_create(&g).set(max_lag);
+            if let Some(s) = sample.max_lag_seconds() {
+                self.lag.max_lag_seconds.get_or_create(&g).set(s);
+            }
+            self.lag
+                .members
+                .get_or_create(&g)
+                .set(sample.description.members.len() as i64);
+            let old = self
+                .lag
+                .series
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert((cluster.to_owned(), group.to_owned()), series.clone());
+            // Partitions the group no longer commits on lose their series.
+            for labels in old.unwrap_or_default().into_iter().filter(|l| !series.contains(l)) {
+                self.remove_partition(&labels);
+            }
+        }
+
+        fn remove_partition(&self, labels: &PartitionLabels) {
+            self.lag.offset.remove(labels);
+            self.lag.lag.remove(labels);
+            self.lag.lag_seconds.remove(labels);
+        }
+
+        /// Removes every series of a group that is no longer managed.
+        pub fn forget_group(&self, cluster: &str, group: &str) {
+            let old = self
+                .lag
+                .series
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&(cluster.to_owned(), group.to_owned()));
+            for labels in old.unwrap_or_default() {
+                self.remove_partition(&labels);
+            }
+            let g = GroupLabels {
+                cluster_name: cluster.to_owned(),
+                group: group.to_owned(),
+            };
+            self.lag.sum_lag.remove(&g);
+            self.lag.max_lag.remove(&g);
+            self.lag.max_lag_seconds.remove(&g);
+            self.lag.members.remove(&g);
         }
 
         /// The registry in Prometheus' text format.

@@ -140,6 +140,11 @@ pub struct ConsumerGroupStatus {
     /// Sum over partitions with a committed offset of (log end − committed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_lag: Option<i64>,
+    /// Timestamp of the oldest unconsumed record over all partitions (absent when caught up): the time lag
+    /// is now minus this, exact even while producers are idle. A time rather than an age, so that a steady
+    /// group's status does not change (the age in seconds is in the metrics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest_unconsumed_record: Option<Time>,
     /// Partitions of `spec.topics` without a committed offset.
     #[serde(default)]
     pub partitions_without_offsets: i32,

@@ -3,6 +3,7 @@
 //! empty), guards offsets against retention expiry, deletes the group behind a finalizer when asked to,
 //! and writes status only when something changed.
 
+use super::sampler::ClusterSampler;
 use super::status::{apply_status, ms_from_time, now, time_from_ms};
 use super::{Context, Error};
 use crate::api::conditions::{READY, condition, find, set_condition};
@@ -216,15 +217,19 @@ async fn finalize(api: &Api<ConsumerGroup>, group: &ConsumerGroup, ctx: &Context
     Ok(Action::requeue(ctx.config.group_interval.min(Duration::from_secs(10))))
 }
 
-async fn cluster_client(group: &ConsumerGroup, ctx: &Context) -> Result<KafkaClient, Error> {
+async fn cluster_of(group: &ConsumerGroup, ctx: &Context) -> Result<KafkaCluster, Error> {
     let ns = group.namespace().unwrap_or_default();
     let clusters: Api<KafkaCluster> = Api::namespaced(ctx.kube.clone(), &ns);
-    let cluster = clusters.get_opt(&group.spec.cluster_ref.name).await?.ok_or_else(|| {
+    clusters.get_opt(&group.spec.cluster_ref.name).await?.ok_or_else(|| {
         Error::Config(format!(
             "KafkaCluster {} does not exist in namespace {ns}",
             group.spec.cluster_ref.name
         ))
-    })?;
+    })
+}
+
+async fn cluster_client(group: &ConsumerGroup, ctx: &Context) -> Result<KafkaClient, Error> {
+    let cluster = cluster_of(group, ctx).await?;
     ctx.clients.get(&ctx.kube, &cluster, &ctx.config.client).await
 }
 
@@ -235,36 +240,25 @@ struct Observation {
     /// Every partition of `spec.topics`.
     declared: Vec<TopicPartition>,
     log_ends: BTreeMap<TopicPartition, i64>,
+    oldest_unconsumed_ms: Option<i64>,
 }
 
-async fn observe(client: &KafkaClient, group_id: &str, topics: &[String]) -> Result<Observation, KafkaError> {
-    let (description, offsets, metadata) = tokio::join!(
-        client.describe_group(group_id),
-        client.group_offsets(group_id),
-        client.metadata_with(topics)
-    );
-    let (description, offsets, metadata) = (description?, offsets?, metadata?);
-    let mut declared = Vec::new();
-    for t in topics {
-        declared.extend(metadata.partitions_of(t)?);
-    }
-    let wanted: BTreeSet<TopicPartition> = declared
-        .iter()
-        .cloned()
-        .chain(offsets.keys().filter(|tp| metadata.leader(tp).is_some()).cloned())
-        .collect();
-    let wanted: Vec<TopicPartition> = wanted.into_iter().collect();
-    let log_ends = client
-        .list_offsets(&wanted, OffsetSpec::Latest, Isolation::ReadUncommitted)
-        .await?
-        .into_iter()
-        .map(|(tp, o)| (tp, o.offset))
-        .collect();
+/// The group as the cluster's shared lag sampler last saw it (a new group waits for its first scan).
+async fn observe(group: &ConsumerGroup, ctx: &Context, sampler: &ClusterSampler) -> Result<Observation, Error> {
+    let sample = sampler
+        .sample(
+            &group.group_id(),
+            &group.spec.topics,
+            ctx.config.client.operation_timeout * 2,
+        )
+        .await
+        .ok_or_else(|| Error::Kafka(KafkaError::NoAttemptFinished(ctx.config.client.operation_timeout * 2)))??;
     Ok(Observation {
-        description,
-        offsets,
-        declared,
-        log_ends,
+        oldest_unconsumed_ms: sample.oldest_unconsumed_ms(),
+        description: sample.description,
+        offsets: sample.offsets,
+        declared: sample.declared,
+        log_ends: sample.log_ends,
     })
 }
 
@@ -279,10 +273,27 @@ async fn observe_and_act(api: &Api<ConsumerGroup>, group: &ConsumerGroup, ctx: &
     let mut events: Vec<(EventType, &str, &str, String)> = Vec::new();
 
     let observed = async {
-        let client = cluster_client(group, ctx).await?;
-        let mut obs = observe(&client, &group_id, &group.spec.topics).await?;
-        init_offsets(&client, group, &group_id, &mut obs, &mut status, &mut events).await?;
-        guard_retention(&client, group, ctx, &group_id, &mut obs, &mut status, &mut events).await?;
+        let cluster = cluster_of(group, ctx).await?;
+        let client = ctx.clients.get(&ctx.kube, &cluster, &ctx.config.client).await?;
+        let sampler = ctx.samplers.for_cluster(
+            &cluster.namespace().unwrap_or_default(),
+            &cluster.name_any(),
+            &client,
+            ctx.config.lag_interval,
+            ctx.metrics.clone(),
+        );
+        let mut obs = observe(group, ctx, &sampler).await?;
+        let committed_before = obs.offsets.clone();
+        let acted = async {
+            init_offsets(&client, group, &group_id, &mut obs, &mut status, &mut events).await?;
+            guard_retention(&client, group, ctx, &group_id, &mut obs, &mut status, &mut events).await
+        }
+        .await;
+        // After a commit the shared sample is stale: the next reconcile must not act on it again.
+        if obs.offsets != committed_before || acted.is_err() {
+            sampler.invalidate(&group_id);
+        }
+        acted?;
         Ok::<_, Error>(obs)
     }
     .await;
@@ -370,6 +381,7 @@ fn fill_observation(status: &mut ConsumerGroupStatus, obs: &Observation) {
         .filter_map(|(tp, c)| obs.log_ends.get(tp).map(|end| (end - c.offset).max(0)))
         .sum();
     status.total_lag = Some(lag);
+    status.oldest_unconsumed_record = obs.oldest_unconsumed_ms.map(time_from_ms);
     status.partitions_without_offsets = obs.declared.iter().filter(|tp| !obs.offsets.contains_key(*tp)).count() as i32;
 }
 

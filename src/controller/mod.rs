@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod group;
 pub mod leader;
 pub mod reset;
+pub mod sampler;
 pub mod status;
 
 use crate::kafka::KafkaError;
@@ -46,6 +47,8 @@ pub struct OperatorConfig {
     pub group_interval: Duration,
     /// How often a KafkaCluster's connection is checked.
     pub cluster_interval: Duration,
+    /// How often the lag of all groups of a cluster is sampled (one batched scan per cluster).
+    pub lag_interval: Duration,
     /// Reconciles in flight at once, per controller.
     pub concurrency: u16,
     /// Watch only this namespace (all when `None`).
@@ -58,6 +61,7 @@ impl Default for OperatorConfig {
         OperatorConfig {
             group_interval: Duration::from_secs(30),
             cluster_interval: Duration::from_secs(60),
+            lag_interval: Duration::from_secs(10),
             concurrency: 8,
             namespace: None,
             client: ClientSettings::default(),
@@ -69,6 +73,7 @@ impl Default for OperatorConfig {
 pub struct Context {
     pub kube: kube::Client,
     pub clients: ClusterClients,
+    pub samplers: sampler::Samplers,
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
     pub config: OperatorConfig,
@@ -86,6 +91,7 @@ impl Context {
             recorder: Recorder::new(kube.clone(), reporter),
             kube,
             clients: ClusterClients::default(),
+            samplers: Default::default(),
             metrics,
             config,
             failures: Default::default(),

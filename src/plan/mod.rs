@@ -6,3 +6,4 @@ pub mod offset_init;
 pub mod reset;
 pub mod reset_phase;
 pub mod retention;
+pub mod scale;

@@ -35,7 +35,12 @@ impl Operator {
             .arg(format!("--kubeconfig={}", cp.kubeconfig().display()))
             .arg(format!("--namespace={namespace}"))
             .arg(format!("--metrics-addr=127.0.0.1:{metrics_port}"))
-            .args(["--group-interval=2s", "--cluster-interval=3s", "--kafka-timeout=5s"])
+            .args([
+                "--group-interval=2s",
+                "--cluster-interval=3s",
+                "--lag-interval=2s",
+                "--kafka-timeout=5s",
+            ])
             .args(extra);
         let child = spawn_tied(cmd, &log);
         Operator {

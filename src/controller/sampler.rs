@@ -1,0 +1,392 @@
+//! The lag sampler: one batched scan per interval and per KafkaCluster for every ConsumerGroup on it — one
+//! DescribeGroups/ConsumerGroupDescribe and one OffsetFetch per coordinator, one ListOffsets per leader, and a
+//! small Fetch per lagging partition whose committed offset moved (for time lag) — shared by all the groups'
+//! reconciles, never one connection or scan per resource. It also owns the per-partition lag metrics.
+
+use crate::kafka::{GroupDescription, GroupOffsets, Isolation, KafkaClient, KafkaError, OffsetSpec, TopicPartition};
+use crate::telemetry::metrics::Metrics;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// What one scan saw of one group.
+#[derive(Clone, Debug)]
+pub struct GroupSample {
+    pub description: GroupDescription,
+    pub offsets: GroupOffsets,
+    /// Every partition of the group's declared topics.
+    pub declared: Vec<TopicPartition>,
+    pub log_ends: BTreeMap<TopicPartition, i64>,
+    /// Timestamp of the record at the committed offset, for lagging partitions (time lag).
+    pub record_timestamps: BTreeMap<TopicPartition, i64>,
+    pub taken_at_ms: i64,
+}
+
+impl GroupSample {
+    /// Sum over committed partitions of (log end − committed), never negative.
+    pub fn total_lag(&self) -> i64 {
+        self.offsets
+            .iter()
+            .filter_map(|(tp, c)| self.log_ends.get(tp).map(|end| (end - c.offset).max(0)))
+            .sum()
+    }
+
+    /// The timestamp (ms) of the oldest unconsumed record over all partitions; None when caught up or unknown.
+    pub fn oldest_unconsumed_ms(&self) -> Option<i64> {
+        self.offsets
+            .iter()
+            .filter(|(tp, c)| self.log_ends.get(*tp).is_some_and(|end| *end > c.offset))
+            .filter_map(|(tp, _)| self.record_timestamps.get(tp).copied())
+            .min()
+    }
+
+    /// The age in seconds of the oldest unconsumed record over all partitions: exact, from the record's own
+    /// timestamp, so it stays right while producers are idle. 0 when caught up.
+    pub fn max_lag_seconds(&self) -> Option<i64> {
+        let mut max = 0;
+        for (tp, c) in &self.offsets {
+            let Some(end) = self.log_ends.get(tp) else { continue };
+            if *end > c.offset {
+                let ts = self.record_timestamps.get(tp)?;
+                max = max.max((self.taken_at_ms - ts).max(0) / 1000);
+            }
+        }
+        Some(max)
+    }
+}
+
+struct Registration {
+    topics: Vec<String>,
+    /// Scans since the group was last asked for: unasked groups are dropped after a few.
+    idle_scans: u32,
+}
+
+/// Registrations and results of one cluster.
+struct ClusterState {
+    groups: HashMap<String, Registration>,
+    latest: HashMap<String, Result<GroupSample, KafkaError>>,
+    /// (partition, committed offset) -> record timestamp.
+    timestamps: HashMap<(TopicPartition, i64), i64>,
+}
+
+pub struct ClusterSampler {
+    name: String,
+    state: Mutex<ClusterState>,
+    /// Bumped after every scan.
+    scans: watch::Sender<u64>,
+    wake: tokio::sync::Notify,
+    /// The cluster's current client: replaced when its spec or Secrets change.
+    client: Mutex<Option<KafkaClient>>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for ClusterSampler {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            task.abort();
+        }
+    }
+}
+
+/// Groups dropped after this many scans without a reconcile asking for them (the resource is gone).
+const IDLE_SCANS_BEFORE_DROP: u32 = 5;
+
+impl ClusterSampler {
+    fn new(name: String) -> Arc<ClusterSampler> {
+        Arc::new(ClusterSampler {
+            name,
+            state: Mutex::new(ClusterState {
+                groups: HashMap::new(),
+                latest: HashMap::new(),
+                timestamps: HashMap::new(),
+            }),
+            scans: watch::channel(0).0,
+            wake: tokio::sync::Notify::new(),
+            client: Mutex::new(None),
+            task: Mutex::new(None),
+        })
+    }
+
+    fn start(self: &Arc<Self>, client: KafkaClient, interval: Duration, metrics: Arc<Metrics>) {
+        *self.client.lock().unwrap_or_else(|p| p.into_inner()) = Some(client);
+        let mut task = self.task.lock().unwrap_or_else(|p| p.into_inner());
+        if task.as_ref().is_some_and(|t| !t.is_finished()) {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        *task = Some(tokio::spawn(async move {
+            loop {
+                let Some(sampler) = weak.upgrade() else { return };
+                let client = sampler.client.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                if let Some(client) = client {
+                    sampler.scan(&client, &metrics).await;
+                }
+                let wait = tokio::time::sleep(interval);
+                tokio::select! {
+                    _ = wait => {}
+                    _ = sampler.wake.notified() => {}
+                }
+            }
+        }));
+    }
+
+    /// Scans every registered group once.
+    async fn scan(&self, client: &KafkaClient, metrics: &Metrics) {
+        let (groups, topics): (Vec<String>, BTreeSet<String>) = {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let dropped: Vec<String> = state
+                .groups
+                .iter()
+                .filter(|(_, r)| r.idle_scans >= IDLE_SCANS_BEFORE_DROP)
+                .map(|(g, _)| g.clone())
+                .collect();
+            for g in &dropped {
+                state.groups.remove(g);
+                state.latest.remove(g);
+                metrics.forget_group(&self.name, g);
+            }
+            for r in state.groups.values_mut() {
+                r.idle_scans += 1;
+            }
+            let topics = state.groups.values().flat_map(|r| r.topics.iter().cloned()).collect();
+            (state.groups.keys().cloned().collect(), topics)
+        };
+        if groups.is_empty() {
+            return;
+        }
+        let topics: Vec<String> = topics.into_iter().collect();
+        let (descriptions, offsets, metadata) = tokio::join!(
+            client.describe_groups(&groups),
+            client.committed_offsets(&groups),
+            client.metadata_with(&topics)
+        );
+        let now_ms = k8s_openapi::jiff::Timestamp::now().as_millisecond();
+        let mut results: HashMap<String, Result<GroupSample, KafkaError>> = HashMap::new();
+        let metadata = match metadata {
+            Ok(m) => m,
+            // One group's missing topic must not blind the others: that group alone reports it below.
+            Err(KafkaError::UnknownTopic(_)) => match client.metadata().await {
+                Ok(m) => m,
+                Err(e) => {
+                    self.publish(groups.iter().map(|g| (g.clone(), Err(e.clone()))).collect());
+                    return;
+                }
+            },
+            Err(e) => {
+                self.publish(groups.iter().map(|g| (g.clone(), Err(e.clone()))).collect());
+                return;
+            }
+        };
+        // Every partition anyone needs the end of: declared topics and committed partitions that still exist.
+        let mut wanted: BTreeSet<TopicPartition> = BTreeSet::new();
+        for t in &topics {
+            if let Ok(ps) = metadata.partitions_of(t) {
+                wanted.extend(ps);
+            }
+        }
+        for o in offsets.values().flatten() {
+            wanted.extend(o.keys().filter(|tp| metadata.leader(tp).is_some()).cloned());
+        }
+        let wanted: Vec<TopicPartition> = wanted.into_iter().collect();
+        let log_ends = match client
+            .list_offsets(&wanted, OffsetSpec::Latest, Isolation::ReadUncommitted)
+            .await
+        {
+            Ok(m) => m.into_iter().map(|(tp, o)| (tp, o.offset)).collect::<BTreeMap<_, _>>(),
+            Err(e) => {
+                self.publish(groups.iter().map(|g| (g.clone(), Err(e.clone()))).collect());
+                return;
+            }
+        };
+        let registered: HashMap<String, Vec<String>> = {
+            let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            state
+                .groups
+                .iter()
+                .map(|(g, r)| (g.clone(), r.topics.clone()))
+                .collect()
+        };
+        let mut descriptions = descriptions;
+        let mut offsets = offsets;
+        for g in &groups {
+            let declared_topics = registered.get(g).cloned().unwrap_or_default();
+            let result = (|| {
+                let description = descriptions
+                    .remove(g)
+                    .unwrap_or_else(|| Err(KafkaError::Config("no answer".into())))?;
+                let offsets = offsets
+                    .remove(g)
+                    .unwrap_or_else(|| Err(KafkaError::Config("no answer".into())))?;
+                let mut declared = Vec::new();
+                for t in &declared_topics {
+                    declared.extend(metadata.partitions_of(t)?);
+                }
+                Ok(GroupSample {
+                    description,
+                    offsets,
+                    declared,
+                    log_ends: log_ends.clone(),
+                    record_timestamps: BTreeMap::new(),
+                    taken_at_ms: now_ms,
+                })
+            })();
+            results.insert(g.clone(), result);
+        }
+        self.fill_timestamps(client, &mut results).await;
+        for (g, r) in &results {
+            if let Ok(sample) = r {
+                metrics.record_group(&self.name, g, sample);
+            }
+        }
+        self.publish(results);
+    }
+
+    /// Reads (or takes from the cache) the timestamp of the record at each lagging partition's committed offset.
+    async fn fill_timestamps(
+        &self,
+        client: &KafkaClient,
+        results: &mut HashMap<String, Result<GroupSample, KafkaError>>,
+    ) {
+        let mut needed: BTreeSet<(TopicPartition, i64)> = BTreeSet::new();
+        for sample in results.values().flatten() {
+            for (tp, c) in &sample.offsets {
+                if sample.log_ends.get(tp).is_some_and(|end| *end > c.offset) {
+                    needed.insert((tp.clone(), c.offset));
+                }
+            }
+        }
+        let missing: Vec<(TopicPartition, i64)> = {
+            let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            needed
+                .iter()
+                .filter(|k| !state.timestamps.contains_key(*k))
+                .cloned()
+                .collect()
+        };
+        let fetched = futures_util::future::join_all(
+            missing
+                .iter()
+                .map(|(tp, offset)| async move { (tp.clone(), *offset, client.record_timestamp(tp, *offset).await) }),
+        )
+        .await;
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        for (tp, offset, ts) in fetched {
+            if let Ok(Some(ts)) = ts {
+                state.timestamps.insert((tp, offset), ts);
+            }
+        }
+        // Keep only what this scan needs: the cache follows the committed offsets.
+        state.timestamps.retain(|k, _| needed.contains(k));
+        for sample in results.values_mut().flatten() {
+            for (tp, c) in &sample.offsets {
+                if let Some(ts) = state.timestamps.get(&(tp.clone(), c.offset)) {
+                    sample.record_timestamps.insert(tp.clone(), *ts);
+                }
+            }
+        }
+    }
+
+    fn publish(&self, results: HashMap<String, Result<GroupSample, KafkaError>>) {
+        {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            state.latest.extend(results);
+        }
+        self.scans.send_modify(|n| *n += 1);
+    }
+
+    /// The latest sample of `group`, registering it first if needed. A newly registered group (or one whose
+    /// topics changed) triggers a scan at once and waits for it (up to `timeout`).
+    pub async fn sample(
+        &self,
+        group: &str,
+        topics: &[String],
+        timeout: Duration,
+    ) -> Option<Result<GroupSample, KafkaError>> {
+        let fresh_needed = {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let changed = match state.groups.get_mut(group) {
+                Some(r) => {
+                    r.idle_scans = 0;
+                    let changed = r.topics != topics;
+                    r.topics = topics.to_vec();
+                    changed
+                }
+                None => {
+                    state.groups.insert(
+                        group.to_owned(),
+                        Registration {
+                            topics: topics.to_vec(),
+                            idle_scans: 0,
+                        },
+                    );
+                    true
+                }
+            };
+            changed || !state.latest.contains_key(group)
+        };
+        if fresh_needed {
+            let mut scans = self.scans.subscribe();
+            let seen = *scans.borrow_and_update();
+            self.wake.notify_one();
+            let _ = tokio::time::timeout(timeout, scans.wait_for(|n| *n > seen)).await;
+            // The scan in progress may have started before the registration: wait for one more.
+            let after = *scans.borrow_and_update();
+            if !self.has(group) {
+                self.wake.notify_one();
+                let _ = tokio::time::timeout(timeout, scans.wait_for(|n| *n > after)).await;
+            }
+        }
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .latest
+            .get(group)
+            .cloned()
+    }
+
+    fn has(&self, group: &str) -> bool {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .latest
+            .contains_key(group)
+    }
+
+    /// Forget a sample the reconciler just invalidated by committing (the next scan refreshes it).
+    pub fn invalidate(&self, group: &str) {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .latest
+            .remove(group);
+    }
+}
+
+/// One sampler per KafkaCluster.
+#[derive(Default)]
+pub struct Samplers {
+    clusters: Mutex<HashMap<(String, String), Arc<ClusterSampler>>>,
+}
+
+impl Samplers {
+    /// The sampler of cluster `namespace/name`, started (or restarted with a new client) on demand.
+    pub fn for_cluster(
+        &self,
+        namespace: &str,
+        name: &str,
+        client: &KafkaClient,
+        interval: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Arc<ClusterSampler> {
+        let sampler = {
+            let mut clusters = self.clusters.lock().unwrap_or_else(|p| p.into_inner());
+            clusters
+                .entry((namespace.to_owned(), name.to_owned()))
+                .or_insert_with(|| ClusterSampler::new(format!("{namespace}/{name}")))
+                .clone()
+        };
+        sampler.start(client.clone(), interval, metrics);
+        sampler
+    }
+}

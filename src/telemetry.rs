@@ -102,6 +102,7 @@ pub mod metrics {
         pub max_lag: Family<GroupLabels, Gauge>,
         pub max_lag_seconds: Family<GroupLabels, Gauge>,
         pub members: Family<GroupLabels, Gauge>,
+        pub rebalances: Family<GroupLabels, Counter>,
         /// Which partition series each group has, to remove them when the group goes.
         series: Mutex<std::collections::HashMap<(String, String), Vec<PartitionLabels>>>,
     }
@@ -146,6 +147,7 @@ pub mod metrics {
                 max_lag: Family::default(),
                 max_lag_seconds: Family::default(),
                 members: Family::default(),
+                rebalances: Family::default(),
                 series: Mutex::new(Default::default()),
             };
             registry.register(
@@ -184,6 +186,11 @@ pub mod metrics {
                 lag.max_lag_seconds.clone(),
             );
             registry.register("kafka_consumergroup_members", "Members of a group", lag.members.clone());
+            registry.register(
+                "kafka_group_operator_rebalances",
+                "Rebalances the operator observed, per group",
+                lag.rebalances.clone(),
+            );
             Metrics {
                 registry: Mutex::new(registry),
                 lag,
@@ -279,6 +286,17 @@ pub mod metrics {
             self.lag.offset.remove(labels);
             self.lag.lag.remove(labels);
             self.lag.lag_seconds.remove(labels);
+        }
+
+        /// Counts a rebalance of a group (each scale step costs one).
+        pub fn rebalanced(&self, cluster: &str, group: &str) {
+            self.lag
+                .rebalances
+                .get_or_create(&GroupLabels {
+                    cluster_name: cluster.to_owned(),
+                    group: group.to_owned(),
+                })
+                .inc();
         }
 
         /// Removes every series of a group that is no longer managed.

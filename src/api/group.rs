@@ -53,6 +53,15 @@ pub struct ConsumerGroupSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset_init: Option<OffsetInit>,
 
+    /// How much lag is acceptable: drives the `LagWithinBudget` condition and an Event when the budget is
+    /// exceeded or met again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_budget: Option<LagBudgetSpec>,
+
+    /// Scale the consumer workload on lag (anything with a `/scale` subresource).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaling: Option<ScalingSpec>,
+
     /// `Retain` (default) leaves the Kafka group when this resource is deleted; `Delete` deletes it (once it
     /// is empty: deletion waits, and says why, while consumers are still in the group).
     #[serde(default)]
@@ -63,6 +72,85 @@ pub struct ConsumerGroupSpec {
     /// re-commits or restores them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_guard: Option<RetentionGuardSpec>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct LagBudgetSpec {
+    /// Most messages of total lag that are acceptable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 0").message("maxMessages must not be negative"))]
+    pub max_messages: Option<i64>,
+    /// Oldest unconsumed record, in seconds, that is acceptable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 0").message("maxSeconds must not be negative"))]
+    pub max_seconds: Option<i64>,
+}
+
+/// Lag-driven scaling of the workload that runs the group's consumers.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("self.maxReplicas >= self.minReplicas").message("maxReplicas must be at least minReplicas"))]
+#[x_kube(validation = Rule::new("has(self.lagPerReplica) || has(self.catchUpSeconds)").message("scaling needs lagPerReplica, catchUpSeconds, or both"))]
+#[serde(rename_all = "camelCase")]
+pub struct ScalingSpec {
+    /// The workload (Deployment, StatefulSet, or any kind with `/scale`) in the same namespace.
+    pub target_ref: WorkloadRef,
+    /// Fewest replicas; 0 lets an idle group scale to zero (it wakes when lag exceeds `activationLag`).
+    #[serde(default = "default_min_replicas")]
+    #[x_kube(validation = Rule::new("self >= 0").message("minReplicas must not be negative"))]
+    pub min_replicas: i32,
+    /// Most replicas; also capped by the topics' partition count (more consumers would idle).
+    #[x_kube(validation = Rule::new("self >= 1").message("maxReplicas must be at least 1"))]
+    pub max_replicas: i32,
+    /// One replica per this much lag (KEDA's target), used until consumption rates are measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self > 0").message("lagPerReplica must be positive"))]
+    pub lag_per_replica: Option<i64>,
+    /// Size the workload so that the backlog is cleared within this many seconds at the measured rates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self > 0").message("catchUpSeconds must be positive"))]
+    pub catch_up_seconds: Option<i64>,
+    /// From zero, start consumers only when lag exceeds this. Default: 0.
+    #[serde(default)]
+    pub activation_lag: i64,
+    /// Grow only up to the number of partitions that have lag.
+    #[serde(default)]
+    pub cap_to_lagging_partitions: bool,
+    /// Scale down only after recommending fewer replicas for this long. Default: 300.
+    #[serde(default = "default_stabilization")]
+    #[x_kube(validation = Rule::new("self >= 0").message("scaleDownStabilizationSeconds must not be negative"))]
+    pub scale_down_stabilization_seconds: i64,
+    /// No decision for this long after a rebalance or a scale write (each scale step costs a rebalance).
+    /// Default: 30.
+    #[serde(default = "default_cooldown")]
+    #[x_kube(validation = Rule::new("self >= 0").message("cooldownSeconds must not be negative"))]
+    pub cooldown_seconds: i64,
+}
+
+fn default_min_replicas() -> i32 {
+    1
+}
+fn default_stabilization() -> i64 {
+    300
+}
+fn default_cooldown() -> i64 {
+    30
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadRef {
+    /// Default: `apps/v1`.
+    #[serde(default = "default_workload_api_version")]
+    pub api_version: String,
+    /// `Deployment`, `StatefulSet`, … (any kind with a `/scale` subresource).
+    pub kind: String,
+    #[x_kube(validation = Rule::new("size(self) > 0").message("targetRef needs the workload's name"))]
+    pub name: String,
+}
+
+fn default_workload_api_version() -> String {
+    "apps/v1".to_owned()
 }
 
 /// A KafkaCluster in the same namespace.
@@ -145,6 +233,16 @@ pub struct ConsumerGroupStatus {
     /// group's status does not change (the age in seconds is in the metrics).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oldest_unconsumed_record: Option<Time>,
+    /// Burrow's evaluation of the group over the lag window: OK, WARN (lag growing), STALL (committing the same
+    /// offset while lagging), STOP (no commits while lagging), REWIND (offsets moved back), ERR.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_status: Option<String>,
+    /// Replicas the scaling decision wants (with `spec.scaling`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired_replicas: Option<i32>,
+    /// The workload's replicas as last read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_replicas: Option<i32>,
     /// Partitions of `spec.topics` without a committed offset.
     #[serde(default)]
     pub partitions_without_offsets: i32,

@@ -147,6 +147,7 @@ async fn publish(ctx: &Context, group: &ConsumerGroup, type_: EventType, reason:
 
 /// Deletion with `deletionPolicy: Delete`: delete the Kafka group once it is empty, then let go.
 async fn finalize(api: &Api<ConsumerGroup>, group: &ConsumerGroup, ctx: &Context) -> Result<Action, Error> {
+    super::scaling::forget(ctx, group);
     if !group.finalizers().iter().any(|f| f == FINALIZER) {
         return Ok(Action::await_change());
     }
@@ -241,6 +242,8 @@ struct Observation {
     declared: Vec<TopicPartition>,
     log_ends: BTreeMap<TopicPartition, i64>,
     oldest_unconsumed_ms: Option<i64>,
+    record_timestamps: BTreeMap<TopicPartition, i64>,
+    taken_at_ms: i64,
 }
 
 /// The group as the cluster's shared lag sampler last saw it (a new group waits for its first scan).
@@ -255,6 +258,8 @@ async fn observe(group: &ConsumerGroup, ctx: &Context, sampler: &ClusterSampler)
         .ok_or_else(|| Error::Kafka(KafkaError::NoAttemptFinished(ctx.config.client.operation_timeout * 2)))??;
     Ok(Observation {
         oldest_unconsumed_ms: sample.oldest_unconsumed_ms(),
+        record_timestamps: sample.record_timestamps,
+        taken_at_ms: sample.taken_at_ms,
         description: sample.description,
         offsets: sample.offsets,
         declared: sample.declared,
@@ -294,6 +299,16 @@ async fn observe_and_act(api: &Api<ConsumerGroup>, group: &ConsumerGroup, ctx: &
             sampler.invalidate(&group_id);
         }
         acted?;
+        let input = super::scaling::LagInput {
+            description: &obs.description,
+            offsets: &obs.offsets,
+            log_ends: &obs.log_ends,
+            record_timestamps: &obs.record_timestamps,
+            taken_at_ms: obs.taken_at_ms,
+            partitions: obs.declared.len(),
+        };
+        let cluster_name = format!("{}/{}", cluster.namespace().unwrap_or_default(), cluster.name_any());
+        super::scaling::evaluate(ctx, group, &cluster_name, input, &mut status, &mut events).await?;
         Ok::<_, Error>(obs)
     }
     .await;
@@ -313,7 +328,12 @@ async fn observe_and_act(api: &Api<ConsumerGroup>, group: &ConsumerGroup, ctx: &
                 ),
             );
             ctx.reset_backoff(&key);
-            Action::requeue(next_wake(ctx.config.group_interval, status.retention_guard.as_ref()))
+            let interval = if group.spec.scaling.is_some() {
+                ctx.config.group_interval.min(ctx.config.lag_interval)
+            } else {
+                ctx.config.group_interval
+            };
+            Action::requeue(next_wake(interval, status.retention_guard.as_ref()))
         }
         Err(e) => {
             let reason = match &e {

@@ -7,7 +7,9 @@ pub mod group;
 pub mod leader;
 pub mod reset;
 pub mod sampler;
+pub mod scaling;
 pub mod status;
+pub mod workload;
 
 use crate::kafka::KafkaError;
 use crate::telemetry::metrics::Metrics;
@@ -74,6 +76,7 @@ pub struct Context {
     pub kube: kube::Client,
     pub clients: ClusterClients,
     pub samplers: sampler::Samplers,
+    pub memories: scaling::GroupMemories,
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
     pub config: OperatorConfig,
@@ -92,6 +95,7 @@ impl Context {
             kube,
             clients: ClusterClients::default(),
             samplers: Default::default(),
+            memories: Default::default(),
             metrics,
             config,
             failures: Default::default(),

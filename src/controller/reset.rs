@@ -5,6 +5,7 @@
 //! resets never act again.
 
 use super::status::{ms_from_time, now};
+use super::workload::Workload;
 use super::{Context, Error};
 use crate::api::conditions::{condition, set_condition};
 use crate::api::reset::{PartitionOffset, PlannedOffset, ResetPhase, ResetStrategy, ScaleTargetRef, WorkloadRecord};
@@ -13,7 +14,6 @@ use crate::kafka::{GroupDescription, Isolation, KafkaClient, KafkaError, OffsetS
 use crate::plan::reset::{Clamp, ResetTarget, plan_reset};
 use crate::plan::reset_phase::{FailReason, Phase, ResetAction, ResetObservation, Strategy, next};
 use futures_util::StreamExt;
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::controller::{Action, Controller};
@@ -682,28 +682,26 @@ async fn previous_offsets_of(
         .collect())
 }
 
-fn workload_api(ctx: &Context, reset: &OffsetReset, api_version: &str, kind: &str) -> Api<DynamicObject> {
-    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    let gvk = GroupVersionKind::gvk(group, version, kind);
-    Api::namespaced_with(
-        ctx.kube.clone(),
+fn workload(ctx: &Context, reset: &OffsetReset, api_version: &str, kind: &str, name: &str) -> Workload {
+    Workload::new(
+        &ctx.kube,
         &reset.namespace().unwrap_or_default(),
-        &ApiResource::from_gvk(&gvk),
+        api_version,
+        kind,
+        name,
     )
 }
 
 async fn current_replicas(ctx: &Context, reset: &OffsetReset, target: &ScaleTargetRef) -> Result<i32, Error> {
-    let api = workload_api(ctx, reset, &target.api_version, &target.kind);
-    let scale = api.get_scale(&target.name).await?;
-    Ok(scale.spec.and_then(|s| s.replicas).unwrap_or(0))
+    workload(ctx, reset, &target.api_version, &target.kind, &target.name)
+        .replicas()
+        .await
 }
 
 async fn scale(ctx: &Context, reset: &OffsetReset, w: &WorkloadRecord, replicas: i32) -> Result<(), Error> {
-    let api = workload_api(ctx, reset, &w.api_version, &w.kind);
-    let patch = serde_json::json!({"spec": {"replicas": replicas}});
-    api.patch_scale(&w.name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await?;
-    Ok(())
+    workload(ctx, reset, &w.api_version, &w.kind, &w.name)
+        .set_replicas(replicas)
+        .await
 }
 
 fn scaled_objects(ctx: &Context, reset: &OffsetReset) -> Api<DynamicObject> {
@@ -752,14 +750,9 @@ async fn set_keda_pause(ctx: &Context, reset: &OffsetReset, scaled_object: &str,
     Ok(())
 }
 
-/// Whether a HorizontalPodAutoscaler that KEDA does not manage targets the workload.
 async fn hpa_targets(ctx: &Context, reset: &OffsetReset, target: &ScaleTargetRef) -> Result<bool, Error> {
-    let api: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.kube.clone(), &reset.namespace().unwrap_or_default());
-    let list = api.list(&ListParams::default()).await?;
-    Ok(list.items.iter().any(|hpa| {
-        let keda = hpa.labels().contains_key("scaledobject.keda.sh/name")
-            || hpa.owner_references().iter().any(|o| o.kind == "ScaledObject");
-        let t = &hpa.spec.scale_target_ref;
-        !keda && t.kind == target.kind && t.name == target.name
-    }))
+    let ns = reset.namespace().unwrap_or_default();
+    workload(ctx, reset, &target.api_version, &target.kind, &target.name)
+        .has_foreign_hpa(&ctx.kube, &ns)
+        .await
 }

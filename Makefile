@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: dev test provision fmt lint unit build clean-cache help
+.PHONY: dev test provision fmt lint unit build clean-cache help bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -24,6 +24,9 @@ lint: ## Clippy, warnings are errors
 
 build: ## Release build of the binary
 	$(CARGO) build --release
+
+bench: provision ## Benchmark: lag of 2,000 groups × 50 partitions, our client vs Kafka's tools and clients (docs/benchmarks.md)
+	$(CARGO) bench --bench lag_scan
 
 clean-cache: ## Remove the provisioned dependencies (the next make test rebuilds them)
 	rm -rf $${XDG_CACHE_HOME:-$$HOME/.cache}/kafka-group-operator

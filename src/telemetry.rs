@@ -103,6 +103,10 @@ pub mod metrics {
         pub max_lag_seconds: Family<GroupLabels, Gauge>,
         pub members: Family<GroupLabels, Gauge>,
         pub rebalances: Family<GroupLabels, Counter>,
+        /// Burrow's evaluation as a number: 0 OK, 1 WARN, 2 REWIND, 3 STALL, 4 STOP, 5 ERR.
+        pub status: Family<GroupLabels, Gauge>,
+        pub desired_replicas: Family<GroupLabels, Gauge>,
+        pub current_replicas: Family<GroupLabels, Gauge>,
         /// Which partition series each group has, to remove them when the group goes.
         series: Mutex<std::collections::HashMap<(String, String), Vec<PartitionLabels>>>,
     }
@@ -148,6 +152,9 @@ pub mod metrics {
                 max_lag_seconds: Family::default(),
                 members: Family::default(),
                 rebalances: Family::default(),
+                status: Family::default(),
+                desired_replicas: Family::default(),
+                current_replicas: Family::default(),
                 series: Mutex::new(Default::default()),
             };
             registry.register(
@@ -186,6 +193,21 @@ pub mod metrics {
                 lag.max_lag_seconds.clone(),
             );
             registry.register("kafka_consumergroup_members", "Members of a group", lag.members.clone());
+            registry.register(
+                "kafka_consumergroup_group_status",
+                "Lag evaluation of a group: 0 OK, 1 WARN, 2 REWIND, 3 STALL, 4 STOP, 5 ERR",
+                lag.status.clone(),
+            );
+            registry.register(
+                "kafka_group_operator_desired_replicas",
+                "Replicas the scaling decision wants for a group's workload",
+                lag.desired_replicas.clone(),
+            );
+            registry.register(
+                "kafka_group_operator_current_replicas",
+                "Replicas of a group's workload as last read",
+                lag.current_replicas.clone(),
+            );
             registry.register(
                 "kafka_group_operator_rebalances",
                 "Rebalances the operator observed, per group",
@@ -288,6 +310,19 @@ pub mod metrics {
             self.lag.lag_seconds.remove(labels);
         }
 
+        /// Records the group's evaluation and, with scaling, its replica counts.
+        pub fn record_evaluation(&self, cluster: &str, group: &str, status: i64, replicas: Option<(i32, i32)>) {
+            let g = GroupLabels {
+                cluster_name: cluster.to_owned(),
+                group: group.to_owned(),
+            };
+            self.lag.status.get_or_create(&g).set(status);
+            if let Some((desired, current)) = replicas {
+                self.lag.desired_replicas.get_or_create(&g).set(i64::from(desired));
+                self.lag.current_replicas.get_or_create(&g).set(i64::from(current));
+            }
+        }
+
         /// Counts a rebalance of a group (each scale step costs one).
         pub fn rebalanced(&self, cluster: &str, group: &str) {
             self.lag
@@ -315,6 +350,9 @@ pub mod metrics {
                 group: group.to_owned(),
             };
             self.lag.sum_lag.remove(&g);
+            self.lag.status.remove(&g);
+            self.lag.desired_replicas.remove(&g);
+            self.lag.current_replicas.remove(&g);
             self.lag.max_lag.remove(&g);
             self.lag.max_lag_seconds.remove(&g);
             self.lag.members.remove(&g);

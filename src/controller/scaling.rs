@@ -110,6 +110,8 @@ pub async fn evaluate(
         ctx.metrics.rebalanced(cluster_name, &group.group_id());
     }
     status.lag_status = Some(summary.status.as_str().to_owned());
+    ctx.metrics
+        .record_evaluation(cluster_name, &group.group_id(), summary.status as i64, None);
 
     // The lag budget.
     match &group.spec.lag_budget {
@@ -233,6 +235,12 @@ pub async fn evaluate(
     }
     status.desired_replicas = Some(decision.desired);
     status.current_replicas = Some(actual);
+    ctx.metrics.record_evaluation(
+        cluster_name,
+        &group.group_id(),
+        summary.status as i64,
+        Some((decision.desired, actual)),
+    );
     let reason = match decision.held {
         Some(h) => h.as_str(),
         None if decision.change => "Scaled",

@@ -145,8 +145,9 @@ impl KafkaClient {
         let conn = self.any_broker().await?;
         let api = Api(FindCoordinatorRequest::KEY);
         if let Ok(version) = conn.version_in::<FindCoordinatorRequest>(4, i16::MAX) {
-            // Kafka caps the keys per request only by size; chunk to keep requests small and parallel.
-            let chunks = groups.chunks(1000).map(|chunk| {
+            // Kafka caps the keys per request only by size: one request carries every group (chunks of 10,000
+            // keep a request below a few hundred KiB), as the Java AdminClient sends them.
+            let chunks = groups.chunks(10_000).map(|chunk| {
                 let request = FindCoordinatorRequest::default()
                     .with_key_type(0)
                     .with_coordinator_keys(chunk.iter().map(|g| StrBytes::from_string(g.clone())).collect());
@@ -237,7 +238,8 @@ impl KafkaClient {
 
     /// Every group of the cluster (ListGroups to every broker, in parallel), filtered by state and type.
     pub async fn list_groups(&self, filter: &GroupFilter) -> Result<Vec<GroupListing>, KafkaError> {
-        let metadata = self.refresh_metadata().await?;
+        // The cached broker list will do: a broker it misses is found on the next refresh.
+        let metadata = self.metadata().await?;
         let api = Api(ListGroupsRequest::KEY);
         let calls = metadata.brokers.keys().map(|node| {
             let node = *node;
@@ -773,8 +775,9 @@ fn insert_committed(
 
 /// Gives every requested group an answer: one the broker left out is reported as a retriable omission.
 fn answer_missing<T>(out: &mut Vec<(String, Result<T, KafkaError>)>, asked: &[String], broker: &str, api: Api) {
+    let answered: std::collections::HashSet<String> = out.iter().map(|(k, _)| k.clone()).collect();
     for g in asked {
-        if !out.iter().any(|(k, _)| k == g) {
+        if !answered.contains(g) {
             out.push((
                 g.clone(),
                 Err(KafkaError::Response {

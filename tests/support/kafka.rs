@@ -111,7 +111,10 @@ impl ApacheKafka {
              share.coordinator.state.topic.replication.factor=1\n\
              share.coordinator.state.topic.min.isr=1\n\
              group.initial.rebalance.delay.ms=0\n\
-             auto.create.topics.enable=false\n",
+             auto.create.topics.enable=false\n\
+             # Tests produce records with old timestamps (2023): without this the time-based retention check\n\
+             # (every 5 minutes) deletes them from a long-running shared broker.\n\
+             log.retention.ms=-1\n",
             endpoints(true),
             endpoints(false),
             first.name,

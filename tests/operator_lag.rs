@@ -262,3 +262,45 @@ async fn wait_for(timeout: Duration, mut check: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test]
+async fn scaling_refuses_a_workload_that_a_horizontal_pod_autoscaler_also_scales() {
+    let env = setup("lag-hpa").await;
+    let topic = unique_name("hpa");
+    env.kafka
+        .create_topics(&[NewTopic::new(&topic, 2)])
+        .await
+        .expect("topic");
+    let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), &env.ns);
+    deployments
+        .create(
+            &PostParams::default(),
+            &deployment("workers", 1, &[("KAFKA_GROUP_ID", "g"), ("KAFKA_TOPICS", &topic)]),
+        )
+        .await
+        .expect("deployment");
+    let hpas: Api<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler> =
+        Api::namespaced(env.client.clone(), &env.ns);
+    let hpa = serde_json::from_value(json!({
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "workers"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "workers"}, "minReplicas": 1, "maxReplicas": 3,
+            "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]}
+    }))
+    .expect("hpa");
+    hpas.create(&PostParams::default(), &hpa).await.expect("hpa");
+    let spec = json!({"clusterRef": {"name": "main"}, "groupId": unique_name("hpa-group"), "topics": [topic],
+        "scaling": {"targetRef": {"kind": "Deployment", "name": "workers"}, "maxReplicas": 2, "lagPerReplica": 10}});
+    env.groups
+        .create(&PostParams::default(), &group("workers", spec))
+        .await
+        .expect("create");
+    until(&env.groups, "workers", T, "refusing", |g| {
+        has_condition(g, "Scaling", "False", "HorizontalPodAutoscalerConflict")
+    })
+    .await;
+    assert_eq!(
+        deployments.get("workers").await.expect("get").spec.replicas,
+        Some(1),
+        "untouched"
+    );
+}

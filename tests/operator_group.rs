@@ -4,8 +4,8 @@
 mod support;
 
 use futures_util::StreamExt;
-use kafka_group_operator::api::{ConsumerGroup, KafkaCluster, RetentionProtection};
-use kafka_group_operator::kafka::{ClientConfig, KafkaClient, NewTopic, TopicPartition};
+use kafka_group_operator::api::{ConsumerGroup, RetentionProtection};
+use kafka_group_operator::kafka::{NewTopic, TopicPartition};
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::watcher;
 use serde_json::json;
@@ -13,60 +13,20 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use support::clients::{self, GroupProtocol as ClientProtocol};
 use support::operator::Operator;
+use support::scenario::{Scenario, resource};
 use support::wait::{event, has_condition, until};
 use support::{ApacheKafka, ControlPlane, unique_name};
 
 const T: Duration = Duration::from_secs(60);
 
-struct Env {
-    client: kube::Client,
-    ns: String,
-    kafka: KafkaClient,
-    groups: Api<ConsumerGroup>,
-    _operator: Option<Operator>,
-}
+type Env = Scenario;
 
-/// A fresh namespace with a Ready KafkaCluster `main` pointing at `kafka`, and an operator watching it.
 async fn setup(prefix: &str, kafka: &ApacheKafka) -> Env {
-    let cp = ControlPlane::shared();
-    let client = cp.client().await;
-    support::crds::install(&client).await;
-    let ns = cp.fresh_namespace(&client, prefix).await;
-    let operator = Operator::start(cp, &ns, &[]);
-    setup_in(client, ns, kafka, Some(operator)).await
-}
-
-/// Creates the KafkaCluster `main` in `ns` and waits until an operator reports it Ready.
-async fn setup_in(client: kube::Client, ns: String, kafka: &ApacheKafka, operator: Option<Operator>) -> Env {
-    let clusters: Api<KafkaCluster> = Api::namespaced(client.clone(), &ns);
-    let cluster: KafkaCluster = serde_json::from_value(json!({
-        "apiVersion": "kafkagroups.dev/v1alpha1", "kind": "KafkaCluster",
-        "metadata": {"name": "main"}, "spec": {"bootstrapServers": [kafka.bootstrap()]}
-    }))
-    .expect("cluster JSON");
-    clusters
-        .create(&PostParams::default(), &cluster)
-        .await
-        .expect("create cluster");
-    until(&clusters, "main", T, "Ready", |c| {
-        has_condition(c, "Ready", "True", "Connected")
-    })
-    .await;
-    Env {
-        groups: Api::namespaced(client.clone(), &ns),
-        client,
-        ns,
-        kafka: KafkaClient::new(ClientConfig::new([kafka.bootstrap()])).expect("kafka client"),
-        _operator: operator,
-    }
+    Scenario::start(prefix, kafka).await
 }
 
 fn group(name: &str, spec: serde_json::Value) -> ConsumerGroup {
-    serde_json::from_value(json!({
-        "apiVersion": "kafkagroups.dev/v1alpha1", "kind": "ConsumerGroup",
-        "metadata": {"name": name}, "spec": spec
-    }))
-    .expect("ConsumerGroup JSON")
+    resource("ConsumerGroup", name, spec)
 }
 
 async fn topic(env: &Env, kafka: &ApacheKafka, partitions: i32, records: usize) -> String {
@@ -88,11 +48,11 @@ async fn offset_init_latest_commits_the_log_end_of_every_partition_of_a_new_grou
     let topic = topic(&env, kafka, 3, 30).await;
     let group_id = unique_name("init");
     let spec = json!({"clusterRef": {"name": "main"}, "groupId": group_id, "topics": [topic], "offsetInit": {"policy": "latest"}});
-    env.groups
+    env.groups()
         .create(&PostParams::default(), &group("orders", spec))
         .await
         .expect("create");
-    let observed = until(&env.groups, "orders", T, "initialized", |g| {
+    let observed = until(&env.groups(), "orders", T, "initialized", |g| {
         has_condition(g, "OffsetsInitialized", "True", "AllPartitionsHaveOffsets")
     })
     .await;
@@ -109,7 +69,7 @@ async fn offset_init_latest_commits_the_log_end_of_every_partition_of_a_new_grou
 
     // A partition added later gets its start offset too, before any consumer could skip its first records.
     env.kafka.create_partitions(&topic, 4).await.expect("add a partition");
-    until(&env.groups, "orders", T, "the new partition initialized", |g| {
+    until(&env.groups(), "orders", T, "the new partition initialized", |g| {
         g.status.as_ref().is_some_and(|s| s.partitions_without_offsets == 0) && kafka_has_offsets(kafka, &group_id, 4)
     })
     .await;
@@ -130,11 +90,11 @@ async fn offsets_consumers_commit_are_reported_and_never_overwritten() {
     let group_id = unique_name("observe");
     let committed = clients::consume_and_commit(&kafka.bootstrap(), &topic, &group_id, ClientProtocol::Classic, 25);
     let spec = json!({"clusterRef": {"name": "main"}, "groupId": group_id, "topics": [topic], "offsetInit": {"policy": "earliest"}});
-    env.groups
+    env.groups()
         .create(&PostParams::default(), &group("observed", spec))
         .await
         .expect("create");
-    let g = until(&env.groups, "observed", T, "observed", |g| {
+    let g = until(&env.groups(), "observed", T, "observed", |g| {
         has_condition(g, "Ready", "True", "Observed")
     })
     .await;
@@ -169,11 +129,11 @@ async fn retain_leaves_the_kafka_group_and_uses_no_finalizer() {
         .await
         .expect("commit");
     let spec = json!({"clusterRef": {"name": "main"}, "groupId": group_id, "topics": [topic]});
-    env.groups
+    env.groups()
         .create(&PostParams::default(), &group("kept", spec))
         .await
         .expect("create");
-    let g = until(&env.groups, "kept", T, "observed", |g| {
+    let g = until(&env.groups(), "kept", T, "observed", |g| {
         has_condition(g, "Ready", "True", "Observed")
     })
     .await;
@@ -181,7 +141,7 @@ async fn retain_leaves_the_kafka_group_and_uses_no_finalizer() {
         g.metadata.finalizers.unwrap_or_default().is_empty(),
         "Retain needs no finalizer"
     );
-    env.groups
+    env.groups()
         .delete("kept", &DeleteParams::default())
         .await
         .expect("delete");
@@ -197,22 +157,22 @@ async fn delete_policy_deletes_the_group_once_it_is_empty() {
     let member = clients::GroupMember::join(&kafka.bootstrap(), &topic, &group_id, ClientProtocol::Classic, None);
     let spec =
         json!({"clusterRef": {"name": "main"}, "groupId": group_id, "topics": [topic], "deletionPolicy": "Delete"});
-    env.groups
+    env.groups()
         .create(&PostParams::default(), &group("doomed", spec))
         .await
         .expect("create");
-    until(&env.groups, "doomed", T, "finalized", |g| {
+    until(&env.groups(), "doomed", T, "finalized", |g| {
         g.metadata
             .finalizers
             .as_ref()
             .is_some_and(|f| f.iter().any(|f| f == "kafkagroups.dev/delete-group"))
     })
     .await;
-    env.groups
+    env.groups()
         .delete("doomed", &DeleteParams::default())
         .await
         .expect("delete");
-    let blocked = until(&env.groups, "doomed", T, "blocked", |g| {
+    let blocked = until(&env.groups(), "doomed", T, "blocked", |g| {
         has_condition(g, "DeletionBlocked", "True", "GroupNotEmpty")
     })
     .await;
@@ -222,7 +182,7 @@ async fn delete_policy_deletes_the_group_once_it_is_empty() {
 
     member.leave();
     let deadline = tokio::time::Instant::now() + T;
-    while env.groups.get_opt("doomed").await.expect("get").is_some() {
+    while env.groups().get_opt("doomed").await.expect("get").is_some() {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the resource was not released after the group emptied"
@@ -241,17 +201,17 @@ async fn a_steady_group_causes_no_status_writes() {
     let topic = topic(&env, kafka, 2, 10).await;
     let group_id = unique_name("steady");
     let spec = json!({"clusterRef": {"name": "main"}, "groupId": group_id, "topics": [topic], "offsetInit": {"policy": "latest"}});
-    env.groups
+    env.groups()
         .create(&PostParams::default(), &group("steady", spec))
         .await
         .expect("create");
-    until(&env.groups, "steady", T, "initialized", |g| {
+    until(&env.groups(), "steady", T, "initialized", |g| {
         has_condition(g, "OffsetsInitialized", "True", "AllPartitionsHaveOffsets")
     })
     .await;
     // A caught-up group without consumers: nothing about it changes. Count writes over a minute (with
     // --group-interval 2s, about 30 reconciles): distinct resourceVersions.
-    let mut stream = watcher::watch_object(env.groups.clone(), "steady").boxed();
+    let mut stream = watcher::watch_object(env.groups().clone(), "steady").boxed();
     let mut versions = std::collections::BTreeSet::new();
     let minute = tokio::time::sleep(Duration::from_secs(60));
     tokio::pin!(minute);
@@ -281,11 +241,11 @@ async fn a_missing_topic_is_reported_on_the_group() {
     let kafka = ApacheKafka::shared();
     let env = setup("cg-notopic", kafka).await;
     let spec = json!({"clusterRef": {"name": "main"}, "topics": ["does-not-exist"]});
-    env.groups
+    env.groups()
         .create(&PostParams::default(), &group("lost", spec))
         .await
         .expect("create");
-    until(&env.groups, "lost", T, "TopicNotFound", |g| {
+    until(&env.groups(), "lost", T, "TopicNotFound", |g| {
         has_condition(g, "Ready", "False", "TopicNotFound")
     })
     .await;
@@ -317,12 +277,12 @@ async fn the_retention_guard_restores_offsets_the_broker_expired() {
 
     for (name, id) in [("classic", &classic), ("admin", &admin)] {
         let spec = json!({"clusterRef": {"name": "main"}, "groupId": id, "topics": [topic], "retentionGuard": {"warnBefore": "50s"}});
-        env.groups
+        env.groups()
             .create(&PostParams::default(), &group(name, spec))
             .await
             .expect("create");
     }
-    let g = until(&env.groups, "classic", T, "guarded", |g| {
+    let g = until(&env.groups(), "classic", T, "guarded", |g| {
         g.status
             .as_ref()
             .and_then(|s| s.retention_guard.as_ref())
@@ -336,7 +296,7 @@ async fn the_retention_guard_restores_offsets_the_broker_expired() {
         guard.saved_offsets.len(),
         committed.values().filter(|o| **o >= 0).count()
     );
-    let a = until(&env.groups, "admin", T, "guarded", |g| {
+    let a = until(&env.groups(), "admin", T, "guarded", |g| {
         g.status
             .as_ref()
             .and_then(|s| s.retention_guard.as_ref())
@@ -348,7 +308,7 @@ async fn the_retention_guard_restores_offsets_the_broker_expired() {
         Some(RetentionProtection::Recommit)
     );
 
-    until(&env.groups, "classic", T, "warned", |g| {
+    until(&env.groups(), "classic", T, "warned", |g| {
         has_condition(g, "RetentionGuard", "False", "ExpiringSoon")
     })
     .await;
@@ -381,9 +341,7 @@ async fn the_retention_guard_restores_offsets_the_broker_expired() {
 async fn a_standby_operator_takes_over_when_the_leader_dies() {
     let kafka = ApacheKafka::shared();
     let cp = ControlPlane::shared();
-    let client = cp.client().await;
-    support::crds::install(&client).await;
-    let ns = cp.fresh_namespace(&client, "cg-leader").await;
+    let (client, ns) = Scenario::namespace("cg-leader").await;
     let lease_ns = format!("--lease-namespace={ns}");
     let flags = [
         "--leader-elect",
@@ -403,7 +361,7 @@ async fn a_standby_operator_takes_over_when_the_leader_dies() {
     let first_holder = held.spec.and_then(|s| s.holder_identity).expect("holder");
     let mut second = Operator::start(cp, &ns, &flags);
     // The leader reconciles: the cluster becomes Ready.
-    let env = setup_in(client.clone(), ns.clone(), kafka, None).await;
+    let env = Scenario::with_cluster(client.clone(), ns.clone(), kafka, None).await;
     assert!(second.is_running());
     assert!(
         !second.log().contains("leading: starting the controllers"),
@@ -423,11 +381,11 @@ async fn a_standby_operator_takes_over_when_the_leader_dies() {
     // The new leader reconciles: a group created after the takeover is observed.
     let topic = topic(&env, kafka, 1, 0).await;
     let spec = json!({"clusterRef": {"name": "main"}, "topics": [topic]});
-    env.groups
+    env.groups()
         .create(&PostParams::default(), &group("after-takeover", spec))
         .await
         .expect("create");
-    until(&env.groups, "after-takeover", T, "observed by the new leader", |g| {
+    until(&env.groups(), "after-takeover", T, "observed by the new leader", |g| {
         has_condition(g, "Ready", "True", "Observed")
     })
     .await;
@@ -462,12 +420,12 @@ async fn members_and_assignments_match_the_consumers_running_in_the_cluster() {
         kubelet.wait_running(2, Duration::from_secs(120)).await;
 
         let spec = json!({"clusterRef": {"name": "main"}, "groupId": group_id, "topics": [topic]});
-        env.groups
+        env.groups()
             .create(&PostParams::default(), &group("orders", spec))
             .await
             .expect("create");
         let g = until(
-            &env.groups,
+            &env.groups(),
             "orders",
             Duration::from_secs(90),
             "two stable members with all partitions",
@@ -514,11 +472,11 @@ async fn a_latest_consumer_reads_the_first_record_of_a_partition_added_later() {
     let topic = topic(&env, kafka, 2, 10).await;
     let group_id = unique_name("newpart");
     let spec = json!({"clusterRef": {"name": "main"}, "groupId": group_id, "topics": [topic], "offsetInit": {"policy": "latest"}});
-    env.groups
+    env.groups()
         .create(&PostParams::default(), &group("orders", spec))
         .await
         .expect("create");
-    until(&env.groups, "orders", T, "initialized", |g| {
+    until(&env.groups(), "orders", T, "initialized", |g| {
         has_condition(g, "OffsetsInitialized", "True", "AllPartitionsHaveOffsets")
     })
     .await;

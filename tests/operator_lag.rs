@@ -5,60 +5,28 @@ mod support;
 
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use kafka_group_operator::api::{ConsumerGroup, KafkaCluster};
-use kafka_group_operator::kafka::{ClientConfig, KafkaClient, NewTopic, TopicPartition};
+use kafka_group_operator::api::ConsumerGroup;
+use kafka_group_operator::kafka::{NewTopic, TopicPartition};
 use kube::api::{Api, PostParams};
 use kube::runtime::watcher;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use support::kubelet::{Kubelet, deployment};
-use support::operator::Operator;
+use support::scenario::{Scenario, resource};
 use support::wait::{event, has_condition, until};
-use support::{ApacheKafka, ControlPlane, clients, unique_name};
+use support::{ApacheKafka, clients, unique_name};
 
 const T: Duration = Duration::from_secs(90);
 
-struct Env {
-    client: kube::Client,
-    ns: String,
-    kafka: KafkaClient,
-    groups: Api<ConsumerGroup>,
-    operator: Operator,
-}
+type Env = Scenario;
 
 async fn setup(prefix: &str) -> Env {
-    let kafka = ApacheKafka::shared();
-    let cp = ControlPlane::shared();
-    let client = cp.client().await;
-    support::crds::install(&client).await;
-    let ns = cp.fresh_namespace(&client, prefix).await;
-    let operator = Operator::start(cp, &ns, &[]);
-    let clusters: Api<KafkaCluster> = Api::namespaced(client.clone(), &ns);
-    let cluster: KafkaCluster = serde_json::from_value(json!({
-        "apiVersion": "kafkagroups.dev/v1alpha1", "kind": "KafkaCluster",
-        "metadata": {"name": "main"}, "spec": {"bootstrapServers": [kafka.bootstrap()]}
-    }))
-    .expect("cluster JSON");
-    clusters
-        .create(&PostParams::default(), &cluster)
-        .await
-        .expect("create cluster");
-    Env {
-        groups: Api::namespaced(client.clone(), &ns),
-        client,
-        ns,
-        kafka: KafkaClient::new(ClientConfig::new([kafka.bootstrap()])).expect("kafka client"),
-        operator,
-    }
+    Scenario::start(prefix, ApacheKafka::shared()).await
 }
 
 fn group(name: &str, spec: serde_json::Value) -> ConsumerGroup {
-    serde_json::from_value(json!({
-        "apiVersion": "kafkagroups.dev/v1alpha1", "kind": "ConsumerGroup",
-        "metadata": {"name": name}, "spec": spec
-    }))
-    .expect("ConsumerGroup JSON")
+    resource("ConsumerGroup", name, spec)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -83,11 +51,11 @@ async fn time_lag_is_the_age_of_the_oldest_unconsumed_record_while_producers_are
         .await
         .expect("commit");
     let spec = json!({"clusterRef": {"name": "main"}, "groupId": group_id, "topics": [topic]});
-    env.groups
+    env.groups()
         .create(&PostParams::default(), &group("lagging", spec))
         .await
         .expect("create");
-    let g = until(&env.groups, "lagging", T, "time lag known", |g| {
+    let g = until(&env.groups(), "lagging", T, "time lag known", |g| {
         g.status.as_ref().is_some_and(|s| s.oldest_unconsumed_record.is_some())
     })
     .await;
@@ -97,7 +65,12 @@ async fn time_lag_is_the_age_of_the_oldest_unconsumed_record_while_producers_are
     let oldest = status.oldest_unconsumed_record.expect("time").0.as_millisecond();
     assert_eq!(oldest / 1000, (start + 3000) / 1000);
     // The metric agrees with the producer's timestamps within a second, although nothing is being produced.
-    let (_, metrics) = env.operator.http_get("/metrics").expect("metrics");
+    let (_, metrics) = env
+        .operator
+        .as_ref()
+        .expect("operator")
+        .http_get("/metrics")
+        .expect("metrics");
     let line = metrics
         .lines()
         .find(|l| l.starts_with("kafka_consumergroup_group_lag_seconds{") && l.contains(&group_id))
@@ -128,11 +101,11 @@ async fn the_lag_budget_is_reported_when_breached_and_when_met_again() {
         .await
         .expect("commit");
     let spec = json!({"clusterRef": {"name": "main"}, "groupId": group_id, "topics": [topic], "lagBudget": {"maxMessages": 10}});
-    env.groups
+    env.groups()
         .create(&PostParams::default(), &group("budget", spec))
         .await
         .expect("create");
-    until(&env.groups, "budget", T, "over budget", |g| {
+    until(&env.groups(), "budget", T, "over budget", |g| {
         has_condition(g, "LagWithinBudget", "False", "BudgetExceeded")
     })
     .await;
@@ -142,7 +115,7 @@ async fn the_lag_budget_is_reported_when_breached_and_when_met_again() {
         .commit_offsets(&group_id, &BTreeMap::from([(tp, 18)]))
         .await
         .expect("commit");
-    let g = until(&env.groups, "budget", T, "within budget", |g| {
+    let g = until(&env.groups(), "budget", T, "within budget", |g| {
         has_condition(g, "LagWithinBudget", "True", "WithinBudget")
     })
     .await;
@@ -190,11 +163,11 @@ async fn scaling_follows_lag_up_down_to_zero_and_back_without_losing_a_record() 
     let spec = json!({"clusterRef": {"name": "main"}, "groupId": group_id, "topics": [topic], "offsetInit": {"policy": "earliest"},
         "scaling": {"targetRef": {"kind": "Deployment", "name": "workers"}, "minReplicas": 0, "maxReplicas": 4,
             "lagPerReplica": 100, "catchUpSeconds": 5, "scaleDownStabilizationSeconds": 8, "cooldownSeconds": 3}});
-    env.groups
+    env.groups()
         .create(&PostParams::default(), &group("workers", spec))
         .await
         .expect("create");
-    until(&env.groups, "workers", T, "initialized", |g| {
+    until(&env.groups(), "workers", T, "initialized", |g| {
         has_condition(g, "OffsetsInitialized", "True", "AllPartitionsHaveOffsets")
     })
     .await;
@@ -290,11 +263,11 @@ async fn scaling_refuses_a_workload_that_a_horizontal_pod_autoscaler_also_scales
     hpas.create(&PostParams::default(), &hpa).await.expect("hpa");
     let spec = json!({"clusterRef": {"name": "main"}, "groupId": unique_name("hpa-group"), "topics": [topic],
         "scaling": {"targetRef": {"kind": "Deployment", "name": "workers"}, "maxReplicas": 2, "lagPerReplica": 10}});
-    env.groups
+    env.groups()
         .create(&PostParams::default(), &group("workers", spec))
         .await
         .expect("create");
-    until(&env.groups, "workers", T, "refusing", |g| {
+    until(&env.groups(), "workers", T, "refusing", |g| {
         has_condition(g, "Scaling", "False", "HorizontalPodAutoscalerConflict")
     })
     .await;

@@ -5,8 +5,8 @@
 mod support;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use kafka_group_operator::api::{KafkaCluster, OffsetReset, ResetPhase};
-use kafka_group_operator::kafka::{ClientConfig, KafkaClient, NewTopic, TopicPartition};
+use kafka_group_operator::api::{OffsetReset, ResetPhase};
+use kafka_group_operator::kafka::{NewTopic, TopicPartition};
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
@@ -15,52 +15,21 @@ use std::time::Duration;
 use support::clients;
 use support::kubelet::{Kubelet, deployment};
 use support::operator::Operator;
+use support::scenario::{Scenario, resource};
 use support::wait::{event, has_condition, until};
 use support::{ApacheKafka, ControlPlane, unique_name};
 
 const T: Duration = Duration::from_secs(90);
 const GROUP_COMMAND: &str = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand";
 
-struct Env {
-    client: kube::Client,
-    ns: String,
-    kafka: KafkaClient,
-    resets: Api<OffsetReset>,
-    operator: Option<Operator>,
-}
+type Env = Scenario;
 
 async fn setup(prefix: &str) -> Env {
-    let kafka = ApacheKafka::shared();
-    let cp = ControlPlane::shared();
-    let client = cp.client().await;
-    support::crds::install(&client).await;
-    let ns = cp.fresh_namespace(&client, prefix).await;
-    let operator = Operator::start(cp, &ns, &[]);
-    let clusters: Api<KafkaCluster> = Api::namespaced(client.clone(), &ns);
-    let cluster: KafkaCluster = serde_json::from_value(json!({
-        "apiVersion": "kafkagroups.dev/v1alpha1", "kind": "KafkaCluster",
-        "metadata": {"name": "main"}, "spec": {"bootstrapServers": [kafka.bootstrap()]}
-    }))
-    .expect("cluster JSON");
-    clusters
-        .create(&PostParams::default(), &cluster)
-        .await
-        .expect("create cluster");
-    Env {
-        resets: Api::namespaced(client.clone(), &ns),
-        client,
-        ns,
-        kafka: KafkaClient::new(ClientConfig::new([kafka.bootstrap()])).expect("kafka client"),
-        operator: Some(operator),
-    }
+    Scenario::start(prefix, ApacheKafka::shared()).await
 }
 
 fn reset(name: &str, spec: Value) -> OffsetReset {
-    serde_json::from_value(json!({
-        "apiVersion": "kafkagroups.dev/v1alpha1", "kind": "OffsetReset",
-        "metadata": {"name": name}, "spec": spec
-    }))
-    .expect("OffsetReset JSON")
+    resource("OffsetReset", name, spec)
 }
 
 fn phase_is(r: &OffsetReset, phase: ResetPhase) -> bool {
@@ -174,11 +143,11 @@ async fn every_target_commits_what_kafka_consumer_groups_dry_run_plans() {
         let expected = tool_dry_run(&group, &topic, &flags).await;
         assert_eq!(expected.len(), 2, "{name}: the tool planned {expected:?}");
         let spec = json!({"clusterRef": {"name": "main"}, "groupId": group, "topics": [{"name": topic}], "to": to});
-        env.resets
+        env.resets()
             .create(&PostParams::default(), &reset(name, spec))
             .await
             .expect("create");
-        let done = until(&env.resets, name, T, "Succeeded", |r| {
+        let done = until(&env.resets(), name, T, "Succeeded", |r| {
             phase_is(r, ResetPhase::Succeeded) || phase_is(r, ResetPhase::Failed)
         })
         .await;
@@ -209,11 +178,11 @@ async fn every_target_commits_what_kafka_consumer_groups_dry_run_plans() {
     let expected = tool_dry_run(&group, &topic, &["--from-file", &csv_path]).await;
     let spec = json!({"clusterRef": {"name": "main"}, "groupId": group,
         "to": {"partitions": [{"topic": topic, "partition": 0, "offset": 4}, {"topic": topic, "partition": 1, "offset": 99}]}});
-    env.resets
+    env.resets()
         .create(&PostParams::default(), &reset("explicit", spec))
         .await
         .expect("create");
-    until(&env.resets, "explicit", T, "Succeeded", |r| {
+    until(&env.resets(), "explicit", T, "Succeeded", |r| {
         phase_is(r, ResetPhase::Succeeded)
     })
     .await;
@@ -228,11 +197,11 @@ async fn a_dry_run_plans_and_changes_nothing() {
     let env = setup("ors-dry").await;
     let (topic, group) = seeded(&env, 2, 10, 1_700_000_000_000, 5).await;
     let spec = json!({"clusterRef": {"name": "main"}, "groupId": group, "to": {"earliest": {}}, "dryRun": true});
-    env.resets
+    env.resets()
         .create(&PostParams::default(), &reset("dry", spec))
         .await
         .expect("create");
-    let planned = until(&env.resets, "dry", T, "Planned", |r| phase_is(r, ResetPhase::Planned)).await;
+    let planned = until(&env.resets(), "dry", T, "Planned", |r| phase_is(r, ResetPhase::Planned)).await;
     let status = planned.status.expect("status");
     assert_eq!(status.plan.len(), 2);
     assert!(
@@ -245,7 +214,7 @@ async fn a_dry_run_plans_and_changes_nothing() {
     );
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(phase_is(
-        &env.resets.get("dry").await.expect("get"),
+        &env.resets().get("dry").await.expect("get"),
         ResetPhase::Planned
     ));
     assert!(committed(&env, &group).await.values().all(|o| *o == 5));
@@ -265,11 +234,14 @@ async fn require_inactive_fails_clearly_when_the_group_has_members() {
         None,
     );
     let spec = json!({"clusterRef": {"name": "main"}, "groupId": group, "to": {"latest": {}}});
-    env.resets
+    env.resets()
         .create(&PostParams::default(), &reset("active", spec))
         .await
         .expect("create");
-    let failed = until(&env.resets, "active", T, "Failed", |r| phase_is(r, ResetPhase::Failed)).await;
+    let failed = until(&env.resets(), "active", T, "Failed", |r| {
+        phase_is(r, ResetPhase::Failed)
+    })
+    .await;
     assert!(
         has_condition(&failed, "Failed", "True", "GroupActive"),
         "{:#?}",
@@ -290,22 +262,22 @@ async fn undo_restores_the_exact_previous_offsets_and_ttl_cleans_up() {
         .collect();
     env.kafka.commit_offsets(&group, &before).await.expect("commit");
     let spec = json!({"clusterRef": {"name": "main"}, "groupId": group, "to": {"latest": {}}});
-    env.resets
+    env.resets()
         .create(&PostParams::default(), &reset("forward", spec))
         .await
         .expect("create");
-    until(&env.resets, "forward", T, "Succeeded", |r| {
+    until(&env.resets(), "forward", T, "Succeeded", |r| {
         phase_is(r, ResetPhase::Succeeded)
     })
     .await;
     assert!(committed(&env, &group).await.values().all(|o| *o == 20));
 
     let spec = json!({"clusterRef": {"name": "main"}, "groupId": group, "to": {"previousOf": "forward"}, "ttlSecondsAfterFinished": 2});
-    env.resets
+    env.resets()
         .create(&PostParams::default(), &reset("undo", spec))
         .await
         .expect("create");
-    until(&env.resets, "undo", T, "Succeeded", |r| {
+    until(&env.resets(), "undo", T, "Succeeded", |r| {
         phase_is(r, ResetPhase::Succeeded)
     })
     .await;
@@ -320,7 +292,7 @@ async fn undo_restores_the_exact_previous_offsets_and_ttl_cleans_up() {
     assert_eq!(after, before);
     // ttlSecondsAfterFinished: the finished reset is deleted, like a Job.
     let deadline = tokio::time::Instant::now() + T;
-    while env.resets.get_opt("undo").await.expect("get").is_some() {
+    while env.resets().get_opt("undo").await.expect("get").is_some() {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the finished reset was not deleted after its TTL"
@@ -328,7 +300,7 @@ async fn undo_restores_the_exact_previous_offsets_and_ttl_cleans_up() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     assert!(
-        env.resets.get_opt("forward").await.expect("get").is_some(),
+        env.resets().get_opt("forward").await.expect("get").is_some(),
         "no TTL: kept"
     );
 }
@@ -376,19 +348,19 @@ async fn bad_input_is_rejected_with_clear_messages() {
     ];
     for (spec, message) in cases {
         let err = env
-            .resets
+            .resets()
             .create(&PostParams::default(), &reset("bad", spec.clone()))
             .await
             .expect_err(&format!("{spec}"));
         assert!(err.to_string().contains(message), "{spec}: {err}");
     }
     let spec = json!({"clusterRef": {"name": "main"}, "groupId": "g", "to": {"latest": {}}, "dryRun": true});
-    env.resets
+    env.resets()
         .create(&PostParams::default(), &reset("fixed", spec))
         .await
         .expect("create");
     let err = env
-        .resets
+        .resets()
         .patch(
             "fixed",
             &PatchParams::default(),
@@ -488,7 +460,7 @@ async fn scale_down_resets_real_consumers_which_then_reread_and_pauses_keda_mean
     let kubelet = consumers(&env, &topic, &group, 2, &[]).await;
     wait_committed_at_end(&env, &group, 15, 2).await;
 
-    env.resets
+    env.resets()
         .create(
             &PostParams::default(),
             &reset("rewind", scale_down_spec(&group, json!({"shiftBy": -10}))),
@@ -496,7 +468,7 @@ async fn scale_down_resets_real_consumers_which_then_reread_and_pauses_keda_mean
         .await
         .expect("create");
     // While the consumers are down, KEDA is paused.
-    until(&env.resets, "rewind", T, "scaled down", |r| {
+    until(&env.resets(), "rewind", T, "scaled down", |r| {
         r.status.as_ref().is_some_and(|s| {
             matches!(
                 s.phase,
@@ -505,7 +477,7 @@ async fn scale_down_resets_real_consumers_which_then_reread_and_pauses_keda_mean
         })
     })
     .await;
-    let done = until(&env.resets, "rewind", T, "Succeeded", |r| {
+    let done = until(&env.resets(), "rewind", T, "Succeeded", |r| {
         phase_is(r, ResetPhase::Succeeded) || phase_is(r, ResetPhase::Failed)
     })
     .await;
@@ -564,14 +536,17 @@ async fn scale_down_refuses_a_workload_that_a_plain_hpa_scales() {
     }))
     .expect("hpa");
     hpas.create(&PostParams::default(), &hpa).await.expect("hpa");
-    env.resets
+    env.resets()
         .create(
             &PostParams::default(),
             &reset("blocked", scale_down_spec(&group, json!({"earliest": {}}))),
         )
         .await
         .expect("create");
-    let failed = until(&env.resets, "blocked", T, "Failed", |r| phase_is(r, ResetPhase::Failed)).await;
+    let failed = until(&env.resets(), "blocked", T, "Failed", |r| {
+        phase_is(r, ResetPhase::Failed)
+    })
+    .await;
     assert!(
         has_condition(&failed, "Failed", "True", "HorizontalPodAutoscalerConflict"),
         "{:#?}",
@@ -603,11 +578,11 @@ async fn static_members_are_removed_so_the_reset_does_not_wait_for_their_session
     wait_committed_at_end(&env, &group, 10, 2).await;
     let mut spec = scale_down_spec(&group, json!({"earliest": {}}));
     spec["timeoutSeconds"] = json!(40);
-    env.resets
+    env.resets()
         .create(&PostParams::default(), &reset("static", spec))
         .await
         .expect("create");
-    let done = until(&env.resets, "static", T, "finished", |r| {
+    let done = until(&env.resets(), "static", T, "finished", |r| {
         phase_is(r, ResetPhase::Succeeded) || phase_is(r, ResetPhase::Failed)
     })
     .await;
@@ -638,7 +613,7 @@ async fn a_crash_in_any_phase_resumes_and_finishes_once_with_the_original_replic
     .enumerate()
     {
         let name = format!("crash-{i}");
-        env.resets
+        env.resets()
             .create(
                 &PostParams::default(),
                 &reset(&name, scale_down_spec(&group, json!({"offset": 3 + i as i64}))),
@@ -646,7 +621,7 @@ async fn a_crash_in_any_phase_resumes_and_finishes_once_with_the_original_replic
             .await
             .expect("create");
         // Kill the operator (SIGKILL) as soon as the reset reaches the phase, or any later one.
-        until(&env.resets, &name, T, "reached the phase", |r| {
+        until(&env.resets(), &name, T, "reached the phase", |r| {
             r.status
                 .as_ref()
                 .is_some_and(|s| phase_rank(s.phase) >= phase_rank(crash_in))
@@ -656,7 +631,7 @@ async fn a_crash_in_any_phase_resumes_and_finishes_once_with_the_original_replic
             op.kill();
         }
         env.operator = Some(Operator::start(cp, &env.ns, &[]));
-        let done = until(&env.resets, &name, T, "finished", |r| {
+        let done = until(&env.resets(), &name, T, "finished", |r| {
             phase_is(r, ResetPhase::Succeeded) || phase_is(r, ResetPhase::Failed)
         })
         .await;
@@ -687,7 +662,7 @@ async fn a_crash_in_any_phase_resumes_and_finishes_once_with_the_original_replic
         committed(&env, &group).await.values().all(|o| *o == 12),
         "a finished reset was applied again"
     );
-    let all = env.resets.list(&Default::default()).await.expect("list");
+    let all = env.resets().list(&Default::default()).await.expect("list");
     assert!(all.items.iter().all(|r| phase_is(r, ResetPhase::Succeeded)));
 }
 
@@ -720,11 +695,11 @@ async fn a_group_that_does_not_empty_in_time_fails_the_reset_and_restores_the_wo
     let kubelet = consumers(&env, &topic, &group, 1, &[]).await;
     let mut spec = scale_down_spec(&group, json!({"earliest": {}}));
     spec["timeoutSeconds"] = json!(5);
-    env.resets
+    env.resets()
         .create(&PostParams::default(), &reset("slow", spec))
         .await
         .expect("create");
-    let failed = until(&env.resets, "slow", T, "Failed", |r| phase_is(r, ResetPhase::Failed)).await;
+    let failed = until(&env.resets(), "slow", T, "Failed", |r| phase_is(r, ResetPhase::Failed)).await;
     assert!(
         has_condition(&failed, "Failed", "True", "TimedOut"),
         "{:#?}",
@@ -754,11 +729,11 @@ async fn a_group_that_does_not_empty_in_time_fails_the_reset_and_restores_the_wo
 async fn an_unknown_topic_or_group_reference_fails_with_the_reason() {
     let env = setup("ors-unknown").await;
     let spec = json!({"clusterRef": {"name": "main"}, "groupId": "g", "topics": [{"name": "no-such-topic"}], "to": {"earliest": {}}});
-    env.resets
+    env.resets()
         .create(&PostParams::default(), &reset("no-topic", spec))
         .await
         .expect("create");
-    let failed = until(&env.resets, "no-topic", T, "Failed", |r| {
+    let failed = until(&env.resets(), "no-topic", T, "Failed", |r| {
         phase_is(r, ResetPhase::Failed)
     })
     .await;
@@ -776,11 +751,11 @@ async fn an_unknown_topic_or_group_reference_fails_with_the_reason() {
     );
 
     let spec = json!({"groupRef": {"name": "missing"}, "to": {"earliest": {}}});
-    env.resets
+    env.resets()
         .create(&PostParams::default(), &reset("no-group", spec))
         .await
         .expect("create");
-    let failed = until(&env.resets, "no-group", T, "Failed", |r| {
+    let failed = until(&env.resets(), "no-group", T, "Failed", |r| {
         phase_is(r, ResetPhase::Failed)
     })
     .await;

@@ -12,6 +12,7 @@ pub mod kubelet;
 pub mod operator;
 pub mod pki;
 pub mod process;
+pub mod scenario;
 pub mod secure_kafka;
 pub mod tools;
 pub mod wait;

@@ -108,7 +108,7 @@ pub mod metrics {
         pub desired_replicas: Family<GroupLabels, Gauge>,
         pub current_replicas: Family<GroupLabels, Gauge>,
         /// Which partition series each group has, to remove them when the group goes.
-        series: Mutex<std::collections::HashMap<(String, String), Vec<PartitionLabels>>>,
+        pub(crate) series: Mutex<std::collections::HashMap<(String, String), Vec<PartitionLabels>>>,
     }
 
     pub struct Metrics {
@@ -241,70 +241,7 @@ pub mod metrics {
                 .inc();
         }
 
-        /// Records one lag sample of a group.
-        pub fn record_group(&self, cluster: &str, group: &str, sample: &crate::controller::sampler::GroupSample) {
-            let mut series = Vec::new();
-            let mut max_lag = 0;
-            for (tp, committed) in &sample.offsets {
-                let labels = PartitionLabels {
-                    cluster_name: cluster.to_owned(),
-                    group: group.to_owned(),
-                    topic: tp.topic.clone(),
-                    partition: tp.partition.to_string(),
-                };
-                self.lag.offset.get_or_create(&labels).set(committed.offset);
-                if let Some(end) = sample.log_ends.get(tp) {
-                    let lag = (end - committed.offset).max(0);
-                    max_lag = max_lag.max(lag);
-                    self.lag.lag.get_or_create(&labels).set(lag);
-                    self.lag
-                        .latest_offset
-                        .get_or_create(&TopicPartitionLabels {
-                            cluster_name: cluster.to_owned(),
-                            topic: tp.topic.clone(),
-                            partition: tp.partition.to_string(),
-                        })
-                        .set(*end);
-                    let seconds = if lag == 0 {
-                        Some(0)
-                    } else {
-                        sample
-                            .record_timestamps
-                            .get(tp)
-                            .map(|ts| (sample.taken_at_ms - ts).max(0) / 1000)
-                    };
-                    if let Some(s) = seconds {
-                        self.lag.lag_seconds.get_or_create(&labels).set(s);
-                    }
-                }
-                series.push(labels);
-            }
-            let g = GroupLabels {
-                cluster_name: cluster.to_owned(),
-                group: group.to_owned(),
-            };
-            self.lag.sum_lag.get_or_create(&g).set(sample.total_lag());
-            self.lag.max_lag.get_or_create(&g).set(max_lag);
-            if let Some(s) = sample.max_lag_seconds() {
-                self.lag.max_lag_seconds.get_or_create(&g).set(s);
-            }
-            self.lag
-                .members
-                .get_or_create(&g)
-                .set(sample.description.members.len() as i64);
-            let old = self
-                .lag
-                .series
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert((cluster.to_owned(), group.to_owned()), series.clone());
-            // Partitions the group no longer commits on lose their series.
-            for labels in old.unwrap_or_default().into_iter().filter(|l| !series.contains(l)) {
-                self.remove_partition(&labels);
-            }
-        }
-
-        fn remove_partition(&self, labels: &PartitionLabels) {
+        pub(crate) fn remove_partition(&self, labels: &PartitionLabels) {
             self.lag.offset.remove(labels);
             self.lag.lag.remove(labels);
             self.lag.lag_seconds.remove(labels);

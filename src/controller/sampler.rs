@@ -4,7 +4,7 @@
 //! reconciles, never one connection or scan per resource. It also owns the per-partition lag metrics.
 
 use crate::kafka::{GroupDescription, GroupOffsets, Isolation, KafkaClient, KafkaError, OffsetSpec, TopicPartition};
-use crate::telemetry::metrics::Metrics;
+use crate::telemetry::metrics::{GroupLabels, Metrics, PartitionLabels, TopicPartitionLabels};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -236,7 +236,7 @@ impl ClusterSampler {
         self.fill_timestamps(client, &mut results).await;
         for (g, r) in &results {
             if let Ok(sample) = r {
-                metrics.record_group(&self.name, g, sample);
+                record_metrics(metrics, &self.name, g, sample);
             }
         }
         self.publish(results);
@@ -388,5 +388,70 @@ impl Samplers {
         };
         sampler.start(client.clone(), interval, metrics);
         sampler
+    }
+}
+
+/// Records one lag sample of a group in the lag metrics.
+fn record_metrics(metrics: &Metrics, cluster: &str, group: &str, sample: &GroupSample) {
+    let mut series = Vec::new();
+    let mut max_lag = 0;
+    for (tp, committed) in &sample.offsets {
+        let labels = PartitionLabels {
+            cluster_name: cluster.to_owned(),
+            group: group.to_owned(),
+            topic: tp.topic.clone(),
+            partition: tp.partition.to_string(),
+        };
+        metrics.lag.offset.get_or_create(&labels).set(committed.offset);
+        if let Some(end) = sample.log_ends.get(tp) {
+            let lag = (end - committed.offset).max(0);
+            max_lag = max_lag.max(lag);
+            metrics.lag.lag.get_or_create(&labels).set(lag);
+            metrics
+                .lag
+                .latest_offset
+                .get_or_create(&TopicPartitionLabels {
+                    cluster_name: cluster.to_owned(),
+                    topic: tp.topic.clone(),
+                    partition: tp.partition.to_string(),
+                })
+                .set(*end);
+            let seconds = if lag == 0 {
+                Some(0)
+            } else {
+                sample
+                    .record_timestamps
+                    .get(tp)
+                    .map(|ts| (sample.taken_at_ms - ts).max(0) / 1000)
+            };
+            if let Some(s) = seconds {
+                metrics.lag.lag_seconds.get_or_create(&labels).set(s);
+            }
+        }
+        series.push(labels);
+    }
+    let g = GroupLabels {
+        cluster_name: cluster.to_owned(),
+        group: group.to_owned(),
+    };
+    metrics.lag.sum_lag.get_or_create(&g).set(sample.total_lag());
+    metrics.lag.max_lag.get_or_create(&g).set(max_lag);
+    if let Some(s) = sample.max_lag_seconds() {
+        metrics.lag.max_lag_seconds.get_or_create(&g).set(s);
+    }
+    metrics
+        .lag
+        .members
+        .get_or_create(&g)
+        .set(sample.description.members.len() as i64);
+    let old = metrics
+        .lag
+        .series
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert((cluster.to_owned(), group.to_owned()), series.clone());
+    // Partitions the group no longer commits on lose their series.
+    for labels in old.unwrap_or_default().into_iter().filter(|l| !series.contains(l)) {
+        metrics.remove_partition(&labels);
     }
 }

@@ -236,6 +236,24 @@ impl KafkaClient {
         .await
     }
 
+    /// Runs `call` on the coordinator of one group, retrying what is retriable (re-resolving the coordinator).
+    async fn on_group_coordinator<F, Fut>(&self, operation: &str, group: &str, call: F) -> Result<(), KafkaError>
+    where
+        F: Fn(Arc<Connection>) -> Fut + Clone,
+        Fut: Future<Output = Result<(), KafkaError>>,
+    {
+        let results = self
+            .on_coordinators(operation, &[group.to_owned()], |conn, _node, groups| {
+                let call = call.clone();
+                async move {
+                    let result = call(conn).await;
+                    groups.into_iter().map(|g| (g, result.clone())).collect()
+                }
+            })
+            .await;
+        take_one(results, group)
+    }
+
     /// Every group of the cluster (ListGroups to every broker, in parallel), filtered by state and type.
     pub async fn list_groups(&self, filter: &GroupFilter) -> Result<Vec<GroupListing>, KafkaError> {
         // The cached broker list will do: a broker it misses is found on the next refresh.
@@ -350,28 +368,24 @@ impl KafkaClient {
                     .collect(),
             );
         let api = Api(OffsetCommitRequest::KEY);
-        let results = self
-            .on_coordinators("OffsetCommit", &[group.to_owned()], |conn, _node, groups| {
+        let committed = self
+            .on_group_coordinator("OffsetCommit", group, |conn| {
                 let request = request.clone();
                 async move {
-                    let result = async {
-                        let version = conn.version_in::<OffsetCommitRequest>(2, 9)?;
-                        let response = conn.send_version(&request, version).await?;
-                        for t in &response.topics {
-                            for p in &t.partitions {
-                                check(p.error_code, conn.addr(), api, || {
-                                    format!("group {}, partition {}-{}", groups[0], t.name.0, p.partition_index)
-                                })?;
-                            }
+                    let version = conn.version_in::<OffsetCommitRequest>(2, 9)?;
+                    let response = conn.send_version(&request, version).await?;
+                    for t in &response.topics {
+                        for p in &t.partitions {
+                            check(p.error_code, conn.addr(), api, || {
+                                format!("group {group}, partition {}-{}", t.name.0, p.partition_index)
+                            })?;
                         }
-                        Ok(())
                     }
-                    .await;
-                    groups.into_iter().map(|g| (g, result.clone())).collect()
+                    Ok(())
                 }
             })
             .await;
-        match take_one(results, group) {
+        match committed {
             // The coordinator refuses an admin commit while the group has members (a consumer joined after
             // the describe above): say so in the same words.
             Err(KafkaError::Response {
@@ -413,29 +427,23 @@ impl KafkaClient {
                     })
                     .collect(),
             );
-        let results = self
-            .on_coordinators("LeaveGroup", &[group.to_owned()], |conn, _node, groups| {
-                let request = request.clone();
-                async move {
-                    let result = async {
-                        // v3 introduced removing members by group.instance.id.
-                        let version = conn.version_in::<LeaveGroupRequest>(3, i16::MAX)?;
-                        let response = conn.send_version(&request, version).await?;
-                        check(response.error_code, conn.addr(), api, || format!("group {}", groups[0]))?;
-                        for m in &response.members {
-                            // UNKNOWN_MEMBER_ID / FENCED_INSTANCE_ID: the member already left.
-                            if !matches!(m.error_code, 25 | 82) {
-                                check(m.error_code, conn.addr(), api, || format!("group {}", groups[0]))?;
-                            }
-                        }
-                        Ok(())
+        self.on_group_coordinator("LeaveGroup", group, |conn| {
+            let request = request.clone();
+            async move {
+                // v3 introduced removing members by group.instance.id.
+                let version = conn.version_in::<LeaveGroupRequest>(3, i16::MAX)?;
+                let response = conn.send_version(&request, version).await?;
+                check(response.error_code, conn.addr(), api, || format!("group {group}"))?;
+                for m in &response.members {
+                    // UNKNOWN_MEMBER_ID / FENCED_INSTANCE_ID: the member already left.
+                    if !matches!(m.error_code, 25 | 82) {
+                        check(m.error_code, conn.addr(), api, || format!("group {group}"))?;
                     }
-                    .await;
-                    groups.into_iter().map(|g| (g, result.clone())).collect()
                 }
-            })
-            .await;
-        take_one(results, group)
+                Ok(())
+            }
+        })
+        .await
     }
 
     /// Deletes groups (they must be empty; Kafka answers NON_EMPTY_GROUP otherwise).
@@ -491,28 +499,22 @@ impl KafkaClient {
                     .collect(),
             );
         let api = Api(OffsetDeleteRequest::KEY);
-        let results = self
-            .on_coordinators("OffsetDelete", &[group.to_owned()], |conn, _node, groups| {
-                let request = request.clone();
-                async move {
-                    let result = async {
-                        let (response, _) = conn.send(&request).await?;
-                        check(response.error_code, conn.addr(), api, || format!("group {}", groups[0]))?;
-                        for t in &response.topics {
-                            for p in &t.partitions {
-                                check(p.error_code, conn.addr(), api, || {
-                                    format!("group {}, partition {}-{}", groups[0], t.name.0, p.partition_index)
-                                })?;
-                            }
-                        }
-                        Ok(())
+        self.on_group_coordinator("OffsetDelete", group, |conn| {
+            let request = request.clone();
+            async move {
+                let (response, _) = conn.send(&request).await?;
+                check(response.error_code, conn.addr(), api, || format!("group {group}"))?;
+                for t in &response.topics {
+                    for p in &t.partitions {
+                        check(p.error_code, conn.addr(), api, || {
+                            format!("group {group}, partition {}-{}", t.name.0, p.partition_index)
+                        })?;
                     }
-                    .await;
-                    groups.into_iter().map(|g| (g, result.clone())).collect()
                 }
-            })
-            .await;
-        take_one(results, group)
+                Ok(())
+            }
+        })
+        .await
     }
 }
 

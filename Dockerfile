@@ -3,7 +3,9 @@ FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+# Cargo.toml names these targets (the dev environment and the benchmark); cargo wants their files present.
 COPY scripts/dev_env.rs ./scripts/dev_env.rs
+COPY benches ./benches
 COPY tests/support ./tests/support
 RUN cargo build --release --locked --bin kafka-group-operator
 

@@ -7,7 +7,8 @@ CARGO ?= cargo
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-dev: provision ## Start the development environment (Kubernetes API server + Apache Kafka) in the foreground
+dev: provision ## Start the development environment (API server, Apache Kafka, the operator) in the foreground
+	$(CARGO) build --quiet --bin kafka-group-operator
 	$(CARGO) run --quiet --example dev-env
 
 test: provision fmt lint ## Provision dependencies (cached), then fmt, clippy and every test

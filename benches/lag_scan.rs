@@ -161,8 +161,6 @@ fn serve(bootstrap: &str) -> Result<()> {
 /// warm scan's time goes, through the client's public API, and what splitting or overlapping requests would
 /// gain. Medians of 9 rounds after 3 warm-up rounds, to stderr.
 fn phases(bootstrap: &str) -> Result<()> {
-    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
-    use kafka_protocol::messages::{GroupId, OffsetFetchRequest};
     let client = KafkaClient::new(ClientConfig::new([bootstrap]))?;
     let extra: Vec<KafkaClient> = (0..7)
         .map(|_| KafkaClient::new(ClientConfig::new([bootstrap])))
@@ -213,17 +211,7 @@ fn phases(bootstrap: &str) -> Result<()> {
 
             // The same OffsetFetch straight through the connection: the broker's time plus encoding and
             // decoding, without building GroupOffsets.
-            let request = OffsetFetchRequest::default().with_groups(
-                groups
-                    .iter()
-                    .map(|g| {
-                        OffsetFetchRequestGroup::default()
-                            .with_group_id(GroupId(StrBytes::from_string(g.clone())))
-                            .with_member_epoch(-1)
-                            .with_topics(None)
-                    })
-                    .collect(),
-            );
+            let request = kafka_group_operator::kafka::groups::offset_fetch_request(&groups);
             let conn = client.connection(bootstrap).await?;
             let (t, cpu) = (Instant::now(), process_cpu());
             drop(conn.send_version(&request, 9).await?);

@@ -670,21 +670,26 @@ fn sorted(mut v: Vec<TopicPartition>) -> Vec<TopicPartition> {
     v
 }
 
+/// One OffsetFetch (v8+) for all committed offsets of many groups.
+pub fn offset_fetch_request(groups: &[String]) -> OffsetFetchRequest {
+    OffsetFetchRequest::default().with_groups(
+        groups
+            .iter()
+            .map(|g| {
+                OffsetFetchRequestGroup::default()
+                    .with_group_id(GroupId(StrBytes::from_string(g.clone())))
+                    .with_member_epoch(-1)
+                    .with_topics(None)
+            })
+            .collect(),
+    )
+}
+
 async fn fetch_offsets_on(conn: &Connection, groups: Vec<String>) -> Vec<(String, Result<GroupOffsets, KafkaError>)> {
     let api = Api(OffsetFetchRequest::KEY);
     match conn.version_in::<OffsetFetchRequest>(8, 9) {
         Ok(version) => {
-            let request = OffsetFetchRequest::default().with_groups(
-                groups
-                    .iter()
-                    .map(|g| {
-                        OffsetFetchRequestGroup::default()
-                            .with_group_id(GroupId(StrBytes::from_string(g.clone())))
-                            .with_member_epoch(-1)
-                            .with_topics(None)
-                    })
-                    .collect(),
-            );
+            let request = offset_fetch_request(&groups);
             match conn.send_version(&request, version).await {
                 Ok(response) => {
                     let mut out: Vec<(String, Result<GroupOffsets, KafkaError>)> = response

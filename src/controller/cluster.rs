@@ -7,7 +7,6 @@ use super::{Context, Error};
 use crate::api::KafkaCluster;
 use crate::api::conditions::{READY, condition, is_true, set_condition};
 use crate::kafka::KafkaError;
-use futures_util::StreamExt;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType};
@@ -19,20 +18,12 @@ use std::time::{Duration, Instant};
 const CONTROLLER: &str = "kafkacluster";
 
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
-    let api: Api<KafkaCluster> = match &ctx.config.namespace {
-        Some(ns) => Api::namespaced(ctx.kube.clone(), ns),
-        None => Api::all(ctx.kube.clone()),
-    };
-    Controller::new(api, watcher::Config::default().any_semantic())
-        .with_config(kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency))
+    let api: Api<KafkaCluster> = super::scoped_api(&ctx);
+    let results = Controller::new(api, watcher::Config::default().any_semantic())
+        .with_config(super::runner_config(&ctx))
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "kafkacluster reconcile loop");
-            }
-        })
-        .await;
+        .run(reconcile, error_policy, ctx);
+    super::drain(CONTROLLER, results).await;
 }
 
 /// Why a cluster is not ready, as a condition reason.

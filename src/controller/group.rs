@@ -16,7 +16,6 @@ use crate::kafka::{
 };
 use crate::plan::offset_init::{InitPolicy, OffsetInitDecision, plan_offset_init};
 use crate::plan::retention::{GroupKind, Protection, RetentionAction, RetentionObservation, plan_retention};
-use futures_util::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
@@ -36,16 +35,11 @@ pub const RETENTION_GUARD: &str = "RetentionGuard";
 pub const DELETION_BLOCKED: &str = "DeletionBlocked";
 
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
-    let (groups, clusters): (Api<ConsumerGroup>, Api<KafkaCluster>) = match &ctx.config.namespace {
-        Some(ns) => (
-            Api::namespaced(ctx.kube.clone(), ns),
-            Api::namespaced(ctx.kube.clone(), ns),
-        ),
-        None => (Api::all(ctx.kube.clone()), Api::all(ctx.kube.clone())),
-    };
+    let groups: Api<ConsumerGroup> = super::scoped_api(&ctx);
+    let clusters: Api<KafkaCluster> = super::scoped_api(&ctx);
     let controller = Controller::new(groups, watcher::Config::default().any_semantic());
     let store = controller.store();
-    controller
+    let results = controller
         // A KafkaCluster that changes (e.g. becomes Ready) wakes the groups on it at once.
         .watches(
             clusters,
@@ -61,15 +55,10 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
                     .collect::<Vec<_>>()
             },
         )
-        .with_config(kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency))
+        .with_config(super::runner_config(&ctx))
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "consumergroup reconcile loop");
-            }
-        })
-        .await;
+        .run(reconcile, error_policy, ctx);
+    super::drain(CONTROLLER, results).await;
 }
 
 fn key_of(group: &ConsumerGroup) -> String {

@@ -116,7 +116,38 @@ impl Context {
     }
 }
 
-/// Runs both controllers until `shutdown` resolves.
+/// An Api over the watched namespace, or over all namespaces.
+pub(crate) fn scoped_api<K>(ctx: &Context) -> kube::Api<K>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    match &ctx.config.namespace {
+        Some(ns) => kube::Api::namespaced(ctx.kube.clone(), ns),
+        None => kube::Api::all(ctx.kube.clone()),
+    }
+}
+
+/// Every controller's runner settings: bounded concurrency.
+pub(crate) fn runner_config(ctx: &Context) -> kube::runtime::controller::Config {
+    kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency)
+}
+
+/// Drains a controller's result stream; failures were already handled by its error policy.
+pub(crate) async fn drain<T, E: std::fmt::Display>(
+    controller: &str,
+    results: impl futures_util::Stream<Item = Result<T, E>>,
+) {
+    use futures_util::StreamExt;
+    results
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(controller, error = %e, "reconcile loop");
+            }
+        })
+        .await;
+}
+
+/// Runs the controllers until `shutdown` resolves.
 pub async fn run_controllers(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
     let shutdown = futures_util::FutureExt::shared(Box::pin(shutdown));
     tokio::join!(

@@ -13,7 +13,6 @@ use crate::api::{ConsumerGroup, KafkaCluster, OffsetReset, OffsetResetStatus};
 use crate::kafka::{GroupDescription, Isolation, KafkaClient, KafkaError, OffsetSpec, TopicPartition};
 use crate::plan::reset::{Clamp, ResetTarget, plan_reset};
 use crate::plan::reset_phase::{FailReason, Phase, ResetAction, ResetObservation, Strategy, next};
-use futures_util::StreamExt;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::controller::{Action, Controller};
@@ -31,20 +30,12 @@ const DEFAULT_TIMEOUT_SECONDS: i64 = 300;
 const STEP: Duration = Duration::from_secs(1);
 
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
-    let api: Api<OffsetReset> = match &ctx.config.namespace {
-        Some(ns) => Api::namespaced(ctx.kube.clone(), ns),
-        None => Api::all(ctx.kube.clone()),
-    };
-    Controller::new(api, watcher::Config::default().any_semantic())
-        .with_config(kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency))
+    let api: Api<OffsetReset> = super::scoped_api(&ctx);
+    let results = Controller::new(api, watcher::Config::default().any_semantic())
+        .with_config(super::runner_config(&ctx))
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "offsetreset reconcile loop");
-            }
-        })
-        .await;
+        .run(reconcile, error_policy, ctx);
+    super::drain(CONTROLLER, results).await;
 }
 
 fn error_policy(reset: Arc<OffsetReset>, error: &Error, ctx: Arc<Context>) -> Action {

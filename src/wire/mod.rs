@@ -48,18 +48,7 @@ pub fn encode_request<R: Request>(
         .with_request_api_version(version)
         .with_correlation_id(correlation_id)
         .with_client_id(client_id.map(|c| StrBytes::from_string(c.to_owned())));
-    let header_version = R::header_version(version);
-    let err = |e: anyhow::Error| WireError::Encode {
-        api: Api(R::KEY),
-        version,
-        message: e.to_string(),
-    };
-    let size = header.compute_size(header_version).map_err(err)? + body.compute_size(version).map_err(err)?;
-    let mut buf = BytesMut::with_capacity(4 + size);
-    buf.put_i32(size as i32);
-    header.encode(&mut buf, header_version).map_err(err)?;
-    body.encode(&mut buf, version).map_err(err)?;
-    Ok(buf.freeze())
+    encode_frame(R::KEY, &header, R::header_version(version), body, version)
 }
 
 /// Encodes a response (header + body) as a complete frame, for the broker side.
@@ -71,6 +60,17 @@ pub fn encode_response<M: Encodable + HeaderVersion>(
     header_version: i16,
 ) -> Result<Bytes, WireError> {
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    encode_frame(api_key, &header, header_version, body, version)
+}
+
+/// A header and a body as one frame, length prefix included.
+fn encode_frame<H: Encodable, B: Encodable>(
+    api_key: i16,
+    header: &H,
+    header_version: i16,
+    body: &B,
+    version: i16,
+) -> Result<Bytes, WireError> {
     let err = |e: anyhow::Error| WireError::Encode {
         api: Api(api_key),
         version,

@@ -220,8 +220,7 @@ async fn scaling_follows_lag_up_down_to_zero_and_back_without_losing_a_record() 
         sequence.iter().all(|r| *r <= 4),
         "never more than the partitions: {sequence:?}"
     );
-    let notes = support::wait::events(&env.client, &env.ns, "workers").await;
-    assert!(notes.iter().any(|(_, r, _)| r == "Scaled"), "{notes:?}");
+    support::wait::event(&env.client, &env.ns, "workers", "Scaled", Duration::from_secs(10)).await;
     recorder.abort();
 }
 

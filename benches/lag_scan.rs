@@ -24,19 +24,16 @@
 //! client on tokio's current-thread runtime (default: multi-thread), KGO_BENCH_HOLD=1 to only seed and keep
 //! the broker until stdin ends (for `--phases BOOTSTRAP`, which shows where a warm scan's time goes).
 
+mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use bytes::{Bytes, BytesMut};
-use futures_util::{StreamExt, TryStreamExt};
-use kafka_group_operator::kafka::{
-    ClientConfig, GroupFilter, Isolation, KafkaClient, NewTopic, OffsetSpec, TopicPartition,
+use common::{
+    BROKER_JVM_OPTS, Expected, Jmx, PARTITIONS_PER_TOPIC, TOPICS_PER_GROUP, delta, find_broker_pid, machine, median,
+    seed, vm_hwm_kib,
 };
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ProduceRequest, TopicName};
-use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_group_operator::kafka::{ClientConfig, GroupFilter, Isolation, KafkaClient, OffsetSpec, TopicPartition};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -46,8 +43,6 @@ use std::time::{Duration, Instant};
 use support::ApacheKafka;
 use support::tools::{clients_venv, kafka_home, system_tool};
 
-const PARTITIONS_PER_TOPIC: i32 = 10;
-const TOPICS_PER_GROUP: usize = 5;
 /// JVM options as Kafka's `kafka-run-class.sh` starts its tools (its KAFKA_HEAP_OPTS and
 /// KAFKA_JVM_PERFORMANCE_OPTS defaults); used for ConsumerGroupCommand and for JavaLagScan alike.
 const KAFKA_RUN_CLASS_JVM_OPTS: &[&str] = &[
@@ -58,23 +53,6 @@ const KAFKA_RUN_CLASS_JVM_OPTS: &[&str] = &[
     "-XX:InitiatingHeapOccupancyPercent=35",
     "-XX:+ExplicitGCInvokesConcurrent",
     "-Djava.awt.headless=true",
-];
-/// Requests the broker sends itself in this one-node KRaft cluster (broker → controller heartbeats, the
-/// metadata log): left out of every count, no contender sends them.
-const INTERNAL_APIS: &[&str] = &[
-    "BrokerHeartbeat",
-    "BrokerRegistration",
-    "ControllerRegistration",
-    "Fetch",
-    "FetchSnapshot",
-    "Vote",
-    "BeginQuorumEpoch",
-    "EndQuorumEpoch",
-    "DescribeQuorum",
-    "AlterPartition",
-    "AssignReplicasToDirs",
-    "UpdateRaftVoter",
-    "Envelope",
 ];
 
 fn main() -> Result<()> {
@@ -327,23 +305,20 @@ fn bench() -> Result<()> {
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let classes = target.join("bench-java");
     let logs = target.join("bench-logs");
-    std::fs::create_dir_all(&classes)?;
     std::fs::create_dir_all(&logs)?;
     let libs = format!("{}/libs/*", home.display());
-    let classpath = format!("{}:{libs}", classes.display());
+    let classpath = common::compile_bench_java(
+        &javac,
+        &home,
+        &classes,
+        &[
+            root.join("scripts/bench/JavaLagScan.java"),
+            root.join("scripts/bench/JmxRequestCounts.java"),
+        ],
+    )?;
 
-    eprintln!("[bench] compiling scripts/bench/*.java into {}", classes.display());
-    let status = Command::new(&javac)
-        .args(["-nowarn", "-d"])
-        .arg(&classes)
-        .args(["-cp", &libs])
-        .arg(root.join("scripts/bench/JavaLagScan.java"))
-        .arg(root.join("scripts/bench/JmxRequestCounts.java"))
-        .status()?;
-    ensure!(status.success(), "javac failed ({status})");
-
-    eprintln!("[bench] starting Apache Kafka");
-    let kafka = ApacheKafka::start();
+    eprintln!("[bench] starting Apache Kafka with {BROKER_JVM_OPTS}");
+    let kafka = ApacheKafka::start_with_jvm_opts(BROKER_JVM_OPTS, &[]);
     let bootstrap = kafka.bootstrap();
     let broker_pid = find_broker_pid(kafka.dir())?;
     let mut jmx = Jmx::start(&java, &classpath, broker_pid, &logs)?;
@@ -356,7 +331,7 @@ fn bench() -> Result<()> {
         TOPICS_PER_GROUP as i32 * PARTITIONS_PER_TOPIC
     );
     let seed_started = Instant::now();
-    let expected = runtime()?.block_on(seed(&bootstrap, &settings))?;
+    let expected = runtime()?.block_on(seed(&bootstrap, settings.topics, settings.groups))?;
     eprintln!(
         "[bench] seeded in {:.1?}: total lag {}, {} group-partitions",
         seed_started.elapsed(),
@@ -555,210 +530,6 @@ fn bench() -> Result<()> {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Seeding with our client: topics, records (Produce through the client's pooled connection), admin commits.
-
-struct Expected {
-    total_lag: i64,
-    group_partitions: usize,
-}
-
-fn topic_name(t: usize) -> String {
-    format!("lag-bench-t{t:03}")
-}
-
-async fn seed(bootstrap: &str, settings: &Settings) -> Result<Expected> {
-    let client = KafkaClient::new(ClientConfig::new([bootstrap]))?;
-    let topics: Vec<String> = (0..settings.topics).map(topic_name).collect();
-    client
-        .create_topics(
-            &topics
-                .iter()
-                .map(|t| NewTopic::new(t.clone(), PARTITIONS_PER_TOPIC))
-                .collect::<Vec<_>>(),
-        )
-        .await?;
-    let all: Vec<TopicPartition> = topics
-        .iter()
-        .flat_map(|t| (0..PARTITIONS_PER_TOPIC).map(move |p| TopicPartition::new(t.clone(), p)))
-        .collect();
-
-    // Wait until every partition has a leader.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let metadata = loop {
-        let m = client.refresh_metadata().await?;
-        if all.iter().all(|tp| m.leader(tp).is_some()) {
-            break m;
-        }
-        ensure!(Instant::now() < deadline, "partitions without a leader after 60 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-
-    // 100–199 records per partition, one Produce per leader; partitions whose leader is not ready yet (a
-    // fresh broker takes a while to host 2,000 new partitions) are produced to again.
-    let records_of = |tp: &TopicPartition| -> i64 {
-        let t: usize = tp.topic.trim_start_matches("lag-bench-t").parse().unwrap_or(0);
-        100 + ((t * 10 + tp.partition as usize) * 37 % 100) as i64
-    };
-    let mut pending = all.clone();
-    let mut last_error = String::new();
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while !pending.is_empty() && Instant::now() < deadline {
-        let mut by_leader: BTreeMap<i32, Vec<TopicPartition>> = BTreeMap::new();
-        for tp in pending.drain(..) {
-            by_leader
-                .entry(metadata.leader(&tp).unwrap_or(-1))
-                .or_default()
-                .push(tp);
-        }
-        for (leader, tps) in by_leader {
-            for (tp, code) in produce(&client, leader, &tps, &records_of).await? {
-                last_error = format!("{tp}: error code {code}");
-                pending.push(tp);
-            }
-        }
-        if !pending.is_empty() {
-            eprintln!(
-                "[bench] producing again to {} partitions ({last_error}, …)",
-                pending.len()
-            );
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
-    ensure!(
-        pending.is_empty(),
-        "could not produce to {} partitions ({last_error})",
-        pending.len()
-    );
-    let ends = client
-        .list_offsets(&all, OffsetSpec::Latest, Isolation::ReadUncommitted)
-        .await?;
-    for tp in &all {
-        let end = ends.get(tp).map(|o| o.offset);
-        ensure!(
-            end == Some(records_of(tp)),
-            "{tp}: log end {end:?}, expected {}",
-            records_of(tp)
-        );
-    }
-
-    // Every group commits on 5 topics spread over the cluster, at an offset below the log end.
-    let stride = settings.topics / TOPICS_PER_GROUP;
-    let commits: Vec<(String, BTreeMap<TopicPartition, i64>)> = (0..settings.groups)
-        .map(|g| {
-            let offsets = (0..TOPICS_PER_GROUP)
-                .map(|k| (g + k * stride) % settings.topics)
-                .flat_map(|t| {
-                    (0..PARTITIONS_PER_TOPIC).map(move |p| {
-                        let tp = TopicPartition::new(topic_name(t), p);
-                        let end = records_of(&tp);
-                        let committed = (g as i64 * 7 + t as i64 * 3 + i64::from(p) * 11) % end;
-                        (tp, committed)
-                    })
-                })
-                .collect();
-            (format!("lag-bench-g{g:04}"), offsets)
-        })
-        .collect();
-    let total_lag = commits
-        .iter()
-        .flat_map(|(_, offsets)| offsets.iter().map(|(tp, c)| records_of(tp) - c))
-        .sum();
-    let group_partitions = commits.iter().map(|(_, o)| o.len()).sum();
-    futures_util::stream::iter(commits.iter().map(|(group, offsets)| {
-        let client = &client;
-        async move {
-            client
-                .commit_offsets(group, offsets)
-                .await
-                .with_context(|| format!("commit for {group}"))
-        }
-    }))
-    .buffer_unordered(64)
-    .try_collect::<Vec<()>>()
-    .await?;
-    Ok(Expected {
-        total_lag,
-        group_partitions,
-    })
-}
-
-/// One Produce (acks=1) with `records_of(tp)` small records for every partition in `tps`; returns the
-/// partitions that failed (nothing was appended to them) with their error codes.
-async fn produce(
-    client: &KafkaClient,
-    leader: i32,
-    tps: &[TopicPartition],
-    records_of: &impl Fn(&TopicPartition) -> i64,
-) -> Result<Vec<(TopicPartition, i16)>> {
-    let conn = client.broker(leader).await?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_millis() as i64;
-    let mut topics: BTreeMap<&str, Vec<PartitionProduceData>> = BTreeMap::new();
-    for tp in tps {
-        let records: Vec<Record> = (0..records_of(tp))
-            .map(|i| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i,
-                // The encoder keeps records in one batch while offset - sequence stays the same; the batch's
-                // base sequence is then -1, as it must be without a producer id.
-                sequence: i as i32 - 1,
-                timestamp: now,
-                key: None,
-                value: Some(Bytes::from(format!("record-{i}"))),
-                headers: Default::default(),
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .map_err(|e| anyhow!("encode records: {e}"))?;
-        topics.entry(tp.topic.as_str()).or_default().push(
-            PartitionProduceData::default()
-                .with_index(tp.partition)
-                .with_records(Some(buf.freeze())),
-        );
-    }
-    let request = ProduceRequest::default()
-        .with_acks(1)
-        .with_timeout_ms(30_000)
-        .with_topic_data(
-            topics
-                .into_iter()
-                .map(|(name, partitions)| {
-                    TopicProduceData::default()
-                        .with_name(TopicName(StrBytes::from_string(name.to_owned())))
-                        .with_partition_data(partitions)
-                })
-                .collect(),
-        );
-    // v12 is the newest version that names topics (v13 uses topic ids).
-    let version = conn.version_in::<ProduceRequest>(3, 12)?;
-    let response = conn.send_version(&request, version).await?;
-    let mut failed = Vec::new();
-    for t in response.responses {
-        for p in t.partition_responses {
-            if p.error_code != 0 {
-                failed.push((TopicPartition::new(t.name.0.to_string(), p.index), p.error_code));
-            }
-        }
-    }
-    Ok(failed)
-}
-
-// ---------------------------------------------------------------------------------------------------------
 // Processes: one-shot runs measured with wait4, long-lived warm servers, and the broker's JMX counters.
 
 struct Run {
@@ -843,15 +614,6 @@ fn run_measured(cmd: &mut Command, stderr_log: &Path, timeout: Duration) -> Resu
     })
 }
 
-/// Peak resident set size (KiB) of a live process since its exec: VmHWM in /proc/PID/status.
-fn vm_hwm_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
 /// The total lag a one-shot contender printed: a JSON line, or kafka-consumer-groups' table.
 fn parse_lag(name: &str, stdout: &str) -> Result<i64> {
     if name == "kafka-consumer-groups" {
@@ -925,76 +687,6 @@ impl Server {
     }
 }
 
-/// The broker's request meters, read through `JmxRequestCounts` (attached to the broker JVM by pid).
-struct Jmx {
-    url: String,
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl Jmx {
-    fn start(java: &Path, classpath: &str, broker_pid: u32, logs: &Path) -> Result<Jmx> {
-        let mut child = Command::new(java)
-            .args([
-                "-Xmx64m",
-                "-XX:TieredStopAtLevel=1",
-                "-cp",
-                classpath,
-                "JmxRequestCounts",
-            ])
-            .arg(broker_pid.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(logs.join("jmx.stderr"))?)
-            .spawn()?;
-        let stdin = child.stdin.take().context("stdin")?;
-        let mut stdout = BufReader::new(child.stdout.take().context("stdout")?);
-        let mut line = String::new();
-        stdout.read_line(&mut line)?;
-        let url = serde_json::from_str::<serde_json::Value>(line.trim())
-            .ok()
-            .and_then(|v| v["jmx_url"].as_str().map(str::to_owned))
-            .with_context(|| {
-                format!(
-                    "JmxRequestCounts printed {line:?}; see {}",
-                    logs.join("jmx.stderr").display()
-                )
-            })?;
-        Ok(Jmx {
-            url,
-            child,
-            stdin,
-            stdout,
-        })
-    }
-
-    fn snapshot(&mut self) -> Result<BTreeMap<String, u64>> {
-        writeln!(self.stdin)?;
-        self.stdin.flush()?;
-        let mut line = String::new();
-        ensure!(self.stdout.read_line(&mut line)? > 0, "JmxRequestCounts exited");
-        Ok(serde_json::from_str(line.trim())?)
-    }
-}
-
-impl Drop for Jmx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Requests per API between two snapshots, without the broker's own traffic.
-fn delta(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
-    after
-        .iter()
-        .filter(|(api, _)| !INTERNAL_APIS.contains(&api.as_str()))
-        .map(|(api, n)| (api.clone(), n - before.get(api).copied().unwrap_or(0)))
-        .filter(|(_, n)| *n > 0)
-        .collect()
-}
-
 /// Reads one meter with Kafka's own `org.apache.kafka.tools.JmxTool` and checks that our reader agrees.
 fn check_jmx_against_jmx_tool(jmx: &mut Jmx, java: &Path, home: &Path, libs: &str) -> Result<()> {
     let ours = jmx.snapshot()?;
@@ -1032,27 +724,6 @@ fn check_jmx_against_jmx_tool(jmx: &mut Jmx, java: &Path, home: &Path, libs: &st
     );
     eprintln!("[bench] JmxTool agrees with JmxRequestCounts: {mine} OffsetCommit requests so far");
     Ok(())
-}
-
-/// The broker JVM: the `kafka.Kafka` process whose command line names the fixture's server.properties.
-fn find_broker_pid(dir: &Path) -> Result<u32> {
-    let props = dir.join("server.properties").display().to_string();
-    for entry in std::fs::read_dir("/proc")?.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let args: Vec<String> = cmdline
-            .split(|b| *b == 0)
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        if args.iter().any(|a| a == "kafka.Kafka") && args.contains(&props) {
-            return Ok(pid);
-        }
-    }
-    bail!("no kafka.Kafka process for {props}")
 }
 
 fn show(cmd: &Command) -> String {
@@ -1095,11 +766,6 @@ fn per_api(requests: &BTreeMap<String, u64>) -> String {
         .map(|(api, n)| format!("{api} {n}"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn median<T: Copy + PartialOrd>(mut v: Vec<T>) -> T {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    v[v.len() / 2]
 }
 
 /// Medians over the samples of one contender.
@@ -1304,30 +970,4 @@ fn report(
     }
     out.push_str("```\n");
     out
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                l.strip_prefix("model name")
-                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
-            })
-        })
-        .unwrap_or_default();
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let mem_gib = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        })
-        .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    format!(
-        "{cores} cores ({cpu}), {mem_gib:.1} GiB RAM; load average at the end {}",
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
-    )
 }

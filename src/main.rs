@@ -70,8 +70,10 @@ struct RunArgs {
     /// How often each KafkaCluster's connection is checked (e.g. 60s).
     #[arg(long, default_value = "60s", value_parser = duration)]
     cluster_interval: Duration,
-    /// How often the lag of all groups of each cluster is sampled, in one batched scan (e.g. 10s).
-    #[arg(long, default_value = "10s", value_parser = duration)]
+    /// How often the lag of all groups of each cluster is sampled, in one batched scan (e.g. 5s). A scan costs
+    /// a handful of requests per cluster however many groups there are; groups that scale or have a lag
+    /// budget are evaluated right after each scan.
+    #[arg(long, default_value = "5s", value_parser = duration)]
     lag_interval: Duration,
     /// How long one Kafka operation may take, retries included (e.g. 15s).
     #[arg(long, default_value = "15s", value_parser = duration)]
@@ -145,7 +147,7 @@ async fn run(args: RunArgs) -> Result<()> {
             operation_timeout: args.kafka_timeout,
         },
     };
-    let ctx = Arc::new(Context::new(kube.clone(), metrics, config, identity.clone()));
+    let ctx = Arc::new(Context::new(kube.clone(), metrics, config, identity.clone(), None));
     let shutdown = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {

@@ -74,6 +74,17 @@ async fn valid_objects_are_accepted() {
         created.data["spec"]["tls"]["clientCertificate"]["certificateKey"],
         "tls.crt"
     );
+    api_for(&client, &ns, "KafkaCluster")
+        .create(
+            &PostParams::default(),
+            &object(
+                "KafkaCluster",
+                "dev",
+                json!({"embedded": {"port": 19092, "dataDir": "/var/lib/kgo/dev"}}),
+            ),
+        )
+        .await
+        .expect("valid embedded KafkaCluster");
     let group = json!({
         "clusterRef": {"name": "main"},
         "topics": ["orders", "payments.v2"],
@@ -122,6 +133,26 @@ async fn kafka_cluster_rules_reject_bad_input_with_clear_messages() {
         (
             json!({"bootstrapServers": ["kafka:9092"], "tls": {"clientCertificate": {"secretName": ""}}}),
             "clientCertificate needs the Secret's name",
+        ),
+        (
+            json!({}),
+            "set exactly one of bootstrapServers (an external Kafka cluster) and embedded: {}",
+        ),
+        (
+            json!({"bootstrapServers": ["kafka:9092"], "embedded": {}}),
+            "set exactly one of bootstrapServers",
+        ),
+        (
+            json!({"embedded": {}, "sasl": {"mechanism": "PLAIN", "username": "a", "passwordSecretRef": {"name": "pw", "key": "k"}}}),
+            "the embedded broker speaks plaintext without authentication: remove tls and sasl",
+        ),
+        (
+            json!({"embedded": {"port": 70000}}),
+            "embedded.port must be a TCP port, 1 to 65535",
+        ),
+        (
+            json!({"embedded": {"dataDir": "data"}}),
+            "embedded.dataDir must be an absolute path in the operator's pod",
         ),
     ];
     for (spec, message) in cases {

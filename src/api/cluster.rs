@@ -21,10 +21,13 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"Reason","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
+#[x_kube(validation = Rule::new("has(self.bootstrapServers) != has(self.embedded)").message("set exactly one of bootstrapServers (an external Kafka cluster) and embedded: {} (the operator's own broker)"))]
+#[x_kube(validation = Rule::new("!has(self.embedded) || (!has(self.tls) && !has(self.sasl))").message("the embedded broker speaks plaintext without authentication: remove tls and sasl"))]
 #[serde(rename_all = "camelCase")]
 pub struct KafkaClusterSpec {
     /// Brokers to bootstrap from, as `host:port` (e.g. `kafka-0.kafka.svc:9092`). The others are discovered
-    /// from the cluster's metadata.
+    /// from the cluster's metadata. Either this or `embedded`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(validation = Rule::new("size(self) > 0").message("bootstrapServers needs at least one host:port"))]
     #[x_kube(validation = Rule::new(r"self.all(s, s.matches('^([A-Za-z0-9.-]+|\\[[0-9A-Fa-f:.]+\\]):[0-9]{1,5}$'))").message("each bootstrap server must be host:port, e.g. kafka-0.kafka:9092"))]
     #[schemars(length(max = 64), inner(length(max = 261)))]
@@ -45,6 +48,37 @@ pub struct KafkaClusterSpec {
     /// trusted: PLAIN sends the password as is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sasl: Option<SaslSpec>,
+
+    /// Serve a single-node, Kafka-wire-compatible broker from the operator process for this cluster
+    /// (development, demos, CI of consumer applications). The operator reaches it over the wire like any other
+    /// cluster; applications reach it through the operator's Service. `embedded: {}` keeps everything in
+    /// memory on port 9092.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedded: Option<EmbeddedSpec>,
+}
+
+/// The embedded broker of a KafkaCluster.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EmbeddedSpec {
+    /// The port the broker listens on in the operator's pod. Default: 9092. Each embedded cluster needs its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 65535").message("embedded.port must be a TCP port, 1 to 65535"))]
+    pub port: Option<i32>,
+    /// A directory on a volume mounted into the operator's pod (e.g. a PersistentVolumeClaim): records,
+    /// topics and committed offsets are kept there and survive restarts. Default: in memory only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.startsWith('/')").message("embedded.dataDir must be an absolute path in the operator's pod, e.g. /var/lib/kafka-group-operator/dev"))]
+    #[schemars(length(max = 4096))]
+    pub data_dir: Option<String>,
+}
+
+impl EmbeddedSpec {
+    pub const DEFAULT_PORT: i32 = 9092;
+
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(Self::DEFAULT_PORT).clamp(1, 65535) as u16
+    }
 }
 
 /// TLS settings; certificates and keys come from Secrets in the KafkaCluster's namespace.

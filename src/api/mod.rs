@@ -8,7 +8,8 @@ pub mod group;
 pub mod reset;
 
 pub use cluster::{
-    ClientCertificateRef, KafkaCluster, KafkaClusterSpec, KafkaClusterStatus, SaslSpec, SecretKeyRef, TlsSpec,
+    ClientCertificateRef, EmbeddedSpec, KafkaCluster, KafkaClusterSpec, KafkaClusterStatus, SaslSpec, SecretKeyRef,
+    TlsSpec,
 };
 pub use group::{
     ClusterRef, ConsumerGroup, ConsumerGroupSpec, ConsumerGroupStatus, DeletionPolicy, GroupMemberStatus, OffsetInit,

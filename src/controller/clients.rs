@@ -3,14 +3,15 @@
 //! rotated password or certificate is picked up without a restart.
 
 use super::Error;
-use crate::api::{KafkaCluster, SecretKeyRef};
+use super::embedded::EmbeddedHost;
+use crate::api::{EmbeddedSpec, KafkaCluster, SecretKeyRef};
 use crate::kafka::{ClientConfig, KafkaClient, SaslConfig, SaslMechanism, Secret as SecretBytes, TlsConfig};
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::Api;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Client settings the operator applies to every cluster.
@@ -39,9 +40,39 @@ struct Entry {
 #[derive(Default)]
 pub struct ClusterClients {
     entries: Mutex<HashMap<(String, String), Entry>>,
+    /// Serves the brokers of `spec.embedded` clusters; None when the operator runs without them.
+    embedded: Option<Arc<dyn EmbeddedHost>>,
 }
 
 impl ClusterClients {
+    pub fn new(embedded: Option<Arc<dyn EmbeddedHost>>) -> ClusterClients {
+        ClusterClients {
+            entries: Mutex::default(),
+            embedded,
+        }
+    }
+
+    /// Where an embedded cluster's broker listens, starting it if needed.
+    async fn embedded_bootstrap(&self, cluster: &KafkaCluster, spec: &EmbeddedSpec) -> Result<String, Error> {
+        let host = self.embedded.as_ref().ok_or_else(|| {
+            Error::Config(
+                "this operator runs without the embedded broker (started with --embedded-broker=false)".into(),
+            )
+        })?;
+        let (namespace, name) = key_of(cluster);
+        host.ensure(&format!("{namespace}/{name}"), spec)
+            .await
+            .map_err(|e| Error::Config(format!("the embedded broker cannot start: {e}")))
+    }
+
+    /// Stops a deleted embedded cluster's broker and forgets its client.
+    pub async fn stop_embedded(&self, cluster: &KafkaCluster) {
+        let (namespace, name) = key_of(cluster);
+        self.remove(&namespace, &name);
+        if let Some(host) = &self.embedded {
+            host.stop(&format!("{namespace}/{name}")).await;
+        }
+    }
     /// The cached client of `cluster`, or a new one built from its spec and Secrets.
     pub async fn get(
         &self,
@@ -71,7 +102,11 @@ impl ClusterClients {
         cluster: &KafkaCluster,
         settings: &ClientSettings,
     ) -> Result<KafkaClient, Error> {
-        let (config, fingerprint) = client_config(kube, cluster, settings).await?;
+        let bootstrap = match &cluster.spec.embedded {
+            Some(spec) => vec![self.embedded_bootstrap(cluster, spec).await?],
+            None => cluster.spec.bootstrap_servers.clone(),
+        };
+        let (config, fingerprint) = client_config(kube, cluster, bootstrap, settings).await?;
         let key = key_of(cluster);
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(entry) = entries.get(&key)
@@ -145,6 +180,7 @@ fn key_of(cluster: &KafkaCluster) -> (String, String) {
 async fn client_config(
     kube: &kube::Client,
     cluster: &KafkaCluster,
+    bootstrap: Vec<String>,
     settings: &ClientSettings,
 ) -> Result<(ClientConfig, u64), Error> {
     let namespace = cluster.namespace().unwrap_or_default();
@@ -154,7 +190,8 @@ async fn client_config(
         .unwrap_or_default()
         .hash(&mut hasher);
 
-    let mut config = ClientConfig::new(cluster.spec.bootstrap_servers.clone());
+    bootstrap.hash(&mut hasher);
+    let mut config = ClientConfig::new(bootstrap);
     config.request_timeout = settings.request_timeout;
     config.operation_timeout = settings.operation_timeout;
     config.connect_timeout = settings.request_timeout;

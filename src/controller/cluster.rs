@@ -2,6 +2,8 @@
 //! cluster id, broker count and Kafka version, or `Ready=False` with a reason a user can act on. Re-checks
 //! every interval (with backoff while failing), re-reading referenced Secrets each time.
 
+use super::embedded::FINALIZER as EMBEDDED_FINALIZER;
+use super::finalizers::set_finalizer;
 use super::status::{apply_status, now};
 use super::{Context, Error};
 use crate::api::KafkaCluster;
@@ -52,11 +54,30 @@ fn kafka_reason(error: &KafkaError) -> &'static str {
 async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
     let key = format!("kc/{}/{}", cluster.namespace().unwrap_or_default(), cluster.name_any());
+    let api: Api<KafkaCluster> = Api::namespaced(ctx.kube.clone(), &cluster.namespace().unwrap_or_default());
+    let serves_broker = cluster.finalizers().iter().any(|f| f == EMBEDDED_FINALIZER);
     if cluster.meta().deletion_timestamp.is_some() {
-        ctx.clients
-            .remove(&cluster.namespace().unwrap_or_default(), &cluster.name_any());
+        if serves_broker {
+            ctx.clients.stop_embedded(&cluster).await;
+            set_finalizer(&api, cluster.as_ref(), EMBEDDED_FINALIZER, false).await?;
+        } else {
+            ctx.clients
+                .remove(&cluster.namespace().unwrap_or_default(), &cluster.name_any());
+        }
         return Ok(Action::await_change());
     }
+    // An embedded cluster holds a finalizer so that its broker stops with it; one that became external stops
+    // the broker now.
+    if cluster.spec.embedded.is_none() && serves_broker {
+        ctx.clients.stop_embedded(&cluster).await;
+    }
+    set_finalizer(
+        &api,
+        cluster.as_ref(),
+        EMBEDDED_FINALIZER,
+        cluster.spec.embedded.is_some(),
+    )
+    .await?;
     let outcome = async {
         let client = ctx.clients.refresh(&ctx.kube, &cluster, &ctx.config.client).await?;
         let info = client.cluster_info().await?;
@@ -97,7 +118,6 @@ async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Acti
             (false, Action::requeue(ctx.backoff(&key, ctx.config.cluster_interval)))
         }
     };
-    let api: Api<KafkaCluster> = Api::namespaced(ctx.kube.clone(), &cluster.namespace().unwrap_or_default());
     apply_status(&api, cluster.as_ref(), cluster.status.as_ref(), &status).await?;
 
     // Events only on transitions, so a steady failure does not flood the namespace.

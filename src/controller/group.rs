@@ -17,7 +17,7 @@ use crate::kafka::{
 use crate::plan::offset_init::{InitPolicy, OffsetInitDecision, plan_offset_init};
 use crate::plan::retention::{GroupKind, Protection, RetentionAction, RetentionObservation, plan_retention};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
@@ -88,37 +88,12 @@ fn error_policy(group: Arc<ConsumerGroup>, error: &Error, ctx: Arc<Context>) -> 
 
 /// The finalizer is there exactly when `deletionPolicy: Delete` needs cleanup on deletion.
 async fn ensure_finalizer(api: &Api<ConsumerGroup>, group: &ConsumerGroup) -> Result<(), Error> {
-    let wants = group.spec.deletion_policy == DeletionPolicy::Delete;
-    let has = group.finalizers().iter().any(|f| f == FINALIZER);
-    if wants == has {
-        return Ok(());
-    }
-    let mut finalizers: Vec<String> = group.finalizers().iter().filter(|f| *f != FINALIZER).cloned().collect();
-    if wants {
-        finalizers.push(FINALIZER.to_owned());
-    }
-    // The resourceVersion makes this a compare-and-swap: a concurrent change of the list fails the patch.
-    let patch = serde_json::json!({
-        "metadata": {"finalizers": finalizers, "resourceVersion": group.resource_version()}
-    });
-    api.patch(&group.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-        .await?;
-    Ok(())
+    let wanted = group.spec.deletion_policy == DeletionPolicy::Delete;
+    super::finalizers::set_finalizer(api, group, FINALIZER, wanted).await
 }
 
 async fn remove_finalizer(api: &Api<ConsumerGroup>, group: &ConsumerGroup) -> Result<(), Error> {
-    let finalizers: Vec<String> = group.finalizers().iter().filter(|f| *f != FINALIZER).cloned().collect();
-    let patch = serde_json::json!({
-        "metadata": {"finalizers": finalizers, "resourceVersion": group.resource_version()}
-    });
-    match api
-        .patch(&group.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    super::finalizers::set_finalizer(api, group, FINALIZER, false).await
 }
 
 async fn publish(ctx: &Context, group: &ConsumerGroup, type_: EventType, reason: &str, action: &str, note: String) {
@@ -274,6 +249,7 @@ async fn observe_and_act(api: &Api<ConsumerGroup>, group: &ConsumerGroup, ctx: &
             &cluster.name_any(),
             &client,
             ctx.config.lag_interval,
+            ctx.config.group_interval,
             ctx.metrics.clone(),
         );
         let mut obs = observe(group, ctx, &sampler).await?;
@@ -298,12 +274,12 @@ async fn observe_and_act(api: &Api<ConsumerGroup>, group: &ConsumerGroup, ctx: &
         };
         let cluster_name = format!("{}/{}", cluster.namespace().unwrap_or_default(), cluster.name_any());
         super::scaling::evaluate(ctx, group, &cluster_name, input, &mut status, &mut events).await?;
-        Ok::<_, Error>(obs)
+        Ok::<_, Error>((obs, sampler.next_results_in()))
     }
     .await;
 
     let action = match observed {
-        Ok(obs) => {
+        Ok((obs, next_sample_in)) => {
             fill_observation(&mut status, &obs);
             set_condition(
                 &mut status.conditions,
@@ -317,8 +293,8 @@ async fn observe_and_act(api: &Api<ConsumerGroup>, group: &ConsumerGroup, ctx: &
                 ),
             );
             ctx.reset_backoff(&key);
-            let interval = if group.spec.scaling.is_some() {
-                ctx.config.group_interval.min(ctx.config.lag_interval)
+            let interval = if group.spec.scaling.is_some() || group.spec.lag_budget.is_some() {
+                lag_wake(ctx.config.group_interval.min(ctx.config.lag_interval), next_sample_in)
             } else {
                 ctx.config.group_interval
             };
@@ -348,6 +324,16 @@ async fn observe_and_act(api: &Api<ConsumerGroup>, group: &ConsumerGroup, ctx: &
         publish(ctx, group, type_, reason, action_name, note).await;
     }
     Ok(action)
+}
+
+/// Groups that act on lag (scaling, lag budgets) wake just after the sampler's next scan, so that a lag
+/// change reaches the decision within one scan rather than up to a scan plus a reconcile interval later.
+fn lag_wake(interval: Duration, next_sample_in: Option<Duration>) -> Duration {
+    const AFTER_SCAN: Duration = Duration::from_millis(100);
+    match next_sample_in {
+        Some(due) => (due + AFTER_SCAN).min(interval),
+        None => interval,
+    }
 }
 
 /// Wake up in time for the retention guard's next deadline, or after the regular interval.
@@ -677,4 +663,22 @@ async fn guard_retention(
 
 fn parse(text: &str) -> Result<Duration, Error> {
     crate::plan::duration::parse_duration(text).map_err(|e| Error::Config(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lag_groups_wake_just_after_the_next_scan_but_never_later_than_the_interval() {
+        let interval = Duration::from_secs(5);
+        assert_eq!(lag_wake(interval, None), interval);
+        assert_eq!(
+            lag_wake(interval, Some(Duration::from_millis(1_200))),
+            Duration::from_millis(1_300)
+        );
+        // A scan that is due (or late) is polled for shortly after.
+        assert_eq!(lag_wake(interval, Some(Duration::ZERO)), Duration::from_millis(100));
+        assert_eq!(lag_wake(interval, Some(Duration::from_secs(9))), interval);
+    }
 }

@@ -3,6 +3,8 @@
 
 pub mod clients;
 pub mod cluster;
+pub mod embedded;
+pub mod finalizers;
 pub mod group;
 pub mod leader;
 pub mod reset;
@@ -63,7 +65,7 @@ impl Default for OperatorConfig {
         OperatorConfig {
             group_interval: Duration::from_secs(30),
             cluster_interval: Duration::from_secs(60),
-            lag_interval: Duration::from_secs(10),
+            lag_interval: Duration::from_secs(5),
             concurrency: 8,
             namespace: None,
             client: ClientSettings::default(),
@@ -85,7 +87,14 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(kube: kube::Client, metrics: Arc<Metrics>, config: OperatorConfig, instance: String) -> Context {
+    /// `embedded` serves the brokers of `spec.embedded` KafkaClusters (None: such clusters are not Ready).
+    pub fn new(
+        kube: kube::Client,
+        metrics: Arc<Metrics>,
+        config: OperatorConfig,
+        instance: String,
+        embedded: Option<Arc<dyn embedded::EmbeddedHost>>,
+    ) -> Context {
         let reporter = Reporter {
             controller: FIELD_MANAGER.to_owned(),
             instance: Some(instance),
@@ -93,7 +102,7 @@ impl Context {
         Context {
             recorder: Recorder::new(kube.clone(), reporter),
             kube,
-            clients: ClusterClients::default(),
+            clients: ClusterClients::new(embedded),
             samplers: Default::default(),
             memories: Default::default(),
             metrics,

@@ -58,8 +58,8 @@ impl GroupSample {
 
 struct Registration {
     topics: Vec<String>,
-    /// Scans since the group was last asked for: unasked groups are dropped after a few.
-    idle_scans: u32,
+    /// When a reconcile last asked for the group: groups nobody asks for are dropped (the resource is gone).
+    last_asked: tokio::time::Instant,
 }
 
 /// Registrations and results of one cluster.
@@ -72,6 +72,8 @@ struct ClusterState {
 
 pub struct ClusterSampler {
     name: String,
+    /// Registrations not asked for within this time are dropped.
+    forget_after: Duration,
     state: Mutex<ClusterState>,
     /// Bumped after every scan.
     scans: watch::Sender<u64>,
@@ -79,6 +81,9 @@ pub struct ClusterSampler {
     /// The cluster's current client: replaced when its spec or Secrets change.
     client: Mutex<Option<KafkaClient>>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// When the next scan's results are expected (the last one's end + the interval + its duration), so
+    /// that reconciles that act on lag wake just after a fresh sample instead of at an unrelated phase.
+    next_results: Mutex<Option<tokio::time::Instant>>,
 }
 
 impl Drop for ClusterSampler {
@@ -89,13 +94,16 @@ impl Drop for ClusterSampler {
     }
 }
 
-/// Groups dropped after this many scans without a reconcile asking for them (the resource is gone).
-const IDLE_SCANS_BEFORE_DROP: u32 = 5;
+/// Groups are dropped after this many of their reconcile intervals without a reconcile asking for them. By
+/// time, not by scans: scans that a new group's registration triggers early must not drop the others, whose
+/// re-registration would trigger more scans in turn.
+const IDLE_INTERVALS_BEFORE_DROP: u32 = 3;
 
 impl ClusterSampler {
-    fn new(name: String) -> Arc<ClusterSampler> {
+    fn new(name: String, forget_after: Duration) -> Arc<ClusterSampler> {
         Arc::new(ClusterSampler {
             name,
+            forget_after,
             state: Mutex::new(ClusterState {
                 groups: HashMap::new(),
                 latest: HashMap::new(),
@@ -105,6 +113,7 @@ impl ClusterSampler {
             wake: tokio::sync::Notify::new(),
             client: Mutex::new(None),
             task: Mutex::new(None),
+            next_results: Mutex::new(None),
         })
     }
 
@@ -120,7 +129,11 @@ impl ClusterSampler {
                 let Some(sampler) = weak.upgrade() else { return };
                 let client = sampler.client.lock().unwrap_or_else(|p| p.into_inner()).clone();
                 if let Some(client) = client {
+                    let started = tokio::time::Instant::now();
                     sampler.scan(&client, &metrics).await;
+                    let took = started.elapsed();
+                    *sampler.next_results.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some(tokio::time::Instant::now() + interval + took);
                 }
                 let wait = tokio::time::sleep(interval);
                 tokio::select! {
@@ -138,16 +151,13 @@ impl ClusterSampler {
             let dropped: Vec<String> = state
                 .groups
                 .iter()
-                .filter(|(_, r)| r.idle_scans >= IDLE_SCANS_BEFORE_DROP)
+                .filter(|(_, r)| r.last_asked.elapsed() > self.forget_after)
                 .map(|(g, _)| g.clone())
                 .collect();
             for g in &dropped {
                 state.groups.remove(g);
                 state.latest.remove(g);
                 metrics.forget_group(&self.name, g);
-            }
-            for r in state.groups.values_mut() {
-                r.idle_scans += 1;
             }
             let topics = state.groups.values().flat_map(|r| r.topics.iter().cloned()).collect();
             (state.groups.keys().cloned().collect(), topics)
@@ -307,7 +317,7 @@ impl ClusterSampler {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             let changed = match state.groups.get_mut(group) {
                 Some(r) => {
-                    r.idle_scans = 0;
+                    r.last_asked = tokio::time::Instant::now();
                     let changed = r.topics != topics;
                     r.topics = topics.to_vec();
                     changed
@@ -317,7 +327,7 @@ impl ClusterSampler {
                         group.to_owned(),
                         Registration {
                             topics: topics.to_vec(),
-                            idle_scans: 0,
+                            last_asked: tokio::time::Instant::now(),
                         },
                     );
                     true
@@ -345,6 +355,12 @@ impl ClusterSampler {
             .cloned()
     }
 
+    /// How long until the next scan's results are expected; None before the first scan.
+    pub fn next_results_in(&self) -> Option<Duration> {
+        let due = (*self.next_results.lock().unwrap_or_else(|p| p.into_inner()))?;
+        Some(due.saturating_duration_since(tokio::time::Instant::now()))
+    }
+
     fn has(&self, group: &str) -> bool {
         self.state
             .lock()
@@ -370,20 +386,23 @@ pub struct Samplers {
 }
 
 impl Samplers {
-    /// The sampler of cluster `namespace/name`, started (or restarted with a new client) on demand.
+    /// The sampler of cluster `namespace/name`, started (or restarted with a new client) on demand; it scans
+    /// every `interval`, and the groups on it are reconciled at least every `reconcile_interval`.
     pub fn for_cluster(
         &self,
         namespace: &str,
         name: &str,
         client: &KafkaClient,
         interval: Duration,
+        reconcile_interval: Duration,
         metrics: Arc<Metrics>,
     ) -> Arc<ClusterSampler> {
+        let forget_after = interval.max(reconcile_interval) * IDLE_INTERVALS_BEFORE_DROP;
         let sampler = {
             let mut clusters = self.clusters.lock().unwrap_or_else(|p| p.into_inner());
             clusters
                 .entry((namespace.to_owned(), name.to_owned()))
-                .or_insert_with(|| ClusterSampler::new(format!("{namespace}/{name}")))
+                .or_insert_with(|| ClusterSampler::new(format!("{namespace}/{name}"), forget_after))
                 .clone()
         };
         sampler.start(client.clone(), interval, metrics);

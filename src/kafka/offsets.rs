@@ -22,8 +22,8 @@ pub enum OffsetSpec {
     Latest,
     /// The offset of the record with the highest timestamp (ListOffsets v7+).
     MaxTimestamp,
-    /// The first offset whose record timestamp is at or after this time (ms since the epoch); the log end
-    /// offset when there is none.
+    /// The first offset whose record timestamp is at or after this time (ms since the epoch); -1 (Kafka's
+    /// answer) when there is none, which callers read as the log end.
     Timestamp(i64),
 }
 

@@ -8,6 +8,9 @@ use std::process::{Child, Command, Output};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+/// The broker JVM's options in tests: C1 only, for a fast start.
+pub const TEST_JVM_OPTS: &str = "-Xmx512m -Xms128m -XX:+UseG1GC -XX:TieredStopAtLevel=1";
+
 pub struct ApacheKafka {
     dir: PathBuf,
     port: u16,
@@ -43,12 +46,24 @@ impl ApacheKafka {
 
     /// Like `start`, with extra `server.properties` lines (e.g. short offset retention).
     pub fn start_with(extra_properties: &[&str]) -> ApacheKafka {
+        ApacheKafka::start_with_jvm_opts(TEST_JVM_OPTS, extra_properties)
+    }
+
+    /// Like `start_with`, with the broker JVM's options (benchmarks run it as in production).
+    pub fn start_with_jvm_opts(jvm_opts: &str, extra_properties: &[&str]) -> ApacheKafka {
         let listeners = [Listener {
             name: "PLAINTEXT",
             protocol: "PLAINTEXT",
             port: free_port(),
         }];
-        ApacheKafka::launch("Apache Kafka", fixture_dir("kafka"), &listeners, extra_properties, &[])
+        ApacheKafka::launch(
+            "Apache Kafka",
+            fixture_dir("kafka"),
+            &listeners,
+            jvm_opts,
+            extra_properties,
+            &[],
+        )
     }
 
     /// The one start path of every broker fixture: writes `server.properties` in `dir` (one combined
@@ -62,6 +77,7 @@ impl ApacheKafka {
         what: &str,
         dir: PathBuf,
         listeners: &[Listener],
+        jvm_opts: &str,
         extra_properties: &[S],
         format_args: &[S],
     ) -> ApacheKafka {
@@ -158,7 +174,7 @@ impl ApacheKafka {
 
         let log = dir.join("kafka.log");
         let mut cmd = Command::new(&java);
-        cmd.args(["-Xmx512m", "-Xms128m", "-XX:+UseG1GC", "-XX:TieredStopAtLevel=1"])
+        cmd.args(jvm_opts.split_whitespace())
             .arg(format!(
                 "-Dlog4j2.configurationFile={}",
                 home.join("log4j2.properties").display()

@@ -24,8 +24,22 @@ pub fn binary() -> PathBuf {
 }
 
 impl Operator {
-    /// Starts the operator for `namespace` with `--group-interval 2s --cluster-interval 3s` plus `extra` flags.
+    /// Starts the operator for `namespace` with short intervals (`--group-interval 2s --cluster-interval 3s
+    /// --lag-interval 2s --kafka-timeout 5s`) plus `extra` flags.
     pub fn start(cp: &ControlPlane, namespace: &str, extra: &[&str]) -> Operator {
+        let mut flags = vec![
+            "--group-interval=2s",
+            "--cluster-interval=3s",
+            "--lag-interval=2s",
+            "--kafka-timeout=5s",
+        ];
+        flags.extend_from_slice(extra);
+        Operator::start_with_flags(cp, namespace, &flags)
+    }
+
+    /// Starts the operator for `namespace` with its default intervals plus `flags` (benchmarks measure what
+    /// users get).
+    pub fn start_with_flags(cp: &ControlPlane, namespace: &str, flags: &[&str]) -> Operator {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join("operator.log");
         let metrics_port = free_port();
@@ -35,13 +49,7 @@ impl Operator {
             .arg(format!("--kubeconfig={}", cp.kubeconfig().display()))
             .arg(format!("--namespace={namespace}"))
             .arg(format!("--metrics-addr=127.0.0.1:{metrics_port}"))
-            .args([
-                "--group-interval=2s",
-                "--cluster-interval=3s",
-                "--lag-interval=2s",
-                "--kafka-timeout=5s",
-            ])
-            .args(extra);
+            .args(flags);
         let child = spawn_tied(cmd, &log);
         Operator {
             child,
@@ -49,6 +57,10 @@ impl Operator {
             _dir: dir,
             metrics_port,
         }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn log(&self) -> String {

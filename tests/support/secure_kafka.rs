@@ -148,7 +148,14 @@ impl SecureKafka {
                  org.apache.kafka.common.security.plain.PlainLoginModule required{plain_users};"
             ),
         ];
-        let broker = ApacheKafka::launch("Apache Kafka (TLS + SASL)", dir, &listeners, &properties, &format_args);
+        let broker = ApacheKafka::launch(
+            "Apache Kafka (TLS + SASL)",
+            dir,
+            &listeners,
+            super::kafka::TEST_JVM_OPTS,
+            &properties,
+            &format_args,
+        );
         SecureKafka {
             broker,
             sasl_ssl_port,

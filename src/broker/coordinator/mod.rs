@@ -300,3 +300,6 @@ fn new_member_id(prefix: &str) -> String {
 fn not_a_coordinator_api(error: i16) -> ResponseKind {
     ResponseKind::ApiVersions(ApiVersionsResponse::default().with_error_code(error))
 }
+
+#[cfg(test)]
+mod tests;

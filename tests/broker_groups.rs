@@ -145,6 +145,11 @@ struct Consumer {
 
 impl Consumer {
     fn start(bootstrap: &str, topic: &str, group: &str, client_id: &str) -> Consumer {
+        Consumer::start_static(bootstrap, topic, group, client_id, None)
+    }
+
+    /// A static member (`group.instance.id`) when `instance_id` is set.
+    fn start_static(bootstrap: &str, topic: &str, group: &str, client_id: &str, instance_id: Option<&str>) -> Consumer {
         let python = clients_venv().join("bin/python");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/confluent_client.py");
         let dir = tempfile::tempdir().expect("temp dir");
@@ -163,6 +168,9 @@ impl Consumer {
             "--client-id",
             client_id,
         ]);
+        if let Some(id) = instance_id {
+            cmd.args(["--instance-id", id]);
+        }
         let child = process::spawn_tied(cmd, &log);
         Consumer { child, log, _dir: dir }
     }
@@ -191,7 +199,12 @@ impl Consumer {
         owned
     }
 
-    /// SIGTERM: the consumer commits what it consumed and leaves the group.
+    /// How many assignments it received (one per rebalance it took part in).
+    fn assignments_received(&self) -> usize {
+        self.log().lines().filter(|l| l.contains("\"assigned\"")).count()
+    }
+
+    /// SIGTERM: the consumer commits what it consumed and leaves the group (a static member stays in it).
     fn stop(mut self) {
         process::stop(&mut self.child, Duration::from_secs(30));
         assert!(
@@ -410,4 +423,48 @@ fn kafka_consumer_groups_lists_describes_resets_and_deletes_groups() {
         !listed.lines().any(|l| l.trim() == group),
         "deleted groups are not listed:\n{listed}"
     );
+}
+
+#[test]
+fn a_static_member_restarting_within_its_session_takes_its_partitions_back_without_a_rebalance() {
+    let broker = Embedded::start(None);
+    let topic = unique_name("static-topic");
+    let group = unique_name("static-group");
+    broker.create_topic(&topic, 4);
+    let a = Consumer::start_static(&broker.bootstrap(), &topic, &group, "static-a", Some("instance-a"));
+    let b = Consumer::start_static(&broker.bootstrap(), &topic, &group, "static-b", Some("instance-b"));
+    eventually(
+        "two static members sharing four partitions",
+        Duration::from_secs(60),
+        || split_evenly(&[&a, &b], 4, 2),
+        || logs(&[&a, &b]),
+    );
+    let before = b.assignment();
+    let rebalances = a.assignments_received();
+    // b restarts: a static member does not leave the group when it closes, and comes back under the same
+    // group.instance.id with a new member id before its session (10 s) times out.
+    b.stop();
+    let b = Consumer::start_static(&broker.bootstrap(), &topic, &group, "static-b", Some("instance-b"));
+    eventually(
+        "the restarted static member owning its partitions again",
+        Duration::from_secs(30),
+        || b.assignment() == before,
+        || logs(&[&a, &b]),
+    );
+    // Well past a heartbeat interval: a would have been told to rejoin by now if the group had rebalanced.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        a.assignments_received(),
+        rebalances,
+        "no rebalance:\n{}",
+        logs(&[&a, &b])
+    );
+    let described = broker.groups(&["--describe", "--group", &group, "--members"]);
+    assert_eq!(
+        described.lines().filter(|l| l.contains(&group)).count(),
+        2,
+        "still two members:\n{described}"
+    );
+    a.stop();
+    b.stop();
 }

@@ -287,7 +287,6 @@ impl Group {
         // The old incarnation's pending requests are fenced.
         member.complete_join(JoinOutcome::error(code(ResponseError::FencedInstanceId), &old_id));
         member.complete_sync(SyncOutcome::error(code(ResponseError::FencedInstanceId)));
-        let unchanged = member.protocols == req.protocols;
         member.id = member_id.clone();
         member.client_id = req.client_id.clone();
         member.client_host = req.client_host.clone();
@@ -300,17 +299,34 @@ impl Group {
         if self.pending_sync.remove(&old_id) {
             self.pending_sync.insert(member_id.clone());
         }
-        let is_leader = self.leader.as_deref() == Some(member_id.as_str());
-        if self.state == GroupState::Stable && unchanged && (!is_leader || req.supports_skip_assignment) {
-            if let Some(m) = self.members.get_mut(&member_id) {
+        self.metadata_changed = true;
+        if self.state != GroupState::Stable {
+            let req = JoinRequest { member_id, ..req };
+            return Reply::Wait(self.update_member_and_rebalance(req, timing, now));
+        }
+        // Stable: like Kafka, only a change of the group's selected protocol rebalances. The metadata bytes
+        // differ between incarnations anyway (clients put their generation and owned partitions in them).
+        let old_protocols = self
+            .members
+            .get_mut(&member_id)
+            .map(|m| {
                 m.session_timeout = req.session_timeout;
                 m.rebalance_timeout = req.rebalance_timeout;
+                std::mem::replace(&mut m.protocols, req.protocols.clone())
+            })
+            .unwrap_or_default();
+        if self.select_protocol() != self.protocol_name {
+            if let Some(m) = self.members.get_mut(&member_id) {
+                m.protocols = old_protocols;
             }
-            self.metadata_changed = true;
-            return Reply::Now(self.outcome_for(&member_id, is_leader, is_leader));
+            let req = JoinRequest { member_id, ..req };
+            return Reply::Wait(self.update_member_and_rebalance(req, timing, now));
         }
-        let req = JoinRequest { member_id, ..req };
-        Reply::Wait(self.update_member_and_rebalance(req, timing, now))
+        self.subscribed_topics = self.compute_subscribed_topics();
+        // A returning leader gets the members (it may run its assignor; v9+ is told it need not, KIP-814):
+        // its SyncGroup in Stable returns the current assignment whatever it sends.
+        let is_leader = self.leader.as_deref() == Some(member_id.as_str());
+        Reply::Now(self.outcome_for(&member_id, is_leader, is_leader && req.supports_skip_assignment))
     }
 
     fn add_member_and_rebalance(

@@ -420,13 +420,18 @@ fn a_static_member_coming_back_replaces_its_id_without_a_rebalance() {
 }
 
 #[test]
-fn a_static_member_coming_back_with_other_metadata_rebalances() {
+fn a_static_member_coming_back_rebalances_only_when_the_selected_protocol_changes() {
     let ids = Ids::new();
     let mut g = Group::new("g");
     let t0 = Instant::now();
-    let _a = g.join(static_request("a", &["range"]), ids.next(), timing(), t0);
-    let _b = g.join(static_request("b", &["range"]), ids.next(), timing(), t0);
+    let _a = g.join(static_request("a", &["range", "roundrobin"]), ids.next(), timing(), t0);
+    let _b = g.join(static_request("b", &["roundrobin", "range"]), ids.next(), timing(), t0);
     end_initial_delay(&mut g, t0);
+    assert_eq!(
+        g.protocol_name.as_deref(),
+        Some("range"),
+        "a tie goes to the first candidate"
+    );
     let leader = g.leader.clone().expect("a leader");
     g.sync(
         SyncRequest {
@@ -437,7 +442,14 @@ fn a_static_member_coming_back_with_other_metadata_rebalances() {
         t0,
     );
     assert_eq!(g.state, GroupState::Stable);
-    let reply = g.join(static_request("b", &["range", "roundrobin"]), ids.next(), timing(), t0);
+    // Other metadata (a new generation or owned partitions in the subscription), same protocols: no rebalance.
+    let mut same = request("", &["roundrobin", "range"]);
+    same.instance_id = Some("b".into());
+    same.protocols[0].metadata = Bytes::from("other bytes");
+    assert_eq!(now_reply(g.join(same, ids.next(), timing(), t0)).generation, 1);
+    assert_eq!(g.state, GroupState::Stable);
+    // Only roundrobin left in common: the group must change protocol.
+    let reply = g.join(static_request("b", &["roundrobin"]), ids.next(), timing(), t0);
     assert!(matches!(reply, Reply::Wait(_)));
     assert_eq!(g.state, GroupState::PreparingRebalance);
 }

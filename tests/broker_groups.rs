@@ -468,3 +468,35 @@ fn a_static_member_restarting_within_its_session_takes_its_partitions_back_witho
     a.stop();
     b.stop();
 }
+
+#[test]
+fn the_java_console_consumer_joins_a_group_and_commits_on_close() {
+    let broker = Embedded::start(None);
+    let topic = unique_name("java-topic");
+    let group = unique_name("java-group");
+    broker.create_topic(&topic, 3);
+    produce(&broker.bootstrap(), &topic, 90);
+    let out = broker.tool_ok(
+        "org.apache.kafka.tools.consumer.ConsoleConsumer",
+        &[
+            "--topic",
+            &topic,
+            "--group",
+            &group,
+            "--from-beginning",
+            "--max-messages",
+            "90",
+            "--timeout-ms",
+            "60000",
+        ],
+    );
+    assert_eq!(out.lines().filter(|l| l.starts_with("value-")).count(), 90, "{out}");
+    let rows = broker.describe_offsets(&group);
+    assert_eq!(
+        committed_total(&rows),
+        90,
+        "the Java consumer committed on close: {rows:?}"
+    );
+    let state = broker.groups(&["--describe", "--group", &group, "--state"]);
+    assert!(state.contains("Empty"), "it left the group:\n{state}");
+}

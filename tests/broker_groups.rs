@@ -500,3 +500,100 @@ fn the_java_console_consumer_joins_a_group_and_commits_on_close() {
     let state = broker.groups(&["--describe", "--group", &group, "--state"]);
     assert!(state.contains("Empty"), "it left the group:\n{state}");
 }
+
+/// Runs `confluent_admin.py ARGS` (confluent-kafka's AdminClient) against `bootstrap`; returns its JSON line.
+fn confluent_admin(bootstrap: &str, args: &[&str]) -> serde_json::Value {
+    let python = clients_venv().join("bin/python");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/confluent_admin.py");
+    let out = Command::new("timeout")
+        .arg("120")
+        .arg(&python)
+        .arg(&script)
+        .arg(args[0])
+        .args(["--bootstrap", bootstrap])
+        .args(&args[1..])
+        .output()
+        .expect("run confluent_admin.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "confluent_admin.py {args:?} failed ({}):\n{stdout}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("confluent_admin.py printed {last:?}: {e}"))
+}
+
+#[test]
+fn the_confluent_admin_client_lists_describes_and_alters_groups() {
+    let broker = Embedded::start(None);
+    let bootstrap = broker.bootstrap();
+    let topic = unique_name("admin-topic");
+    let group = unique_name("admin-group");
+    broker.create_topic(&topic, 2);
+    produce(&bootstrap, &topic, 20);
+    consume_and_commit(&bootstrap, &topic, &group, GroupProtocol::Classic, 20);
+
+    let member = GroupMember::join(&bootstrap, &topic, &group, GroupProtocol::Classic, None);
+    let listed = confluent_admin(&bootstrap, &["list"]);
+    let entry = listed["groups"]
+        .as_array()
+        .and_then(|gs| gs.iter().find(|g| g["group_id"] == group.as_str()))
+        .unwrap_or_else(|| panic!("the group is listed: {listed}"));
+    assert_eq!(
+        (entry["state"].as_str(), entry["simple"].as_bool()),
+        (Some("STABLE"), Some(false))
+    );
+
+    let described = confluent_admin(&bootstrap, &["describe", "--group", &group]);
+    assert_eq!(described["state"], "STABLE", "{described}");
+    assert_eq!(described["assignor"], "range", "{described}");
+    let members = described["members"].as_array().expect("members");
+    assert_eq!(members.len(), 1, "{described}");
+    assert_eq!(members[0]["client_id"], "kgo-test-member");
+    assert_eq!(members[0]["host"], "/127.0.0.1");
+    let assignment = serde_json::json!([[topic.as_str(), 0], [topic.as_str(), 1]]);
+    assert_eq!(
+        members[0]["assignment"], assignment,
+        "the assignment decoded from the stored bytes"
+    );
+
+    let offsets = confluent_admin(&bootstrap, &["offsets", "--group", &group]);
+    let total: i64 = offsets["offsets"]
+        .as_object()
+        .map(|o| o.values().filter_map(|v| v.as_i64()).sum())
+        .unwrap_or_default();
+    assert_eq!(total, 20, "{offsets}");
+
+    let alter = [
+        "alter",
+        "--group",
+        &group,
+        "--topic",
+        &topic,
+        "--partitions",
+        "0,1",
+        "--offset",
+        "5",
+    ];
+    let refused = confluent_admin(&bootstrap, &alter);
+    assert_eq!(
+        refused["error"], "UNKNOWN_MEMBER_ID",
+        "offsets of an active group cannot be altered: {refused}"
+    );
+    member.leave();
+    let altered = confluent_admin(&bootstrap, &alter);
+    assert!(altered.get("altered").is_some(), "{altered}");
+    let offsets = confluent_admin(&bootstrap, &["offsets", "--group", &group]);
+    let expected = serde_json::json!({ format!("{topic}:0"): 5, format!("{topic}:1"): 5 });
+    assert_eq!(offsets["offsets"], expected);
+
+    let deleted = confluent_admin(&bootstrap, &["delete", "--group", &group]);
+    assert_eq!(deleted["deleted"], group.as_str(), "{deleted}");
+    let described = confluent_admin(&bootstrap, &["describe", "--group", &group]);
+    assert!(
+        described.get("error").is_some() || described["state"] == "DEAD",
+        "{described}"
+    );
+}

@@ -264,3 +264,123 @@ top_level_errors!(
     UpdateRaftVoter,
     Vote,
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::coordinator::{CoordinatorConfig, GroupCoordinator};
+    use crate::broker::log::{Store, StoreConfig};
+    use crate::broker::{BrokerConfig, Node};
+    use bytes::BufMut;
+    use proptest::prelude::*;
+    use std::sync::{Arc, OnceLock};
+    use std::time::Duration;
+
+    fn node() -> &'static Node {
+        static NODE: OnceLock<Node> = OnceLock::new();
+        NODE.get_or_init(|| {
+            let store = Store::open(
+                StoreConfig {
+                    data_dir: None,
+                    segment_bytes: 1 << 20,
+                    retention_bytes: None,
+                    retention_ms: None,
+                },
+                "test-cluster".into(),
+            )
+            .expect("store");
+            Node {
+                config: BrokerConfig::default(),
+                advertised_host: "127.0.0.1".into(),
+                advertised_port: 9092,
+                store: Arc::new(store),
+                coordinator: GroupCoordinator::new(CoordinatorConfig::default()).expect("coordinator"),
+                metrics: Default::default(),
+            }
+        })
+    }
+
+    /// A current-thread runtime with paused time: waits (Fetch max wait, JoinGroup) end at once when idle.
+    fn runtime() -> &'static tokio::runtime::Runtime {
+        static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+        RT.get_or_init(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .start_paused(true)
+                .build()
+                .expect("runtime")
+        })
+    }
+
+    fn frame(key: i16, version: i16, body: &[u8]) -> Bytes {
+        let mut frame = bytes::BytesMut::new();
+        frame.put_i16(key);
+        frame.put_i16(version);
+        frame.put_i32(1);
+        if ApiKey::try_from(key).is_ok_and(|k| k.request_header_version(version) >= 1) {
+            frame.put_i16(-1); // null client id
+        }
+        if ApiKey::try_from(key).is_ok_and(|k| k.request_header_version(version) >= 2) {
+            frame.put_u8(0); // no tagged fields
+        }
+        frame.put_slice(body);
+        frame.freeze()
+    }
+
+    fn run(frame: Bytes) -> Outcome {
+        runtime().block_on(async {
+            tokio::time::timeout(Duration::from_secs(3600), handle(node(), frame, None))
+                .await
+                .unwrap_or(Outcome::Close("timed out".into()))
+        })
+    }
+
+    #[test]
+    fn api_versions_announces_the_coordinator_apis_too() {
+        // v3 body: two empty compact strings (client software name and version), no tagged fields
+        let Outcome::Respond(bytes) = run(frame(18, 3, &[1, 1, 0])) else {
+            panic!("ApiVersions must be answered");
+        };
+        let payload = crate::wire::strip_length_prefix(bytes).expect("prefix");
+        let response =
+            crate::wire::decode_response::<kafka_protocol::messages::ApiVersionsRequest>(payload, 3).expect("decode");
+        for (key, min, max) in GroupCoordinator::APIS {
+            assert!(
+                response
+                    .api_keys
+                    .iter()
+                    .any(|k| k.api_key == *key as i16 && k.min_version == *min && k.max_version == *max),
+                "{key:?} missing"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unknown_api_key_closes_the_connection() {
+        assert!(matches!(run(frame(7_777, 0, &[])), Outcome::Close(_)));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 3000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Random bodies behind well-formed headers of every API the broker answers (and some it does not):
+        /// each is answered or refused, never a panic.
+        #[test]
+        fn random_requests_never_panic(
+            key in prop_oneof![
+                proptest::sample::select(apis::supported().into_iter().map(|(k, _, _)| k as i16).collect::<Vec<_>>()),
+                -2i16..100,
+            ],
+            version in -1i16..20,
+            body in proptest::collection::vec(any::<u8>(), 0..400),
+        ) {
+            let _ = run(frame(key, version, &body));
+        }
+
+        /// Entirely random frames.
+        #[test]
+        fn random_frames_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = run(Bytes::from(bytes));
+        }
+    }
+}

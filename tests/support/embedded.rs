@@ -68,6 +68,14 @@ impl EmbeddedKafka {
         broker.as_ref().map(|b| b.metrics().encode()).unwrap_or_default()
     }
 
+    /// Graceful shutdown (what SIGTERM does to the binary); later calls do nothing.
+    pub fn shutdown(&self) {
+        let broker = self.broker.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(broker) = broker {
+            self.runtime.block_on(broker.shutdown());
+        }
+    }
+
     /// Runs one of Kafka's CLI tools against this broker (see `kafka::kafka_tool`).
     pub fn tool(&self, class: &str, args: &[&str]) -> Output {
         kafka_tool(&self.bootstrap, class, args)
@@ -105,10 +113,7 @@ impl EmbeddedKafka {
 
 impl Drop for EmbeddedKafka {
     fn drop(&mut self) {
-        let broker = self.broker.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(broker) = broker {
-            self.runtime.block_on(broker.shutdown());
-        }
+        self.shutdown();
     }
 }
 

@@ -597,3 +597,35 @@ fn the_confluent_admin_client_lists_describes_and_alters_groups() {
         "{described}"
     );
 }
+
+#[test]
+fn a_member_that_dies_is_dropped_when_its_session_times_out() {
+    let broker = Embedded::start(None);
+    let topic = unique_name("session-topic");
+    let group = unique_name("session-group");
+    broker.create_topic(&topic, 4);
+    let survivor = Consumer::start(&broker.bootstrap(), &topic, &group, "survivor");
+    let mut doomed = Consumer::start(&broker.bootstrap(), &topic, &group, "doomed");
+    eventually(
+        "two members sharing four partitions",
+        Duration::from_secs(60),
+        || split_evenly(&[&survivor, &doomed], 4, 2),
+        || logs(&[&survivor, &doomed]),
+    );
+    // kill -9: no LeaveGroup, no more heartbeats; the session timeout (10 s) removes it.
+    let killed = Instant::now();
+    doomed.child.kill().expect("kill the member");
+    let _ = doomed.child.wait();
+    eventually(
+        "the survivor owning every partition",
+        Duration::from_secs(40),
+        || survivor.assignment().len() == 4,
+        || logs(&[&survivor]),
+    );
+    assert!(
+        killed.elapsed() >= Duration::from_secs(8),
+        "not before the session timeout: {:?}",
+        killed.elapsed()
+    );
+    survivor.stop();
+}

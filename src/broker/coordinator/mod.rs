@@ -31,8 +31,9 @@ pub use offsets::DEFAULT_RETENTION as DEFAULT_OFFSETS_RETENTION;
 
 /// How often the timers (session, rebalance, initial delay, sync) are advanced.
 const TICK: Duration = Duration::from_millis(20);
-/// How often offsets retention runs (Kafka's `offsets.retention.check.interval.ms` is 10 minutes).
-const RETENTION_CHECK: Duration = Duration::from_secs(60);
+/// How often offsets retention and the removal of empty groups without offsets run (Kafka's
+/// `offsets.retention.check.interval.ms` default).
+const RETENTION_CHECK: Duration = Duration::from_secs(600);
 
 #[derive(Clone, Debug)]
 pub struct CoordinatorConfig {
@@ -252,6 +253,17 @@ impl GroupCoordinator {
                     });
                 }
             }
+        }
+        if expire_offsets {
+            // Like Kafka's cleanup: an Empty group with no offsets left (never committed, expired, or one that
+            // only ever got MEMBER_ID_REQUIRED) goes away.
+            groups.retain(|id, g| {
+                let keep = g.state != GroupState::Empty || !g.offsets.is_empty() || !g.pending_members.is_empty();
+                if !keep {
+                    records.push(Record::DeleteGroup { group: id.clone() });
+                }
+                keep
+            });
         }
         let _ = self.persist(&records);
     }

@@ -48,6 +48,10 @@ impl Offsets {
         removed
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.by_topic.is_empty()
+    }
+
     pub fn topics(&self) -> impl Iterator<Item = (&str, &BTreeMap<i32, CommittedOffset>)> {
         self.by_topic.iter().map(|(t, p)| (t.as_str(), p))
     }

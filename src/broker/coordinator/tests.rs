@@ -391,3 +391,34 @@ async fn after_shutdown_requests_are_told_to_find_the_coordinator_again() {
     let r = join(&c, "g", "", &["t"]).await;
     assert_eq!(r.error_code, ResponseError::NotCoordinator.code());
 }
+
+#[tokio::test]
+async fn retention_drops_expired_offsets_and_then_the_empty_group() {
+    let c = GroupCoordinator::with_retention(
+        CoordinatorConfig {
+            initial_rebalance_delay: Duration::ZERO,
+            ..CoordinatorConfig::default()
+        },
+        Duration::from_secs(60),
+    )
+    .expect("coordinator");
+    assert_eq!(commit(&c, "old", "", -1, "t", 0, 1).await, 0);
+    assert_eq!(commit(&c, "fresh", "", -1, "t", 0, 1).await, 0);
+    if let Some(g) = c.lock().get_mut("old") {
+        g.offsets.put(
+            "t",
+            0,
+            offsets::CommittedOffset {
+                offset: 1,
+                leader_epoch: -1,
+                metadata: None,
+                commit_timestamp: wall_ms() - 120_000,
+                expire_timestamp: None,
+            },
+        );
+    }
+    c.tick(std::time::Instant::now(), wall_ms(), true);
+    let groups = c.lock();
+    assert!(!groups.contains_key("old"), "expired offsets, then the group itself");
+    assert!(groups.contains_key("fresh"));
+}

@@ -384,6 +384,16 @@ fn kafka_consumer_groups_lists_describes_resets_and_deletes_groups() {
         text.to_lowercase().contains("not empty"),
         "deleting an active group is refused:\n{text}"
     );
+    let out = broker.tool(GROUPS, &["--delete-offsets", "--group", &group, "--topic", &topic]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.to_lowercase().contains("subscribed"),
+        "deleting offsets of a topic the group consumes is refused:\n{text}"
+    );
     member.leave();
 
     let reset = broker.groups(&[
@@ -415,6 +425,18 @@ fn kafka_consumer_groups_lists_describes_resets_and_deletes_groups() {
     let rows = broker.describe_offsets(&group);
     let partition1 = rows.iter().find(|r| r.partition == 1).map(|r| r.current_offset);
     assert_eq!(partition1, Some(Some(7)), "{rows:?}");
+    let out = broker.groups(&["--delete-offsets", "--group", &group, "--topic", &format!("{topic}:0")]);
+    assert!(
+        out.contains("Successful"),
+        "offsets of an inactive group are deleted:\n{out}"
+    );
+    let rows = broker.describe_offsets(&group);
+    let partitions: Vec<i32> = rows.iter().map(|r| r.partition).collect();
+    assert_eq!(
+        partitions,
+        vec![1],
+        "describe lists only committed partitions: {rows:?}"
+    );
 
     let deleted = broker.groups(&["--delete", "--group", &group]);
     assert!(deleted.contains("successful"), "the empty group is deleted:\n{deleted}");

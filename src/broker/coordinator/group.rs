@@ -366,7 +366,11 @@ impl Group {
         if self.state == GroupState::PreparingRebalance && self.initial_delay_remaining.is_some() {
             self.new_member_added = true;
         }
-        self.maybe_prepare_rebalance(timing, now);
+        let reason = format!(
+            "new member {} joined",
+            self.members.last().map_or("", |(id, _)| id.as_str())
+        );
+        self.maybe_prepare_rebalance(timing, now, &reason);
         self.try_complete_join(now);
         rx
     }
@@ -386,21 +390,23 @@ impl Group {
             // A repeated JoinGroup replaces the earlier one, whose requester has given up on it.
             member.join_waiter = Some(tx);
         }
-        self.maybe_prepare_rebalance(timing, now);
+        let reason = format!("member {} rejoined", req.member_id);
+        self.maybe_prepare_rebalance(timing, now, &reason);
         self.try_complete_join(now);
         rx
     }
 
-    fn maybe_prepare_rebalance(&mut self, timing: Timing, now: Instant) {
+    fn maybe_prepare_rebalance(&mut self, timing: Timing, now: Instant, reason: &str) {
         if matches!(
             self.state,
             GroupState::Stable | GroupState::CompletingRebalance | GroupState::Empty
         ) {
-            self.prepare_rebalance(timing, now);
+            self.prepare_rebalance(timing, now, reason);
         }
     }
 
-    fn prepare_rebalance(&mut self, timing: Timing, now: Instant) {
+    fn prepare_rebalance(&mut self, timing: Timing, now: Instant, reason: &str) {
+        tracing::info!(group = %self.id, state = self.state.name(), generation = self.generation, reason, "preparing to rebalance");
         if self.state == GroupState::CompletingRebalance {
             for member in self.members.values_mut() {
                 member.complete_sync(SyncOutcome::error(code(ResponseError::RebalanceInProgress)));
@@ -466,6 +472,13 @@ impl Group {
         }
         self.subscribed_topics = self.compute_subscribed_topics();
         self.state = GroupState::CompletingRebalance;
+        tracing::info!(
+            group = %self.id,
+            generation = self.generation,
+            members = self.members.len(),
+            protocol = self.protocol_name.as_deref().unwrap_or_default(),
+            "stabilized group: waiting for the leader's assignment"
+        );
         self.sync_deadline = Some(now + self.max_rebalance_timeout());
         self.pending_sync = self.members.keys().cloned().collect();
         let leader = self.leader.clone().unwrap_or_default();
@@ -543,10 +556,12 @@ impl Group {
     }
 
     /// A member leaves (LeaveGroup, session timeout): the others rebalance without it.
-    fn remove_member_and_update(&mut self, member_id: &str, timing: Timing, now: Instant) {
+    fn remove_member_and_update(&mut self, member_id: &str, timing: Timing, now: Instant, reason: &str) {
         self.drop_member(member_id, ResponseError::UnknownMemberId);
         match self.state {
-            GroupState::Stable | GroupState::CompletingRebalance => self.prepare_rebalance(timing, now),
+            GroupState::Stable | GroupState::CompletingRebalance => {
+                self.prepare_rebalance(timing, now, &format!("{reason}: {member_id}"))
+            }
             GroupState::PreparingRebalance => self.try_complete_join(now),
             GroupState::Empty | GroupState::Dead => {}
         }
@@ -672,7 +687,7 @@ impl Group {
         if !self.members.contains_key(&target) {
             return code(ResponseError::UnknownMemberId);
         }
-        self.remove_member_and_update(&target, timing, now);
+        self.remove_member_and_update(&target, timing, now, "member left the group");
         NONE
     }
 
@@ -735,7 +750,7 @@ impl Group {
             .collect();
         for id in expired {
             tracing::debug!(group = %self.id, member = %id, "session timed out");
-            self.remove_member_and_update(&id, timing, now);
+            self.remove_member_and_update(&id, timing, now, "member's session timed out");
         }
         if self.state == GroupState::PreparingRebalance && self.join_deadline.is_some_and(|d| d <= now) {
             match self.initial_delay_remaining {
@@ -753,7 +768,7 @@ impl Group {
             for id in laggards {
                 self.drop_member(&id, ResponseError::RebalanceInProgress);
             }
-            self.prepare_rebalance(timing, now);
+            self.prepare_rebalance(timing, now, "members did not send SyncGroup in the rebalance timeout");
         }
         self.note_state_change(before, wall_ms);
     }

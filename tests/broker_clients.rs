@@ -109,7 +109,7 @@ fn confluent_idempotent_producer_with_acks_all_then_a_group_consumes_everything(
 fn rskafka_produces_and_fetches() {
     let kafka = EmbeddedKafka::shared();
     let topic = unique_name("rskafka");
-    kafka.runtime().block_on(async {
+    kafka.handle().block_on(async {
         let client = ClientBuilder::new(vec![kafka.bootstrap()])
             .build()
             .await
@@ -165,7 +165,7 @@ fn a_waiting_fetch_wakes_when_records_arrive() {
     let kafka = EmbeddedKafka::shared();
     let topic = unique_name("long-poll");
     kafka.create_topic(&topic, 1);
-    kafka.runtime().block_on(async {
+    kafka.handle().block_on(async {
         // Two clients, so two connections: a connection's requests are answered in order (as by Kafka), so a
         // produce on the fetching connection would wait behind the fetch.
         let connect = || async {
@@ -281,7 +281,7 @@ fn console_producer_and_consumer_with_a_group() {
             "--bootstrap-server",
             &kafka.bootstrap(),
         ])
-        .args(["--topic", &topic, "--producer-property", "acks=all"])
+        .args(["--topic", &topic, "--command-property", "acks=all"])
         .stdin(std::process::Stdio::piped());
     let mut child = producer.spawn().expect("console producer");
     let lines: String = (0..20).map(|i| format!("line-{i}\n")).collect();

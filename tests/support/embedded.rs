@@ -4,6 +4,7 @@
 
 use super::kafka::{GroupOffsetRow, kafka_tool, kafka_tool_ok, parse_group_offsets};
 use super::process::{fixture_dir, spawn_tied, stop, tail, wait_until};
+use kafka_group_operator::broker::metrics::BrokerMetrics;
 use kafka_group_operator::broker::{Broker, BrokerConfig};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
@@ -12,8 +13,10 @@ use std::time::Duration;
 
 pub struct EmbeddedKafka {
     bootstrap: String,
-    broker: Mutex<Option<Broker>>,
-    runtime: tokio::runtime::Runtime,
+    handle: tokio::runtime::Handle,
+    metrics: std::sync::Arc<BrokerMetrics>,
+    /// Asks the broker's thread for a graceful shutdown; it answers once the broker has stopped.
+    stop: Mutex<Option<std::sync::mpsc::Sender<std::sync::mpsc::Sender<()>>>>,
 }
 
 impl EmbeddedKafka {
@@ -34,20 +37,44 @@ impl EmbeddedKafka {
         })
     }
 
+    /// Starts a broker with `config` on a runtime of its own, on a thread of its own, so that sync tests and
+    /// `#[tokio::test]`s alike can start, use and stop it.
     pub fn start_with(config: BrokerConfig) -> EmbeddedKafka {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("embedded-kafka")
-            .enable_all()
-            .build()
-            .expect("tokio runtime for the embedded broker");
-        let broker = runtime
-            .block_on(Broker::start(config))
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<std::sync::mpsc::Sender<()>>();
+        std::thread::Builder::new()
+            .name("embedded-kafka".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("tokio runtime for the embedded broker");
+                let broker = match runtime.block_on(Broker::start(config)) {
+                    Ok(broker) => broker,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok((broker.bootstrap(), runtime.handle().clone(), broker.metrics())));
+                // Until asked to stop, or until every EmbeddedKafka handle is gone (the test binary's end).
+                let done = stop_rx.recv().ok();
+                runtime.block_on(broker.shutdown());
+                if let Some(done) = done {
+                    let _ = done.send(());
+                }
+            })
+            .expect("spawn the embedded broker's thread");
+        let (bootstrap, handle, metrics) = ready_rx
+            .recv()
+            .expect("the embedded broker's thread")
             .unwrap_or_else(|e| panic!("the embedded broker did not start: {e}"));
         EmbeddedKafka {
-            bootstrap: broker.bootstrap(),
-            broker: Mutex::new(Some(broker)),
-            runtime,
+            bootstrap,
+            handle,
+            metrics,
+            stop: Mutex::new(Some(stop_tx)),
         }
     }
 
@@ -56,23 +83,26 @@ impl EmbeddedKafka {
         self.bootstrap.clone()
     }
 
-    /// The runtime the broker runs on (for async clients in sync tests).
-    pub fn runtime(&self) -> &tokio::runtime::Runtime {
-        &self.runtime
+    /// The runtime the broker runs on: `handle().block_on(...)` runs async clients from sync tests.
+    pub fn handle(&self) -> &tokio::runtime::Handle {
+        &self.handle
     }
 
     /// The broker's Prometheus metrics, as /metrics serves them.
     pub fn metrics_text(&self) -> String {
         use kafka_group_operator::http::MetricsText;
-        let broker = self.broker.lock().unwrap_or_else(|p| p.into_inner());
-        broker.as_ref().map(|b| b.metrics().encode()).unwrap_or_default()
+        self.metrics.encode()
     }
 
-    /// Graceful shutdown (what SIGTERM does to the binary); later calls do nothing.
+    /// Graceful shutdown (what SIGTERM does to the binary); returns once the broker has stopped. Later calls
+    /// do nothing.
     pub fn shutdown(&self) {
-        let broker = self.broker.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(broker) = broker {
-            self.runtime.block_on(broker.shutdown());
+        let stop = self.stop.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(stop) = stop {
+            let (done_tx, done_rx) = std::sync::mpsc::channel();
+            if stop.send(done_tx).is_ok() {
+                let _ = done_rx.recv();
+            }
         }
     }
 

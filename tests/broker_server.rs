@@ -123,3 +123,27 @@ fn graceful_shutdown_finishes_the_request_in_progress_then_closes() {
     assert_eq!(idle.read(&mut buf).expect("idle connection closed"), 0);
     assert!(TcpStream::connect(kafka.bootstrap()).is_err(), "no longer listening");
 }
+
+#[test]
+fn the_binary_serves_per_api_metrics() {
+    let metrics_port = support::process::free_port();
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    let broker = support::embedded::BrokerProcess::start(&["--metrics-addr", &metrics_addr]);
+    support::clients::kcat(&broker.bootstrap(), &["-L"]);
+    let mut http = TcpStream::connect(&metrics_addr).expect("connect to /metrics");
+    http.write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .expect("request");
+    let mut text = String::new();
+    http.read_to_string(&mut text).expect("response");
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("kafka_broker_requests_total{api=\"Metadata\"}"), "{text}");
+    assert!(
+        text.contains("kafka_broker_requests_total{api=\"ApiVersions\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("kafka_broker_request_duration_seconds_count{api=\"Metadata\"}"),
+        "{text}"
+    );
+    assert!(text.contains("kafka_broker_connections"), "{text}");
+}

@@ -3,6 +3,7 @@ FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+COPY vendor ./vendor
 # Cargo.toml names these targets (the dev environment and the benchmark); cargo wants their files present.
 COPY scripts/dev_env.rs ./scripts/dev_env.rs
 COPY benches ./benches

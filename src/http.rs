@@ -13,6 +13,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::net::TcpListener;
 
+/// Anything that renders its metrics in Prometheus' text format: the operator's and the embedded broker's.
+pub trait MetricsText: Send + Sync + 'static {
+    fn encode(&self) -> String;
+}
+
+impl MetricsText for Metrics {
+    fn encode(&self) -> String {
+        Metrics::encode(self)
+    }
+}
+
 #[derive(Default)]
 pub struct Health {
     ready: AtomicBool,
@@ -28,7 +39,11 @@ impl Health {
 }
 
 /// Binds `addr` and serves until the task is dropped. Returns the bound address (port 0 picks one).
-pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, health: Arc<Health>) -> std::io::Result<SocketAddr> {
+pub async fn serve<M: MetricsText>(
+    addr: SocketAddr,
+    metrics: Arc<M>,
+    health: Arc<Health>,
+) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     tokio::spawn(async move {
@@ -40,7 +55,7 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, health: Arc<Health>)
             let health = health.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |req: Request<hyper::body::Incoming>| {
-                    let response = respond(req.uri().path(), &metrics, &health);
+                    let response = respond(req.uri().path(), metrics.as_ref(), &health);
                     async move { Ok::<_, std::convert::Infallible>(response) }
                 });
                 let _ = http1::Builder::new()
@@ -52,7 +67,7 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, health: Arc<Health>)
     Ok(bound)
 }
 
-fn respond(path: &str, metrics: &Metrics, health: &Health) -> Response<Full<Bytes>> {
+fn respond(path: &str, metrics: &dyn MetricsText, health: &Health) -> Response<Full<Bytes>> {
     let (status, content_type, body) = match path {
         "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
         "/readyz" if health.is_ready() => (StatusCode::OK, "text/plain", "ready\n".to_owned()),

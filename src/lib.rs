@@ -2,6 +2,7 @@
 //! The library holds every module; `main.rs` is only the command line on top of it.
 
 pub mod api;
+pub mod broker;
 pub mod controller;
 pub mod http;
 pub mod kafka;

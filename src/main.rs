@@ -2,6 +2,7 @@
 
 use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand};
+use kafka_group_operator::broker::{Broker, BrokerConfig};
 use kafka_group_operator::controller::clients::ClientSettings;
 use kafka_group_operator::controller::leader::LeaderElection;
 use kafka_group_operator::controller::{self, Context, OperatorConfig};
@@ -35,6 +36,9 @@ struct Cli {
 enum Command {
     /// Run the operator: reconcile KafkaClusters and ConsumerGroups until SIGTERM or Ctrl-C.
     Run(Box<RunArgs>),
+    /// Run the embedded Kafka broker: a single-node, Kafka-wire-compatible broker for development, demos and
+    /// tests, until SIGTERM or Ctrl-C.
+    Broker(Box<BrokerArgs>),
     /// Print the CustomResourceDefinitions as YAML (apply them with `kubectl apply -f -`).
     Crds,
     /// Print the version of the operator and of the APIs it was built against.
@@ -83,6 +87,60 @@ struct RunArgs {
     concurrency: u16,
 }
 
+#[derive(Args, Debug)]
+struct BrokerArgs {
+    /// Address the Kafka listener binds to (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:9092", env = "KGO_BROKER_LISTEN")]
+    listen: SocketAddr,
+    /// host:port clients are told to connect to (in Metadata and FindCoordinator). Default: the listen
+    /// address (127.0.0.1 when listening on all interfaces).
+    #[arg(long, env = "KGO_BROKER_ADVERTISED_ADDRESS")]
+    advertised_address: Option<String>,
+    /// Directory for partition logs, topics and committed offsets; they survive restarts. Without it the
+    /// broker keeps everything in memory.
+    #[arg(long, env = "KGO_BROKER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// The broker's node id (Kafka's `node.id`).
+    #[arg(long, default_value_t = 1)]
+    node_id: i32,
+    /// Cluster id of a new data dir (an existing data dir keeps its own). Default: random.
+    #[arg(long)]
+    cluster_id: Option<String>,
+    /// Address of /healthz, /readyz and /metrics (per-API request counts and latencies). Not served if unset.
+    #[arg(long, env = "KGO_METRICS_ADDR")]
+    metrics_addr: Option<SocketAddr>,
+    /// Partitions of auto-created topics and of topics created without a count (`num.partitions`).
+    #[arg(long, default_value_t = 1)]
+    default_partitions: i32,
+    /// Do not create unknown topics that a client's Metadata request asks for (`auto.create.topics.enable=false`).
+    #[arg(long)]
+    no_auto_create_topics: bool,
+    /// Largest request accepted, in bytes (`socket.request.max.bytes`).
+    #[arg(long, default_value_t = 100 * 1024 * 1024)]
+    max_request_bytes: usize,
+    /// Largest record batch accepted, in bytes (`message.max.bytes`).
+    #[arg(long, default_value_t = 1_048_588)]
+    max_message_bytes: usize,
+    /// Close connections idle for this long (`connections.max.idle.ms`), e.g. 10m.
+    #[arg(long, default_value = "10m", value_parser = duration)]
+    idle_timeout: Duration,
+    /// Delay before the first rebalance of a new group (`group.initial.rebalance.delay.ms`), e.g. 3s or 0s.
+    #[arg(long, default_value = "3s", value_parser = duration)]
+    group_initial_rebalance_delay: Duration,
+    /// How often writes not yet fsynced are flushed to disk (acks=all produces are fsynced before the answer).
+    #[arg(long, default_value = "1s", value_parser = duration)]
+    flush_interval: Duration,
+    /// Size at which a partition's segment file rolls, in bytes.
+    #[arg(long, default_value_t = 128 * 1024 * 1024)]
+    segment_bytes: u64,
+    /// Drop a partition's oldest records once it is larger than this, in bytes. Default: keep everything.
+    #[arg(long)]
+    retention_bytes: Option<u64>,
+    /// Drop records older than this (e.g. 7d). Default: keep everything.
+    #[arg(long, value_parser = duration)]
+    retention: Option<Duration>,
+}
+
 fn duration(text: &str) -> Result<Duration, String> {
     parse_duration(text).map_err(|e| e.to_string())
 }
@@ -95,6 +153,10 @@ fn main() -> Result<()> {
             .enable_all()
             .build()?
             .block_on(run(*args)),
+        Command::Broker(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(run_broker(*args)),
         Command::Crds => {
             print!("{}", kafka_group_operator::api::crds_yaml()?);
             Ok(())
@@ -106,6 +168,52 @@ fn main() -> Result<()> {
             Ok(())
         }
     }
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+    tracing::info!("shutting down");
+}
+
+async fn run_broker(args: BrokerArgs) -> Result<()> {
+    let config = BrokerConfig {
+        listen: args.listen,
+        advertised: args.advertised_address,
+        node_id: args.node_id,
+        cluster_id: args.cluster_id,
+        data_dir: args.data_dir,
+        max_request_bytes: args.max_request_bytes,
+        idle_timeout: args.idle_timeout,
+        default_partitions: args.default_partitions,
+        auto_create_topics: !args.no_auto_create_topics,
+        max_message_bytes: args.max_message_bytes,
+        group_initial_rebalance_delay: args.group_initial_rebalance_delay,
+        flush_interval: args.flush_interval,
+        segment_bytes: args.segment_bytes,
+        retention_bytes: args.retention_bytes,
+        retention: args.retention,
+        ..BrokerConfig::default()
+    };
+    let broker = Broker::start(config).await?;
+    if let Some(addr) = args.metrics_addr {
+        let health = Arc::new(Health::default());
+        health.set_ready(true);
+        let bound = http::serve(addr, broker.metrics(), health).await?;
+        tracing::info!(%bound, "serving /healthz, /readyz and /metrics");
+    }
+    // The one line scripts wait for: where clients connect.
+    println!(
+        "kafka broker listening on {} (bootstrap {})",
+        broker.local_addr(),
+        broker.bootstrap()
+    );
+    shutdown_signal().await;
+    broker.shutdown().await;
+    Ok(())
 }
 
 async fn kube_client(kubeconfig: Option<&PathBuf>) -> Result<kube::Client> {

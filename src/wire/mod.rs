@@ -63,6 +63,35 @@ pub fn encode_response<M: Encodable + HeaderVersion>(
     encode_frame(api_key, &header, header_version, body, version)
 }
 
+/// Encodes a response of any API (the broker's dispatch produces `ResponseKind`s) as a complete frame.
+/// `header_version` is the caller's: ApiVersions responses always carry a v0 header (KIP-511).
+pub fn encode_response_kind(
+    api_key: i16,
+    body: &kafka_protocol::messages::ResponseKind,
+    version: i16,
+    correlation_id: i32,
+    header_version: i16,
+) -> Result<Bytes, WireError> {
+    let err = |e: anyhow::Error| WireError::Encode {
+        api: Api(api_key),
+        version,
+        message: e.to_string(),
+    };
+    let mut buf = BytesMut::with_capacity(256);
+    buf.put_i32(0); // the length, written once the size is known
+    ResponseHeader::default()
+        .with_correlation_id(correlation_id)
+        .encode(&mut buf, header_version)
+        .map_err(err)?;
+    body.encode(&mut buf, version).map_err(err)?;
+    let size = i32::try_from(buf.len() - 4).map_err(|_| WireError::FrameTooLarge {
+        size: buf.len() - 4,
+        limit: i32::MAX as usize,
+    })?;
+    buf[..4].copy_from_slice(&size.to_be_bytes());
+    Ok(buf.freeze())
+}
+
 /// A header and a body as one frame, length prefix included.
 fn encode_frame<H: Encodable, B: Encodable>(
     api_key: i16,

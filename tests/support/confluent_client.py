@@ -4,6 +4,8 @@
 produce: writes --count records to --topic (keys key-<i>, values value-<i>), waits for every delivery report.
          With --timestamp-start MS (and --timestamp-step MS, default 1000) record i carries the timestamp
          start + i * step; with --partition P every record goes to partition P.
+idempotent-produce: like produce, with enable.idempotence=true (acks=all, up to five batches in flight, retries
+         that the broker must recognise as duplicates); prints {"produced": N, "offsets": {"P": [first, last]}}.
 consume: joins --group with --protocol (classic or consumer, KIP-848), reads --count records from --topic,
          commits synchronously, leaves the group, and prints one JSON line with what it read and committed.
 member:  joins --group and stays in it: prints {"ready": true, "assignment": [...]} once it owns all of the
@@ -120,6 +122,39 @@ def produce(args):
             f"client errors: {errors.summary()}"
         )
     print(json.dumps({"produced": args.count}))
+
+
+def idempotent_produce(args):
+    errors = Errors("idempotent-produce")
+    producer = Producer(
+        {
+            **client_config(args, errors),
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "max.in.flight.requests.per.connection": 5,
+        }
+    )
+    failures, offsets = [], {}
+
+    def report(err, msg):
+        if err is not None:
+            failures.append(str(err))
+            return
+        first, last = offsets.get(str(msg.partition()), (msg.offset(), msg.offset()))
+        offsets[str(msg.partition())] = (min(first, msg.offset()), max(last, msg.offset()))
+
+    for i in range(args.count):
+        extra = {} if args.partition is None else {"partition": args.partition}
+        producer.produce(args.topic, key=f"key-{i}", value=f"value-{i}", on_delivery=report, **extra)
+        producer.poll(0)
+    remaining = producer.flush(args.timeout)
+    if remaining or failures:
+        sys.exit(
+            f"idempotent-produce: {remaining} undelivered after {args.timeout}s, failures: {failures[:3]}, "
+            f"client errors: {errors.summary()}"
+        )
+    print(json.dumps({"produced": args.count, "offsets": offsets}))
 
 
 def consume(args):
@@ -290,7 +325,7 @@ def run(args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["produce", "consume", "member", "run"])
+    parser.add_argument("command", choices=["produce", "idempotent-produce", "consume", "member", "run"])
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--topic", help="the topic (every command but run)")
     parser.add_argument("--topics", help="run: comma-separated topics to subscribe to")
@@ -316,13 +351,19 @@ def main():
     parser.add_argument("--cert", help="client certificate (PEM) for mutual TLS")
     parser.add_argument("--key", help="the client certificate's private key (PEM)")
     args = parser.parse_args()
-    if args.command != "produce" and not args.group:
+    if args.command not in ("produce", "idempotent-produce") and not args.group:
         parser.error(f"{args.command} needs --group")
     if args.command == "run" and not args.topics:
         parser.error("run needs --topics")
     if args.command != "run" and not args.topic:
         parser.error(f"{args.command} needs --topic")
-    {"produce": produce, "consume": consume, "member": member, "run": run}[args.command](args)
+    {
+        "produce": produce,
+        "idempotent-produce": idempotent_produce,
+        "consume": consume,
+        "member": member,
+        "run": run,
+    }[args.command](args)
 
 
 if __name__ == "__main__":

@@ -207,23 +207,7 @@ impl ApacheKafka {
     /// Runs one of Kafka's CLI tools (`org.apache.kafka.tools.TopicCommand`, …) with `--bootstrap-server`
     /// added; WARN logs go to stderr so stdout stays parseable.
     pub fn tool(&self, class: &str, args: &[&str]) -> Output {
-        let home = kafka_home();
-        let java = system_tool("java", "install a Java 17+ runtime");
-        Command::new("timeout")
-            .arg("120")
-            .arg(java)
-            .args(["-Xmx256m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"])
-            .arg(format!(
-                "-Dlog4j2.configurationFile={}",
-                home.join("tools-log4j2.properties").display()
-            ))
-            .arg("-cp")
-            .arg(format!("{}/libs/*", home.display()))
-            .arg(class)
-            .args(["--bootstrap-server", &self.bootstrap()])
-            .args(args)
-            .output()
-            .expect("run a Kafka CLI tool")
+        kafka_tool(&self.bootstrap(), class, args)
     }
 
     /// Like `tool`, and panics with the tool's output unless it exited 0; returns stdout.
@@ -281,6 +265,41 @@ impl Drop for ApacheKafka {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// Runs one of Kafka's CLI tools from the harness classpath against any broker at `bootstrap`, with
+/// `--bootstrap-server` added; WARN logs go to stderr so stdout stays parseable.
+pub fn kafka_tool(bootstrap: &str, class: &str, args: &[&str]) -> Output {
+    let home = kafka_home();
+    let java = system_tool("java", "install a Java 17+ runtime");
+    Command::new("timeout")
+        .arg("120")
+        .arg(java)
+        .args(["-Xmx256m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"])
+        .arg(format!(
+            "-Dlog4j2.configurationFile={}",
+            home.join("tools-log4j2.properties").display()
+        ))
+        .arg("-cp")
+        .arg(format!("{}/libs/*", home.display()))
+        .arg(class)
+        .args(["--bootstrap-server", bootstrap])
+        .args(args)
+        .output()
+        .expect("run a Kafka CLI tool")
+}
+
+/// `kafka_tool`, panicking with the tool's output unless it exited 0; returns stdout.
+pub fn kafka_tool_ok(bootstrap: &str, class: &str, args: &[&str]) -> String {
+    let out = kafka_tool(bootstrap, class, args);
+    assert!(
+        out.status.success(),
+        "{class} {args:?} against {bootstrap} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// One row of `kafka-consumer-groups --describe --offsets`.

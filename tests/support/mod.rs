@@ -7,6 +7,7 @@
 pub mod clients;
 pub mod control_plane;
 pub mod crds;
+pub mod embedded;
 pub mod kafka;
 pub mod kubelet;
 pub mod operator;
@@ -18,6 +19,7 @@ pub mod tools;
 pub mod wait;
 
 pub use control_plane::ControlPlane;
+pub use embedded::EmbeddedKafka;
 pub use kafka::ApacheKafka;
 pub use secure_kafka::SecureKafka;
 

@@ -1,0 +1,557 @@
+//! Durable group state: an append-only log of committed offsets, offset and group deletions, and group
+//! metadata (protocol type, generation), replayed at start.
+//!
+//! Format: the 8-byte magic `KGOGRP01`, then records of `[u32 length][u32 CRC-32C of the payload][payload]`,
+//! big-endian. A record that is cut short or fails its CRC ends the log: it and everything after it is the
+//! torn tail of a crash and is truncated away at start, never replayed.
+//!
+//! Write policy: one writer thread appends records in the order the coordinator produced them and calls
+//! `fdatasync` before acknowledging them (requests arriving meanwhile share one sync, a group commit). An
+//! OffsetCommit, DeleteGroups or OffsetDelete is answered only after its records are synced, so whatever a
+//! client was told is committed survives `kill -9` and power loss. Group metadata records are written the same
+//! way but nobody waits for them. At start the replayed state is rewritten as a fresh log (temporary file,
+//! fsync, rename), which keeps the file proportional to the live offsets.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread;
+
+use bytes::{Buf, BufMut};
+use tokio::sync::oneshot;
+
+use super::offsets::{CommittedOffset, Offsets};
+
+const MAGIC: &[u8; 8] = b"KGOGRP01";
+const FILE_NAME: &str = "groups.log";
+/// A record larger than this is corruption, not data (group, topic and 4 KiB of metadata fit easily).
+const MAX_RECORD: usize = 1 << 20;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Record {
+    Commit {
+        group: String,
+        topic: String,
+        partition: i32,
+        committed: CommittedOffset,
+    },
+    DeleteOffset {
+        group: String,
+        topic: String,
+        partition: i32,
+    },
+    DeleteGroup {
+        group: String,
+    },
+    GroupMetadata {
+        group: String,
+        protocol_type: Option<String>,
+        generation: i32,
+    },
+}
+
+/// What a replay yields per group.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoredGroup {
+    pub protocol_type: Option<String>,
+    pub generation: i32,
+    pub offsets: Offsets,
+}
+
+fn put_str(buf: &mut Vec<u8>, s: &str) {
+    buf.put_u32(s.len() as u32);
+    buf.put_slice(s.as_bytes());
+}
+
+fn put_opt_str(buf: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => {
+            buf.put_u8(1);
+            put_str(buf, s);
+        }
+        None => buf.put_u8(0),
+    }
+}
+
+fn get_str(buf: &mut &[u8]) -> Option<String> {
+    if buf.remaining() < 4 {
+        return None;
+    }
+    let len = buf.get_u32() as usize;
+    if buf.remaining() < len {
+        return None;
+    }
+    let s = String::from_utf8(buf[..len].to_vec()).ok()?;
+    buf.advance(len);
+    Some(s)
+}
+
+fn get_opt_str(buf: &mut &[u8]) -> Option<Option<String>> {
+    if buf.remaining() < 1 {
+        return None;
+    }
+    match buf.get_u8() {
+        0 => Some(None),
+        1 => get_str(buf).map(Some),
+        _ => None,
+    }
+}
+
+impl Record {
+    fn payload(&self) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(64);
+        match self {
+            Record::Commit {
+                group,
+                topic,
+                partition,
+                committed,
+            } => {
+                buf.put_u8(1);
+                put_str(&mut buf, group);
+                put_str(&mut buf, topic);
+                buf.put_i32(*partition);
+                buf.put_i64(committed.offset);
+                buf.put_i32(committed.leader_epoch);
+                put_opt_str(&mut buf, committed.metadata.as_deref());
+                buf.put_i64(committed.commit_timestamp);
+                buf.put_i64(committed.expire_timestamp.unwrap_or(-1));
+            }
+            Record::DeleteOffset {
+                group,
+                topic,
+                partition,
+            } => {
+                buf.put_u8(2);
+                put_str(&mut buf, group);
+                put_str(&mut buf, topic);
+                buf.put_i32(*partition);
+            }
+            Record::DeleteGroup { group } => {
+                buf.put_u8(3);
+                put_str(&mut buf, group);
+            }
+            Record::GroupMetadata {
+                group,
+                protocol_type,
+                generation,
+            } => {
+                buf.put_u8(4);
+                put_str(&mut buf, group);
+                put_opt_str(&mut buf, protocol_type.as_deref());
+                buf.put_i32(*generation);
+            }
+        }
+        buf
+    }
+
+    /// The record framed: length, CRC, payload.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let payload = self.payload();
+        out.put_u32(payload.len() as u32);
+        out.put_u32(crc32c::crc32c(&payload));
+        out.put_slice(&payload);
+    }
+
+    fn decode(mut buf: &[u8]) -> Option<Record> {
+        let buf = &mut buf;
+        if buf.remaining() < 1 {
+            return None;
+        }
+        let record = match buf.get_u8() {
+            1 => {
+                let group = get_str(buf)?;
+                let topic = get_str(buf)?;
+                if buf.remaining() < 16 {
+                    return None;
+                }
+                let partition = buf.get_i32();
+                let offset = buf.get_i64();
+                let leader_epoch = buf.get_i32();
+                let metadata = get_opt_str(buf)?;
+                if buf.remaining() < 16 {
+                    return None;
+                }
+                let commit_timestamp = buf.get_i64();
+                let expire = buf.get_i64();
+                Record::Commit {
+                    group,
+                    topic,
+                    partition,
+                    committed: CommittedOffset {
+                        offset,
+                        leader_epoch,
+                        metadata,
+                        commit_timestamp,
+                        expire_timestamp: (expire >= 0).then_some(expire),
+                    },
+                }
+            }
+            2 => {
+                let group = get_str(buf)?;
+                let topic = get_str(buf)?;
+                if buf.remaining() < 4 {
+                    return None;
+                }
+                Record::DeleteOffset {
+                    group,
+                    topic,
+                    partition: buf.get_i32(),
+                }
+            }
+            3 => Record::DeleteGroup { group: get_str(buf)? },
+            4 => {
+                let group = get_str(buf)?;
+                let protocol_type = get_opt_str(buf)?;
+                if buf.remaining() < 4 {
+                    return None;
+                }
+                Record::GroupMetadata {
+                    group,
+                    protocol_type,
+                    generation: buf.get_i32(),
+                }
+            }
+            _ => return None,
+        };
+        buf.is_empty().then_some(record)
+    }
+}
+
+/// Applies one record to the replayed state.
+pub fn apply(groups: &mut HashMap<String, StoredGroup>, record: Record) {
+    match record {
+        Record::Commit {
+            group,
+            topic,
+            partition,
+            committed,
+        } => {
+            groups
+                .entry(group)
+                .or_default()
+                .offsets
+                .put(&topic, partition, committed);
+        }
+        Record::DeleteOffset {
+            group,
+            topic,
+            partition,
+        } => {
+            if let Some(g) = groups.get_mut(&group) {
+                g.offsets.remove(&topic, partition);
+            }
+        }
+        Record::DeleteGroup { group } => {
+            groups.remove(&group);
+        }
+        Record::GroupMetadata {
+            group,
+            protocol_type,
+            generation,
+        } => {
+            let g = groups.entry(group).or_default();
+            g.protocol_type = protocol_type;
+            g.generation = generation;
+        }
+    }
+}
+
+/// Parses a log image: the records up to the first torn or corrupt one, and the length of the valid prefix.
+pub fn parse(image: &[u8]) -> io::Result<(Vec<Record>, usize)> {
+    if image.is_empty() {
+        return Ok((Vec::new(), 0));
+    }
+    if image.len() < MAGIC.len() {
+        // A crash while the header itself was being written.
+        return Ok((Vec::new(), 0));
+    }
+    if &image[..MAGIC.len()] != MAGIC {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a group coordinator log (bad magic)",
+        ));
+    }
+    let mut records = Vec::new();
+    let mut pos = MAGIC.len();
+    loop {
+        let rest = &image[pos..];
+        if rest.len() < 8 {
+            break;
+        }
+        let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        let crc = u32::from_be_bytes([rest[4], rest[5], rest[6], rest[7]]);
+        if len > MAX_RECORD || rest.len() < 8 + len {
+            break;
+        }
+        let payload = &rest[8..8 + len];
+        if crc32c::crc32c(payload) != crc {
+            break;
+        }
+        let Some(record) = Record::decode(payload) else {
+            break;
+        };
+        records.push(record);
+        pos += 8 + len;
+    }
+    Ok((records, pos))
+}
+
+struct Batch {
+    bytes: Vec<u8>,
+    done: Option<oneshot::Sender<io::Result<()>>>,
+}
+
+/// The open log and its writer thread.
+pub struct Journal {
+    tx: std::sync::Mutex<Option<mpsc::Sender<Batch>>>,
+    writer: std::sync::Mutex<Option<thread::JoinHandle<()>>>,
+}
+
+impl Journal {
+    /// Replays `dir/groups.log` (truncating a torn tail), compacts it, and opens it for appending.
+    pub fn open(dir: &Path) -> io::Result<(Journal, HashMap<String, StoredGroup>)> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(FILE_NAME);
+        let mut image = Vec::new();
+        match File::open(&path) {
+            Ok(mut f) => {
+                f.read_to_end(&mut image)?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let (records, valid) = parse(&image)?;
+        if valid < image.len() {
+            tracing::warn!(path = %path.display(), valid, len = image.len(), "group log: truncating a torn tail");
+        }
+        let mut groups = HashMap::new();
+        for record in records {
+            apply(&mut groups, record);
+        }
+        let file = rewrite(dir, &path, &groups)?;
+        let (tx, rx) = mpsc::channel::<Batch>();
+        let writer = thread::Builder::new()
+            .name("group-log".into())
+            .spawn(move || write_loop(file, rx))?;
+        Ok((
+            Journal {
+                tx: std::sync::Mutex::new(Some(tx)),
+                writer: std::sync::Mutex::new(Some(writer)),
+            },
+            groups,
+        ))
+    }
+
+    /// Queues records; the receiver completes once they are synced. Call in the order the state changed.
+    pub fn append(&self, records: &[Record]) -> oneshot::Receiver<io::Result<()>> {
+        let (done, rx) = oneshot::channel();
+        let mut bytes = Vec::new();
+        for r in records {
+            r.encode(&mut bytes);
+        }
+        let batch = Batch {
+            bytes,
+            done: Some(done),
+        };
+        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+        match tx.as_ref() {
+            Some(tx) => {
+                if let Err(mpsc::SendError(batch)) = tx.send(batch)
+                    && let Some(done) = batch.done
+                {
+                    let _ = done.send(Err(io::Error::other("group log closed")));
+                }
+            }
+            None => {
+                if let Some(done) = batch.done {
+                    let _ = done.send(Err(io::Error::other("group log closed")));
+                }
+            }
+        }
+        rx
+    }
+
+    /// Flushes what is queued and stops the writer.
+    pub fn close(&self) {
+        self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(writer) = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn write_loop(mut file: File, rx: mpsc::Receiver<Batch>) {
+    while let Ok(first) = rx.recv() {
+        let mut batches = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            batches.push(more);
+        }
+        let mut result = Ok(());
+        for b in &batches {
+            if let Err(e) = file.write_all(&b.bytes) {
+                result = Err(e);
+                break;
+            }
+        }
+        if result.is_ok() {
+            result = file.sync_data();
+        }
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "group log: write failed");
+        }
+        for b in batches {
+            if let Some(done) = b.done {
+                let _ = done.send(match &result {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+                });
+            }
+        }
+    }
+}
+
+/// Writes `groups` as a fresh log next to `path`, syncs it, renames it over `path`, and returns it opened
+/// for appending.
+fn rewrite(dir: &Path, path: &Path, groups: &HashMap<String, StoredGroup>) -> io::Result<File> {
+    let tmp: PathBuf = dir.join(format!("{FILE_NAME}.tmp"));
+    let mut bytes = MAGIC.to_vec();
+    let mut names: Vec<&String> = groups.keys().collect();
+    names.sort();
+    for name in names {
+        let g = &groups[name];
+        Record::GroupMetadata {
+            group: name.clone(),
+            protocol_type: g.protocol_type.clone(),
+            generation: g.generation,
+        }
+        .encode(&mut bytes);
+        for (topic, partition, committed) in g.offsets.iter() {
+            Record::Commit {
+                group: name.clone(),
+                topic: topic.to_owned(),
+                partition,
+                committed: committed.clone(),
+            }
+            .encode(&mut bytes);
+        }
+    }
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Ok(d) = File::open(dir) {
+        // Makes the rename itself durable; not every platform lets a directory be synced.
+        let _ = d.sync_all();
+    }
+    OpenOptions::new().append(true).open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commit(group: &str, offset: i64) -> Record {
+        Record::Commit {
+            group: group.into(),
+            topic: "t".into(),
+            partition: 0,
+            committed: CommittedOffset {
+                offset,
+                leader_epoch: 3,
+                metadata: Some("m".into()),
+                commit_timestamp: 1_700_000_000_000,
+                expire_timestamp: None,
+            },
+        }
+    }
+
+    fn image(records: &[Record]) -> Vec<u8> {
+        let mut bytes = MAGIC.to_vec();
+        for r in records {
+            r.encode(&mut bytes);
+        }
+        bytes
+    }
+
+    #[test]
+    fn records_round_trip() {
+        let records = vec![
+            commit("g", 5),
+            Record::DeleteOffset {
+                group: "g".into(),
+                topic: "t".into(),
+                partition: 0,
+            },
+            Record::DeleteGroup { group: "g".into() },
+            Record::GroupMetadata {
+                group: "g".into(),
+                protocol_type: Some("consumer".into()),
+                generation: 7,
+            },
+        ];
+        let bytes = image(&records);
+        assert_eq!(parse(&bytes).ok(), Some((records, bytes.len())));
+    }
+
+    #[test]
+    fn a_torn_tail_ends_the_log() {
+        let whole = image(&[commit("g", 1), commit("g", 2)]);
+        let first_end = image(&[commit("g", 1)]).len();
+        for cut in first_end..whole.len() {
+            let (records, valid) = parse(&whole[..cut]).unwrap_or_default();
+            assert_eq!(records, vec![commit("g", 1)], "cut at {cut}");
+            assert_eq!(valid, first_end);
+        }
+    }
+
+    #[test]
+    fn a_corrupt_record_ends_the_log() {
+        let mut bytes = image(&[commit("g", 1), commit("g", 2)]);
+        let last = bytes.len() - 3;
+        bytes[last] ^= 0xff;
+        let (records, _) = parse(&bytes).unwrap_or_default();
+        assert_eq!(records, vec![commit("g", 1)]);
+    }
+
+    #[test]
+    fn a_foreign_file_is_refused() {
+        assert!(parse(b"something else entirely").is_err());
+    }
+
+    #[tokio::test]
+    async fn committed_offsets_survive_reopening_and_a_torn_tail_is_truncated() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let (journal, groups) = Journal::open(dir.path()).expect("open");
+            assert!(groups.is_empty());
+            let synced = journal.append(&[commit("g", 1), commit("g", 9), commit("h", 4)]).await;
+            assert!(matches!(synced, Ok(Ok(()))));
+            let synced = journal.append(&[Record::DeleteGroup { group: "h".into() }]).await;
+            assert!(matches!(synced, Ok(Ok(()))));
+        }
+        // A crash in the middle of the next append.
+        let path = dir.path().join(FILE_NAME);
+        let mut torn = Vec::new();
+        commit("g", 10).encode(&mut torn);
+        let mut f = OpenOptions::new().append(true).open(&path).expect("open for append");
+        f.write_all(&torn[..torn.len() / 2]).expect("write torn tail");
+        drop(f);
+        let (_journal, groups) = Journal::open(dir.path()).expect("reopen");
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups["g"].offsets.get("t", 0).map(|c| c.offset), Some(9));
+        let (records, valid) = parse(&std::fs::read(&path).unwrap_or_default()).unwrap_or_default();
+        assert_eq!(valid, std::fs::metadata(&path).map(|m| m.len() as usize).unwrap_or(0));
+        assert_eq!(records.len(), 2, "compacted to the group's metadata and its one offset");
+    }
+}

@@ -1,0 +1,317 @@
+//! The embedded broker's group coordinator for the classic protocol (JoinGroup/SyncGroup), with committed
+//! offsets: one coordinator for every group, behaving like Apache Kafka's `GroupCoordinator` so that real
+//! clients cannot tell the difference.
+//!
+//! `group` is the pure state machine, `member` and `offsets` its data, `journal` the durable log of offsets and
+//! group metadata, `membership` and `offset_api`/`admin` turn requests into state changes and responses.
+
+mod admin;
+mod group;
+mod journal;
+mod member;
+mod membership;
+mod offset_api;
+mod offsets;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, RequestKind, ResponseKind};
+use uuid::Uuid;
+
+use group::{Group, Timing};
+use journal::{Journal, Record};
+
+pub use group::GroupState;
+pub use offsets::DEFAULT_RETENTION as DEFAULT_OFFSETS_RETENTION;
+
+/// How often the timers (session, rebalance, initial delay, sync) are advanced.
+const TICK: Duration = Duration::from_millis(20);
+/// How often offsets retention and the removal of empty groups without offsets run (Kafka's
+/// `offsets.retention.check.interval.ms` default).
+const RETENTION_CHECK: Duration = Duration::from_secs(600);
+
+#[derive(Clone, Debug)]
+pub struct CoordinatorConfig {
+    /// Where the offsets/groups log lives; in memory only when None.
+    pub data_dir: Option<PathBuf>,
+    /// `group.initial.rebalance.delay.ms`
+    pub initial_rebalance_delay: Duration,
+    /// `group.min.session.timeout.ms`
+    pub min_session_timeout: Duration,
+    /// `group.max.session.timeout.ms`
+    pub max_session_timeout: Duration,
+}
+
+impl Default for CoordinatorConfig {
+    /// Apache Kafka's defaults, in memory.
+    fn default() -> Self {
+        CoordinatorConfig {
+            data_dir: None,
+            initial_rebalance_delay: Duration::from_secs(3),
+            min_session_timeout: Duration::from_secs(6),
+            max_session_timeout: Duration::from_secs(1800),
+        }
+    }
+}
+
+/// What the coordinator needs to know about topics (owned by the rest of the broker).
+pub trait TopicCatalog: Send + Sync {
+    fn partitions(&self, topic: &str) -> Option<i32>;
+    fn topic_id(&self, topic: &str) -> Option<Uuid>;
+    fn topic_name(&self, id: Uuid) -> Option<String>;
+}
+
+/// Who sent a request: shown by DescribeGroups (`CLIENT-ID`, `HOST` in kafka-consumer-groups).
+#[derive(Clone, Debug, Default)]
+pub struct ClientInfo {
+    pub client_id: String,
+    /// As Kafka shows it: `/127.0.0.1`.
+    pub host: String,
+}
+
+impl ClientInfo {
+    pub fn new(client_id: Option<&str>, peer: Option<std::net::SocketAddr>) -> Self {
+        ClientInfo {
+            client_id: client_id.unwrap_or_default().to_owned(),
+            host: peer.map(|p| format!("/{}", p.ip())).unwrap_or_default(),
+        }
+    }
+}
+
+pub struct GroupCoordinator {
+    config: CoordinatorConfig,
+    retention: Duration,
+    groups: Mutex<HashMap<String, Group>>,
+    journal: Option<Journal>,
+    shutting_down: AtomicBool,
+}
+
+impl GroupCoordinator {
+    /// (api key, min version, max version) this coordinator implements, announced in ApiVersions.
+    pub const APIS: &'static [(ApiKey, i16, i16)] = &[
+        (ApiKey::OffsetCommit, 2, 9),
+        (ApiKey::OffsetFetch, 1, 9),
+        (ApiKey::JoinGroup, 0, 9),
+        (ApiKey::Heartbeat, 0, 4),
+        (ApiKey::LeaveGroup, 0, 5),
+        (ApiKey::SyncGroup, 0, 5),
+        (ApiKey::DescribeGroups, 0, 6),
+        (ApiKey::ListGroups, 0, 5),
+        (ApiKey::DeleteGroups, 0, 2),
+        (ApiKey::OffsetDelete, 0, 0),
+    ];
+
+    /// Opens the coordinator; with a data dir, replays its log first (offsets survive restarts).
+    pub fn new(config: CoordinatorConfig) -> std::io::Result<Arc<Self>> {
+        Self::with_retention(config, offsets::DEFAULT_RETENTION)
+    }
+
+    /// Like `new`, with `offsets.retention.minutes` other than Kafka's 7 days.
+    pub fn with_retention(config: CoordinatorConfig, retention: Duration) -> std::io::Result<Arc<Self>> {
+        let (journal, stored) = match &config.data_dir {
+            Some(dir) => {
+                let (journal, stored) = Journal::open(dir)?;
+                (Some(journal), stored)
+            }
+            None => (None, HashMap::new()),
+        };
+        let wall = wall_ms();
+        let mut groups = HashMap::new();
+        for (id, s) in stored {
+            let mut g = Group::new(&id);
+            g.generation = s.generation;
+            g.protocol_type = s.protocol_type;
+            g.offsets = s.offsets;
+            if g.protocol_type.is_some() {
+                // It had members before the restart; none survive it.
+                g.empty_since = Some(wall);
+            }
+            groups.insert(id, g);
+        }
+        let coordinator = Arc::new(GroupCoordinator {
+            config,
+            retention,
+            groups: Mutex::new(groups),
+            journal,
+            shutting_down: AtomicBool::new(false),
+        });
+        let weak = Arc::downgrade(&coordinator);
+        std::thread::Builder::new()
+            .name("group-timers".into())
+            .spawn(move || run_timers(weak))?;
+        Ok(coordinator)
+    }
+
+    /// Handles one decoded coordinator request; may wait (JoinGroup/SyncGroup long-poll). Members show no
+    /// client id or host in DescribeGroups: the server should call `handle_from`.
+    pub async fn handle(
+        self: &Arc<Self>,
+        request: RequestKind,
+        version: i16,
+        topics: &dyn TopicCatalog,
+    ) -> ResponseKind {
+        self.handle_from(request, version, &ClientInfo::default(), topics).await
+    }
+
+    /// `handle`, with the client id (request header) and address of the connection that sent the request.
+    pub async fn handle_from(
+        self: &Arc<Self>,
+        request: RequestKind,
+        version: i16,
+        client: &ClientInfo,
+        topics: &dyn TopicCatalog,
+    ) -> ResponseKind {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return admin::error_response(request, version, ResponseError::NotCoordinator.code());
+        }
+        match request {
+            RequestKind::JoinGroup(r) => {
+                ResponseKind::JoinGroup(membership::join_group(self, r, version, client).await)
+            }
+            RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(membership::sync_group(self, r, version).await),
+            RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(membership::heartbeat(self, r, version)),
+            RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(membership::leave_group(self, r, version)),
+            RequestKind::OffsetCommit(r) => {
+                ResponseKind::OffsetCommit(offset_api::offset_commit(self, r, version, topics).await)
+            }
+            RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offset_api::offset_fetch(self, r, version)),
+            RequestKind::OffsetDelete(r) => {
+                ResponseKind::OffsetDelete(offset_api::offset_delete(self, r, topics).await)
+            }
+            RequestKind::ListGroups(r) => ResponseKind::ListGroups(admin::list_groups(self, r, version)),
+            RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(admin::describe_groups(self, r, version)),
+            RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(admin::delete_groups(self, r, version).await),
+            other => admin::error_response(other, version, ResponseError::UnsupportedVersion.code()),
+        }
+    }
+
+    /// Stops the timers, answers every waiting JoinGroup/SyncGroup with NOT_COORDINATOR (clients look for the
+    /// coordinator again), and flushes the log.
+    pub fn shutdown(&self) {
+        if self.shutting_down.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        for group in self.lock().values_mut() {
+            group.abort_waiters(ResponseError::NotCoordinator);
+        }
+        if let Some(journal) = &self.journal {
+            journal.close();
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Group>> {
+        // A panic while holding the lock is a bug, but the groups stay consistent enough to keep serving.
+        self.groups.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn timing(&self) -> Timing {
+        Timing {
+            initial_rebalance_delay: self.config.initial_rebalance_delay,
+        }
+    }
+
+    /// Queues `records` for the log (in state-change order: call with the groups locked); the receiver says
+    /// when they are durable. Without a data dir they are at once.
+    fn persist(&self, records: &[Record]) -> Option<tokio::sync::oneshot::Receiver<std::io::Result<()>>> {
+        if records.is_empty() {
+            return None;
+        }
+        self.journal.as_ref().map(|j| j.append(records))
+    }
+
+    /// Persists a group's generation and protocol type when they changed (no one waits for it).
+    fn persist_metadata(&self, group: &mut Group) {
+        if std::mem::take(&mut group.metadata_changed) {
+            // Dropping the receiver: a failed write is logged by the writer.
+            let _ = self.persist(&[Record::GroupMetadata {
+                group: group.id.clone(),
+                protocol_type: group.protocol_type.clone(),
+                generation: group.generation,
+            }]);
+        }
+    }
+
+    fn tick(&self, now: Instant, wall: i64, expire_offsets: bool) {
+        let timing = self.timing();
+        let mut groups = self.lock();
+        let mut records = Vec::new();
+        for group in groups.values_mut() {
+            group.poll(timing, now, wall);
+            self.persist_metadata(group);
+            if expire_offsets && group.state == GroupState::Empty {
+                let base = group.protocol_type.as_ref().and(group.empty_since);
+                for (topic, partition) in group.offsets.expire(wall, base, self.retention) {
+                    records.push(Record::DeleteOffset {
+                        group: group.id.clone(),
+                        topic,
+                        partition,
+                    });
+                }
+            }
+        }
+        if expire_offsets {
+            // Like Kafka's cleanup: an Empty group with no offsets left (never committed, expired, or one that
+            // only ever got MEMBER_ID_REQUIRED) goes away.
+            groups.retain(|id, g| {
+                let keep = g.state != GroupState::Empty || !g.offsets.is_empty() || !g.pending_members.is_empty();
+                if !keep {
+                    records.push(Record::DeleteGroup { group: id.clone() });
+                }
+                keep
+            });
+        }
+        let _ = self.persist(&records);
+    }
+}
+
+impl Drop for GroupCoordinator {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn run_timers(coordinator: Weak<GroupCoordinator>) {
+    let mut last_retention = Instant::now();
+    loop {
+        std::thread::sleep(TICK);
+        let Some(c) = coordinator.upgrade() else {
+            return;
+        };
+        if c.shutting_down.load(Ordering::SeqCst) {
+            return;
+        }
+        let now = Instant::now();
+        let expire = now.duration_since(last_retention) >= RETENTION_CHECK;
+        if expire {
+            last_retention = now;
+        }
+        c.tick(now, wall_ms(), expire);
+    }
+}
+
+/// Milliseconds since the Unix epoch (commit timestamps).
+fn wall_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// A fresh member id as Kafka makes them: `<client id or instance id>-<uuid>`.
+fn new_member_id(prefix: &str) -> String {
+    let bytes: [u8; 16] = rand::random();
+    format!("{prefix}-{}", uuid::Builder::from_random_bytes(bytes).into_uuid())
+}
+
+/// An ApiVersions response with `error`, for a request that is no coordinator API.
+fn not_a_coordinator_api(error: i16) -> ResponseKind {
+    ResponseKind::ApiVersions(ApiVersionsResponse::default().with_error_code(error))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,386 @@
+//! From a request frame to a response frame: the header is read first (API key, version, correlation id),
+//! versions the broker does not answer get UNSUPPORTED_VERSION, the body is decoded with `kafka-protocol`
+//! and routed to the broker's handlers or to the group coordinator. Anything that cannot be understood well
+//! enough to answer closes the connection, as Kafka does; nothing here panics on input.
+
+use super::Node;
+use super::apis;
+use super::coordinator::ClientInfo;
+use super::handlers::{self, Handled};
+use crate::wire::{Api, encode_response_kind};
+use bytes::Bytes;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
+use kafka_protocol::protocol::Decodable;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// What the connection does after a request.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Send this frame (length prefix included).
+    Respond(Bytes),
+    /// Send nothing (a Produce with acks=0).
+    NoResponse,
+    /// Close the connection; the text says why (for the log).
+    Close(String),
+}
+
+/// A decoded request's context: its header and version.
+pub struct Request {
+    pub header: RequestHeader,
+    pub version: i16,
+}
+
+/// Handles one request frame (without its length prefix).
+pub async fn handle(node: &Node, frame: Bytes, peer: Option<SocketAddr>) -> Outcome {
+    let started = Instant::now();
+    if frame.len() < 8 {
+        return Outcome::Close(format!("a {}-byte frame cannot hold a request header", frame.len()));
+    }
+    let api_key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let Ok(key) = ApiKey::try_from(api_key) else {
+        return Outcome::Close(format!("unknown API key {api_key} (correlation id {correlation_id})"));
+    };
+    let mut body = frame;
+    let header = match RequestHeader::decode(&mut body, key.request_header_version(version)) {
+        Ok(header) => header,
+        Err(e) => return Outcome::Close(format!("{} v{version} request header: {e}", Api(api_key))),
+    };
+    let outcome = if key == ApiKey::ApiVersions {
+        api_versions(&header, version, &mut body)
+    } else {
+        match apis::versions(key) {
+            Some((min, max)) if (min..=max).contains(&version) => {
+                dispatch(node, key, header, version, body, peer).await
+            }
+            _ => unsupported(key, version, correlation_id),
+        }
+    };
+    node.metrics
+        .observe(&format!("{key:?}"), started.elapsed().as_secs_f64());
+    outcome
+}
+
+async fn dispatch(
+    node: &Node,
+    key: ApiKey,
+    header: RequestHeader,
+    version: i16,
+    mut body: Bytes,
+    peer: Option<SocketAddr>,
+) -> Outcome {
+    let request = match RequestKind::decode(key, &mut body, version) {
+        Ok(request) => request,
+        Err(e) => return Outcome::Close(format!("{key:?} v{version} request body: {e:#}")),
+    };
+    let correlation_id = header.correlation_id;
+    let context = Request { header, version };
+    let response = if apis::BROKER_APIS.iter().any(|(k, _, _)| *k == key) {
+        match handlers::handle(node, &context, request).await {
+            Handled::Response(response) => *response,
+            Handled::NoResponse => return Outcome::NoResponse,
+            Handled::NotMine => return unsupported(key, version, correlation_id),
+        }
+    } else if apis::is_coordinator_api(key) {
+        let client = ClientInfo::new(context.header.client_id.as_deref(), peer);
+        node.coordinator
+            .handle_from(request, version, &client, node.store.as_ref())
+            .await
+    } else {
+        // versions() only names APIs of the two lists above
+        return unsupported(key, version, correlation_id);
+    };
+    encode(
+        key,
+        &response,
+        version,
+        correlation_id,
+        key.response_header_version(version),
+    )
+}
+
+fn encode(key: ApiKey, response: &ResponseKind, version: i16, correlation_id: i32, header_version: i16) -> Outcome {
+    match encode_response_kind(key as i16, response, version, correlation_id, header_version) {
+        Ok(frame) => Outcome::Respond(frame),
+        Err(e) => {
+            tracing::error!(api = ?key, version, error = %e, "cannot encode a response");
+            Outcome::Close(e.to_string())
+        }
+    }
+}
+
+/// ApiVersions is answered at any version: one the broker does not know gets error 35 and the supported
+/// list in a v0 body, so that the client can retry with a version both sides know (KIP-511). Its response
+/// header is always v0.
+fn api_versions(header: &RequestHeader, version: i16, body: &mut Bytes) -> Outcome {
+    let (min, max) = apis::versions(ApiKey::ApiVersions).unwrap_or((0, 0));
+    if !(min..=max).contains(&version) {
+        let response = handlers::cluster::api_versions(ResponseError::UnsupportedVersion.code());
+        return encode(
+            ApiKey::ApiVersions,
+            &ResponseKind::ApiVersions(response),
+            0,
+            header.correlation_id,
+            0,
+        );
+    }
+    if let Err(e) = kafka_protocol::messages::ApiVersionsRequest::decode(body, version) {
+        return Outcome::Close(format!("ApiVersions v{version} request body: {e:#}"));
+    }
+    let response = handlers::cluster::api_versions(0);
+    encode(
+        ApiKey::ApiVersions,
+        &ResponseKind::ApiVersions(response),
+        version,
+        header.correlation_id,
+        0,
+    )
+}
+
+/// A known API at a version (or an API) the broker does not answer: UNSUPPORTED_VERSION in the response's
+/// top-level error code where that version of the response has one. Other responses cannot carry the error,
+/// so the connection is closed (Kafka does the same for requests it cannot parse).
+fn unsupported(key: ApiKey, version: i16, correlation_id: i32) -> Outcome {
+    let code = ResponseError::UnsupportedVersion.code();
+    let Some(response) = error_response(key, code) else {
+        return Outcome::Close(format!(
+            "{key:?} v{version} is not supported and its response has no error code"
+        ));
+    };
+    let header_version = key.response_header_version(version);
+    let Outcome::Respond(frame) = encode_quiet(key, &response, version, correlation_id, header_version) else {
+        return Outcome::Close(format!("{key:?} v{version} is not supported"));
+    };
+    // The field may not exist at this version (it would be dropped silently): check that the client will see it.
+    let mut payload = frame.slice(4..);
+    let readable = kafka_protocol::messages::ResponseHeader::decode(&mut payload, header_version)
+        .ok()
+        .and_then(|_| ResponseKind::decode(key, &mut payload, version).ok())
+        .and_then(|decoded| top_level_error(&decoded));
+    if readable == Some(code) {
+        tracing::debug!(api = ?key, version, "answered UNSUPPORTED_VERSION");
+        Outcome::Respond(frame)
+    } else {
+        Outcome::Close(format!(
+            "{key:?} v{version} is not supported and its response cannot say so"
+        ))
+    }
+}
+
+fn encode_quiet(
+    key: ApiKey,
+    response: &ResponseKind,
+    version: i16,
+    correlation_id: i32,
+    header_version: i16,
+) -> Outcome {
+    match encode_response_kind(key as i16, response, version, correlation_id, header_version) {
+        Ok(frame) => Outcome::Respond(frame),
+        Err(e) => Outcome::Close(e.to_string()),
+    }
+}
+
+macro_rules! top_level_errors {
+    ($($name:ident),* $(,)?) => {
+        /// A default response of `key` with `code` as its top-level error, for responses that have one.
+        fn error_response(key: ApiKey, code: i16) -> Option<ResponseKind> {
+            let mut response = match key {
+                $(ApiKey::$name => ResponseKind::$name(Default::default()),)*
+                _ => return None,
+            };
+            match &mut response {
+                $(ResponseKind::$name(r) => r.error_code = code,)*
+                _ => return None,
+            }
+            Some(response)
+        }
+
+        fn top_level_error(response: &ResponseKind) -> Option<i16> {
+            match response {
+                $(ResponseKind::$name(r) => Some(r.error_code),)*
+                _ => None,
+            }
+        }
+    };
+}
+
+top_level_errors!(
+    AddOffsetsToTxn,
+    AddPartitionsToTxn,
+    AddRaftVoter,
+    AllocateProducerIds,
+    AlterPartitionReassignments,
+    AlterPartition,
+    AlterShareGroupOffsets,
+    AssignReplicasToDirs,
+    BeginQuorumEpoch,
+    BrokerHeartbeat,
+    BrokerRegistration,
+    ConsumerGroupHeartbeat,
+    ControllerRegistration,
+    CreateDelegationToken,
+    DeleteShareGroupOffsets,
+    DescribeAcls,
+    DescribeClientQuotas,
+    DescribeCluster,
+    DescribeDelegationToken,
+    DescribeLogDirs,
+    DescribeQuorum,
+    DescribeUserScramCredentials,
+    ElectLeaders,
+    EndQuorumEpoch,
+    EndTxn,
+    Envelope,
+    ExpireDelegationToken,
+    Fetch,
+    FetchSnapshot,
+    FindCoordinator,
+    GetTelemetrySubscriptions,
+    Heartbeat,
+    InitProducerId,
+    JoinGroup,
+    LeaveGroup,
+    ListConfigResources,
+    ListGroups,
+    ListPartitionReassignments,
+    ListTransactions,
+    Metadata,
+    OffsetDelete,
+    OffsetFetch,
+    PushTelemetry,
+    RemoveRaftVoter,
+    RenewDelegationToken,
+    SaslAuthenticate,
+    SaslHandshake,
+    ShareAcknowledge,
+    ShareFetch,
+    ShareGroupHeartbeat,
+    SyncGroup,
+    UnregisterBroker,
+    UpdateFeatures,
+    UpdateRaftVoter,
+    Vote,
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::coordinator::{CoordinatorConfig, GroupCoordinator};
+    use crate::broker::log::{Store, StoreConfig};
+    use crate::broker::{BrokerConfig, Node};
+    use bytes::BufMut;
+    use proptest::prelude::*;
+    use std::sync::{Arc, OnceLock};
+    use std::time::Duration;
+
+    fn node() -> &'static Node {
+        static NODE: OnceLock<Node> = OnceLock::new();
+        NODE.get_or_init(|| {
+            let store = Store::open(
+                StoreConfig {
+                    data_dir: None,
+                    segment_bytes: 1 << 20,
+                    retention_bytes: None,
+                    retention_ms: None,
+                },
+                "test-cluster".into(),
+            )
+            .expect("store");
+            Node {
+                config: BrokerConfig::default(),
+                advertised_host: "127.0.0.1".into(),
+                advertised_port: 9092,
+                store: Arc::new(store),
+                coordinator: GroupCoordinator::new(CoordinatorConfig::default()).expect("coordinator"),
+                metrics: Default::default(),
+            }
+        })
+    }
+
+    /// A current-thread runtime with paused time: waits (Fetch max wait, JoinGroup) end at once when idle.
+    fn runtime() -> &'static tokio::runtime::Runtime {
+        static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+        RT.get_or_init(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .start_paused(true)
+                .build()
+                .expect("runtime")
+        })
+    }
+
+    fn frame(key: i16, version: i16, body: &[u8]) -> Bytes {
+        let mut frame = bytes::BytesMut::new();
+        frame.put_i16(key);
+        frame.put_i16(version);
+        frame.put_i32(1);
+        if ApiKey::try_from(key).is_ok_and(|k| k.request_header_version(version) >= 1) {
+            frame.put_i16(-1); // null client id
+        }
+        if ApiKey::try_from(key).is_ok_and(|k| k.request_header_version(version) >= 2) {
+            frame.put_u8(0); // no tagged fields
+        }
+        frame.put_slice(body);
+        frame.freeze()
+    }
+
+    fn run(frame: Bytes) -> Outcome {
+        runtime().block_on(async {
+            tokio::time::timeout(Duration::from_secs(3600), handle(node(), frame, None))
+                .await
+                .unwrap_or(Outcome::Close("timed out".into()))
+        })
+    }
+
+    #[test]
+    fn api_versions_announces_the_coordinator_apis_too() {
+        // v3 body: two empty compact strings (client software name and version), no tagged fields
+        let Outcome::Respond(bytes) = run(frame(18, 3, &[1, 1, 0])) else {
+            panic!("ApiVersions must be answered");
+        };
+        let payload = crate::wire::strip_length_prefix(bytes).expect("prefix");
+        let response =
+            crate::wire::decode_response::<kafka_protocol::messages::ApiVersionsRequest>(payload, 3).expect("decode");
+        for (key, min, max) in GroupCoordinator::APIS {
+            assert!(
+                response
+                    .api_keys
+                    .iter()
+                    .any(|k| k.api_key == *key as i16 && k.min_version == *min && k.max_version == *max),
+                "{key:?} missing"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unknown_api_key_closes_the_connection() {
+        assert!(matches!(run(frame(7_777, 0, &[])), Outcome::Close(_)));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 3000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Random bodies behind well-formed headers of every API the broker answers (and some it does not):
+        /// each is answered or refused, never a panic.
+        #[test]
+        fn random_requests_never_panic(
+            key in prop_oneof![
+                proptest::sample::select(apis::supported().into_iter().map(|(k, _, _)| k as i16).collect::<Vec<_>>()),
+                -2i16..100,
+            ],
+            version in -1i16..20,
+            body in proptest::collection::vec(any::<u8>(), 0..400),
+        ) {
+            let _ = run(frame(key, version, &body));
+        }
+
+        /// Entirely random frames.
+        #[test]
+        fn random_frames_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = run(Bytes::from(bytes));
+        }
+    }
+}

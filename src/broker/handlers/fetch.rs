@@ -1,0 +1,109 @@
+//! Fetch: whole stored batches from each partition's fetch offset, within the partition and response byte
+//! limits (the first batch of the first partition with data always comes back, as KIP-74 requires). A
+//! fetch with less than `min_bytes` waits up to `max_wait_ms` and wakes as soon as anything is appended.
+//! No fetch sessions (KIP-227): the broker answers session id 0, so clients send full requests.
+
+use crate::broker::Node;
+use crate::broker::log::lock;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use std::time::Duration;
+use tokio::time::Instant;
+
+const READ_COMMITTED: i8 = 1;
+
+pub async fn fetch(node: &Node, request: FetchRequest, version: i16) -> FetchResponse {
+    if request.session_id != 0 && version >= 7 {
+        return FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code());
+    }
+    let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
+    let mut appended = node.store.subscribe();
+    loop {
+        appended.borrow_and_update();
+        let (response, bytes, failed) = read_all(node, &request, version);
+        if bytes >= request.min_bytes.max(0) as usize || failed || Instant::now() >= deadline {
+            return response;
+        }
+        // Either something was appended (read again) or the wait is over (read once more and answer).
+        let _ = tokio::time::timeout_at(deadline, appended.changed()).await;
+    }
+}
+
+/// One pass over the requested partitions: the response, the record bytes in it, whether any partition
+/// failed (which answers the fetch at once, like Kafka).
+fn read_all(node: &Node, request: &FetchRequest, version: i16) -> (FetchResponse, usize, bool) {
+    let max_bytes = if request.max_bytes > 0 {
+        request.max_bytes as usize
+    } else {
+        usize::MAX
+    };
+    let mut total = 0usize;
+    let mut failed = false;
+    let topics = request
+        .topics
+        .iter()
+        .map(|requested| {
+            let topic = if version >= 13 {
+                node.store.topic_by_id(requested.topic_id)
+            } else {
+                node.store.topic(&requested.topic)
+            };
+            let partitions = requested
+                .partitions
+                .iter()
+                .map(|p| {
+                    let data = PartitionData::default().with_partition_index(p.partition);
+                    let partition = match &topic {
+                        Some(topic) => topic.partition(p.partition),
+                        None => None,
+                    };
+                    let Some(partition) = partition else {
+                        failed = true;
+                        let error = if version >= 13 && topic.is_none() {
+                            ResponseError::UnknownTopicId
+                        } else {
+                            ResponseError::UnknownTopicOrPartition
+                        };
+                        return data
+                            .with_error_code(error.code())
+                            .with_high_watermark(-1)
+                            .with_records(Some(Default::default()));
+                    };
+                    let limit = (p.partition_max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
+                    let log = lock(&partition);
+                    match log.read(p.fetch_offset, limit, total == 0) {
+                        Ok(read) => {
+                            total += read.records.len();
+                            let data = data
+                                .with_high_watermark(read.high_watermark)
+                                .with_last_stable_offset(read.high_watermark)
+                                .with_log_start_offset(read.log_start)
+                                .with_records(Some(read.records));
+                            if request.isolation_level == READ_COMMITTED {
+                                data.with_aborted_transactions(Some(Vec::new()))
+                            } else {
+                                data
+                            }
+                        }
+                        Err(error) => {
+                            failed = true;
+                            data.with_error_code(error.code())
+                                .with_high_watermark(log.end_offset())
+                                .with_last_stable_offset(log.end_offset())
+                                .with_log_start_offset(log.log_start())
+                                .with_records(Some(Default::default()))
+                        }
+                    }
+                })
+                .collect();
+            let response = FetchableTopicResponse::default().with_partitions(partitions);
+            if version >= 13 {
+                response.with_topic_id(requested.topic_id)
+            } else {
+                response.with_topic(TopicName(requested.topic.0.clone()))
+            }
+        })
+        .collect();
+    (FetchResponse::default().with_responses(topics), total, failed)
+}

@@ -1,0 +1,51 @@
+//! The APIs the broker answers itself, one module per family: cluster (ApiVersions, Metadata,
+//! DescribeCluster, FindCoordinator), topics (CreateTopics, DeleteTopics, CreatePartitions), produce
+//! (Produce, InitProducerId), fetch, offsets (ListOffsets), configs (DescribeConfigs).
+
+pub mod cluster;
+mod configs;
+mod fetch;
+mod offsets;
+mod produce;
+mod topics;
+
+use super::Node;
+use super::dispatch::Request;
+use kafka_protocol::messages::{RequestKind, ResponseKind};
+use kafka_protocol::protocol::StrBytes;
+
+/// What a handler made of a request.
+pub enum Handled {
+    Response(Box<ResponseKind>),
+    /// A Produce with acks=0: Kafka sends nothing back.
+    NoResponse,
+    /// Not an API of the broker's own (the dispatch routes those elsewhere).
+    NotMine,
+}
+
+pub async fn handle(node: &Node, request: &Request, body: RequestKind) -> Handled {
+    let v = request.version;
+    let response = match body {
+        RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(cluster::api_versions(0)),
+        RequestKind::Metadata(r) => ResponseKind::Metadata(cluster::metadata(node, r, v)),
+        RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(cluster::describe_cluster(node, r)),
+        RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(cluster::find_coordinator(node, r, v)),
+        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(topics::create_topics(node, r, v)),
+        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(topics::delete_topics(node, r, v)),
+        RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(topics::create_partitions(node, r)),
+        RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(produce::init_producer_id(node, r)),
+        RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(configs::describe_configs(node, r, v)),
+        RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(offsets::list_offsets(node, r, v)),
+        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::fetch(node, r, v).await),
+        RequestKind::Produce(r) => match produce::produce(node, r, v).await {
+            Some(response) => ResponseKind::Produce(response),
+            None => return Handled::NoResponse,
+        },
+        _ => return Handled::NotMine,
+    };
+    Handled::Response(Box::new(response))
+}
+
+pub(crate) fn text(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}

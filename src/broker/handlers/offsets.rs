@@ -1,0 +1,54 @@
+//! ListOffsets: the log start (-2, and -4 "earliest local", the same here), the end (-1), the record
+//! with the largest timestamp (-3), or the first record at or after a timestamp. No transactions, so the
+//! isolation level changes nothing (the last stable offset is the end).
+
+use crate::broker::Node;
+use crate::broker::log::lock;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const EARLIEST_PENDING_UPLOAD: i64 = -5;
+
+pub fn list_offsets(node: &Node, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|requested| {
+            let topic = node.store.topic(&requested.name);
+            let partitions = requested
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let response = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+                    let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition_index)) else {
+                        return response.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    };
+                    let log = lock(&partition);
+                    let (offset, timestamp) = match p.timestamp {
+                        LATEST => (log.end_offset(), -1),
+                        EARLIEST | EARLIEST_LOCAL => (log.log_start(), -1),
+                        // No tiered storage: nothing is pending upload.
+                        EARLIEST_PENDING_UPLOAD => (-1, -1),
+                        MAX_TIMESTAMP => log.max_timestamp().unwrap_or((-1, -1)),
+                        ts => log.offset_for_timestamp(ts).unwrap_or((-1, -1)),
+                    };
+                    let response = response.with_offset(offset).with_timestamp(timestamp);
+                    if version >= 4 {
+                        response.with_leader_epoch(if offset >= 0 { 0 } else { -1 })
+                    } else {
+                        response
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(requested.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}

@@ -1,0 +1,162 @@
+//! Produce and InitProducerId. A partition's data must be exactly one v2 record batch (Kafka's rule for
+//! produce v3+); it is checked (length, CRC-32C), sequence-checked for idempotent producers, given its
+//! offsets and stored as received. acks=-1 answers after an fsync (with a data dir); acks=0 answers nothing.
+
+use super::text;
+use crate::broker::Node;
+use crate::broker::log::batch::BatchHeader;
+use crate::broker::log::lock;
+use crate::broker::log::partition::{AppendError, Appended};
+use crate::broker::server::sync_all;
+use bytes::Bytes;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::produce_request::PartitionProduceData;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{
+    InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse, ProducerId,
+};
+use std::sync::Arc;
+
+pub async fn produce(node: &Node, request: ProduceRequest, version: i16) -> Option<ProduceResponse> {
+    let acks = request.acks;
+    let mut appended_any = false;
+    let responses: Vec<TopicProduceResponse> = request
+        .topic_data
+        .into_iter()
+        .map(|topic_data| {
+            let topic = if version >= 13 {
+                node.store.topic_by_id(topic_data.topic_id)
+            } else {
+                node.store.topic(&topic_data.name)
+            };
+            let unknown = if version >= 13 {
+                ResponseError::UnknownTopicId
+            } else {
+                ResponseError::UnknownTopicOrPartition
+            };
+            let partitions = topic_data
+                .partition_data
+                .into_iter()
+                .map(|data| {
+                    let index = data.index;
+                    let outcome = if !matches!(acks, -1..=1) {
+                        Err((ResponseError::InvalidRequiredAcks, None))
+                    } else {
+                        match &topic {
+                            None => Err((unknown, None)),
+                            Some(topic) => match topic.partition(index) {
+                                None => Err((ResponseError::UnknownTopicOrPartition, None)),
+                                Some(partition) => append(node, &partition, data).map(|(offset, new)| {
+                                    appended_any |= new;
+                                    (offset, lock(&partition).log_start())
+                                }),
+                            },
+                        }
+                    };
+                    let response = PartitionProduceResponse::default().with_index(index);
+                    match outcome {
+                        Ok((base_offset, log_start)) => response
+                            .with_base_offset(base_offset)
+                            .with_log_append_time_ms(-1)
+                            .with_log_start_offset(log_start),
+                        Err((error, message)) => response
+                            .with_error_code(error.code())
+                            .with_base_offset(-1)
+                            .with_log_append_time_ms(-1)
+                            .with_log_start_offset(-1)
+                            .with_error_message(message.filter(|_| version >= 8).map(text)),
+                    }
+                })
+                .collect();
+            let response = TopicProduceResponse::default().with_partition_responses(partitions);
+            if version >= 13 {
+                response.with_topic_id(topic_data.topic_id)
+            } else {
+                response.with_name(topic_data.name)
+            }
+        })
+        .collect();
+    if appended_any {
+        node.store.notify_appended();
+        if acks == -1 && node.config.data_dir.is_some() {
+            sync_all(&node.store).await;
+        }
+    }
+    (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+}
+
+type Refusal = (ResponseError, Option<String>);
+
+/// Appends one partition's batch: its base offset, and whether it is new (not a producer's retry).
+fn append(
+    node: &Node,
+    partition: &Arc<std::sync::Mutex<crate::broker::log::partition::PartitionLog>>,
+    data: PartitionProduceData,
+) -> Result<(i64, bool), Refusal> {
+    let records: Bytes = data.records.unwrap_or_default();
+    if records.len() > node.config.max_message_bytes {
+        return Err((
+            ResponseError::MessageTooLarge,
+            Some(format!(
+                "The batch of {} bytes exceeds the limit of {} bytes",
+                records.len(),
+                node.config.max_message_bytes
+            )),
+        ));
+    }
+    let header = BatchHeader::parse_checked(&records).map_err(|e| {
+        let code = match e {
+            crate::broker::log::batch::BatchError::Magic(_) => ResponseError::UnsupportedForMessageFormat,
+            crate::broker::log::batch::BatchError::Crc { .. } => ResponseError::CorruptMessage,
+            _ => ResponseError::InvalidRecord,
+        };
+        (code, Some(e.to_string()))
+    })?;
+    if header.size != records.len() {
+        return Err((
+            ResponseError::InvalidRecord,
+            Some("Produce requests with version 3 or later must contain exactly one record batch".into()),
+        ));
+    }
+    if header.is_control() {
+        return Err((
+            ResponseError::InvalidRecord,
+            Some("Clients may not write control batches".into()),
+        ));
+    }
+    if header.is_transactional() {
+        return Err((
+            ResponseError::InvalidTxnState,
+            Some("The embedded broker does not support transactions".into()),
+        ));
+    }
+    match lock(partition).append(&header, &records) {
+        Ok(Appended::New(offset)) => Ok((offset, true)),
+        Ok(Appended::Duplicate(offset)) => Ok((offset, false)),
+        Err(AppendError::Refused(error)) => Err((error, None)),
+        Err(AppendError::Io(e)) => {
+            tracing::error!(error = %e, "cannot write to the log");
+            Err((ResponseError::KafkaStorageError, Some(e.to_string())))
+        }
+    }
+}
+
+/// Producer ids for idempotent producers. Transactions are not supported: a transactional id gets
+/// UNSUPPORTED_VERSION (the broker announces none of the transaction APIs either).
+pub fn init_producer_id(node: &Node, request: InitProducerIdRequest) -> InitProducerIdResponse {
+    let response = InitProducerIdResponse::default();
+    if request.transactional_id.is_some() {
+        return response
+            .with_error_code(ResponseError::UnsupportedVersion.code())
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+    }
+    // KIP-360: a producer that knows its id asks for the next epoch after an error, rather than a new id.
+    let (id, epoch) =
+        if request.producer_id.0 >= 0 && request.producer_epoch >= 0 && request.producer_epoch < i16::MAX - 1 {
+            (request.producer_id.0, request.producer_epoch + 1)
+        } else {
+            (node.store.allocate_producer_id(), 0)
+        };
+    response.with_producer_id(ProducerId(id)).with_producer_epoch(epoch)
+}

@@ -1,0 +1,519 @@
+//! The broker's topics and partition logs: in memory, or mirrored to a data dir (see `segment.rs` for the
+//! write, fsync and recovery policy). The topic catalog (names, ids, partition counts, configs) is one
+//! JSON file, `topics.json`, replaced atomically (write, fsync, rename, fsync the directory).
+
+pub mod batch;
+pub mod partition;
+pub mod producers;
+pub mod segment;
+
+use crate::broker::coordinator::TopicCatalog;
+use kafka_protocol::ResponseError;
+use partition::PartitionLog;
+use segment::{SegmentWriter, sync_dir};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+/// Storage settings.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// None: everything in memory, gone when the broker stops.
+    pub data_dir: Option<PathBuf>,
+    /// Size at which a partition's active segment file rolls.
+    pub segment_bytes: u64,
+    /// Retention (None: keep forever); whole batches are dropped from the start of a partition's log.
+    pub retention_bytes: Option<u64>,
+    pub retention_ms: Option<i64>,
+}
+
+pub struct Topic {
+    pub name: String,
+    pub id: Uuid,
+    /// Configs set when the topic was created (`retention.ms`, …); DescribeConfigs adds the defaults.
+    pub configs: BTreeMap<String, String>,
+    partitions: RwLock<Vec<Arc<Mutex<PartitionLog>>>>,
+}
+
+impl Topic {
+    pub fn partition_count(&self) -> i32 {
+        self.partitions.read().unwrap_or_else(|p| p.into_inner()).len() as i32
+    }
+
+    pub fn partition(&self, index: i32) -> Option<Arc<Mutex<PartitionLog>>> {
+        let partitions = self.partitions.read().unwrap_or_else(|p| p.into_inner());
+        usize::try_from(index).ok().and_then(|i| partitions.get(i).cloned())
+    }
+}
+
+/// Locks a partition; a panic elsewhere while holding it cannot leave the log half-written in memory (every
+/// mutation is a push after the write succeeded), so a poisoned lock is still usable.
+pub fn lock(partition: &Mutex<PartitionLog>) -> MutexGuard<'_, PartitionLog> {
+    partition.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[derive(Serialize, Deserialize)]
+struct TopicRecord {
+    name: String,
+    id: Uuid,
+    partitions: i32,
+    #[serde(default)]
+    configs: BTreeMap<String, String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Catalog {
+    cluster_id: String,
+    topics: Vec<TopicRecord>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("data dir {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("topic catalog {path} does not parse: {message}")]
+    Catalog { path: PathBuf, message: String },
+}
+
+/// A topic-level refusal, with the message Kafka would give.
+#[derive(Debug)]
+pub struct TopicError {
+    pub code: ResponseError,
+    pub message: String,
+}
+
+pub struct Store {
+    config: StoreConfig,
+    cluster_id: String,
+    topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    /// Serializes catalog changes (create, delete, add partitions) and their write to disk.
+    catalog_write: Mutex<()>,
+    /// Bumped after every append: waiting fetches wake up on it.
+    appended: watch::Sender<u64>,
+    next_producer_id: AtomicI64,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Kafka's rule for topic names: 1–249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name == "." || name == ".." {
+        return Err(format!("Topic name \"{name}\" is illegal"));
+    }
+    if name.len() > 249 {
+        return Err(format!(
+            "Topic name is illegal, it can't be longer than 249 characters, topic name: {name}"
+        ));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        return Err(format!(
+            "Topic name \"{name}\" is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
+        ));
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Opens the store: with a data dir, reads the catalog and recovers every partition's log.
+    /// `cluster_id` is used for a new data dir (or in memory); an existing data dir keeps its own.
+    pub fn open(config: StoreConfig, cluster_id: String) -> Result<Store, StoreError> {
+        let mut store = Store {
+            config,
+            cluster_id,
+            topics: RwLock::new(BTreeMap::new()),
+            catalog_write: Mutex::new(()),
+            appended: watch::channel(0).0,
+            next_producer_id: AtomicI64::new(1000),
+        };
+        let Some(dir) = store.config.data_dir.clone() else {
+            return Ok(store);
+        };
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let path = dir.join("topics.json");
+        let catalog: Option<Catalog> = match std::fs::read(&path) {
+            Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| StoreError::Catalog {
+                path: path.clone(),
+                message: e.to_string(),
+            })?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        let Some(catalog) = catalog else {
+            store.write_catalog().map_err(io_err(&path))?;
+            return Ok(store);
+        };
+        store.cluster_id = catalog.cluster_id;
+        let mut max_producer = 999;
+        let mut topics = BTreeMap::new();
+        for record in catalog.topics {
+            let mut partitions = Vec::new();
+            for index in 0..record.partitions {
+                let log = store.open_partition(&record.name, index)?;
+                max_producer = max_producer.max(log.max_producer_id().unwrap_or(0));
+                partitions.push(Arc::new(Mutex::new(log)));
+            }
+            topics.insert(
+                record.name.clone(),
+                Arc::new(Topic {
+                    name: record.name,
+                    id: record.id,
+                    configs: record.configs,
+                    partitions: RwLock::new(partitions),
+                }),
+            );
+        }
+        store.next_producer_id = AtomicI64::new(max_producer + 1);
+        store.topics = RwLock::new(topics);
+        tracing::info!(data_dir = %dir.display(), topics = store.topic_names().len(), "recovered the log");
+        Ok(store)
+    }
+
+    fn partition_dir(&self, topic: &str, index: i32) -> Option<PathBuf> {
+        self.config
+            .data_dir
+            .as_ref()
+            .map(|d| d.join("logs").join(format!("{topic}-{index}")))
+    }
+
+    fn open_partition(&self, topic: &str, index: i32) -> Result<PartitionLog, StoreError> {
+        let Some(dir) = self.partition_dir(topic, index) else {
+            return Ok(PartitionLog::default());
+        };
+        let (writer, batches) = SegmentWriter::open(&dir, self.config.segment_bytes).map_err(io_err(&dir))?;
+        Ok(PartitionLog::recovered(
+            Some(writer),
+            batches.into_iter().map(|b| (b.header, b.bytes)).collect(),
+        ))
+    }
+
+    fn write_catalog(&self) -> std::io::Result<()> {
+        let Some(dir) = &self.config.data_dir else {
+            return Ok(());
+        };
+        let topics = self.topics.read().unwrap_or_else(|p| p.into_inner());
+        let catalog = Catalog {
+            cluster_id: self.cluster_id.clone(),
+            topics: topics
+                .values()
+                .map(|t| TopicRecord {
+                    name: t.name.clone(),
+                    id: t.id,
+                    partitions: t.partition_count(),
+                    configs: t.configs.clone(),
+                })
+                .collect(),
+        };
+        drop(topics);
+        let bytes = serde_json::to_vec_pretty(&catalog).map_err(std::io::Error::other)?;
+        let tmp = dir.join("topics.json.tmp");
+        {
+            let mut file = std::fs::File::create(&tmp)?;
+            std::io::Write::write_all(&mut file, &bytes)?;
+            file.sync_all()?;
+        }
+        std::fs::rename(&tmp, dir.join("topics.json"))?;
+        sync_dir(dir)
+    }
+
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.topics.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+    }
+
+    pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
+        self.topics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .find(|t| t.id == id)
+            .cloned()
+    }
+
+    pub fn topic_names(&self) -> Vec<String> {
+        self.topics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        self.topics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Creates a topic (unless `validate_only`); fails like Kafka for a bad name or an existing topic.
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Arc<Topic>, TopicError> {
+        let _guard = self.catalog_write.lock().unwrap_or_else(|p| p.into_inner());
+        validate_topic_name(name).map_err(|message| TopicError {
+            code: ResponseError::InvalidTopicException,
+            message,
+        })?;
+        if partitions <= 0 {
+            return Err(TopicError {
+                code: ResponseError::InvalidPartitions,
+                message: format!("Number of partitions was set to an invalid non-positive value: {partitions}"),
+            });
+        }
+        if self.topic(name).is_some() {
+            return Err(TopicError {
+                code: ResponseError::TopicAlreadyExists,
+                message: format!("Topic '{name}' already exists."),
+            });
+        }
+        let logs = if validate_only {
+            Vec::new()
+        } else {
+            (0..partitions)
+                .map(|i| self.open_partition(name, i).map(|l| Arc::new(Mutex::new(l))))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(storage_failure)?
+        };
+        let topic = Arc::new(Topic {
+            name: name.to_owned(),
+            id: random_uuid(),
+            configs,
+            partitions: RwLock::new(logs),
+        });
+        if validate_only {
+            return Ok(topic);
+        }
+        self.topics
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_owned(), topic.clone());
+        self.write_catalog().map_err(|e| {
+            storage_failure(StoreError::Io {
+                path: PathBuf::from("topics.json"),
+                source: e,
+            })
+        })?;
+        tracing::info!(topic = name, partitions, "created topic");
+        Ok(topic)
+    }
+
+    pub fn delete_topic(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
+        let _guard = self.catalog_write.lock().unwrap_or_else(|p| p.into_inner());
+        let removed = self
+            .topics
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name)
+            .ok_or_else(|| TopicError {
+                code: ResponseError::UnknownTopicOrPartition,
+                message: format!("Topic '{name}' does not exist."),
+            })?;
+        if self.config.data_dir.is_some() {
+            self.write_catalog().map_err(|e| {
+                storage_failure(StoreError::Io {
+                    path: PathBuf::from("topics.json"),
+                    source: e,
+                })
+            })?;
+            for index in 0..removed.partition_count() {
+                if let Some(dir) = self.partition_dir(name, index) {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+            }
+        }
+        tracing::info!(topic = name, "deleted topic");
+        Ok(removed)
+    }
+
+    /// Grows a topic to `count` partitions.
+    pub fn create_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<(), TopicError> {
+        let _guard = self.catalog_write.lock().unwrap_or_else(|p| p.into_inner());
+        let topic = self.topic(name).ok_or_else(|| TopicError {
+            code: ResponseError::UnknownTopicOrPartition,
+            message: format!("The topic '{name}' does not exist."),
+        })?;
+        let current = topic.partition_count();
+        if count <= current {
+            return Err(TopicError {
+                code: ResponseError::InvalidPartitions,
+                message: if count == current {
+                    format!("Topic already has {current} partitions.")
+                } else {
+                    format!("Topic currently has {current} partitions, which is higher than the requested {count}.")
+                },
+            });
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let mut added = Vec::new();
+        for index in current..count {
+            added.push(Arc::new(Mutex::new(
+                self.open_partition(name, index).map_err(storage_failure)?,
+            )));
+        }
+        topic
+            .partitions
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(added);
+        self.write_catalog().map_err(|e| {
+            storage_failure(StoreError::Io {
+                path: PathBuf::from("topics.json"),
+                source: e,
+            })
+        })?;
+        tracing::info!(topic = name, partitions = count, "added partitions");
+        Ok(())
+    }
+
+    /// A receiver that changes after every append (for fetches waiting on data).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.appended.subscribe()
+    }
+
+    pub fn notify_appended(&self) {
+        self.appended.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    pub fn allocate_producer_id(&self) -> i64 {
+        self.next_producer_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// File handles of every partition with unsynced writes (to fsync outside the locks).
+    pub fn unsynced_files(&self) -> Vec<std::fs::File> {
+        let mut files = Vec::new();
+        for topic in self.topics() {
+            let partitions = topic.partitions.read().unwrap_or_else(|p| p.into_inner()).clone();
+            for partition in partitions {
+                match lock(&partition).take_unsynced() {
+                    Ok(Some(file)) => files.push(file),
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(topic = %topic.name, error = %e, "cannot sync a partition"),
+                }
+            }
+        }
+        files
+    }
+
+    /// Applies the retention settings to every partition.
+    pub fn apply_retention(&self) {
+        if self.config.retention_bytes.is_none() && self.config.retention_ms.is_none() {
+            return;
+        }
+        let now = partition::now_ms();
+        for topic in self.topics() {
+            let partitions = topic.partitions.read().unwrap_or_else(|p| p.into_inner()).clone();
+            for (index, partition) in partitions.iter().enumerate() {
+                match lock(partition).apply_retention(self.config.retention_bytes, self.config.retention_ms, now) {
+                    Ok(true) => {
+                        tracing::debug!(topic = %topic.name, partition = index, "retention dropped old batches")
+                    }
+                    Ok(false) => {}
+                    Err(e) => tracing::error!(topic = %topic.name, partition = index, error = %e, "retention failed"),
+                }
+            }
+        }
+    }
+}
+
+fn storage_failure(e: StoreError) -> TopicError {
+    tracing::error!(error = %e, "storage failure");
+    TopicError {
+        code: ResponseError::KafkaStorageError,
+        message: e.to_string(),
+    }
+}
+
+/// A random (version 4) UUID that is neither Kafka's reserved zero nor its metadata topic id.
+pub fn random_uuid() -> Uuid {
+    loop {
+        let bytes: [u8; 16] = rand::random();
+        let id = uuid::Builder::from_random_bytes(bytes).into_uuid();
+        if id.as_u64_pair().0 != 0 {
+            return id;
+        }
+    }
+}
+
+impl TopicCatalog for Store {
+    fn partitions(&self, topic: &str) -> Option<i32> {
+        self.topic(topic).map(|t| t.partition_count())
+    }
+
+    fn topic_id(&self, topic: &str) -> Option<Uuid> {
+        self.topic(topic).map(|t| t.id)
+    }
+
+    fn topic_name(&self, id: Uuid) -> Option<String> {
+        self.topic_by_id(id).map(|t| t.name.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(dir: Option<&Path>) -> StoreConfig {
+        StoreConfig {
+            data_dir: dir.map(Path::to_owned),
+            segment_bytes: 1 << 20,
+            retention_bytes: None,
+            retention_ms: None,
+        }
+    }
+
+    #[test]
+    fn topics_and_their_partitions_survive_a_reopen() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(config(Some(dir.path())), "cluster-a".into()).expect("open");
+        let created = store.create_topic("orders", 2, BTreeMap::new(), false).expect("create");
+        store.create_partitions("orders", 3, false).expect("grow");
+        drop(store);
+        let store = Store::open(config(Some(dir.path())), "other".into()).expect("reopen");
+        assert_eq!(store.cluster_id(), "cluster-a", "a data dir keeps its cluster id");
+        let topic = store.topic("orders").expect("topic");
+        assert_eq!((topic.id, topic.partition_count()), (created.id, 3));
+    }
+
+    #[test]
+    fn refuses_bad_names_duplicates_and_shrinking() {
+        let store = Store::open(config(None), "c".into()).expect("open");
+        let bad = store
+            .create_topic("no spaces", 1, BTreeMap::new(), false)
+            .err()
+            .expect("bad name");
+        assert_eq!(bad.code, ResponseError::InvalidTopicException);
+        store.create_topic("t", 2, BTreeMap::new(), false).expect("create");
+        let dup = store
+            .create_topic("t", 2, BTreeMap::new(), false)
+            .err()
+            .expect("exists");
+        assert_eq!(dup.code, ResponseError::TopicAlreadyExists);
+        let shrink = store.create_partitions("t", 1, false).expect_err("shrink");
+        assert_eq!(shrink.code, ResponseError::InvalidPartitions);
+        store.delete_topic("t").expect("delete");
+        assert!(store.topic("t").is_none());
+    }
+}

@@ -1,0 +1,104 @@
+//! The broker's Prometheus metrics: requests and their latency per API, errors that closed a connection,
+//! open connections, bytes in and out. One registry per broker (no global statics).
+
+use crate::http::MetricsText;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::Mutex;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiLabels {
+    /// The API's name (`Produce`, `Fetch`, …): bounded by Kafka's API keys.
+    pub api: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// Why a connection was closed: `malformed`, `too_large`, `idle`, `io`.
+    pub reason: String,
+}
+
+pub struct BrokerMetrics {
+    registry: Mutex<Registry>,
+    pub requests: Family<ApiLabels, Counter>,
+    pub latency: Family<ApiLabels, Histogram>,
+    pub closed: Family<ReasonLabels, Counter>,
+    pub connections: Gauge,
+    pub bytes_in: Counter,
+    pub bytes_out: Counter,
+}
+
+impl Default for BrokerMetrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<ApiLabels, Counter>::default();
+        let latency = Family::<ApiLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+        });
+        let closed = Family::<ReasonLabels, Counter>::default();
+        let connections = Gauge::default();
+        let bytes_in = Counter::default();
+        let bytes_out = Counter::default();
+        registry.register("kafka_broker_requests", "Requests handled, per API", requests.clone());
+        registry.register(
+            "kafka_broker_request_duration_seconds",
+            "Time from a request's arrival to its response (waits of Fetch and JoinGroup included), per API",
+            latency.clone(),
+        );
+        registry.register(
+            "kafka_broker_connections_closed",
+            "Connections the broker closed, per reason",
+            closed.clone(),
+        );
+        registry.register(
+            "kafka_broker_connections",
+            "Open client connections",
+            connections.clone(),
+        );
+        registry.register(
+            "kafka_broker_received_bytes",
+            "Request bytes received",
+            bytes_in.clone(),
+        );
+        registry.register("kafka_broker_sent_bytes", "Response bytes sent", bytes_out.clone());
+        BrokerMetrics {
+            registry: Mutex::new(registry),
+            requests,
+            latency,
+            closed,
+            connections,
+            bytes_in,
+            bytes_out,
+        }
+    }
+}
+
+impl BrokerMetrics {
+    pub fn observe(&self, api: &str, seconds: f64) {
+        let labels = ApiLabels { api: api.to_owned() };
+        self.requests.get_or_create(&labels).inc();
+        self.latency.get_or_create(&labels).observe(seconds);
+    }
+
+    pub fn closed(&self, reason: &str) {
+        self.closed
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+}
+
+impl MetricsText for BrokerMetrics {
+    fn encode(&self) -> String {
+        let mut out = String::new();
+        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+        out
+    }
+}

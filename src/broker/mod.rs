@@ -1,0 +1,247 @@
+//! The embedded broker: a single-node, Kafka-wire-compatible broker (`kafka-group-operator broker`, or
+//! in-process through `Broker::start`). Server and connections, the APIs it answers, the partition logs, and
+//! the group coordinator (`coordinator/`). It uses only `wire` of the rest of the crate (plus `http` and
+//! `telemetry` to serve metrics); the operator reaches it over the network like any other Kafka.
+
+pub mod apis;
+mod connection;
+pub mod coordinator;
+pub mod dispatch;
+mod handlers;
+pub mod log;
+pub mod metrics;
+mod server;
+
+use coordinator::{CoordinatorConfig, GroupCoordinator};
+use log::{Store, StoreConfig};
+use metrics::BrokerMetrics;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Everything the broker needs to start.
+#[derive(Clone, Debug)]
+pub struct BrokerConfig {
+    /// Address to listen on (port 0 picks a free one).
+    pub listen: SocketAddr,
+    /// `host:port` that clients are told to connect to (Metadata, FindCoordinator). Default: the bound
+    /// address, with 127.0.0.1 for an unspecified IP.
+    pub advertised: Option<String>,
+    pub node_id: i32,
+    /// Cluster id of a fresh broker; a data dir keeps the one it was created with. Default: random.
+    pub cluster_id: Option<String>,
+    /// Where partitions, topics and group offsets are kept. None: in memory only.
+    pub data_dir: Option<PathBuf>,
+    /// Largest request frame accepted (Kafka's `socket.request.max.bytes`).
+    pub max_request_bytes: usize,
+    /// A connection with no request for this long is closed (Kafka's `connections.max.idle.ms`).
+    pub idle_timeout: Duration,
+    /// Partitions of auto-created topics and of CreateTopics without a count (`num.partitions`).
+    pub default_partitions: i32,
+    /// Create a topic when a Metadata request names an unknown one and allows it (`auto.create.topics.enable`).
+    pub auto_create_topics: bool,
+    /// Largest record batch accepted (`message.max.bytes`).
+    pub max_message_bytes: usize,
+    /// `group.initial.rebalance.delay.ms`.
+    pub group_initial_rebalance_delay: Duration,
+    /// `group.min.session.timeout.ms` and `group.max.session.timeout.ms`.
+    pub group_min_session_timeout: Duration,
+    pub group_max_session_timeout: Duration,
+    /// How often partitions with unsynced writes are fsynced (acks=-1 produces are synced before the answer).
+    pub flush_interval: Duration,
+    /// Size at which a partition's segment file rolls.
+    pub segment_bytes: u64,
+    /// Optional retention: the oldest batches go once a partition is larger, or older.
+    pub retention_bytes: Option<u64>,
+    pub retention: Option<Duration>,
+    /// How long graceful shutdown waits for requests in progress.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9092)),
+            advertised: None,
+            node_id: 1,
+            cluster_id: None,
+            data_dir: None,
+            max_request_bytes: crate::wire::DEFAULT_MAX_FRAME,
+            idle_timeout: Duration::from_secs(600),
+            default_partitions: 1,
+            auto_create_topics: true,
+            max_message_bytes: 1_048_588,
+            group_initial_rebalance_delay: Duration::from_secs(3),
+            group_min_session_timeout: Duration::from_secs(6),
+            group_max_session_timeout: Duration::from_secs(1800),
+            flush_interval: Duration::from_secs(1),
+            segment_bytes: 128 * 1024 * 1024,
+            retention_bytes: None,
+            retention: None,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("invalid advertised address {0:?}: expected host:port")]
+    Advertised(String),
+    #[error(transparent)]
+    Store(#[from] log::StoreError),
+    #[error("group coordinator: {0}")]
+    Coordinator(std::io::Error),
+}
+
+/// What every connection shares: the config, the logs, the coordinator, the metrics.
+pub struct Node {
+    pub config: BrokerConfig,
+    pub advertised_host: String,
+    pub advertised_port: i32,
+    pub store: Arc<Store>,
+    pub coordinator: Arc<GroupCoordinator>,
+    pub metrics: Arc<BrokerMetrics>,
+}
+
+/// A running broker: its address, its metrics, and a graceful `shutdown()`.
+pub struct Broker {
+    addr: SocketAddr,
+    node: Arc<Node>,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<()>,
+}
+
+impl Broker {
+    /// Recovers the data dir (if any), binds the listener and starts serving in the background.
+    pub async fn start(config: BrokerConfig) -> Result<Broker, BrokerError> {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| BrokerError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| BrokerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let (advertised_host, advertised_port) = advertised(&config, addr)?;
+        let store = Arc::new(Store::open(
+            StoreConfig {
+                data_dir: config.data_dir.clone(),
+                segment_bytes: config.segment_bytes,
+                retention_bytes: config.retention_bytes,
+                retention_ms: config.retention.map(|d| d.as_millis() as i64),
+            },
+            config.cluster_id.clone().unwrap_or_else(random_cluster_id),
+        )?);
+        let coordinator = GroupCoordinator::new(CoordinatorConfig {
+            data_dir: config.data_dir.as_ref().map(|d| d.join("groups")),
+            initial_rebalance_delay: config.group_initial_rebalance_delay,
+            min_session_timeout: config.group_min_session_timeout,
+            max_session_timeout: config.group_max_session_timeout,
+        })
+        .map_err(BrokerError::Coordinator)?;
+        let node = Arc::new(Node {
+            config,
+            advertised_host,
+            advertised_port,
+            store,
+            coordinator,
+            metrics: Arc::new(BrokerMetrics::default()),
+        });
+        let (stop, stopped) = watch::channel(false);
+        let server = tokio::spawn(server::run(listener, node.clone(), stopped));
+        tracing::info!(
+            %addr,
+            advertised = %format!("{}:{}", node.advertised_host, node.advertised_port),
+            node_id = node.config.node_id,
+            cluster_id = node.store.cluster_id(),
+            data_dir = ?node.config.data_dir,
+            "embedded Kafka broker started"
+        );
+        Ok(Broker {
+            addr,
+            node,
+            stop,
+            server,
+        })
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `host:port` as advertised to clients: what to use as `bootstrap.servers`.
+    pub fn bootstrap(&self) -> String {
+        format!("{}:{}", self.node.advertised_host, self.node.advertised_port)
+    }
+
+    pub fn cluster_id(&self) -> &str {
+        self.node.store.cluster_id()
+    }
+
+    pub fn metrics(&self) -> Arc<BrokerMetrics> {
+        self.node.metrics.clone()
+    }
+
+    /// Stops accepting, lets requests in progress finish (up to the shutdown grace), closes every
+    /// connection, stops the coordinator and fsyncs the logs.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.server.await;
+        self.node.coordinator.shutdown();
+        server::sync_all(&self.node.store).await;
+        tracing::info!(addr = %self.addr, "embedded Kafka broker stopped");
+    }
+}
+
+/// Runs a broker until `shutdown` completes, then stops it gracefully.
+pub async fn serve(config: BrokerConfig, shutdown: impl std::future::Future<Output = ()>) -> Result<(), BrokerError> {
+    let broker = Broker::start(config).await?;
+    shutdown.await;
+    broker.shutdown().await;
+    Ok(())
+}
+
+fn advertised(config: &BrokerConfig, bound: SocketAddr) -> Result<(String, i32), BrokerError> {
+    match &config.advertised {
+        Some(text) => {
+            let (host, port) = text
+                .rsplit_once(':')
+                .ok_or_else(|| BrokerError::Advertised(text.clone()))?;
+            let port: u16 = port.parse().map_err(|_| BrokerError::Advertised(text.clone()))?;
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            if host.is_empty() {
+                return Err(BrokerError::Advertised(text.clone()));
+            }
+            Ok((host.to_owned(), i32::from(port)))
+        }
+        None => {
+            let ip = if bound.ip().is_unspecified() {
+                tracing::warn!(%bound, "listening on all interfaces: advertising 127.0.0.1 (set the advertised address for remote clients)");
+                "127.0.0.1".to_owned()
+            } else {
+                bound.ip().to_string()
+            };
+            Ok((ip, i32::from(bound.port())))
+        }
+    }
+}
+
+/// A Kafka-style cluster id: 16 random bytes in URL-safe base64 without padding (22 characters).
+pub fn random_cluster_id() -> String {
+    use base64::Engine as _;
+    loop {
+        let bytes: [u8; 16] = rand::random();
+        let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        if !id.starts_with('-') {
+            return id;
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! The accept loop: one task per connection, a background task that fsyncs the logs every flush interval
+//! and applies retention, and graceful shutdown (stop accepting, let connections finish, wait for them).
+
+use super::Node;
+use super::connection;
+use super::log::Store;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// How often retention runs (when configured).
+const RETENTION_INTERVAL: Duration = Duration::from_secs(30);
+
+pub async fn run(listener: TcpListener, node: Arc<Node>, mut stop: watch::Receiver<bool>) {
+    let mut connections = JoinSet::new();
+    let flusher = tokio::spawn(flush_loop(node.clone(), stop.clone()));
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    connections.spawn(connection::serve(stream, peer, node.clone(), stop.clone()));
+                }
+                Err(e) => {
+                    // e.g. EMFILE: back off instead of spinning
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = stop.changed() => break,
+        }
+    }
+    drop(listener);
+    let grace = node.config.shutdown_grace + Duration::from_secs(1);
+    if tokio::time::timeout(grace, async { while connections.join_next().await.is_some() {} })
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            left = connections.len(),
+            "connections still busy after the shutdown grace: closing them"
+        );
+        connections.shutdown().await;
+    }
+    let _ = flusher.await;
+}
+
+async fn flush_loop(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
+    let mut flush = tokio::time::interval(node.config.flush_interval);
+    let mut retention = tokio::time::interval(RETENTION_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = flush.tick() => sync_all(&node.store).await,
+            _ = retention.tick() => node.store.apply_retention(),
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// fsyncs every partition with unsynced writes, off the async threads.
+pub async fn sync_all(store: &Store) {
+    let files = store.unsynced_files();
+    if files.is_empty() {
+        return;
+    }
+    let result = tokio::task::spawn_blocking(move || files.iter().try_for_each(|f| f.sync_data())).await;
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "fsync of the log failed"),
+        Err(e) => tracing::error!(error = %e, "fsync task failed"),
+    }
+}

@@ -3,10 +3,10 @@
 //! deleted and, gracefully (logs fsynced), when the operator stops. Only `main` knows both the broker and the
 //! controllers (DESIGN.md); the controllers reach these brokers over the wire like any other cluster.
 
+use futures_util::future::BoxFuture;
 use kafka_group_operator::api::EmbeddedSpec;
 use kafka_group_operator::broker::{Broker, BrokerConfig};
 use kafka_group_operator::controller::embedded::EmbeddedHost;
-use futures_util::future::BoxFuture;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;

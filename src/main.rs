@@ -1,9 +1,13 @@
 //! The `kafka-group-operator` command line: one binary for the operator, its tools and its embedded broker.
 
+mod embedded_host;
+
 use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand};
+use embedded_host::{EmbeddedSettings, InProcessBrokers};
 use kafka_group_operator::broker::{Broker, BrokerConfig};
 use kafka_group_operator::controller::clients::ClientSettings;
+use kafka_group_operator::controller::embedded::EmbeddedHost;
 use kafka_group_operator::controller::leader::LeaderElection;
 use kafka_group_operator::controller::{self, Context, OperatorConfig};
 use kafka_group_operator::http::{self, Health};
@@ -85,6 +89,18 @@ struct RunArgs {
     /// Reconciles in flight at once, per controller.
     #[arg(long, default_value_t = 8)]
     concurrency: u16,
+    /// Serve the embedded broker of each KafkaCluster with `spec.embedded` from this process
+    /// (`--embedded-brokers=false`: such clusters report Ready=False).
+    #[arg(long, env = "KGO_EMBEDDED_BROKERS", default_value_t = true, action = clap::ArgAction::Set)]
+    embedded_brokers: bool,
+    /// Interface the embedded brokers listen on (all by default: applications reach them through the
+    /// operator's Service).
+    #[arg(long, env = "KGO_EMBEDDED_BIND_ADDRESS", default_value = "0.0.0.0")]
+    embedded_bind_address: std::net::IpAddr,
+    /// Host the embedded brokers advertise to clients, e.g. the operator Service's DNS name. Default: the
+    /// bind address, or 127.0.0.1 when bound to all interfaces.
+    #[arg(long, env = "KGO_EMBEDDED_ADVERTISED_HOST")]
+    embedded_advertised_host: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -255,7 +271,30 @@ async fn run(args: RunArgs) -> Result<()> {
             operation_timeout: args.kafka_timeout,
         },
     };
-    let ctx = Arc::new(Context::new(kube.clone(), metrics, config, identity.clone(), None));
+    let brokers = args.embedded_brokers.then(|| {
+        Arc::new(InProcessBrokers::new(EmbeddedSettings {
+            bind: args.embedded_bind_address,
+            advertised_host: args.embedded_advertised_host.clone(),
+        }))
+    });
+    let host = brokers.clone().map(|b| b as Arc<dyn EmbeddedHost>);
+    let ctx = Arc::new(Context::new(kube.clone(), metrics, config, identity.clone(), host));
+    let outcome = run_controllers_while_leading(&args, kube, ctx, identity, health).await;
+    // The embedded brokers stop after the controllers: their logs are fsynced before the process exits.
+    if let Some(brokers) = brokers {
+        brokers.shutdown_all().await;
+    }
+    outcome
+}
+
+/// Runs the controllers until shutdown; with `--leader-elect`, only while holding the Lease.
+async fn run_controllers_while_leading(
+    args: &RunArgs,
+    kube: kube::Client,
+    ctx: Arc<Context>,
+    identity: String,
+    health: Arc<Health>,
+) -> Result<()> {
     let shutdown = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {

@@ -5,6 +5,7 @@ mod support;
 
 use k8s_openapi::api::core::v1::Secret;
 use kafka_group_operator::api::KafkaCluster;
+use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 use std::time::Duration;
@@ -185,4 +186,84 @@ async fn a_missing_secret_is_an_invalid_configuration() {
     .await;
     let (_, _, message) = condition(&c, "Ready").expect("condition");
     assert!(message.contains("Secret absent does not exist"), "{message}");
+}
+
+/// `spec.embedded`: the operator serves a broker for the cluster in its own process; real clients use it, the
+/// operator reaches it over the wire like any cluster, and deleting the cluster stops it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_embedded_cluster_is_served_by_the_operator_to_real_clients_and_stops_with_it() {
+    use kafka_group_operator::api::ConsumerGroup;
+    use support::clients::{GroupProtocol, consume_and_commit, kcat, produce};
+    let cp = ControlPlane::shared();
+    let client = cp.client().await;
+    support::crds::install(&client).await;
+    let ns = cp.fresh_namespace(&client, "kc-embedded").await;
+    let _operator = Operator::start(cp, &ns, &["--embedded-bind-address=127.0.0.1"]);
+    let port = support::process::free_port();
+    let api: Api<KafkaCluster> = Api::namespaced(client.clone(), &ns);
+    api.create(
+        &PostParams::default(),
+        &cluster("dev", json!({"embedded": {"port": port}})),
+    )
+    .await
+    .expect("create");
+    let ready = until(&api, "dev", T, "Ready", |c| {
+        has_condition(c, "Ready", "True", "Connected")
+    })
+    .await;
+    assert_eq!(ready.status.as_ref().and_then(|s| s.broker_count), Some(1));
+    assert!(
+        ready
+            .finalizers()
+            .iter()
+            .any(|f| f == "kafkagroups.dev/embedded-broker"),
+        "an embedded cluster holds the finalizer that stops its broker: {:?}",
+        ready.finalizers()
+    );
+
+    // Real clients: kcat sees the broker, confluent-kafka produces and a consumer group commits.
+    let bootstrap = format!("127.0.0.1:{port}");
+    let topic = support::unique_name("embedded");
+    let group = support::unique_name("embedded-group");
+    kafka_group_operator::kafka::KafkaClient::new(kafka_group_operator::kafka::ClientConfig::new([bootstrap.clone()]))
+        .expect("client")
+        .create_topics(&[kafka_group_operator::kafka::NewTopic::new(topic.clone(), 2)])
+        .await
+        .expect("create topic");
+    let metadata = kcat(&bootstrap, &["-L", "-t", &topic]);
+    assert!(metadata.contains("2 partitions"), "{metadata}");
+    produce(&bootstrap, &topic, 20);
+    let committed = consume_and_commit(&bootstrap, &topic, &group, GroupProtocol::Classic, 20);
+    assert_eq!(committed.values().sum::<i64>(), 20, "{committed:?}");
+
+    // The operator observes the group on the embedded cluster like on any other.
+    let groups: Api<ConsumerGroup> = Api::namespaced(client.clone(), &ns);
+    let cg: ConsumerGroup = serde_json::from_value(json!({
+        "apiVersion": "kafkagroups.dev/v1alpha1", "kind": "ConsumerGroup", "metadata": {"name": "readers"},
+        "spec": {"clusterRef": {"name": "dev"}, "groupId": group, "topics": [topic]}
+    }))
+    .expect("ConsumerGroup JSON");
+    groups.create(&PostParams::default(), &cg).await.expect("create group");
+    until(&groups, "readers", T, "observed with no lag", |g| {
+        g.status
+            .as_ref()
+            .is_some_and(|s| s.total_lag == Some(0) && s.state.as_deref() == Some("Empty"))
+    })
+    .await;
+
+    // Deleting the cluster stops its broker.
+    api.delete("dev", &Default::default()).await.expect("delete");
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        let gone = api.get_opt("dev").await.expect("get").is_none();
+        let refused = tokio::net::TcpStream::connect(&bootstrap).await.is_err();
+        if gone && refused {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "cluster gone: {gone}, broker stopped: {refused}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

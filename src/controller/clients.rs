@@ -54,6 +54,13 @@ impl ClusterClients {
 
     /// Where an embedded cluster's broker listens, starting it if needed.
     async fn embedded_bootstrap(&self, cluster: &KafkaCluster, spec: &EmbeddedSpec) -> Result<String, Error> {
+        if cluster.metadata.deletion_timestamp.is_some() {
+            // Its broker was (or is being) stopped: a group reconcile must not start it again.
+            return Err(Error::Config(format!(
+                "KafkaCluster {} is being deleted",
+                cluster.name_any()
+            )));
+        }
         let host = self.embedded.as_ref().ok_or_else(|| {
             Error::Config(
                 "this operator runs without the embedded broker (started with --embedded-broker=false)".into(),

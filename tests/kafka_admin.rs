@@ -1,6 +1,8 @@
-//! The admin client (`src/kafka/`) against a real Apache Kafka broker, checked against what real clients
+//! The admin client (`src/kafka/`) against a real Apache Kafka broker and the embedded broker (each test on
+//! both, `on_both_brokers!` at the end, unless it says otherwise), checked against what real clients
 //! (confluent-kafka) did and what Kafka's own tools (`kafka-consumer-groups`) report.
 
+#[macro_use]
 mod support;
 
 use kafka_group_operator::kafka::{
@@ -9,9 +11,9 @@ use kafka_group_operator::kafka::{
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use support::clients::{self, GroupProtocol as ClientProtocol};
-use support::{ApacheKafka, unique_name};
+use support::{ApacheKafka, TestBroker, unique_name};
 
-fn client(kafka: &ApacheKafka) -> KafkaClient {
+fn client(kafka: &dyn TestBroker) -> KafkaClient {
     KafkaClient::new(ClientConfig::new([kafka.bootstrap()])).expect("client")
 }
 
@@ -19,7 +21,7 @@ fn tp(topic: &str, partition: i32) -> TopicPartition {
     TopicPartition::new(topic, partition)
 }
 
-async fn topic_with_records(client: &KafkaClient, kafka: &ApacheKafka, partitions: i32, records: usize) -> String {
+async fn topic_with_records(client: &KafkaClient, kafka: &dyn TestBroker, partitions: i32, records: usize) -> String {
     let topic = unique_name("admin");
     client
         .create_topics(&[NewTopic::new(&topic, partitions)])
@@ -31,9 +33,7 @@ async fn topic_with_records(client: &KafkaClient, kafka: &ApacheKafka, partition
     topic
 }
 
-#[tokio::test]
-async fn metadata_lists_the_broker_and_the_partitions_of_a_new_topic() {
-    let kafka = ApacheKafka::shared();
+async fn metadata_lists_the_broker_and_the_partitions_of_a_new_topic(kafka: &dyn TestBroker) {
     let client = client(kafka);
     let topic = topic_with_records(&client, kafka, 4, 0).await;
     let metadata = client
@@ -47,18 +47,17 @@ async fn metadata_lists_the_broker_and_the_partitions_of_a_new_topic() {
     assert!(info.partitions.values().all(|p| p.leader == 1), "{info:?}");
 }
 
-#[tokio::test]
-async fn offsets_committed_by_a_classic_confluent_consumer_are_read_back_exactly() {
-    offsets_committed_by_confluent_are_read_back(ClientProtocol::Classic).await;
+async fn offsets_committed_by_a_classic_confluent_consumer_are_read_back_exactly(kafka: &dyn TestBroker) {
+    offsets_committed_by_confluent_are_read_back(kafka, ClientProtocol::Classic).await;
 }
 
+/// Apache Kafka only: the embedded broker serves the classic group protocol.
 #[tokio::test]
 async fn offsets_committed_by_a_kip848_confluent_consumer_are_read_back_exactly() {
-    offsets_committed_by_confluent_are_read_back(ClientProtocol::Consumer).await;
+    offsets_committed_by_confluent_are_read_back(ApacheKafka::shared(), ClientProtocol::Consumer).await;
 }
 
-async fn offsets_committed_by_confluent_are_read_back(protocol: ClientProtocol) {
-    let kafka = ApacheKafka::shared();
+async fn offsets_committed_by_confluent_are_read_back(kafka: &dyn TestBroker, protocol: ClientProtocol) {
     let client = client(kafka);
     let topic = topic_with_records(&client, kafka, 3, 60).await;
     let group = unique_name("readback");
@@ -82,9 +81,7 @@ async fn offsets_committed_by_confluent_are_read_back(protocol: ClientProtocol) 
     assert!(description.is_inactive());
 }
 
-#[tokio::test]
-async fn many_groups_are_fetched_in_one_call_and_unknown_groups_have_no_offsets() {
-    let kafka = ApacheKafka::shared();
+async fn many_groups_are_fetched_in_one_call_and_unknown_groups_have_no_offsets(kafka: &dyn TestBroker) {
     let client = client(kafka);
     let topic = topic_with_records(&client, kafka, 2, 10).await;
     let groups: Vec<String> = (0..5).map(|i| unique_name(&format!("many{i}"))).collect();
@@ -111,9 +108,7 @@ async fn many_groups_are_fetched_in_one_call_and_unknown_groups_have_no_offsets(
     assert!(!described.exists(), "{described:?}");
 }
 
-#[tokio::test]
-async fn an_admin_commit_to_an_empty_group_is_visible_to_kafka_consumer_groups() {
-    let kafka = ApacheKafka::shared();
+async fn an_admin_commit_to_an_empty_group_is_visible_to_kafka_consumer_groups(kafka: &dyn TestBroker) {
     let client = client(kafka);
     let topic = topic_with_records(&client, kafka, 2, 20).await;
     let group = unique_name("admincommit");
@@ -129,9 +124,10 @@ async fn an_admin_commit_to_an_empty_group_is_visible_to_kafka_consumer_groups()
     assert_eq!(seen, target);
 }
 
+/// Apache Kafka only: it lists a KIP-848 group, a protocol the embedded broker does not serve.
 #[tokio::test]
 async fn list_groups_filters_by_state_and_type() {
-    let kafka = ApacheKafka::shared();
+    let kafka: &dyn TestBroker = ApacheKafka::shared();
     let client = client(kafka);
     let topic = topic_with_records(&client, kafka, 1, 5).await;
     let classic = unique_name("listed-classic");
@@ -163,9 +159,7 @@ async fn list_groups_filters_by_state_and_type() {
     );
 }
 
-#[tokio::test]
-async fn log_offsets_earliest_latest_and_the_lag_snapshot_agree_with_kafka_consumer_groups() {
-    let kafka = ApacheKafka::shared();
+async fn log_offsets_earliest_latest_and_the_lag_snapshot_agree_with_kafka_consumer_groups(kafka: &dyn TestBroker) {
     let client = client(kafka);
     let topic = topic_with_records(&client, kafka, 3, 90).await;
     let group = unique_name("lag");
@@ -209,9 +203,7 @@ async fn log_offsets_earliest_latest_and_the_lag_snapshot_agree_with_kafka_consu
     }
 }
 
-#[tokio::test]
-async fn delete_offsets_and_delete_group_remove_what_they_name() {
-    let kafka = ApacheKafka::shared();
+async fn delete_offsets_and_delete_group_remove_what_they_name(kafka: &dyn TestBroker) {
     let client = client(kafka);
     let topic = topic_with_records(&client, kafka, 2, 10).await;
     let group = unique_name("deletes");
@@ -234,9 +226,7 @@ async fn delete_offsets_and_delete_group_remove_what_they_name() {
     assert!(err.to_string().contains("GROUP_ID_NOT_FOUND"), "{err}");
 }
 
-#[tokio::test]
-async fn topics_are_created_grown_and_deleted() {
-    let kafka = ApacheKafka::shared();
+async fn topics_are_created_grown_and_deleted(kafka: &dyn TestBroker) {
     let client = client(kafka);
     let topic = topic_with_records(&client, kafka, 1, 0).await;
     client.create_partitions(&topic, 3).await.expect("grow");
@@ -263,9 +253,7 @@ async fn topics_are_created_grown_and_deleted() {
     assert!(matches!(err, KafkaError::UnknownTopic(ref t) if *t == topic), "{err}");
 }
 
-#[tokio::test]
-async fn an_unknown_partition_of_a_known_topic_is_a_named_error() {
-    let kafka = ApacheKafka::shared();
+async fn an_unknown_partition_of_a_known_topic_is_a_named_error(kafka: &dyn TestBroker) {
     let client = client(kafka);
     let topic = topic_with_records(&client, kafka, 1, 0).await;
     let err = client
@@ -322,18 +310,17 @@ async fn a_broker_stopped_mid_operation_gives_an_error_within_the_deadline() {
     );
 }
 
-#[tokio::test]
-async fn a_live_classic_group_is_described_with_members_and_decoded_assignments() {
-    describe_live_group(ClientProtocol::Classic).await;
+async fn a_live_classic_group_is_described_with_members_and_decoded_assignments(kafka: &dyn TestBroker) {
+    describe_live_group(kafka, ClientProtocol::Classic).await;
 }
 
+/// Apache Kafka only: the embedded broker serves the classic group protocol.
 #[tokio::test]
 async fn a_live_kip848_group_is_described_with_members_and_decoded_assignments() {
-    describe_live_group(ClientProtocol::Consumer).await;
+    describe_live_group(ApacheKafka::shared(), ClientProtocol::Consumer).await;
 }
 
-async fn describe_live_group(protocol: ClientProtocol) {
-    let kafka = ApacheKafka::shared();
+async fn describe_live_group(kafka: &dyn TestBroker, protocol: ClientProtocol) {
     let client = client(kafka);
     let topic = topic_with_records(&client, kafka, 3, 10).await;
     let group = unique_name("live");
@@ -372,9 +359,7 @@ async fn describe_live_group(protocol: ClientProtocol) {
     member.leave();
 }
 
-#[tokio::test]
-async fn timestamp_lookups_agree_with_what_the_producer_wrote() {
-    let kafka = ApacheKafka::shared();
+async fn timestamp_lookups_agree_with_what_the_producer_wrote(kafka: &dyn TestBroker) {
     let client = client(kafka);
     let topic = topic_with_records(&client, kafka, 1, 0).await;
     let start = 1_700_000_000_000_i64;
@@ -438,3 +423,16 @@ async fn a_broker_that_never_answers_gives_a_timeout_within_the_deadline_not_a_h
     assert!(matches!(err, KafkaError::DeadlineExceeded { .. }), "{err}");
     assert!(err.to_string().contains("did not answer ApiVersions"), "{err}");
 }
+
+on_both_brokers!(
+    metadata_lists_the_broker_and_the_partitions_of_a_new_topic,
+    many_groups_are_fetched_in_one_call_and_unknown_groups_have_no_offsets,
+    an_admin_commit_to_an_empty_group_is_visible_to_kafka_consumer_groups,
+    log_offsets_earliest_latest_and_the_lag_snapshot_agree_with_kafka_consumer_groups,
+    delete_offsets_and_delete_group_remove_what_they_name,
+    topics_are_created_grown_and_deleted,
+    an_unknown_partition_of_a_known_topic_is_a_named_error,
+    timestamp_lookups_agree_with_what_the_producer_wrote,
+    offsets_committed_by_a_classic_confluent_consumer_are_read_back_exactly,
+    a_live_classic_group_is_described_with_members_and_decoded_assignments,
+);

@@ -4,6 +4,7 @@
 //! Each test binary shares one instance of each (`shared()`); tests take fresh namespaces, topics and groups.
 #![allow(dead_code, unused_imports)] // every test binary uses a different part of the fixtures
 
+pub mod brokers;
 pub mod clients;
 pub mod control_plane;
 pub mod crds;
@@ -18,6 +19,7 @@ pub mod secure_kafka;
 pub mod tools;
 pub mod wait;
 
+pub use brokers::TestBroker;
 pub use control_plane::ControlPlane;
 pub use embedded::EmbeddedKafka;
 pub use kafka::ApacheKafka;

@@ -65,6 +65,8 @@ struct Settings {
     topics: usize,
     steady: Duration,
     settle: Duration,
+    /// Which of reaction, accuracy and scale to run (KGO_BENCH_PARTS, comma-separated; default all).
+    parts: Vec<String>,
 }
 
 impl Settings {
@@ -82,6 +84,11 @@ impl Settings {
             topics: num("KGO_BENCH_TOPICS", 200)?,
             steady: Duration::from_secs(num("KGO_BENCH_STEADY_SECONDS", 60)? as u64),
             settle: Duration::from_secs(num("KGO_BENCH_SETTLE_SECONDS", 60)? as u64),
+            parts: std::env::var("KGO_BENCH_PARTS")
+                .unwrap_or_else(|_| "reaction,accuracy,scale".to_owned())
+                .split(',')
+                .map(|p| p.trim().to_owned())
+                .collect(),
         };
         ensure!(settings.bursts >= 1, "KGO_BENCH_BURSTS must be at least 1");
         ensure!(
@@ -93,6 +100,12 @@ impl Settings {
             "KGO_BENCH_TOPICS must be a multiple of {TOPICS_PER_GROUP}"
         );
         Ok(settings)
+    }
+}
+
+impl Settings {
+    fn runs(&self, part: &str) -> bool {
+        self.parts.iter().any(|p| p == part)
     }
 }
 
@@ -118,11 +131,23 @@ async fn bench(settings: &Settings) -> Result<()> {
     let kafka = ApacheKafka::start_with_jvm_opts(BROKER_JVM_OPTS, &[]);
     eprintln!("[bench] API server {}, broker {}", cp.server(), kafka.bootstrap());
 
-    let reaction = reaction_time(&kafka, settings.bursts).await?;
-    let accuracy = time_lag_accuracy(&kafka).await?;
-    let scale = scale_of_one_operator(cp, &kafka, &java, &classpath, &logs, settings).await?;
+    let reaction = if settings.runs("reaction") {
+        reaction_time(&kafka, settings.bursts).await?
+    } else {
+        Reaction::default()
+    };
+    let accuracy = if settings.runs("accuracy") {
+        time_lag_accuracy(&kafka).await?
+    } else {
+        Vec::new()
+    };
+    let scale = if settings.runs("scale") {
+        Some(scale_of_one_operator(cp, &kafka, &java, &classpath, &logs, settings).await?)
+    } else {
+        None
+    };
 
-    let report = report(settings, &reaction, &scale, &accuracy, started.elapsed());
+    let report = report(settings, &reaction, scale.as_ref(), &accuracy, started.elapsed());
     println!("{report}");
     let path = target.join("bench-operator-lag.md");
     std::fs::write(&path, &report)?;
@@ -668,7 +693,13 @@ fn percentile(values: &[f64], p: f64) -> f64 {
     v[rank.min(v.len() - 1)]
 }
 
-fn report(settings: &Settings, reaction: &Reaction, scale: &Scale, accuracy: &[Accuracy], took: Duration) -> String {
+fn report(
+    settings: &Settings,
+    reaction: &Reaction,
+    scale: Option<&Scale>,
+    accuracy: &[Accuracy],
+    took: Duration,
+) -> String {
     let mut r = String::new();
     let _ = writeln!(
         r,
@@ -677,158 +708,159 @@ fn report(settings: &Settings, reaction: &Reaction, scale: &Scale, accuracy: &[A
     let _ = writeln!(r, "{}\n", machine());
     let _ = writeln!(r, "Total bench time {:.0} s.\n", took.as_secs_f64());
 
-    let _ = writeln!(
-        r,
-        "### Reaction time (operator defaults: `--lag-interval={}s`)\n",
-        LAG_INTERVAL.as_secs()
-    );
-    let _ = writeln!(
-        r,
-        "| scenario | bursts | median | p99 (max) | KEDA defaults on paper, median / worst | median ratio | worst ratio |"
-    );
-    let _ = writeln!(r, "|---|---:|---:|---:|---:|---:|---:|");
     let keda_activation = (KEDA_POLLING / 2 + HPA_SYNC / 2, KEDA_POLLING + HPA_SYNC);
     let keda_hpa = (HPA_SYNC / 2, HPA_SYNC);
-    for (name, samples, keda, how) in [
-        (
-            "0 → 1 (activation)",
-            &reaction.activation,
-            keda_activation,
-            "pollingInterval 30 s, then the HPA's 15 s sync",
-        ),
-        (
-            "1 → 4 (scale-up)",
-            &reaction.scale_up,
-            keda_hpa,
-            "the HPA's 15 s sync alone",
-        ),
-    ] {
-        let values: Vec<f64> = samples.iter().map(|d| ms(*d)).collect();
-        let med = percentile(&values, 50.0);
-        let p99 = percentile(&values, 99.0);
-        let _ = writeln!(
-            r,
-            "| {name} | {} | {:.0} ms | {:.0} ms | {:.1} s / {:.0} s ({how}) | {:.1}× | {:.1}× |",
-            values.len(),
-            med,
-            p99,
-            keda.0.as_secs_f64(),
-            keda.1.as_secs_f64(),
-            ms(keda.0) / med,
-            ms(keda.1) / p99
-        );
-    }
-
-    let _ = writeln!(
-        r,
-        "\n### One operator, {} ConsumerGroups over {} Kafka groups (steady state, {} s)\n",
-        scale.resources,
-        scale.groups,
-        scale.steady.as_secs()
-    );
-    let intervals = scale.steady.as_secs_f64() / LAG_INTERVAL.as_secs_f64();
-    let per_interval: Vec<String> = scale
-        .requests
-        .iter()
-        .map(|(api, n)| format!("{api} {:.1}", *n as f64 / intervals))
-        .collect();
-    let total: u64 = scale.requests.values().sum();
-    let writes: u64 = scale.writes.values().sum();
-    let minutes = scale.steady.as_secs_f64() / 60.0;
-    let _ = writeln!(r, "| measure | value |");
-    let _ = writeln!(r, "|---|---|");
-    let _ = writeln!(
-        r,
-        "| Kafka requests per sampling interval ({} s) | {:.1} ({}) |",
-        LAG_INTERVAL.as_secs(),
-        total as f64 / intervals,
-        per_interval.join(", ")
-    );
-    let _ = writeln!(
-        r,
-        "| API-server writes per minute | {:.1} ({}) |",
-        writes as f64 / minutes,
-        if scale.writes.is_empty() {
-            "none".to_owned()
-        } else {
-            scale
-                .writes
-                .iter()
-                .map(|(k, n)| format!("{k} {n}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        }
-    );
-    let _ = writeln!(
-        r,
-        "| operator RSS at the end / peak | {:.1} MiB / {:.1} MiB |",
-        scale.rss_kib as f64 / 1024.0,
-        scale.hwm_kib as f64 / 1024.0
-    );
-    let _ = writeln!(
-        r,
-        "| operator CPU | {:.1} % of one core ({:.0} ms per interval) |",
-        100.0 * scale.cpu.as_secs_f64() / scale.steady.as_secs_f64(),
-        ms(scale.cpu) / intervals
-    );
-    let _ = writeln!(
-        r,
-        "| all {} resources observed after creation | {:.1} s |",
-        scale.resources,
-        scale.ready_after.as_secs_f64()
-    );
-
-    let _ = writeln!(
-        r,
-        "\n### Time-lag accuracy: exact vs interpolation (Kafka Lag Exporter's, polled every {} s with a {}-point table)\n",
-        KLE_POLL.as_secs(),
-        KLE_TABLE
-    );
-    let _ = writeln!(
-        r,
-        "| producer | samples | exact: median / p99 / max error | interpolation: median / p99 / max error | interpolation without an estimate |"
-    );
-    let _ = writeln!(r, "|---|---:|---:|---:|---:|");
-    for a in accuracy {
-        let e = &a.exact_errors;
-        let i = &a.interpolated_errors;
-        let _ = writeln!(
-            r,
-            "| {} ({}) | {} | {:.1} s / {:.1} s / {:.1} s | {:.1} s / {:.1} s / {:.1} s | {} of {} |",
-            a.scenario,
-            a.what,
-            a.samples,
-            percentile(e, 50.0),
-            percentile(e, 99.0),
-            percentile(e, 100.0),
-            percentile(i, 50.0),
-            percentile(i, 99.0),
-            percentile(i, 100.0),
-            a.interpolated_missing,
-            a.samples
-        );
-    }
-
-    let _ = writeln!(r, "\n### Targets\n");
-    let activation_ratio =
-        ms(keda_activation.0) / percentile(&reaction.activation.iter().map(|d| ms(*d)).collect::<Vec<_>>(), 50.0);
+    let mut targets = Vec::new();
     let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
-    let _ = writeln!(
-        r,
-        "- reaction ≥ 6× faster than KEDA's defaults (activation, median): {activation_ratio:.1}× — {}",
-        verdict(activation_ratio >= 6.0)
-    );
-    let _ = writeln!(
-        r,
-        "- no API-server writes in steady state: {writes} — {}",
-        verdict(writes == 0)
-    );
-    let _ = writeln!(
-        r,
-        "- operator RSS ≤ 64 MiB: peak {:.1} MiB — {}",
-        scale.hwm_kib as f64 / 1024.0,
-        verdict(scale.hwm_kib <= 64 * 1024)
-    );
+    if !reaction.activation.is_empty() {
+        let _ = writeln!(
+            r,
+            "### Reaction time (operator defaults: `--lag-interval={}s`)\n",
+            LAG_INTERVAL.as_secs()
+        );
+        let _ = writeln!(
+            r,
+            "| scenario | bursts | median | p99 (max) | KEDA defaults on paper, median / worst | median ratio | worst ratio |"
+        );
+        let _ = writeln!(r, "|---|---:|---:|---:|---:|---:|---:|");
+        for (name, samples, keda, how) in [
+            (
+                "0 → 1 (activation)",
+                &reaction.activation,
+                keda_activation,
+                "pollingInterval 30 s, then the HPA's 15 s sync",
+            ),
+            (
+                "1 → 4 (scale-up)",
+                &reaction.scale_up,
+                keda_hpa,
+                "the HPA's 15 s sync alone",
+            ),
+        ] {
+            let values: Vec<f64> = samples.iter().map(|d| ms(*d)).collect();
+            let med = percentile(&values, 50.0);
+            let p99 = percentile(&values, 99.0);
+            let _ = writeln!(
+                r,
+                "| {name} | {} | {:.0} ms | {:.0} ms | {:.1} s / {:.0} s ({how}) | {:.1}× | {:.1}× |",
+                values.len(),
+                med,
+                p99,
+                keda.0.as_secs_f64(),
+                keda.1.as_secs_f64(),
+                ms(keda.0) / med,
+                ms(keda.1) / p99
+            );
+        }
+        let activation_ratio =
+            ms(keda_activation.0) / percentile(&reaction.activation.iter().map(|d| ms(*d)).collect::<Vec<_>>(), 50.0);
+        targets.push(format!(
+            "- reaction ≥ 6× faster than KEDA's defaults (activation, median): {activation_ratio:.1}× — {}",
+            verdict(activation_ratio >= 6.0)
+        ));
+    }
+    if let Some(scale) = scale {
+        let _ = writeln!(
+            r,
+            "\n### One operator, {} ConsumerGroups over {} Kafka groups (steady state, {} s)\n",
+            scale.resources,
+            scale.groups,
+            scale.steady.as_secs()
+        );
+        let intervals = scale.steady.as_secs_f64() / LAG_INTERVAL.as_secs_f64();
+        let per_interval: Vec<String> = scale
+            .requests
+            .iter()
+            .map(|(api, n)| format!("{api} {:.1}", *n as f64 / intervals))
+            .collect();
+        let total: u64 = scale.requests.values().sum();
+        let writes: u64 = scale.writes.values().sum();
+        let minutes = scale.steady.as_secs_f64() / 60.0;
+        let _ = writeln!(r, "| measure | value |");
+        let _ = writeln!(r, "|---|---|");
+        let _ = writeln!(
+            r,
+            "| Kafka requests per sampling interval ({} s) | {:.1} ({}) |",
+            LAG_INTERVAL.as_secs(),
+            total as f64 / intervals,
+            per_interval.join(", ")
+        );
+        let _ = writeln!(
+            r,
+            "| API-server writes per minute | {:.1} ({}) |",
+            writes as f64 / minutes,
+            if scale.writes.is_empty() {
+                "none".to_owned()
+            } else {
+                scale
+                    .writes
+                    .iter()
+                    .map(|(k, n)| format!("{k} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        );
+        let _ = writeln!(
+            r,
+            "| operator RSS at the end / peak | {:.1} MiB / {:.1} MiB |",
+            scale.rss_kib as f64 / 1024.0,
+            scale.hwm_kib as f64 / 1024.0
+        );
+        let _ = writeln!(
+            r,
+            "| operator CPU | {:.1} % of one core ({:.0} ms per interval) |",
+            100.0 * scale.cpu.as_secs_f64() / scale.steady.as_secs_f64(),
+            ms(scale.cpu) / intervals
+        );
+        let _ = writeln!(
+            r,
+            "| all {} resources observed after creation | {:.1} s |",
+            scale.resources,
+            scale.ready_after.as_secs_f64()
+        );
+        targets.push(format!(
+            "- no API-server writes in steady state: {writes} — {}",
+            verdict(writes == 0)
+        ));
+        targets.push(format!(
+            "- operator RSS ≤ 64 MiB: peak {:.1} MiB — {}",
+            scale.hwm_kib as f64 / 1024.0,
+            verdict(scale.hwm_kib <= 64 * 1024)
+        ));
+    }
+    if !accuracy.is_empty() {
+        let _ = writeln!(
+            r,
+            "\n### Time-lag accuracy: exact vs interpolation (Kafka Lag Exporter's, polled every {} s with a {}-point table)\n",
+            KLE_POLL.as_secs(),
+            KLE_TABLE
+        );
+        let _ = writeln!(
+            r,
+            "| producer | samples | exact: median / p99 / max error | interpolation: median / p99 / max error | interpolation without an estimate |"
+        );
+        let _ = writeln!(r, "|---|---:|---:|---:|---:|");
+        for a in accuracy {
+            let e = &a.exact_errors;
+            let i = &a.interpolated_errors;
+            let _ = writeln!(
+                r,
+                "| {} ({}) | {} | {:.1} s / {:.1} s / {:.1} s | {:.1} s / {:.1} s / {:.1} s | {} of {} |",
+                a.scenario,
+                a.what,
+                a.samples,
+                percentile(e, 50.0),
+                percentile(e, 99.0),
+                percentile(e, 100.0),
+                percentile(i, 50.0),
+                percentile(i, 99.0),
+                percentile(i, 100.0),
+                a.interpolated_missing,
+                a.samples
+            );
+        }
+    }
+    let _ = writeln!(r, "\n### Targets\n\n{}", targets.join("\n"));
     let _ = writeln!(
         r,
         "\nSettings: KGO_BENCH_BURSTS={} KGO_BENCH_RESOURCES={} KGO_BENCH_GROUPS={} KGO_BENCH_TOPICS={} KGO_BENCH_STEADY_SECONDS={} KGO_BENCH_SETTLE_SECONDS={}",

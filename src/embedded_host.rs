@@ -48,10 +48,10 @@ impl EmbeddedHost for InProcessBrokers {
     fn ensure<'a>(&'a self, cluster: &'a str, spec: &'a EmbeddedSpec) -> BoxFuture<'a, Result<String, String>> {
         Box::pin(async move {
             let mut running = self.running.lock().await;
-            if let Some((serving, broker)) = running.get(cluster) {
-                if serving == spec {
-                    return Ok(broker.bootstrap());
-                }
+            if let Some((serving, broker)) = running.get(cluster)
+                && serving == spec
+            {
+                return Ok(broker.bootstrap());
             }
             if let Some((_, broker)) = running.remove(cluster) {
                 tracing::info!(cluster, "the embedded broker's spec changed: restarting it");

@@ -232,11 +232,18 @@ impl ClusterSampler {
                 for t in &declared_topics {
                     declared.extend(metadata.partitions_of(t)?);
                 }
+                // Only this group's partitions: a copy of the whole cluster's log ends per group would cost
+                // (groups × partitions) entries, hundreds of MiB at 500 groups on 2,000 partitions.
+                let own_log_ends = declared
+                    .iter()
+                    .chain(offsets.keys())
+                    .filter_map(|tp| log_ends.get(tp).map(|end| (tp.clone(), *end)))
+                    .collect();
                 Ok(GroupSample {
                     description,
                     offsets,
                     declared,
-                    log_ends: log_ends.clone(),
+                    log_ends: own_log_ends,
                     record_timestamps: BTreeMap::new(),
                     taken_at_ms: now_ms,
                 })

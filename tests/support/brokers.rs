@@ -55,12 +55,12 @@ macro_rules! on_both_brokers {
             mod $test {
                 #[tokio::test(flavor = "multi_thread")]
                 async fn apache_kafka() {
-                    super::$test(crate::support::ApacheKafka::shared()).await
+                    super::$test($crate::support::ApacheKafka::shared()).await
                 }
 
                 #[tokio::test(flavor = "multi_thread")]
                 async fn embedded_broker() {
-                    super::$test(crate::support::EmbeddedKafka::shared()).await
+                    super::$test($crate::support::EmbeddedKafka::shared()).await
                 }
             }
         )*

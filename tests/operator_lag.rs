@@ -1,6 +1,7 @@
-//! Lag in messages and time, the lag budget, and scaling on lag, against a real API server, Apache Kafka,
-//! and consumers run by the kubelet stand-in.
+//! Lag in messages and time, the lag budget, and scaling on lag, against a real API server, consumers run by
+//! the kubelet stand-in, and each broker: Apache Kafka and the embedded broker (`on_both_brokers!`).
 
+#[macro_use]
 mod support;
 
 use futures_util::StreamExt;
@@ -15,24 +16,22 @@ use std::time::Duration;
 use support::kubelet::{Kubelet, deployment};
 use support::scenario::{Scenario, resource};
 use support::wait::{event, has_condition, until};
-use support::{ApacheKafka, clients, unique_name};
+use support::{TestBroker, clients, unique_name};
 
 const T: Duration = Duration::from_secs(90);
 
 type Env = Scenario;
 
-async fn setup(prefix: &str) -> Env {
-    Scenario::start(prefix, ApacheKafka::shared()).await
+async fn setup(prefix: &str, kafka: &dyn TestBroker) -> Env {
+    Scenario::start(prefix, kafka).await
 }
 
 fn group(name: &str, spec: serde_json::Value) -> ConsumerGroup {
     resource("ConsumerGroup", name, spec)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn time_lag_is_the_age_of_the_oldest_unconsumed_record_while_producers_are_idle() {
-    let env = setup("lag-time").await;
-    let kafka = ApacheKafka::shared();
+async fn time_lag_is_the_age_of_the_oldest_unconsumed_record_while_producers_are_idle(kafka: &'static dyn TestBroker) {
+    let env = setup("lag-time", kafka).await;
     let topic = unique_name("lag");
     env.kafka
         .create_topics(&[NewTopic::new(&topic, 1)])
@@ -84,10 +83,8 @@ async fn time_lag_is_the_age_of_the_oldest_unconsumed_record_while_producers_are
     assert!(metrics.contains(&format!("kafka_consumergroup_group_lag{{cluster_name=\"{}/main\",group=\"{group_id}\",topic=\"{topic}\",partition=\"0\"}} 7", env.ns)), "{metrics}");
 }
 
-#[tokio::test]
-async fn the_lag_budget_is_reported_when_breached_and_when_met_again() {
-    let env = setup("lag-budget").await;
-    let kafka = ApacheKafka::shared();
+async fn the_lag_budget_is_reported_when_breached_and_when_met_again(kafka: &'static dyn TestBroker) {
+    let env = setup("lag-budget", kafka).await;
     let topic = unique_name("budget");
     env.kafka
         .create_topics(&[NewTopic::new(&topic, 1)])
@@ -123,10 +120,8 @@ async fn the_lag_budget_is_reported_when_breached_and_when_met_again() {
     assert!(g.status.and_then(|s| s.lag_status).is_some());
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn scaling_follows_lag_up_down_to_zero_and_back_without_losing_a_record() {
-    let env = setup("lag-scale").await;
-    let kafka = ApacheKafka::shared();
+async fn scaling_follows_lag_up_down_to_zero_and_back_without_losing_a_record(kafka: &'static dyn TestBroker) {
+    let env = setup("lag-scale", kafka).await;
     let topic = unique_name("scale");
     env.kafka
         .create_topics(&[NewTopic::new(&topic, 4)])
@@ -235,9 +230,8 @@ async fn wait_for(timeout: Duration, mut check: impl FnMut() -> bool) {
     }
 }
 
-#[tokio::test]
-async fn scaling_refuses_a_workload_that_a_horizontal_pod_autoscaler_also_scales() {
-    let env = setup("lag-hpa").await;
+async fn scaling_refuses_a_workload_that_a_horizontal_pod_autoscaler_also_scales(kafka: &'static dyn TestBroker) {
+    let env = setup("lag-hpa", kafka).await;
     let topic = unique_name("hpa");
     env.kafka
         .create_topics(&[NewTopic::new(&topic, 2)])
@@ -276,3 +270,10 @@ async fn scaling_refuses_a_workload_that_a_horizontal_pod_autoscaler_also_scales
         "untouched"
     );
 }
+
+on_both_brokers!(
+    the_lag_budget_is_reported_when_breached_and_when_met_again,
+    scaling_refuses_a_workload_that_a_horizontal_pod_autoscaler_also_scales,
+    time_lag_is_the_age_of_the_oldest_unconsumed_record_while_producers_are_idle,
+    scaling_follows_lag_up_down_to_zero_and_back_without_losing_a_record,
+);

@@ -1,7 +1,7 @@
 //! A test scenario for the operator: a fresh namespace on the shared control plane with the CRDs installed,
 //! an operator process watching it, and a Ready KafkaCluster `main` on a broker.
 
-use super::kafka::ApacheKafka;
+use super::brokers::TestBroker;
 use super::operator::Operator;
 use super::wait::{has_condition, until};
 use super::{ControlPlane, crds};
@@ -22,7 +22,7 @@ pub struct Scenario {
 
 impl Scenario {
     /// A fresh namespace, an operator watching it, and KafkaCluster `main` on `kafka`, Ready.
-    pub async fn start(prefix: &str, kafka: &ApacheKafka) -> Scenario {
+    pub async fn start(prefix: &str, kafka: &dyn TestBroker) -> Scenario {
         let cp = ControlPlane::shared();
         let (client, ns) = Scenario::namespace(prefix).await;
         let operator = Operator::start(cp, &ns, &[]);
@@ -42,7 +42,7 @@ impl Scenario {
     pub async fn with_cluster(
         client: kube::Client,
         ns: String,
-        kafka: &ApacheKafka,
+        kafka: &dyn TestBroker,
         operator: Option<Operator>,
     ) -> Scenario {
         let clusters: Api<KafkaCluster> = Api::namespaced(client.clone(), &ns);

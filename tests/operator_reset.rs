@@ -1,7 +1,9 @@
-//! OffsetReset against a real API server, Apache Kafka, and consumers run by the kubelet stand-in: every
+//! OffsetReset against a real API server, consumers run by the kubelet stand-in, and each broker (Apache Kafka
+//! and the embedded broker, `on_both_brokers!`): every
 //! target equals `kafka-consumer-groups --reset-offsets --dry-run`, the ScaleDown orchestration, undo,
 //! exactly-once across operator crashes, and bad input.
 
+#[macro_use]
 mod support;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -17,15 +19,15 @@ use support::kubelet::{Kubelet, deployment};
 use support::operator::Operator;
 use support::scenario::{Scenario, resource};
 use support::wait::{event, has_condition, until};
-use support::{ApacheKafka, ControlPlane, unique_name};
+use support::{ControlPlane, TestBroker, unique_name};
 
 const T: Duration = Duration::from_secs(90);
 const GROUP_COMMAND: &str = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand";
 
 type Env = Scenario;
 
-async fn setup(prefix: &str) -> Env {
-    Scenario::start(prefix, ApacheKafka::shared()).await
+async fn setup(prefix: &str, kafka: &dyn TestBroker) -> Env {
+    Scenario::start(prefix, kafka).await
 }
 
 fn reset(name: &str, spec: Value) -> OffsetReset {
@@ -39,14 +41,13 @@ fn phase_is(r: &OffsetReset, phase: ResetPhase) -> bool {
 /// A topic with `per_partition` records in each of `partitions` partitions, timestamps 1 s apart from
 /// `start_ms`, and a group with an admin commit at `committed` in each partition.
 async fn seeded(env: &Env, partitions: i32, per_partition: usize, start_ms: i64, committed: i64) -> (String, String) {
-    let kafka = ApacheKafka::shared();
     let topic = unique_name("reset");
     env.kafka
         .create_topics(&[NewTopic::new(&topic, partitions)])
         .await
         .expect("topic");
     for p in 0..partitions {
-        let (b, t) = (kafka.bootstrap(), topic.clone());
+        let (b, t) = (env.bootstrap.clone(), topic.clone());
         tokio::task::spawn_blocking(move || clients::produce_with_timestamps(&b, &t, p, per_partition, start_ms, 1000))
             .await
             .expect("produce");
@@ -60,15 +61,16 @@ async fn seeded(env: &Env, partitions: i32, per_partition: usize, start_ms: i64,
 }
 
 /// `kafka-consumer-groups --reset-offsets ... --dry-run` as (topic, partition) -> new offset.
-async fn tool_dry_run(group: &str, topic: &str, target: &[&str]) -> BTreeMap<(String, i32), i64> {
+async fn tool_dry_run(env: &Env, group: &str, topic: &str, target: &[&str]) -> BTreeMap<(String, i32), i64> {
     let mut args: Vec<String> = ["--reset-offsets", "--group", group, "--topic", topic, "--dry-run"]
         .iter()
         .map(|s| s.to_string())
         .collect();
     args.extend(target.iter().map(|s| s.to_string()));
+    let bootstrap = env.bootstrap.clone();
     let out = tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        ApacheKafka::shared().tool_ok(GROUP_COMMAND, &args)
+        support::kafka::kafka_tool_ok(&bootstrap, GROUP_COMMAND, &args)
     })
     .await
     .expect("tool");
@@ -94,9 +96,8 @@ async fn committed(env: &Env, group: &str) -> BTreeMap<(String, i32), i64> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn every_target_commits_what_kafka_consumer_groups_dry_run_plans() {
-    let env = setup("ors-targets").await;
+async fn every_target_commits_what_kafka_consumer_groups_dry_run_plans(kafka: &'static dyn TestBroker) {
+    let env = setup("ors-targets", kafka).await;
     let start = 1_700_000_000_000_i64;
     let now_ms = k8s_openapi::jiff::Timestamp::now().as_millisecond();
     let csv_dir = tempfile::tempdir().expect("dir");
@@ -140,7 +141,7 @@ async fn every_target_commits_what_kafka_consumer_groups_dry_run_plans() {
     for (name, to, flags) in cases.drain(..) {
         let (topic, group) = seeded(&env, 2, 20, start, 10).await;
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-        let expected = tool_dry_run(&group, &topic, &flags).await;
+        let expected = tool_dry_run(&env, &group, &topic, &flags).await;
         assert_eq!(expected.len(), 2, "{name}: the tool planned {expected:?}");
         let spec = json!({"clusterRef": {"name": "main"}, "groupId": group, "topics": [{"name": topic}], "to": to});
         env.resets()
@@ -175,7 +176,7 @@ async fn every_target_commits_what_kafka_consumer_groups_dry_run_plans() {
     let csv = csv_dir.path().join("offsets.csv");
     std::fs::write(&csv, format!("{topic},0,4\n{topic},1,99\n")).expect("csv");
     let csv_path = csv.display().to_string();
-    let expected = tool_dry_run(&group, &topic, &["--from-file", &csv_path]).await;
+    let expected = tool_dry_run(&env, &group, &topic, &["--from-file", &csv_path]).await;
     let spec = json!({"clusterRef": {"name": "main"}, "groupId": group,
         "to": {"partitions": [{"topic": topic, "partition": 0, "offset": 4}, {"topic": topic, "partition": 1, "offset": 99}]}});
     env.resets()
@@ -192,9 +193,8 @@ async fn every_target_commits_what_kafka_consumer_groups_dry_run_plans() {
     assert_eq!(ours.get(&(topic.clone(), 1)), Some(&20), "tool planned {expected:?}");
 }
 
-#[tokio::test]
-async fn a_dry_run_plans_and_changes_nothing() {
-    let env = setup("ors-dry").await;
+async fn a_dry_run_plans_and_changes_nothing(kafka: &'static dyn TestBroker) {
+    let env = setup("ors-dry", kafka).await;
     let (topic, group) = seeded(&env, 2, 10, 1_700_000_000_000, 5).await;
     let spec = json!({"clusterRef": {"name": "main"}, "groupId": group, "to": {"earliest": {}}, "dryRun": true});
     env.resets()
@@ -221,11 +221,9 @@ async fn a_dry_run_plans_and_changes_nothing() {
     let _ = topic;
 }
 
-#[tokio::test]
-async fn require_inactive_fails_clearly_when_the_group_has_members() {
-    let env = setup("ors-active").await;
+async fn require_inactive_fails_clearly_when_the_group_has_members(kafka: &'static dyn TestBroker) {
+    let env = setup("ors-active", kafka).await;
     let (topic, group) = seeded(&env, 1, 10, 1_700_000_000_000, 0).await;
-    let kafka = ApacheKafka::shared();
     let member = clients::GroupMember::join(
         &kafka.bootstrap(),
         &topic,
@@ -252,9 +250,8 @@ async fn require_inactive_fails_clearly_when_the_group_has_members() {
     member.leave();
 }
 
-#[tokio::test]
-async fn undo_restores_the_exact_previous_offsets_and_ttl_cleans_up() {
-    let env = setup("ors-undo").await;
+async fn undo_restores_the_exact_previous_offsets_and_ttl_cleans_up(kafka: &'static dyn TestBroker) {
+    let env = setup("ors-undo", kafka).await;
     let (_topic, group) = seeded(&env, 3, 20, 1_700_000_000_000, 0).await;
     let before: BTreeMap<TopicPartition, i64> = [(0, 3), (1, 11), (2, 17)]
         .into_iter()
@@ -305,9 +302,8 @@ async fn undo_restores_the_exact_previous_offsets_and_ttl_cleans_up() {
     );
 }
 
-#[tokio::test]
-async fn bad_input_is_rejected_with_clear_messages() {
-    let env = setup("ors-bad").await;
+async fn bad_input_is_rejected_with_clear_messages(kafka: &'static dyn TestBroker) {
+    let env = setup("ors-bad", kafka).await;
     let cases = [
         (
             json!({"clusterRef": {"name": "main"}, "groupId": "g", "to": {"earliest": {}, "latest": {}}}),
@@ -410,7 +406,6 @@ async fn install_keda_crd(client: &kube::Client) {
 }
 
 async fn consumers(env: &Env, topic: &str, group: &str, replicas: i32, extra: &[(&str, &str)]) -> Kubelet {
-    let kafka = ApacheKafka::shared();
     let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), &env.ns);
     let mut settings = vec![("KAFKA_GROUP_ID", group), ("KAFKA_TOPICS", topic)];
     settings.extend_from_slice(extra);
@@ -418,7 +413,7 @@ async fn consumers(env: &Env, topic: &str, group: &str, replicas: i32, extra: &[
         .create(&PostParams::default(), &deployment("consumers", replicas, &settings))
         .await
         .expect("deployment");
-    let kubelet = Kubelet::start(env.client.clone(), &env.ns, "consumers", &kafka.bootstrap()).await;
+    let kubelet = Kubelet::start(env.client.clone(), &env.ns, "consumers", &env.bootstrap).await;
     kubelet.wait_running(replicas as usize, Duration::from_secs(120)).await;
     kubelet
 }
@@ -443,9 +438,8 @@ fn scale_down_spec(group: &str, to: Value) -> Value {
         "scaleTargetRef": {"kind": "Deployment", "name": "consumers"}, "timeoutSeconds": 60})
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn scale_down_resets_real_consumers_which_then_reread_and_pauses_keda_meanwhile() {
-    let env = setup("ors-scale").await;
+async fn scale_down_resets_real_consumers_which_then_reread_and_pauses_keda_meanwhile(kafka: &'static dyn TestBroker) {
+    let env = setup("ors-scale", kafka).await;
     install_keda_crd(&env.client).await;
     let (topic, group) = seeded(&env, 2, 15, 1_700_000_000_000, 0).await;
     let so: DynamicObject = serde_json::from_value(json!({
@@ -512,9 +506,8 @@ async fn scale_down_resets_real_consumers_which_then_reread_and_pauses_keda_mean
     wait_committed_at_end(&env, &group, 15, 2).await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn scale_down_refuses_a_workload_that_a_plain_hpa_scales() {
-    let env = setup("ors-hpa").await;
+async fn scale_down_refuses_a_workload_that_a_plain_hpa_scales(kafka: &'static dyn TestBroker) {
+    let env = setup("ors-hpa", kafka).await;
     let (topic, group) = seeded(&env, 1, 5, 1_700_000_000_000, 0).await;
     let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), &env.ns);
     deployments
@@ -556,9 +549,8 @@ async fn scale_down_refuses_a_workload_that_a_plain_hpa_scales() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn static_members_are_removed_so_the_reset_does_not_wait_for_their_sessions() {
-    let env = setup("ors-static").await;
+async fn static_members_are_removed_so_the_reset_does_not_wait_for_their_sessions(kafka: &'static dyn TestBroker) {
+    let env = setup("ors-static", kafka).await;
     let (topic, group) = seeded(&env, 2, 10, 1_700_000_000_000, 0).await;
     // A session far longer than the reset's timeout: only removing the members lets the group empty in time.
     let kubelet = consumers(
@@ -592,9 +584,8 @@ async fn static_members_are_removed_so_the_reset_does_not_wait_for_their_session
     event(&env.client, &env.ns, "static", "StaticMembersRemoved", T).await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_crash_in_any_phase_resumes_and_finishes_once_with_the_original_replicas() {
-    let mut env = setup("ors-crash").await;
+async fn a_crash_in_any_phase_resumes_and_finishes_once_with_the_original_replicas(kafka: &'static dyn TestBroker) {
+    let mut env = setup("ors-crash", kafka).await;
     let cp = ControlPlane::shared();
     let (topic, group) = seeded(&env, 2, 12, 1_700_000_000_000, 0).await;
     let kubelet = consumers(&env, &topic, &group, 2, &[]).await;
@@ -675,10 +666,8 @@ fn phase_rank(p: ResetPhase) -> u8 {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_group_that_does_not_empty_in_time_fails_the_reset_and_restores_the_workload() {
-    let env = setup("ors-timeout").await;
-    let kafka = ApacheKafka::shared();
+async fn a_group_that_does_not_empty_in_time_fails_the_reset_and_restores_the_workload(kafka: &'static dyn TestBroker) {
+    let env = setup("ors-timeout", kafka).await;
     let (topic, group) = seeded(&env, 1, 5, 1_700_000_000_000, 0).await;
     // A consumer outside the workload keeps the group active however far the workload scales down. It joins
     // first, so that it owns the topic's one partition.
@@ -722,9 +711,8 @@ async fn a_group_that_does_not_empty_in_time_fails_the_reset_and_restores_the_wo
     outsider.leave();
 }
 
-#[tokio::test]
-async fn an_unknown_topic_or_group_reference_fails_with_the_reason() {
-    let env = setup("ors-unknown").await;
+async fn an_unknown_topic_or_group_reference_fails_with_the_reason(kafka: &'static dyn TestBroker) {
+    let env = setup("ors-unknown", kafka).await;
     let spec = json!({"clusterRef": {"name": "main"}, "groupId": "g", "topics": [{"name": "no-such-topic"}], "to": {"earliest": {}}});
     env.resets()
         .create(&PostParams::default(), &reset("no-topic", spec))
@@ -762,3 +750,17 @@ async fn an_unknown_topic_or_group_reference_fails_with_the_reason() {
         failed.status
     );
 }
+
+on_both_brokers!(
+    every_target_commits_what_kafka_consumer_groups_dry_run_plans,
+    a_dry_run_plans_and_changes_nothing,
+    require_inactive_fails_clearly_when_the_group_has_members,
+    undo_restores_the_exact_previous_offsets_and_ttl_cleans_up,
+    bad_input_is_rejected_with_clear_messages,
+    scale_down_resets_real_consumers_which_then_reread_and_pauses_keda_meanwhile,
+    scale_down_refuses_a_workload_that_a_plain_hpa_scales,
+    static_members_are_removed_so_the_reset_does_not_wait_for_their_sessions,
+    a_crash_in_any_phase_resumes_and_finishes_once_with_the_original_replicas,
+    a_group_that_does_not_empty_in_time_fails_the_reset_and_restores_the_workload,
+    an_unknown_topic_or_group_reference_fails_with_the_reason,
+);

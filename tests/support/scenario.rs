@@ -17,6 +17,8 @@ pub struct Scenario {
     pub ns: String,
     /// Our admin client on the scenario's broker, for setting up and checking Kafka state.
     pub kafka: KafkaClient,
+    /// The scenario's broker, for real clients and Kafka's CLI tools.
+    pub bootstrap: String,
     pub operator: Option<Operator>,
 }
 
@@ -57,6 +59,7 @@ impl Scenario {
         .await;
         Scenario {
             kafka: KafkaClient::new(ClientConfig::new([kafka.bootstrap()])).expect("kafka client"),
+            bootstrap: kafka.bootstrap(),
             client,
             ns,
             operator,

@@ -6,8 +6,7 @@ use super::text;
 use crate::broker::Node;
 use crate::broker::log::batch::BatchHeader;
 use crate::broker::log::lock;
-use crate::broker::log::partition::{AppendError, Appended};
-use crate::broker::server::sync_all;
+use crate::broker::log::partition::{AppendError, Appended, PartitionLog};
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::produce_request::PartitionProduceData;
@@ -15,12 +14,13 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{
     InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse, ProducerId,
 };
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 pub async fn produce(node: &Node, request: ProduceRequest, version: i16) -> Option<ProduceResponse> {
     let acks = request.acks;
     let mut appended_any = false;
-    let responses: Vec<TopicProduceResponse> = request
+    let mut touched = Vec::new();
+    let mut responses: Vec<TopicProduceResponse> = request
         .topic_data
         .into_iter()
         .map(|topic_data| {
@@ -48,7 +48,9 @@ pub async fn produce(node: &Node, request: ProduceRequest, version: i16) -> Opti
                                 None => Err((ResponseError::UnknownTopicOrPartition, None)),
                                 Some(partition) => append(node, &partition, data).map(|(offset, new)| {
                                     appended_any |= new;
-                                    (offset, lock(&partition).log_start())
+                                    let log_start = lock(&partition).log_start();
+                                    touched.push(partition);
+                                    (offset, log_start)
                                 }),
                             },
                         }
@@ -78,11 +80,46 @@ pub async fn produce(node: &Node, request: ProduceRequest, version: i16) -> Opti
         .collect();
     if appended_any {
         node.store.notify_appended();
-        if acks == -1 && node.config.data_dir.is_some() {
-            sync_all(&node.store).await;
+    }
+    // Also for duplicates: the first copy's fsync (another request's) may still be running.
+    if acks == -1 && node.config.data_dir.is_some() && !touched.is_empty() && !sync_partitions(&touched).await {
+        // Written but not known to be durable: the producer must not count on it (it retries).
+        for partition in responses.iter_mut().flat_map(|t| t.partition_responses.iter_mut()) {
+            if partition.error_code == 0 {
+                partition.error_code = ResponseError::KafkaStorageError.code();
+                partition.base_offset = -1;
+            }
         }
     }
     (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+}
+
+/// fsyncs the partitions an acks=-1 produce wrote to, off the async threads, before it is answered.
+/// Returns whether every fsync succeeded.
+async fn sync_partitions(partitions: &[Arc<Mutex<PartitionLog>>]) -> bool {
+    let mut files = Vec::new();
+    for partition in partitions {
+        match lock(partition).sync_handle() {
+            Ok(Some(file)) => files.push(file),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "cannot sync a partition");
+                return false;
+            }
+        }
+    }
+    let result = tokio::task::spawn_blocking(move || files.iter().try_for_each(|f| f.sync_data())).await;
+    match result {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "fsync of the log failed");
+            false
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "fsync task failed");
+            false
+        }
+    }
 }
 
 type Refusal = (ResponseError, Option<String>);
@@ -90,7 +127,7 @@ type Refusal = (ResponseError, Option<String>);
 /// Appends one partition's batch: its base offset, and whether it is new (not a producer's retry).
 fn append(
     node: &Node,
-    partition: &Arc<std::sync::Mutex<crate::broker::log::partition::PartitionLog>>,
+    partition: &Arc<Mutex<PartitionLog>>,
     data: PartitionProduceData,
 ) -> Result<(i64, bool), Refusal> {
     let records: Bytes = data.records.unwrap_or_default();

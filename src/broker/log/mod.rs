@@ -160,7 +160,7 @@ impl Store {
         for record in catalog.topics {
             let mut partitions = Vec::new();
             for index in 0..record.partitions {
-                let log = store.open_partition(&record.name, index)?;
+                let log = store.open_partition(&record.name, index, false)?;
                 max_producer = max_producer.max(log.max_producer_id().unwrap_or(0));
                 partitions.push(Arc::new(Mutex::new(log)));
             }
@@ -187,10 +187,16 @@ impl Store {
             .map(|d| d.join("logs").join(format!("{topic}-{index}")))
     }
 
-    fn open_partition(&self, topic: &str, index: i32) -> Result<PartitionLog, StoreError> {
+    /// Opens (recovers) a partition's log. A `fresh` one is new to the catalog: whatever a deleted topic of the
+    /// same name left on disk (a crash between the catalog write and the removal) is removed first.
+    fn open_partition(&self, topic: &str, index: i32, fresh: bool) -> Result<PartitionLog, StoreError> {
         let Some(dir) = self.partition_dir(topic, index) else {
             return Ok(PartitionLog::default());
         };
+        if fresh && dir.exists() {
+            tracing::warn!(dir = %dir.display(), "removing the stale log of a deleted topic");
+            std::fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
+        }
         let (writer, batches) = SegmentWriter::open(&dir, self.config.segment_bytes).map_err(io_err(&dir))?;
         Ok(PartitionLog::recovered(
             Some(writer),
@@ -291,7 +297,7 @@ impl Store {
             Vec::new()
         } else {
             (0..partitions)
-                .map(|i| self.open_partition(name, i).map(|l| Arc::new(Mutex::new(l))))
+                .map(|i| self.open_partition(name, i, true).map(|l| Arc::new(Mutex::new(l))))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(storage_failure)?
         };
@@ -370,7 +376,7 @@ impl Store {
         let mut added = Vec::new();
         for index in current..count {
             added.push(Arc::new(Mutex::new(
-                self.open_partition(name, index).map_err(storage_failure)?,
+                self.open_partition(name, index, true).map_err(storage_failure)?,
             )));
         }
         topic
@@ -495,6 +501,24 @@ mod tests {
         assert_eq!(store.cluster_id(), "cluster-a", "a data dir keeps its cluster id");
         let topic = store.topic("orders").expect("topic");
         assert_eq!((topic.id, topic.partition_count()), (created.id, 3));
+    }
+
+    #[test]
+    fn a_recreated_topic_never_sees_what_a_deleted_one_left_on_disk() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(config(Some(dir.path())), "c".into()).expect("open");
+        let topic = store.create_topic("t", 1, BTreeMap::new(), false).expect("create");
+        let batch = batch::tests::encoded_batch(&["old"], None);
+        let header = batch::BatchHeader::parse_checked(&batch).expect("batch");
+        lock(&topic.partition(0).expect("partition"))
+            .append(&header, &batch)
+            .expect("append");
+        drop(store);
+        // A crash after the catalog forgot the topic, before its directory was removed.
+        std::fs::write(dir.path().join("topics.json"), r#"{"cluster_id":"c","topics":[]}"#).expect("catalog");
+        let store = Store::open(config(Some(dir.path())), "c".into()).expect("reopen");
+        let topic = store.create_topic("t", 1, BTreeMap::new(), false).expect("recreate");
+        assert_eq!(lock(&topic.partition(0).expect("partition")).end_offset(), 0);
     }
 
     #[test]

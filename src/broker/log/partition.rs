@@ -64,10 +64,13 @@ impl PartitionLog {
             segment,
             ..PartitionLog::default()
         };
-        if let Some((first, _)) = batches.first() {
-            log.log_start = first.base_offset;
-            log.end_offset = first.base_offset;
-        }
+        // An empty log continues where its active segment starts (all of it may have been truncated away).
+        let start = match batches.first() {
+            Some((first, _)) => first.base_offset,
+            None => log.segment.as_ref().map_or(0, SegmentWriter::active_base_offset),
+        };
+        log.log_start = start;
+        log.end_offset = start;
         let now = now_ms();
         for (header, bytes) in batches {
             log.producers.record(&header, header.base_offset);
@@ -117,6 +120,11 @@ impl PartitionLog {
         self.producers.record(header, base_offset);
         self.push(header, base_offset, bytes, now_ms());
         Ok(Appended::New(base_offset))
+    }
+
+    /// A file handle to fsync outside the lock after an acks=-1 append (None in memory).
+    pub fn sync_handle(&mut self) -> std::io::Result<Option<File>> {
+        self.segment.as_mut().map(SegmentWriter::sync_handle).transpose()
     }
 
     /// A file handle to fsync outside the lock, when something was written since the last sync.

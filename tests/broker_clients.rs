@@ -323,3 +323,46 @@ fn metrics_count_requests_per_api() {
     assert!(text.contains("kafka_broker_requests_total{api=\"Metadata\"}"), "{text}");
     assert!(text.contains("kafka_broker_request_duration_seconds_bucket{"), "{text}");
 }
+
+#[test]
+fn a_batch_above_the_topics_max_message_bytes_is_refused() {
+    let kafka = EmbeddedKafka::shared();
+    let topic = unique_name("small-messages");
+    kafka.tool_ok(
+        "org.apache.kafka.tools.TopicCommand",
+        &[
+            "--create",
+            "--topic",
+            &topic,
+            "--partitions",
+            "1",
+            "--config",
+            "max.message.bytes=2000",
+        ],
+    );
+    kafka.handle().block_on(async {
+        let partition = ClientBuilder::new(vec![kafka.bootstrap()])
+            .build()
+            .await
+            .expect("client")
+            .partition_client(&topic, 0, UnknownTopicHandling::Retry)
+            .await
+            .expect("partition client");
+        let record = |size: usize| Record {
+            key: None,
+            value: Some(vec![b'x'; size]),
+            headers: Default::default(),
+            timestamp: rskafka::chrono::DateTime::from_timestamp_millis(1_700_000_000_000).expect("timestamp"),
+        };
+        let refused = partition
+            .produce(vec![record(5_000)], Compression::NoCompression)
+            .await
+            .expect_err("a 5 kB batch on a 2 kB topic");
+        assert!(format!("{refused:?}").contains("MessageTooLarge"), "{refused:?}");
+        let accepted = partition
+            .produce(vec![record(100)], Compression::NoCompression)
+            .await
+            .expect("a small batch");
+        assert_eq!(accepted, vec![0]);
+    });
+}

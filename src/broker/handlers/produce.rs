@@ -5,8 +5,8 @@
 use super::text;
 use crate::broker::Node;
 use crate::broker::log::batch::BatchHeader;
-use crate::broker::log::lock;
 use crate::broker::log::partition::{AppendError, Appended, PartitionLog};
+use crate::broker::log::{Topic, lock};
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::produce_request::PartitionProduceData;
@@ -46,12 +46,14 @@ pub async fn produce(node: &Node, request: ProduceRequest, version: i16) -> Opti
                             None => Err((unknown, None)),
                             Some(topic) => match topic.partition(index) {
                                 None => Err((ResponseError::UnknownTopicOrPartition, None)),
-                                Some(partition) => append(node, &partition, data).map(|(offset, new)| {
-                                    appended_any |= new;
-                                    let log_start = lock(&partition).log_start();
-                                    touched.push(partition);
-                                    (offset, log_start)
-                                }),
+                                Some(partition) => {
+                                    append(&partition, data, max_message_bytes(node, topic)).map(|(offset, new)| {
+                                        appended_any |= new;
+                                        let log_start = lock(&partition).log_start();
+                                        touched.push(partition);
+                                        (offset, log_start)
+                                    })
+                                }
                             },
                         }
                     };
@@ -124,20 +126,28 @@ async fn sync_partitions(partitions: &[Arc<Mutex<PartitionLog>>]) -> bool {
 
 type Refusal = (ResponseError, Option<String>);
 
+/// The topic's `max.message.bytes` if it set one, else the broker's `message.max.bytes`.
+fn max_message_bytes(node: &Node, topic: &Topic) -> usize {
+    topic
+        .configs
+        .get("max.message.bytes")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(node.config.max_message_bytes)
+}
+
 /// Appends one partition's batch: its base offset, and whether it is new (not a producer's retry).
 fn append(
-    node: &Node,
     partition: &Arc<Mutex<PartitionLog>>,
     data: PartitionProduceData,
+    max_bytes: usize,
 ) -> Result<(i64, bool), Refusal> {
     let records: Bytes = data.records.unwrap_or_default();
-    if records.len() > node.config.max_message_bytes {
+    if records.len() > max_bytes {
         return Err((
             ResponseError::MessageTooLarge,
             Some(format!(
-                "The batch of {} bytes exceeds the limit of {} bytes",
-                records.len(),
-                node.config.max_message_bytes
+                "The batch of {} bytes exceeds the limit of {max_bytes} bytes",
+                records.len()
             )),
         ));
     }

@@ -366,3 +366,27 @@ fn a_batch_above_the_topics_max_message_bytes_is_refused() {
         assert_eq!(accepted, vec![0]);
     });
 }
+
+#[test]
+fn compressed_batches_are_stored_as_received_and_read_back() {
+    let kafka = EmbeddedKafka::shared();
+    for codec in ["gzip", "snappy", "lz4", "zstd"] {
+        let topic = unique_name(&format!("compressed-{codec}"));
+        kafka.create_topic(&topic, 1);
+        let input: String = (0..50).map(|i| format!("{codec}-record-{i}\n")).collect();
+        let mut producer = std::process::Command::new("timeout")
+            .args(["60", "kcat", "-b", &kafka.bootstrap(), "-P", "-t", &topic, "-z", codec])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("run kcat -P");
+        std::io::Write::write_all(producer.stdin.as_mut().expect("stdin"), input.as_bytes()).expect("write");
+        drop(producer.stdin.take());
+        assert!(producer.wait().expect("kcat -P").success(), "{codec}");
+        let read = kcat(
+            &kafka.bootstrap(),
+            &["-C", "-t", &topic, "-o", "beginning", "-e", "-f", "%s@%o\\n"],
+        );
+        let expected: Vec<String> = (0..50).map(|i| format!("{codec}-record-{i}@{i}")).collect();
+        assert_eq!(read.lines().collect::<Vec<_>>(), expected, "{codec}");
+    }
+}

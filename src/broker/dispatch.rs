@@ -59,8 +59,9 @@ pub async fn handle(node: &Node, frame: Bytes, peer: Option<SocketAddr>) -> Outc
             _ => unsupported(key, version, correlation_id),
         }
     };
-    node.metrics
-        .observe(&format!("{key:?}"), started.elapsed().as_secs_f64());
+    let elapsed = started.elapsed();
+    node.metrics.observe(&format!("{key:?}"), elapsed.as_secs_f64());
+    tracing::debug!(api = ?key, version, correlation_id, elapsed_us = elapsed.as_micros() as u64, "request");
     outcome
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 /// How often retention runs (when configured).
 const RETENTION_INTERVAL: Duration = Duration::from_secs(30);
@@ -21,7 +22,8 @@ pub async fn run(listener: TcpListener, node: Arc<Node>, mut stop: watch::Receiv
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    connections.spawn(connection::serve(stream, peer, node.clone(), stop.clone()));
+                    let span = tracing::info_span!("connection", %peer);
+                    connections.spawn(connection::serve(stream, peer, node.clone(), stop.clone()).instrument(span));
                 }
                 Err(e) => {
                     // e.g. EMFILE: back off instead of spinning

@@ -56,7 +56,7 @@ async fn flush_loop(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = flush.tick() => sync_all(&node.store).await,
-            _ = retention.tick() => node.store.apply_retention(),
+            _ = retention.tick() => node.store.apply_retention(crate::broker::log::partition::now_ms()),
             _ = stop.changed() => return,
         }
     }

@@ -423,16 +423,23 @@ impl Store {
         files
     }
 
-    /// Applies the retention settings to every partition.
-    pub fn apply_retention(&self) {
-        if self.config.retention_bytes.is_none() && self.config.retention_ms.is_none() {
-            return;
-        }
-        let now = partition::now_ms();
+    /// Applies retention to every partition: a topic's `retention.bytes` / `retention.ms` (-1: keep) where it
+    /// set them, else the broker's settings. `now` is in ms since the epoch.
+    pub fn apply_retention(&self, now: i64) {
         for topic in self.topics() {
+            let limit = |name: &str, broker: Option<i64>| match topic.configs.get(name).map(|v| v.parse::<i64>()) {
+                Some(Ok(v)) if v < 0 => None,
+                Some(Ok(v)) => Some(v),
+                _ => broker,
+            };
+            let bytes = limit("retention.bytes", self.config.retention_bytes.map(|b| b as i64)).map(|b| b as u64);
+            let age = limit("retention.ms", self.config.retention_ms);
+            if bytes.is_none() && age.is_none() {
+                continue;
+            }
             let partitions = topic.partitions.read().unwrap_or_else(|p| p.into_inner()).clone();
             for (index, partition) in partitions.iter().enumerate() {
-                match lock(partition).apply_retention(self.config.retention_bytes, self.config.retention_ms, now) {
+                match lock(partition).apply_retention(bytes, age, now) {
                     Ok(true) => {
                         tracing::debug!(topic = %topic.name, partition = index, "retention dropped old batches")
                     }
@@ -519,6 +526,34 @@ mod tests {
         let store = Store::open(config(Some(dir.path())), "c".into()).expect("reopen");
         let topic = store.create_topic("t", 1, BTreeMap::new(), false).expect("recreate");
         assert_eq!(lock(&topic.partition(0).expect("partition")).end_offset(), 0);
+    }
+
+    #[test]
+    fn a_topics_retention_config_wins_over_the_brokers() {
+        let store = Store::open(config(None), "c".into()).expect("open");
+        let small = BTreeMap::from([("retention.bytes".to_owned(), "1".to_owned())]);
+        let kept = store.create_topic("kept", 1, BTreeMap::new(), false).expect("create");
+        let trimmed = store.create_topic("trimmed", 1, small, false).expect("create");
+        for topic in [&kept, &trimmed] {
+            for value in ["a", "b", "c"] {
+                let batch = batch::tests::encoded_batch(&[value], None);
+                let header = batch::BatchHeader::parse_checked(&batch).expect("batch");
+                lock(&topic.partition(0).expect("partition"))
+                    .append(&header, &batch)
+                    .expect("append");
+            }
+        }
+        store.apply_retention(partition::now_ms());
+        assert_eq!(
+            lock(&kept.partition(0).expect("p")).log_start(),
+            0,
+            "no retention by default"
+        );
+        assert_eq!(
+            lock(&trimmed.partition(0).expect("p")).log_start(),
+            2,
+            "all but the last batch dropped"
+        );
     }
 
     #[test]

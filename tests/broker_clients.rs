@@ -390,3 +390,36 @@ fn compressed_batches_are_stored_as_received_and_read_back() {
         assert_eq!(read.lines().collect::<Vec<_>>(), expected, "{codec}");
     }
 }
+
+#[test]
+fn delete_records_moves_the_log_start() {
+    let kafka = EmbeddedKafka::shared();
+    let topic = unique_name("delete-records");
+    kafka.create_topic(&topic, 1);
+    kafka.handle().block_on(async {
+        let partition = ClientBuilder::new(vec![kafka.bootstrap()])
+            .build()
+            .await
+            .expect("client")
+            .partition_client(&topic, 0, UnknownTopicHandling::Retry)
+            .await
+            .expect("partition client");
+        let records = (0..6)
+            .map(|i| Record {
+                key: None,
+                value: Some(format!("v{i}").into_bytes()),
+                headers: Default::default(),
+                timestamp: rskafka::chrono::DateTime::from_timestamp_millis(1_700_000_000_000).expect("timestamp"),
+            })
+            .collect();
+        partition
+            .produce(records, Compression::NoCompression)
+            .await
+            .expect("produce");
+        partition.delete_records(4, 5_000).await.expect("delete records");
+        assert_eq!(partition.get_offset(OffsetAt::Earliest).await.expect("earliest"), 4);
+        assert_eq!(partition.get_offset(OffsetAt::Latest).await.expect("latest"), 6);
+        let below = partition.fetch_records(2, 1..100_000, 100).await;
+        assert!(format!("{below:?}").contains("OffsetOutOfRange"), "{below:?}");
+    });
+}

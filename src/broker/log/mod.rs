@@ -201,6 +201,7 @@ impl Store {
         Ok(PartitionLog::recovered(
             Some(writer),
             batches.into_iter().map(|b| (b.header, b.bytes)).collect(),
+            SegmentWriter::checkpointed_log_start(&dir),
         ))
     }
 

@@ -30,6 +30,9 @@ pub struct Recovered {
     pub bytes: Bytes,
 }
 
+/// Where the log start offset is checkpointed when it moves past a segment's base offset.
+const LOG_START_FILE: &str = "log-start-offset";
+
 fn segment_name(base_offset: i64) -> String {
     format!("{base_offset:020}.log")
 }
@@ -156,8 +159,25 @@ impl SegmentWriter {
         self.file.try_clone().map(Some)
     }
 
-    /// Deletes whole segments that hold only offsets below `log_start` (retention).
+    /// The log start offset recorded by `delete_below` (DeleteRecords and retention can move it into the
+    /// middle of a segment), if any.
+    pub fn checkpointed_log_start(dir: &Path) -> Option<i64> {
+        std::fs::read_to_string(dir.join(LOG_START_FILE))
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+    }
+
+    /// Records `log_start` (atomically: write, fsync, rename) and deletes whole segments that hold only
+    /// offsets below it.
     pub fn delete_below(&mut self, log_start: i64) -> std::io::Result<()> {
+        let tmp = self.dir.join(format!("{LOG_START_FILE}.tmp"));
+        {
+            let mut file = File::create(&tmp)?;
+            file.write_all(log_start.to_string().as_bytes())?;
+            file.sync_all()?;
+        }
+        std::fs::rename(&tmp, self.dir.join(LOG_START_FILE))?;
+        sync_dir(&self.dir)?;
         let all = segments(&self.dir)?;
         for pair in all.windows(2) {
             let ((_, path), (next_base, _)) = (&pair[0], &pair[1]);

@@ -323,3 +323,103 @@ fn metrics_count_requests_per_api() {
     assert!(text.contains("kafka_broker_requests_total{api=\"Metadata\"}"), "{text}");
     assert!(text.contains("kafka_broker_request_duration_seconds_bucket{"), "{text}");
 }
+
+#[test]
+fn a_batch_above_the_topics_max_message_bytes_is_refused() {
+    let kafka = EmbeddedKafka::shared();
+    let topic = unique_name("small-messages");
+    kafka.tool_ok(
+        "org.apache.kafka.tools.TopicCommand",
+        &[
+            "--create",
+            "--topic",
+            &topic,
+            "--partitions",
+            "1",
+            "--config",
+            "max.message.bytes=2000",
+        ],
+    );
+    kafka.handle().block_on(async {
+        let partition = ClientBuilder::new(vec![kafka.bootstrap()])
+            .build()
+            .await
+            .expect("client")
+            .partition_client(&topic, 0, UnknownTopicHandling::Retry)
+            .await
+            .expect("partition client");
+        let record = |size: usize| Record {
+            key: None,
+            value: Some(vec![b'x'; size]),
+            headers: Default::default(),
+            timestamp: rskafka::chrono::DateTime::from_timestamp_millis(1_700_000_000_000).expect("timestamp"),
+        };
+        let refused = partition
+            .produce(vec![record(5_000)], Compression::NoCompression)
+            .await
+            .expect_err("a 5 kB batch on a 2 kB topic");
+        assert!(format!("{refused:?}").contains("MessageTooLarge"), "{refused:?}");
+        let accepted = partition
+            .produce(vec![record(100)], Compression::NoCompression)
+            .await
+            .expect("a small batch");
+        assert_eq!(accepted, vec![0]);
+    });
+}
+
+#[test]
+fn compressed_batches_are_stored_as_received_and_read_back() {
+    let kafka = EmbeddedKafka::shared();
+    for codec in ["gzip", "snappy", "lz4", "zstd"] {
+        let topic = unique_name(&format!("compressed-{codec}"));
+        kafka.create_topic(&topic, 1);
+        let input: String = (0..50).map(|i| format!("{codec}-record-{i}\n")).collect();
+        let mut producer = std::process::Command::new("timeout")
+            .args(["60", "kcat", "-b", &kafka.bootstrap(), "-P", "-t", &topic, "-z", codec])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("run kcat -P");
+        std::io::Write::write_all(producer.stdin.as_mut().expect("stdin"), input.as_bytes()).expect("write");
+        drop(producer.stdin.take());
+        assert!(producer.wait().expect("kcat -P").success(), "{codec}");
+        let read = kcat(
+            &kafka.bootstrap(),
+            &["-C", "-t", &topic, "-o", "beginning", "-e", "-f", "%s@%o\\n"],
+        );
+        let expected: Vec<String> = (0..50).map(|i| format!("{codec}-record-{i}@{i}")).collect();
+        assert_eq!(read.lines().collect::<Vec<_>>(), expected, "{codec}");
+    }
+}
+
+#[test]
+fn delete_records_moves_the_log_start() {
+    let kafka = EmbeddedKafka::shared();
+    let topic = unique_name("delete-records");
+    kafka.create_topic(&topic, 1);
+    kafka.handle().block_on(async {
+        let partition = ClientBuilder::new(vec![kafka.bootstrap()])
+            .build()
+            .await
+            .expect("client")
+            .partition_client(&topic, 0, UnknownTopicHandling::Retry)
+            .await
+            .expect("partition client");
+        let records = (0..6)
+            .map(|i| Record {
+                key: None,
+                value: Some(format!("v{i}").into_bytes()),
+                headers: Default::default(),
+                timestamp: rskafka::chrono::DateTime::from_timestamp_millis(1_700_000_000_000).expect("timestamp"),
+            })
+            .collect();
+        partition
+            .produce(records, Compression::NoCompression)
+            .await
+            .expect("produce");
+        partition.delete_records(4, 5_000).await.expect("delete records");
+        assert_eq!(partition.get_offset(OffsetAt::Earliest).await.expect("earliest"), 4);
+        assert_eq!(partition.get_offset(OffsetAt::Latest).await.expect("latest"), 6);
+        let below = partition.fetch_records(2, 1..100_000, 100).await;
+        assert!(format!("{below:?}").contains("OffsetOutOfRange"), "{below:?}");
+    });
+}

@@ -651,3 +651,49 @@ fn a_member_that_dies_is_dropped_when_its_session_times_out() {
     );
     survivor.stop();
 }
+
+#[test]
+fn a_static_java_consumer_restarting_as_leader_skips_the_assignment_and_resumes() {
+    let broker = Embedded::start(None);
+    let topic = unique_name("java-static-topic");
+    let group = unique_name("java-static-group");
+    broker.create_topic(&topic, 1);
+    produce(&broker.bootstrap(), &topic, 60);
+    let run = || {
+        broker.tool_ok(
+            "org.apache.kafka.tools.consumer.ConsoleConsumer",
+            &[
+                "--topic",
+                &topic,
+                "--group",
+                &group,
+                "--from-beginning",
+                "--max-messages",
+                "30",
+                "--timeout-ms",
+                "60000",
+                "--consumer-property",
+                "group.instance.id=kgo-instance-7",
+            ],
+        )
+    };
+    let values = |out: &str| -> Vec<String> {
+        out.lines()
+            .filter(|l| l.starts_with("value-"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let first = values(&run());
+    assert_eq!(first.first().map(String::as_str), Some("value-0"), "{first:?}");
+    assert_eq!(first.len(), 30);
+    // A static member does not leave on close: the second run replaces it (JoinGroup v9 tells the returning
+    // leader to skip the assignment) and gets its partition back at the committed offset.
+    let second = values(&run());
+    assert_eq!(second.first().map(String::as_str), Some("value-30"), "{second:?}");
+    assert_eq!(second.len(), 30);
+    let described = broker.groups(&["--describe", "--group", &group, "--members", "--verbose"]);
+    assert!(
+        described.contains("kgo-instance-7"),
+        "still a static member until its session ends:\n{described}"
+    );
+}

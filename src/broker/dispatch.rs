@@ -59,8 +59,9 @@ pub async fn handle(node: &Node, frame: Bytes, peer: Option<SocketAddr>) -> Outc
             _ => unsupported(key, version, correlation_id),
         }
     };
-    node.metrics
-        .observe(&format!("{key:?}"), started.elapsed().as_secs_f64());
+    let elapsed = started.elapsed();
+    node.metrics.observe(&format!("{key:?}"), elapsed.as_secs_f64());
+    tracing::debug!(api = ?key, version, correlation_id, elapsed_us = elapsed.as_micros() as u64, "request");
     outcome
 }
 
@@ -358,6 +359,114 @@ mod tests {
     #[test]
     fn an_unknown_api_key_closes_the_connection() {
         assert!(matches!(run(frame(7_777, 0, &[])), Outcome::Close(_)));
+    }
+
+    /// Sends `request` at `version` through the dispatch and decodes the answer (None: no response).
+    fn call<R: kafka_protocol::protocol::Request>(request: &R, version: i16) -> Option<R::Response> {
+        let frame = crate::wire::encode_request(request, version, 11, Some("unit")).expect("encode");
+        let payload = crate::wire::strip_length_prefix(frame).expect("prefix");
+        match run(payload) {
+            Outcome::Respond(bytes) => {
+                let payload = crate::wire::strip_length_prefix(bytes).expect("prefix");
+                Some(crate::wire::decode_response::<R>(payload, version).expect("decode"))
+            }
+            Outcome::NoResponse => None,
+            Outcome::Close(why) => panic!("connection closed: {why}"),
+        }
+    }
+
+    fn produce_request(topic: &str, acks: i16, batch: Bytes) -> kafka_protocol::messages::ProduceRequest {
+        use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+        kafka_protocol::messages::ProduceRequest::default()
+            .with_acks(acks)
+            .with_timeout_ms(1000)
+            .with_topic_data(vec![
+                TopicProduceData::default()
+                    .with_name(kafka_protocol::messages::TopicName(topic.to_owned().into()))
+                    .with_partition_data(vec![
+                        PartitionProduceData::default().with_index(0).with_records(Some(batch)),
+                    ]),
+            ])
+    }
+
+    fn metadata_for(topic: &str) -> kafka_protocol::messages::MetadataResponse {
+        use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+        let request = kafka_protocol::messages::MetadataRequest::default()
+            .with_topics(Some(vec![
+                MetadataRequestTopic::default()
+                    .with_name(Some(kafka_protocol::messages::TopicName(topic.to_owned().into()))),
+            ]))
+            .with_allow_auto_topic_creation(true);
+        call(&request, 12).expect("metadata answered")
+    }
+
+    #[test]
+    fn metadata_auto_creates_a_topic_with_an_id() {
+        let response = metadata_for("unit-auto-created");
+        let topic = &response.topics[0];
+        assert_eq!(topic.error_code, 0);
+        assert_eq!(topic.partitions.len(), 1);
+        assert!(!topic.topic_id.is_nil());
+        assert_eq!(
+            metadata_for("unit-auto-created").topics[0].topic_id,
+            topic.topic_id,
+            "created once"
+        );
+    }
+
+    #[test]
+    fn an_idempotent_retry_is_answered_with_the_first_offset_and_not_appended() {
+        use crate::broker::log::batch::tests::encoded_batch;
+        metadata_for("unit-idempotent");
+        let first = encoded_batch(&["a", "b"], Some((4242, 0, 0)));
+        let second = encoded_batch(&["c"], Some((4242, 0, 2)));
+        let offset = |batch: &Bytes| {
+            let response = call(&produce_request("unit-idempotent", -1, batch.clone()), 9).expect("answered");
+            let partition = &response.responses[0].partition_responses[0];
+            (partition.error_code, partition.base_offset)
+        };
+        assert_eq!(offset(&first), (0, 0));
+        assert_eq!(offset(&second), (0, 2));
+        assert_eq!(offset(&first), (0, 0), "a retry of the first batch");
+        let gap = encoded_batch(&["z"], Some((4242, 0, 7)));
+        assert_eq!(offset(&gap).0, ResponseError::OutOfOrderSequenceNumber.code());
+        let log = node()
+            .store
+            .topic("unit-idempotent")
+            .and_then(|t| t.partition(0))
+            .expect("partition");
+        assert_eq!(crate::broker::log::lock(&log).end_offset(), 3);
+    }
+
+    #[test]
+    fn acks_zero_gets_no_response_but_is_appended() {
+        use crate::broker::log::batch::tests::encoded_batch;
+        metadata_for("unit-acks-zero");
+        let request = produce_request("unit-acks-zero", 0, encoded_batch(&["x"], None));
+        assert!(call(&request, 9).is_none());
+        let log = node()
+            .store
+            .topic("unit-acks-zero")
+            .and_then(|t| t.partition(0))
+            .expect("partition");
+        assert_eq!(crate::broker::log::lock(&log).end_offset(), 1);
+    }
+
+    #[test]
+    fn create_topics_refuses_a_replication_factor_above_one() {
+        use kafka_protocol::messages::create_topics_request::CreatableTopic;
+        let request = kafka_protocol::messages::CreateTopicsRequest::default().with_topics(vec![
+            CreatableTopic::default()
+                .with_name(kafka_protocol::messages::TopicName("unit-rf3".to_owned().into()))
+                .with_num_partitions(1)
+                .with_replication_factor(3),
+        ]);
+        let response = call(&request, 7).expect("answered");
+        assert_eq!(
+            response.topics[0].error_code,
+            ResponseError::InvalidReplicationFactor.code()
+        );
+        assert!(node().store.topic("unit-rf3").is_none());
     }
 
     proptest! {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 /// How often retention runs (when configured).
 const RETENTION_INTERVAL: Duration = Duration::from_secs(30);
@@ -21,7 +22,8 @@ pub async fn run(listener: TcpListener, node: Arc<Node>, mut stop: watch::Receiv
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    connections.spawn(connection::serve(stream, peer, node.clone(), stop.clone()));
+                    let span = tracing::info_span!("connection", %peer);
+                    connections.spawn(connection::serve(stream, peer, node.clone(), stop.clone()).instrument(span));
                 }
                 Err(e) => {
                     // e.g. EMFILE: back off instead of spinning
@@ -54,7 +56,7 @@ async fn flush_loop(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = flush.tick() => sync_all(&node.store).await,
-            _ = retention.tick() => node.store.apply_retention(),
+            _ = retention.tick() => node.store.apply_retention(crate::broker::log::partition::now_ms()),
             _ = stop.changed() => return,
         }
     }

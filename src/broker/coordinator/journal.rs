@@ -9,13 +9,15 @@
 //! `fdatasync` before acknowledging them (requests arriving meanwhile share one sync, a group commit). An
 //! OffsetCommit, DeleteGroups or OffsetDelete is answered only after its records are synced, so whatever a
 //! client was told is committed survives `kill -9` and power loss. Group metadata records are written the same
-//! way but nobody waits for them. At start the replayed state is rewritten as a fresh log (temporary file,
-//! fsync, rename), which keeps the file proportional to the live offsets.
+//! way but nobody waits for them. At start, and whenever the log has grown to four times its size after the
+//! last rewrite (and past 16 MiB), the live state is written as a fresh log (temporary file, fsync, rename;
+//! a crash leaves the old log or the new one), which keeps the file proportional to the live offsets.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread;
 
@@ -301,6 +303,8 @@ pub fn parse(image: &[u8]) -> io::Result<(Vec<Record>, usize)> {
 
 struct Batch {
     bytes: Vec<u8>,
+    /// `bytes` is a whole new log (compaction) that replaces the file, rather than records to append.
+    replace: bool,
     done: Option<oneshot::Sender<io::Result<()>>>,
 }
 
@@ -308,38 +312,56 @@ struct Batch {
 pub struct Journal {
     tx: std::sync::Mutex<Option<mpsc::Sender<Batch>>>,
     writer: std::sync::Mutex<Option<thread::JoinHandle<()>>>,
+    /// Bytes in the file (as queued), and what the last compaction left: the log is compacted when it has
+    /// grown to several times its live content.
+    size: AtomicU64,
+    compacted_size: AtomicU64,
 }
+
+/// The log is never compacted below this size.
+const COMPACT_MIN: u64 = 16 * 1024 * 1024;
+/// …and is compacted once it is this many times larger than after the last compaction.
+const COMPACT_RATIO: u64 = 4;
 
 impl Journal {
     /// Replays `dir/groups.log` (truncating a torn tail), compacts it, and opens it for appending.
     pub fn open(dir: &Path) -> io::Result<(Journal, HashMap<String, StoredGroup>)> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(FILE_NAME);
-        let mut image = Vec::new();
+        let mut old = Vec::new();
         match File::open(&path) {
             Ok(mut f) => {
-                f.read_to_end(&mut image)?;
+                f.read_to_end(&mut old)?;
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        let (records, valid) = parse(&image)?;
-        if valid < image.len() {
-            tracing::warn!(path = %path.display(), valid, len = image.len(), "group log: truncating a torn tail");
+        let (records, valid) = parse(&old)?;
+        if valid < old.len() {
+            tracing::warn!(path = %path.display(), valid, len = old.len(), "group log: truncating a torn tail");
         }
         let mut groups = HashMap::new();
         for record in records {
             apply(&mut groups, record);
         }
-        let file = rewrite(dir, &path, &groups)?;
+        let fresh = image(
+            groups
+                .iter()
+                .map(|(id, g)| (id.as_str(), g.protocol_type.as_deref(), g.generation, &g.offsets)),
+        );
+        let fresh_len = fresh.len() as u64;
+        let file = replace_file(dir, &path, &fresh)?;
         let (tx, rx) = mpsc::channel::<Batch>();
+        let dir = dir.to_owned();
         let writer = thread::Builder::new()
             .name("group-log".into())
-            .spawn(move || write_loop(file, rx))?;
+            .spawn(move || write_loop(file, &dir, &path, rx))?;
         Ok((
             Journal {
                 tx: std::sync::Mutex::new(Some(tx)),
                 writer: std::sync::Mutex::new(Some(writer)),
+                size: AtomicU64::new(fresh_len),
+                compacted_size: AtomicU64::new(fresh_len),
             },
             groups,
         ))
@@ -352,10 +374,35 @@ impl Journal {
         for r in records {
             r.encode(&mut bytes);
         }
-        let batch = Batch {
+        self.size.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        self.send(Batch {
             bytes,
+            replace: false,
             done: Some(done),
-        };
+        });
+        rx
+    }
+
+    /// Whether the log has grown enough since the last compaction to rewrite it.
+    pub fn should_compact(&self) -> bool {
+        let size = self.size.load(Ordering::Relaxed);
+        size > COMPACT_MIN && size > COMPACT_RATIO.saturating_mul(self.compacted_size.load(Ordering::Relaxed))
+    }
+
+    /// Replaces the log with `image` (from `image()`): the whole live state. Call in state-change order, like
+    /// `append`: records queued before are covered by the image, records queued after go into the new file.
+    pub fn compact(&self, image: Vec<u8>) {
+        let len = image.len() as u64;
+        self.size.store(len, Ordering::Relaxed);
+        self.compacted_size.store(len, Ordering::Relaxed);
+        self.send(Batch {
+            bytes: image,
+            replace: true,
+            done: None,
+        });
+    }
+
+    fn send(&self, batch: Batch) {
         let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
         match tx.as_ref() {
             Some(tx) => {
@@ -371,7 +418,6 @@ impl Journal {
                 }
             }
         }
-        rx
     }
 
     /// Flushes what is queued and stops the writer.
@@ -389,7 +435,7 @@ impl Drop for Journal {
     }
 }
 
-fn write_loop(mut file: File, rx: mpsc::Receiver<Batch>) {
+fn write_loop(mut file: File, dir: &Path, path: &Path, rx: mpsc::Receiver<Batch>) {
     while let Ok(first) = rx.recv() {
         let mut batches = vec![first];
         while let Ok(more) = rx.try_recv() {
@@ -397,7 +443,12 @@ fn write_loop(mut file: File, rx: mpsc::Receiver<Batch>) {
         }
         let mut result = Ok(());
         for b in &batches {
-            if let Err(e) = file.write_all(&b.bytes) {
+            let written = if b.replace {
+                replace_file(dir, path, &b.bytes).map(|f| file = f)
+            } else {
+                file.write_all(&b.bytes)
+            };
+            if let Err(e) = written {
                 result = Err(e);
                 break;
             }
@@ -419,24 +470,22 @@ fn write_loop(mut file: File, rx: mpsc::Receiver<Batch>) {
     }
 }
 
-/// Writes `groups` as a fresh log next to `path`, syncs it, renames it over `path`, and returns it opened
-/// for appending.
-fn rewrite(dir: &Path, path: &Path, groups: &HashMap<String, StoredGroup>) -> io::Result<File> {
-    let tmp: PathBuf = dir.join(format!("{FILE_NAME}.tmp"));
+/// A whole log holding `groups` (id, protocol type, generation, offsets): the magic, then per group its
+/// metadata and its committed offsets.
+pub fn image<'a>(groups: impl Iterator<Item = (&'a str, Option<&'a str>, i32, &'a Offsets)>) -> Vec<u8> {
+    let mut groups: Vec<_> = groups.collect();
+    groups.sort_by_key(|g| g.0);
     let mut bytes = MAGIC.to_vec();
-    let mut names: Vec<&String> = groups.keys().collect();
-    names.sort();
-    for name in names {
-        let g = &groups[name];
+    for (name, protocol_type, generation, offsets) in groups {
         Record::GroupMetadata {
-            group: name.clone(),
-            protocol_type: g.protocol_type.clone(),
-            generation: g.generation,
+            group: name.to_owned(),
+            protocol_type: protocol_type.map(str::to_owned),
+            generation,
         }
         .encode(&mut bytes);
-        for (topic, partition, committed) in g.offsets.iter() {
+        for (topic, partition, committed) in offsets.iter() {
             Record::Commit {
-                group: name.clone(),
+                group: name.to_owned(),
                 topic: topic.to_owned(),
                 partition,
                 committed: committed.clone(),
@@ -444,9 +493,16 @@ fn rewrite(dir: &Path, path: &Path, groups: &HashMap<String, StoredGroup>) -> io
             .encode(&mut bytes);
         }
     }
+    bytes
+}
+
+/// Writes `bytes` as the log next to `path`, syncs it, renames it over `path`, and returns it opened for
+/// appending. A crash at any point leaves either the old log or the new one.
+fn replace_file(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<File> {
+    let tmp: PathBuf = dir.join(format!("{FILE_NAME}.tmp"));
     {
         let mut f = File::create(&tmp)?;
-        f.write_all(&bytes)?;
+        f.write_all(bytes)?;
         f.sync_all()?;
     }
     std::fs::rename(&tmp, path)?;
@@ -522,6 +578,35 @@ mod tests {
         bytes[last] ^= 0xff;
         let (records, _) = parse(&bytes).unwrap_or_default();
         assert_eq!(records, vec![commit("g", 1)]);
+    }
+
+    #[tokio::test]
+    async fn compaction_keeps_the_live_state_and_later_appends() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (journal, _) = Journal::open(dir.path()).expect("open");
+        for offset in 0..50 {
+            let synced = journal.append(&[commit("g", offset)]).await;
+            assert!(matches!(synced, Ok(Ok(()))));
+        }
+        let mut live = Offsets::default();
+        if let Record::Commit { committed, .. } = commit("g", 49) {
+            live.put("t", 0, committed);
+        }
+        journal.compact(super::image([("g", Some("consumer"), 3, &live)].into_iter()));
+        let synced = journal.append(&[commit("h", 1)]).await;
+        assert!(matches!(synced, Ok(Ok(()))));
+        drop(journal);
+        let path = dir.path().join(FILE_NAME);
+        let (records, _) = parse(&std::fs::read(&path).unwrap_or_default()).unwrap_or_default();
+        assert_eq!(
+            records.len(),
+            3,
+            "metadata and one offset of g, then h's commit: {records:?}"
+        );
+        let (_journal, groups) = Journal::open(dir.path()).expect("reopen");
+        assert_eq!(groups["g"].offsets.get("t", 0).map(|c| c.offset), Some(49));
+        assert_eq!(groups["g"].generation, 3);
+        assert_eq!(groups["h"].offsets.get("t", 0).map(|c| c.offset), Some(1));
     }
 
     #[test]

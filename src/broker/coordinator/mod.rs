@@ -266,6 +266,16 @@ impl GroupCoordinator {
             });
         }
         let _ = self.persist(&records);
+        if let Some(journal) = &self.journal
+            && journal.should_compact()
+        {
+            // Under the lock, like every append: the image covers all that was queued before it.
+            journal.compact(journal::image(
+                groups
+                    .values()
+                    .map(|g| (g.id.as_str(), g.protocol_type.as_deref(), g.generation, &g.offsets)),
+            ));
+        }
     }
 }
 

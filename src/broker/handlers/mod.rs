@@ -1,6 +1,6 @@
 //! The APIs the broker answers itself, one module per family: cluster (ApiVersions, Metadata,
 //! DescribeCluster, FindCoordinator), topics (CreateTopics, DeleteTopics, CreatePartitions), produce
-//! (Produce, InitProducerId), fetch, offsets (ListOffsets), configs (DescribeConfigs).
+//! (Produce, InitProducerId), fetch, offsets (ListOffsets, DeleteRecords), configs (DescribeConfigs).
 
 pub mod cluster;
 mod configs;
@@ -36,6 +36,7 @@ pub async fn handle(node: &Node, request: &Request, body: RequestKind) -> Handle
         RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(produce::init_producer_id(node, r)),
         RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(configs::describe_configs(node, r, v)),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(offsets::list_offsets(node, r, v)),
+        RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(offsets::delete_records(node, r)),
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::fetch(node, r, v).await),
         RequestKind::Produce(r) => match produce::produce(node, r, v).await {
             Some(response) => ResponseKind::Produce(response),

@@ -1,12 +1,14 @@
-//! ListOffsets: the log start (-2, and -4 "earliest local", the same here), the end (-1), the record
+//! ListOffsets and DeleteRecords. ListOffsets: the log start (-2, and -4 "earliest local", the same here), the end (-1), the record
 //! with the largest timestamp (-3), or the first record at or after a timestamp. No transactions, so the
 //! isolation level changes nothing (the last stable offset is the end).
 
 use crate::broker::Node;
 use crate::broker::log::lock;
+use crate::broker::log::partition::AppendError;
 use kafka_protocol::ResponseError;
+use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
-use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse, ListOffsetsRequest, ListOffsetsResponse};
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -51,4 +53,40 @@ pub fn list_offsets(node: &Node, request: ListOffsetsRequest, version: i16) -> L
         })
         .collect();
     ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// DeleteRecords: moves each partition's log start up to the given offset (-1: the high watermark).
+pub fn delete_records(node: &Node, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|requested| {
+            let topic = node.store.topic(&requested.name);
+            let partitions = requested
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let result = DeleteRecordsPartitionResult::default()
+                        .with_partition_index(p.partition_index)
+                        .with_low_watermark(-1);
+                    let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition_index)) else {
+                        return result.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    };
+                    let outcome = lock(&partition).delete_records(p.offset);
+                    match outcome {
+                        Ok(low_watermark) => result.with_low_watermark(low_watermark),
+                        Err(AppendError::Refused(error)) => result.with_error_code(error.code()),
+                        Err(AppendError::Io(e)) => {
+                            tracing::error!(error = %e, "DeleteRecords could not update the log");
+                            result.with_error_code(ResponseError::KafkaStorageError.code())
+                        }
+                    }
+                })
+                .collect();
+            DeleteRecordsTopicResult::default()
+                .with_name(requested.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    DeleteRecordsResponse::default().with_topics(topics)
 }

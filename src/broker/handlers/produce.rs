@@ -5,9 +5,8 @@
 use super::text;
 use crate::broker::Node;
 use crate::broker::log::batch::BatchHeader;
-use crate::broker::log::lock;
-use crate::broker::log::partition::{AppendError, Appended};
-use crate::broker::server::sync_all;
+use crate::broker::log::partition::{AppendError, Appended, PartitionLog};
+use crate::broker::log::{Topic, lock};
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::produce_request::PartitionProduceData;
@@ -15,12 +14,13 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{
     InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse, ProducerId,
 };
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 pub async fn produce(node: &Node, request: ProduceRequest, version: i16) -> Option<ProduceResponse> {
     let acks = request.acks;
     let mut appended_any = false;
-    let responses: Vec<TopicProduceResponse> = request
+    let mut touched = Vec::new();
+    let mut responses: Vec<TopicProduceResponse> = request
         .topic_data
         .into_iter()
         .map(|topic_data| {
@@ -46,10 +46,14 @@ pub async fn produce(node: &Node, request: ProduceRequest, version: i16) -> Opti
                             None => Err((unknown, None)),
                             Some(topic) => match topic.partition(index) {
                                 None => Err((ResponseError::UnknownTopicOrPartition, None)),
-                                Some(partition) => append(node, &partition, data).map(|(offset, new)| {
-                                    appended_any |= new;
-                                    (offset, lock(&partition).log_start())
-                                }),
+                                Some(partition) => {
+                                    append(&partition, data, max_message_bytes(node, topic)).map(|(offset, new)| {
+                                        appended_any |= new;
+                                        let log_start = lock(&partition).log_start();
+                                        touched.push(partition);
+                                        (offset, log_start)
+                                    })
+                                }
                             },
                         }
                     };
@@ -78,29 +82,72 @@ pub async fn produce(node: &Node, request: ProduceRequest, version: i16) -> Opti
         .collect();
     if appended_any {
         node.store.notify_appended();
-        if acks == -1 && node.config.data_dir.is_some() {
-            sync_all(&node.store).await;
+    }
+    // Also for duplicates: the first copy's fsync (another request's) may still be running.
+    if acks == -1 && node.config.data_dir.is_some() && !touched.is_empty() && !sync_partitions(&touched).await {
+        // Written but not known to be durable: the producer must not count on it (it retries).
+        for partition in responses.iter_mut().flat_map(|t| t.partition_responses.iter_mut()) {
+            if partition.error_code == 0 {
+                partition.error_code = ResponseError::KafkaStorageError.code();
+                partition.base_offset = -1;
+            }
         }
     }
     (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
 }
 
+/// fsyncs the partitions an acks=-1 produce wrote to, off the async threads, before it is answered.
+/// Returns whether every fsync succeeded.
+async fn sync_partitions(partitions: &[Arc<Mutex<PartitionLog>>]) -> bool {
+    let mut files = Vec::new();
+    for partition in partitions {
+        match lock(partition).sync_handle() {
+            Ok(Some(file)) => files.push(file),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "cannot sync a partition");
+                return false;
+            }
+        }
+    }
+    let result = tokio::task::spawn_blocking(move || files.iter().try_for_each(|f| f.sync_data())).await;
+    match result {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "fsync of the log failed");
+            false
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "fsync task failed");
+            false
+        }
+    }
+}
+
 type Refusal = (ResponseError, Option<String>);
+
+/// The topic's `max.message.bytes` if it set one, else the broker's `message.max.bytes`.
+fn max_message_bytes(node: &Node, topic: &Topic) -> usize {
+    topic
+        .configs
+        .get("max.message.bytes")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(node.config.max_message_bytes)
+}
 
 /// Appends one partition's batch: its base offset, and whether it is new (not a producer's retry).
 fn append(
-    node: &Node,
-    partition: &Arc<std::sync::Mutex<crate::broker::log::partition::PartitionLog>>,
+    partition: &Arc<Mutex<PartitionLog>>,
     data: PartitionProduceData,
+    max_bytes: usize,
 ) -> Result<(i64, bool), Refusal> {
     let records: Bytes = data.records.unwrap_or_default();
-    if records.len() > node.config.max_message_bytes {
+    if records.len() > max_bytes {
         return Err((
             ResponseError::MessageTooLarge,
             Some(format!(
-                "The batch of {} bytes exceeds the limit of {} bytes",
-                records.len(),
-                node.config.max_message_bytes
+                "The batch of {} bytes exceeds the limit of {max_bytes} bytes",
+                records.len()
             )),
         ));
     }

@@ -160,7 +160,7 @@ impl Store {
         for record in catalog.topics {
             let mut partitions = Vec::new();
             for index in 0..record.partitions {
-                let log = store.open_partition(&record.name, index)?;
+                let log = store.open_partition(&record.name, index, false)?;
                 max_producer = max_producer.max(log.max_producer_id().unwrap_or(0));
                 partitions.push(Arc::new(Mutex::new(log)));
             }
@@ -187,14 +187,21 @@ impl Store {
             .map(|d| d.join("logs").join(format!("{topic}-{index}")))
     }
 
-    fn open_partition(&self, topic: &str, index: i32) -> Result<PartitionLog, StoreError> {
+    /// Opens (recovers) a partition's log. A `fresh` one is new to the catalog: whatever a deleted topic of the
+    /// same name left on disk (a crash between the catalog write and the removal) is removed first.
+    fn open_partition(&self, topic: &str, index: i32, fresh: bool) -> Result<PartitionLog, StoreError> {
         let Some(dir) = self.partition_dir(topic, index) else {
             return Ok(PartitionLog::default());
         };
+        if fresh && dir.exists() {
+            tracing::warn!(dir = %dir.display(), "removing the stale log of a deleted topic");
+            std::fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
+        }
         let (writer, batches) = SegmentWriter::open(&dir, self.config.segment_bytes).map_err(io_err(&dir))?;
         Ok(PartitionLog::recovered(
             Some(writer),
             batches.into_iter().map(|b| (b.header, b.bytes)).collect(),
+            SegmentWriter::checkpointed_log_start(&dir),
         ))
     }
 
@@ -291,7 +298,7 @@ impl Store {
             Vec::new()
         } else {
             (0..partitions)
-                .map(|i| self.open_partition(name, i).map(|l| Arc::new(Mutex::new(l))))
+                .map(|i| self.open_partition(name, i, true).map(|l| Arc::new(Mutex::new(l))))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(storage_failure)?
         };
@@ -370,7 +377,7 @@ impl Store {
         let mut added = Vec::new();
         for index in current..count {
             added.push(Arc::new(Mutex::new(
-                self.open_partition(name, index).map_err(storage_failure)?,
+                self.open_partition(name, index, true).map_err(storage_failure)?,
             )));
         }
         topic
@@ -417,16 +424,23 @@ impl Store {
         files
     }
 
-    /// Applies the retention settings to every partition.
-    pub fn apply_retention(&self) {
-        if self.config.retention_bytes.is_none() && self.config.retention_ms.is_none() {
-            return;
-        }
-        let now = partition::now_ms();
+    /// Applies retention to every partition: a topic's `retention.bytes` / `retention.ms` (-1: keep) where it
+    /// set them, else the broker's settings. `now` is in ms since the epoch.
+    pub fn apply_retention(&self, now: i64) {
         for topic in self.topics() {
+            let limit = |name: &str, broker: Option<i64>| match topic.configs.get(name).map(|v| v.parse::<i64>()) {
+                Some(Ok(v)) if v < 0 => None,
+                Some(Ok(v)) => Some(v),
+                _ => broker,
+            };
+            let bytes = limit("retention.bytes", self.config.retention_bytes.map(|b| b as i64)).map(|b| b as u64);
+            let age = limit("retention.ms", self.config.retention_ms);
+            if bytes.is_none() && age.is_none() {
+                continue;
+            }
             let partitions = topic.partitions.read().unwrap_or_else(|p| p.into_inner()).clone();
             for (index, partition) in partitions.iter().enumerate() {
-                match lock(partition).apply_retention(self.config.retention_bytes, self.config.retention_ms, now) {
+                match lock(partition).apply_retention(bytes, age, now) {
                     Ok(true) => {
                         tracing::debug!(topic = %topic.name, partition = index, "retention dropped old batches")
                     }
@@ -495,6 +509,52 @@ mod tests {
         assert_eq!(store.cluster_id(), "cluster-a", "a data dir keeps its cluster id");
         let topic = store.topic("orders").expect("topic");
         assert_eq!((topic.id, topic.partition_count()), (created.id, 3));
+    }
+
+    #[test]
+    fn a_recreated_topic_never_sees_what_a_deleted_one_left_on_disk() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(config(Some(dir.path())), "c".into()).expect("open");
+        let topic = store.create_topic("t", 1, BTreeMap::new(), false).expect("create");
+        let batch = batch::tests::encoded_batch(&["old"], None);
+        let header = batch::BatchHeader::parse_checked(&batch).expect("batch");
+        lock(&topic.partition(0).expect("partition"))
+            .append(&header, &batch)
+            .expect("append");
+        drop(store);
+        // A crash after the catalog forgot the topic, before its directory was removed.
+        std::fs::write(dir.path().join("topics.json"), r#"{"cluster_id":"c","topics":[]}"#).expect("catalog");
+        let store = Store::open(config(Some(dir.path())), "c".into()).expect("reopen");
+        let topic = store.create_topic("t", 1, BTreeMap::new(), false).expect("recreate");
+        assert_eq!(lock(&topic.partition(0).expect("partition")).end_offset(), 0);
+    }
+
+    #[test]
+    fn a_topics_retention_config_wins_over_the_brokers() {
+        let store = Store::open(config(None), "c".into()).expect("open");
+        let small = BTreeMap::from([("retention.bytes".to_owned(), "1".to_owned())]);
+        let kept = store.create_topic("kept", 1, BTreeMap::new(), false).expect("create");
+        let trimmed = store.create_topic("trimmed", 1, small, false).expect("create");
+        for topic in [&kept, &trimmed] {
+            for value in ["a", "b", "c"] {
+                let batch = batch::tests::encoded_batch(&[value], None);
+                let header = batch::BatchHeader::parse_checked(&batch).expect("batch");
+                lock(&topic.partition(0).expect("partition"))
+                    .append(&header, &batch)
+                    .expect("append");
+            }
+        }
+        store.apply_retention(partition::now_ms());
+        assert_eq!(
+            lock(&kept.partition(0).expect("p")).log_start(),
+            0,
+            "no retention by default"
+        );
+        assert_eq!(
+            lock(&trimmed.partition(0).expect("p")).log_start(),
+            2,
+            "all but the last batch dropped"
+        );
     }
 
     #[test]

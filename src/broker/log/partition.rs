@@ -59,21 +59,53 @@ pub struct Read {
 
 impl PartitionLog {
     /// A log with batches recovered from disk (already checked) and the writer that continues it.
-    pub fn recovered(segment: Option<SegmentWriter>, batches: Vec<(BatchHeader, Bytes)>) -> PartitionLog {
+    /// `checkpoint` is the log start offset recorded on disk (after DeleteRecords or retention), if any.
+    pub fn recovered(
+        segment: Option<SegmentWriter>,
+        batches: Vec<(BatchHeader, Bytes)>,
+        checkpoint: Option<i64>,
+    ) -> PartitionLog {
         let mut log = PartitionLog {
             segment,
             ..PartitionLog::default()
         };
-        if let Some((first, _)) = batches.first() {
-            log.log_start = first.base_offset;
-            log.end_offset = first.base_offset;
-        }
+        // An empty log continues where its active segment starts (all of it may have been truncated away).
+        let start = match batches.first() {
+            Some((first, _)) => first.base_offset,
+            None => log.segment.as_ref().map_or(0, SegmentWriter::active_base_offset),
+        };
+        log.log_start = start;
+        log.end_offset = start;
         let now = now_ms();
         for (header, bytes) in batches {
             log.producers.record(&header, header.base_offset);
             log.push(&header, header.base_offset, bytes, now);
         }
+        if let Some(checkpoint) = checkpoint.filter(|c| *c > log.log_start && *c <= log.end_offset) {
+            log.log_start = checkpoint;
+            log.batches.retain(|b| b.end_offset > checkpoint);
+            log.size_bytes = log.batches.iter().map(|b| b.bytes.len() as u64).sum();
+        }
         log
+    }
+
+    /// DeleteRecords: moves the log start to `offset` (-1: the end), dropping the batches wholly before it.
+    /// Returns the new log start (the "low watermark").
+    pub fn delete_records(&mut self, offset: i64) -> Result<i64, AppendError> {
+        let offset = if offset == -1 { self.end_offset } else { offset };
+        if offset < 0 || offset > self.end_offset {
+            return Err(AppendError::Refused(ResponseError::OffsetOutOfRange));
+        }
+        if offset > self.log_start {
+            self.log_start = offset;
+            let keep_from = self.batch_index(offset);
+            let dropped: u64 = self.batches.drain(..keep_from).map(|b| b.bytes.len() as u64).sum();
+            self.size_bytes -= dropped;
+            if let Some(segment) = self.segment.as_mut() {
+                segment.delete_below(offset)?;
+            }
+        }
+        Ok(self.log_start)
     }
 
     fn push(&mut self, header: &BatchHeader, base_offset: i64, bytes: Bytes, now: i64) {
@@ -117,6 +149,11 @@ impl PartitionLog {
         self.producers.record(header, base_offset);
         self.push(header, base_offset, bytes, now_ms());
         Ok(Appended::New(base_offset))
+    }
+
+    /// A file handle to fsync outside the lock after an acks=-1 append (None in memory).
+    pub fn sync_handle(&mut self) -> std::io::Result<Option<File>> {
+        self.segment.as_mut().map(SegmentWriter::sync_handle).transpose()
     }
 
     /// A file handle to fsync outside the lock, when something was written since the last sync.
@@ -275,6 +312,28 @@ mod tests {
         assert_eq!(log.offset_for_timestamp(0), Some((0, 1_700_000_000_000)));
         assert_eq!(log.offset_for_timestamp(1_800_000_000_000), None);
         assert_eq!(log.max_timestamp(), Some((2, 1_700_000_000_002)));
+    }
+
+    #[test]
+    fn delete_records_moves_the_log_start_and_it_survives_a_restart() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (writer, _) = SegmentWriter::open(dir.path(), 1 << 20).expect("open");
+        let mut log = PartitionLog::recovered(Some(writer), Vec::new(), None);
+        append(&mut log, &["a", "b"]);
+        append(&mut log, &["c", "d"]);
+        assert!(log.delete_records(5).is_err(), "beyond the end");
+        assert_eq!(log.delete_records(3).expect("delete"), 3);
+        assert!(matches!(log.read(2, 100, true), Err(ResponseError::OffsetOutOfRange)));
+        assert_eq!(log.delete_records(1).expect("behind the start: nothing to do"), 3);
+        drop(log);
+        let (writer, batches) = SegmentWriter::open(dir.path(), 1 << 20).expect("reopen");
+        let checkpoint = SegmentWriter::checkpointed_log_start(dir.path());
+        let log = PartitionLog::recovered(
+            Some(writer),
+            batches.into_iter().map(|b| (b.header, b.bytes)).collect(),
+            checkpoint,
+        );
+        assert_eq!((log.log_start(), log.end_offset()), (3, 4));
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub struct SegmentWriter {
     file: File,
     size: u64,
     segment_bytes: u64,
+    /// Base offset of the active segment (its file name).
+    active_base: i64,
     /// Written since the last fsync.
     dirty: bool,
 }
@@ -27,6 +29,9 @@ pub struct Recovered {
     pub header: BatchHeader,
     pub bytes: Bytes,
 }
+
+/// Where the log start offset is checkpointed when it moves past a segment's base offset.
+const LOG_START_FILE: &str = "log-start-offset";
 
 fn segment_name(base_offset: i64) -> String {
     format!("{base_offset:020}.log")
@@ -56,7 +61,7 @@ impl SegmentWriter {
         std::fs::create_dir_all(dir)?;
         let mut batches = Vec::new();
         let mut next_offset: Option<i64> = None;
-        let mut active: Option<(PathBuf, u64)> = None;
+        let mut active: Option<(i64, PathBuf, u64)> = None;
         let mut files = segments(dir)?.into_iter();
         for (base, path) in files.by_ref() {
             let data = Bytes::from(std::fs::read(&path)?);
@@ -87,19 +92,19 @@ impl SegmentWriter {
                 let file = OpenOptions::new().write(true).open(&path)?;
                 file.set_len(at as u64)?;
                 file.sync_all()?;
-                active = Some((path, at as u64));
+                active = Some((base, path, at as u64));
                 break;
             }
-            active = Some((path, at as u64));
+            active = Some((base, path, at as u64));
         }
         // Segments after a corrupt one cannot be trusted to continue the log.
         for (_, path) in files {
             tracing::warn!(segment = %path.display(), "removing a segment that follows a corrupt one");
             std::fs::remove_file(path)?;
         }
-        let (path, size) = match active {
+        let (active_base, path, size) = match active {
             Some(found) => found,
-            None => (dir.join(segment_name(0)), 0),
+            None => (0, dir.join(segment_name(0)), 0),
         };
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         let writer = SegmentWriter {
@@ -107,6 +112,7 @@ impl SegmentWriter {
             file,
             size,
             segment_bytes,
+            active_base,
             dirty: false,
         };
         Ok((writer, batches))
@@ -122,12 +128,26 @@ impl SegmentWriter {
                 .append(true)
                 .open(self.dir.join(segment_name(base_offset)))?;
             self.size = 0;
+            self.active_base = base_offset;
             sync_dir(&self.dir)?;
         }
         self.file.write_all(batch)?;
         self.size += batch.len() as u64;
         self.dirty = true;
         Ok(())
+    }
+
+    /// A handle to fsync the active segment outside the partition's lock, whether or not it is dirty: an
+    /// acks=-1 produce must not be answered before an fsync that started after its write has finished (an
+    /// fsync already running for another request may have started before it).
+    pub fn sync_handle(&mut self) -> std::io::Result<File> {
+        self.dirty = false;
+        self.file.try_clone()
+    }
+
+    /// The offset the active segment starts at (where an empty log continues).
+    pub fn active_base_offset(&self) -> i64 {
+        self.active_base
     }
 
     /// A handle to fsync the active segment outside the partition's lock, if anything is unsynced.
@@ -139,8 +159,25 @@ impl SegmentWriter {
         self.file.try_clone().map(Some)
     }
 
-    /// Deletes whole segments that hold only offsets below `log_start` (retention).
+    /// The log start offset recorded by `delete_below` (DeleteRecords and retention can move it into the
+    /// middle of a segment), if any.
+    pub fn checkpointed_log_start(dir: &Path) -> Option<i64> {
+        std::fs::read_to_string(dir.join(LOG_START_FILE))
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+    }
+
+    /// Records `log_start` (atomically: write, fsync, rename) and deletes whole segments that hold only
+    /// offsets below it.
     pub fn delete_below(&mut self, log_start: i64) -> std::io::Result<()> {
+        let tmp = self.dir.join(format!("{LOG_START_FILE}.tmp"));
+        {
+            let mut file = File::create(&tmp)?;
+            file.write_all(log_start.to_string().as_bytes())?;
+            file.sync_all()?;
+        }
+        std::fs::rename(&tmp, self.dir.join(LOG_START_FILE))?;
+        sync_dir(&self.dir)?;
         let all = segments(&self.dir)?;
         for pair in all.windows(2) {
             let ((_, path), (next_base, _)) = (&pair[0], &pair[1]);

@@ -550,3 +550,28 @@ fn subscriptions_decide_which_topics_a_live_group_consumes() {
     assert!(!g.is_subscribed_to("d"));
     assert_eq!(decode_subscription(&Bytes::from_static(b"\x00")), None);
 }
+
+#[test]
+fn static_members_are_removed_by_instance_id_and_stale_ids_are_fenced() {
+    let ids = Ids::new();
+    let mut g = Group::new("g");
+    let t0 = Instant::now();
+    let _a = g.join(static_request("a", &["range"]), ids.next(), timing(), t0);
+    let _b = g.join(static_request("b", &["range"]), ids.next(), timing(), t0);
+    end_initial_delay(&mut g, t0);
+    let a = g.static_members.get("a").cloned().expect("a is static");
+    assert_eq!(
+        g.leave("stale-id", Some("a"), timing(), t0),
+        code(ResponseError::FencedInstanceId)
+    );
+    assert_eq!(
+        g.leave("", Some("nobody"), timing(), t0),
+        code(ResponseError::UnknownMemberId)
+    );
+    // An admin removal (LeaveGroup v3+, as the operator does before a reset) names only the instance id.
+    assert_eq!(g.leave("", Some("a"), timing(), t0), NONE);
+    assert!(!g.members.contains_key(&a));
+    assert_eq!(g.leave("", Some("b"), timing(), t0), NONE);
+    assert_eq!(g.state, GroupState::Empty);
+    assert!(g.static_members.is_empty());
+}

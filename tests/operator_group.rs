@@ -1,6 +1,8 @@
-//! The ConsumerGroup reconciler against a real API server and a real Apache Kafka broker: observation,
-//! offsetInit, deletion policies, the retention guard, quiet status writes and leader election.
+//! The ConsumerGroup reconciler against a real API server and each broker, Apache Kafka and the embedded broker
+//! (`on_both_brokers!`): observation, offsetInit, deletion policies, quiet status writes; the retention guard
+//! (a broker with one-minute offset retention) and leader election on Apache Kafka.
 
+#[macro_use]
 mod support;
 
 use futures_util::StreamExt;
@@ -15,13 +17,13 @@ use support::clients::{self, GroupProtocol as ClientProtocol};
 use support::operator::Operator;
 use support::scenario::{Scenario, resource};
 use support::wait::{event, has_condition, until};
-use support::{ApacheKafka, ControlPlane, unique_name};
+use support::{ApacheKafka, ControlPlane, TestBroker, unique_name};
 
 const T: Duration = Duration::from_secs(60);
 
 type Env = Scenario;
 
-async fn setup(prefix: &str, kafka: &ApacheKafka) -> Env {
+async fn setup(prefix: &str, kafka: &dyn TestBroker) -> Env {
     Scenario::start(prefix, kafka).await
 }
 
@@ -29,7 +31,7 @@ fn group(name: &str, spec: serde_json::Value) -> ConsumerGroup {
     resource("ConsumerGroup", name, spec)
 }
 
-async fn topic(env: &Env, kafka: &ApacheKafka, partitions: i32, records: usize) -> String {
+async fn topic(env: &Env, kafka: &dyn TestBroker, partitions: i32, records: usize) -> String {
     let name = unique_name("cg");
     env.kafka
         .create_topics(&[NewTopic::new(&name, partitions)])
@@ -41,9 +43,7 @@ async fn topic(env: &Env, kafka: &ApacheKafka, partitions: i32, records: usize) 
     name
 }
 
-#[tokio::test]
-async fn offset_init_latest_commits_the_log_end_of_every_partition_of_a_new_group() {
-    let kafka = ApacheKafka::shared();
+async fn offset_init_latest_commits_the_log_end_of_every_partition_of_a_new_group(kafka: &'static dyn TestBroker) {
     let env = setup("cg-init", kafka).await;
     let topic = topic(&env, kafka, 3, 30).await;
     let group_id = unique_name("init");
@@ -78,13 +78,11 @@ async fn offset_init_latest_commits_the_log_end_of_every_partition_of_a_new_grou
     assert_eq!(new.current_offset, Some(0), "{rows:?}");
 }
 
-fn kafka_has_offsets(kafka: &ApacheKafka, group: &str, partitions: usize) -> bool {
+fn kafka_has_offsets(kafka: &dyn TestBroker, group: &str, partitions: usize) -> bool {
     kafka.describe_group_offsets(group).len() == partitions
 }
 
-#[tokio::test]
-async fn offsets_consumers_commit_are_reported_and_never_overwritten() {
-    let kafka = ApacheKafka::shared();
+async fn offsets_consumers_commit_are_reported_and_never_overwritten(kafka: &'static dyn TestBroker) {
     let env = setup("cg-observe", kafka).await;
     let topic = topic(&env, kafka, 2, 40).await;
     let group_id = unique_name("observe");
@@ -118,9 +116,7 @@ async fn offsets_consumers_commit_are_reported_and_never_overwritten() {
     }
 }
 
-#[tokio::test]
-async fn retain_leaves_the_kafka_group_and_uses_no_finalizer() {
-    let kafka = ApacheKafka::shared();
+async fn retain_leaves_the_kafka_group_and_uses_no_finalizer(kafka: &'static dyn TestBroker) {
     let env = setup("cg-retain", kafka).await;
     let topic = topic(&env, kafka, 1, 5).await;
     let group_id = unique_name("retain");
@@ -148,9 +144,7 @@ async fn retain_leaves_the_kafka_group_and_uses_no_finalizer() {
     assert_eq!(env.kafka.group_offsets(&group_id).await.expect("offsets").len(), 1);
 }
 
-#[tokio::test]
-async fn delete_policy_deletes_the_group_once_it_is_empty() {
-    let kafka = ApacheKafka::shared();
+async fn delete_policy_deletes_the_group_once_it_is_empty(kafka: &'static dyn TestBroker) {
     let env = setup("cg-delete", kafka).await;
     let topic = topic(&env, kafka, 1, 5).await;
     let group_id = unique_name("doomed");
@@ -194,9 +188,7 @@ async fn delete_policy_deletes_the_group_once_it_is_empty() {
     assert!(env.kafka.group_offsets(&group_id).await.expect("offsets").is_empty());
 }
 
-#[tokio::test]
-async fn a_steady_group_causes_no_status_writes() {
-    let kafka = ApacheKafka::shared();
+async fn a_steady_group_causes_no_status_writes(kafka: &'static dyn TestBroker) {
     let env = setup("cg-steady", kafka).await;
     let topic = topic(&env, kafka, 2, 10).await;
     let group_id = unique_name("steady");
@@ -236,9 +228,7 @@ async fn a_steady_group_causes_no_status_writes() {
     );
 }
 
-#[tokio::test]
-async fn a_missing_topic_is_reported_on_the_group() {
-    let kafka = ApacheKafka::shared();
+async fn a_missing_topic_is_reported_on_the_group(kafka: &'static dyn TestBroker) {
     let env = setup("cg-notopic", kafka).await;
     let spec = json!({"clusterRef": {"name": "main"}, "topics": ["does-not-exist"]});
     env.groups()
@@ -396,10 +386,13 @@ async fn a_standby_operator_takes_over_when_the_leader_dies() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn members_and_assignments_match_the_consumers_running_in_the_cluster() {
-    for protocol in ["classic", "consumer"] {
-        let kafka = ApacheKafka::shared();
+async fn members_and_assignments_match_the_consumers_running_in_the_cluster(kafka: &'static dyn TestBroker) {
+    let protocols: &[&str] = if kafka.serves_kip848() {
+        &["classic", "consumer"]
+    } else {
+        &["classic"]
+    };
+    for &protocol in protocols {
         let env = setup("cg-members", kafka).await;
         let topic = topic(&env, kafka, 4, 20).await;
         let group_id = unique_name("members");
@@ -465,9 +458,7 @@ async fn members_and_assignments_match_the_consumers_running_in_the_cluster() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_latest_consumer_reads_the_first_record_of_a_partition_added_later() {
-    let kafka = ApacheKafka::shared();
+async fn a_latest_consumer_reads_the_first_record_of_a_partition_added_later(kafka: &'static dyn TestBroker) {
     let env = setup("cg-newpart", kafka).await;
     let topic = topic(&env, kafka, 2, 10).await;
     let group_id = unique_name("newpart");
@@ -536,3 +527,14 @@ async fn a_latest_consumer_reads_the_first_record_of_a_partition_added_later() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
+
+on_both_brokers!(
+    offset_init_latest_commits_the_log_end_of_every_partition_of_a_new_group,
+    offsets_consumers_commit_are_reported_and_never_overwritten,
+    retain_leaves_the_kafka_group_and_uses_no_finalizer,
+    delete_policy_deletes_the_group_once_it_is_empty,
+    a_steady_group_causes_no_status_writes,
+    a_missing_topic_is_reported_on_the_group,
+    a_latest_consumer_reads_the_first_record_of_a_partition_added_later,
+    members_and_assignments_match_the_consumers_running_in_the_cluster,
+);

@@ -16,10 +16,12 @@ pub trait TestBroker: Sync {
     fn create_topic(&self, topic: &str, partitions: u32);
     /// `kafka-consumer-groups --describe --group G --offsets`, parsed.
     fn describe_group_offsets(&self, group: &str) -> Vec<GroupOffsetRow>;
+    /// Whether the broker serves KIP-848 consumer groups (`group.protocol=consumer`).
+    fn serves_kip848(&self) -> bool;
 }
 
 macro_rules! delegate {
-    ($type:ty, $name:literal) => {
+    ($type:ty, $name:literal, $kip848:literal) => {
         impl TestBroker for $type {
             fn name(&self) -> &'static str {
                 $name
@@ -39,12 +41,15 @@ macro_rules! delegate {
             fn describe_group_offsets(&self, group: &str) -> Vec<GroupOffsetRow> {
                 <$type>::describe_group_offsets(self, group)
             }
+            fn serves_kip848(&self) -> bool {
+                $kip848
+            }
         }
     };
 }
 
-delegate!(ApacheKafka, "Apache Kafka");
-delegate!(EmbeddedKafka, "the embedded broker");
+delegate!(ApacheKafka, "Apache Kafka", true);
+delegate!(EmbeddedKafka, "the embedded broker", false);
 
 /// For each `async fn test(broker: &dyn TestBroker)` named, two tests: `test::apache_kafka` and
 /// `test::embedded_broker`, each on its broker shared by the test binary.

@@ -29,6 +29,7 @@ build: ## Release build of the binary
 bench: provision ## Benchmarks: lag of 2,000 groups vs Kafka's tools and clients; the operator's reaction time, scale, time-lag accuracy (docs/benchmarks.md)
 	$(CARGO) bench --bench lag_scan
 	$(CARGO) bench --bench operator_lag
+	$(CARGO) bench --bench broker_throughput
 
 clean-cache: ## Remove the provisioned dependencies (the next make test rebuilds them)
 	rm -rf $${XDG_CACHE_HOME:-$$HOME/.cache}/kafka-group-operator

@@ -91,8 +91,19 @@ fn apply_dry_run_then_for_real(cp: &ControlPlane, manifests: &str) -> String {
 
 /// Whether the ServiceAccount may do `verb resource` (e.g. `get secrets`) in `ns`, asked of the API server by
 /// impersonation.
+/// `resource/status` and `resource/scale` name subresources; `resource/NAME` one object.
 fn can_i(cp: &ControlPlane, sa: &str, ns: &str, verb: &str, resource: &str) -> bool {
-    let out = cp.kubectl(&["auth", "can-i", verb, resource, "-n", ns, &format!("--as={sa}")]);
+    let as_sa = format!("--as={sa}");
+    let mut args = vec!["auth", "can-i", verb, "-n", ns, as_sa.as_str()];
+    let subresource;
+    match resource.split_once('/') {
+        Some((kind, sub @ ("status" | "scale"))) => {
+            subresource = format!("--subresource={sub}");
+            args.extend([kind, subresource.as_str()]);
+        }
+        _ => args.push(resource),
+    }
+    let out = cp.kubectl(&args);
     let answer = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     match answer.as_str() {
         "yes" => true,
@@ -102,6 +113,19 @@ fn can_i(cp: &ControlPlane, sa: &str, ns: &str, verb: &str, resource: &str) -> b
             String::from_utf8_lossy(&out.stderr)
         ),
     }
+}
+
+/// A CRD with an open schema under another project's name (ServiceMonitor, KEDA's ScaledObject), so that their
+/// objects and RBAC rules resolve on this bare control plane.
+fn stand_in_crd(cp: &ControlPlane, group: &str, kind: &str, plural: &str) {
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("{plural}.{group}")},
+        "spec": {"group": group, "scope": "Namespaced",
+            "names": {"plural": plural, "singular": kind.to_lowercase(), "kind": kind, "listKind": format!("{kind}List")},
+            "versions": [{"name": if group == "keda.sh" { "v1alpha1" } else { "v1" }, "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}});
+    apply_dry_run_then_for_real(cp, &crd.to_string());
+    kubectl_ok(cp, &["wait", "--for=condition=Established", &format!("crd/{plural}.{group}"), "--timeout=30s"]);
 }
 
 #[test]
@@ -223,7 +247,8 @@ fn the_values_schema_rejects_bad_values_with_a_readable_message() {
         );
     }
     // The same through `helm install`, before anything reaches the cluster.
-    let (ok, _, stderr) = helm(&["install", "kgo", chart, "--dry-run=client", "--set", "logFormat=yaml"]);
+    let kubeconfig = ControlPlane::shared().kubeconfig().to_str().expect("utf-8 path").to_owned();
+    let (ok, _, stderr) = helm(&["install", "kgo", chart, "--kubeconfig", &kubeconfig, "--set", "logFormat=yaml"]);
     assert!(!ok && stderr.contains("at '/logFormat'"), "{stderr}");
 }
 
@@ -232,14 +257,7 @@ async fn rendered_manifests_are_accepted_dry_run_then_for_real_and_helm_installs
     let cp = ControlPlane::shared();
     let (client, ns) = Scenario::namespace("chart-apply").await;
     // The ServiceMonitor kind comes with the Prometheus Operator: a stand-in CRD of the same name accepts it here.
-    let monitor_crd = r#"{"apiVersion":"apiextensions.k8s.io/v1","kind":"CustomResourceDefinition",
-      "metadata":{"name":"servicemonitors.monitoring.coreos.com"},
-      "spec":{"group":"monitoring.coreos.com","scope":"Namespaced",
-        "names":{"plural":"servicemonitors","singular":"servicemonitor","kind":"ServiceMonitor","listKind":"ServiceMonitorList"},
-        "versions":[{"name":"v1","served":true,"storage":true,
-          "schema":{"openAPIV3Schema":{"type":"object","x-kubernetes-preserve-unknown-fields":true}}}]}}"#;
-    apply_dry_run_then_for_real(cp, monitor_crd);
-    kubectl_ok(cp, &["wait", "--for=condition=Established", "crd/servicemonitors.monitoring.coreos.com", "--timeout=30s"]);
+    stand_in_crd(cp, "monitoring.coreos.com", "ServiceMonitor", "servicemonitors");
 
     for (release, sets) in [
         ("defaults", vec![]),
@@ -341,7 +359,7 @@ fn operator_args(docs: &[Value], metrics_port: u16) -> Vec<String> {
         let flag = arg.split('=').next().unwrap_or(arg);
         if flag.starts_with("--metrics-addr") {
             args.push(format!("--metrics-addr=127.0.0.1:{metrics_port}"));
-        } else if flag.starts_with("--") && !help.contains(&format!("{flag} ")) && !help.contains(&format!("{flag}=")) {
+        } else if flag.starts_with("--") && !help.split_whitespace().any(|word| word == flag) {
             eprintln!("the operator binary here has no {flag} yet: left out of the chart's args");
         } else {
             args.push(arg.to_owned());
@@ -355,6 +373,7 @@ async fn the_operator_with_the_charts_service_account_does_its_job_and_nothing_m
     let cp = ControlPlane::shared();
     let kafka = ApacheKafka::shared();
     let (client, ns) = Scenario::namespace("chart-rbac").await;
+    stand_in_crd(cp, "keda.sh", "ScaledObject", "scaledobjects");
     let release = format!("rbac-{}", &ns[ns.len() - 4..]);
     let sets = [
         format!("watchNamespace={ns}"),

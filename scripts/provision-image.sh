@@ -13,8 +13,8 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 HADOLINT_VERSION=${HADOLINT_VERSION:-2.15.1}
-STANDIN_VERSION=2 # bump when the stand-ins below change
-dest="$KGO_CACHE/image-tools-hadolint-$HADOLINT_VERSION-standins-$STANDIN_VERSION"
+STANDIN_VERSION=3 # bump when the stand-ins below change
+dest="$KGO_CACHE/image-tools-hadolint-$HADOLINT_VERSION"
 mkdir -p "$dest"
 
 need=()
@@ -53,7 +53,11 @@ export CONTAINERS_CONF="$dest/containers.conf"
 
 RUST_STANDIN=docker.io/library/rust:1.95-bookworm
 RUNTIME_STANDIN=gcr.io/distroless/cc-debian12:nonroot
-have() { buildah --storage-driver overlay images -q "$1" >/dev/null 2>&1; }
+# An image of this stand-in version (its label), else it is (re)built.
+have() {
+  buildah --storage-driver overlay inspect --type image --format '{{.OCIv1.Config.Labels}}' "$1" 2>/dev/null \
+    | grep -q "kgo-standin:$STANDIN_VERSION"
+}
 if ! have "$RUST_STANDIN" || ! have "$RUNTIME_STANDIN"; then
   rootfs="$dest/rootfs-bookworm"
   if [ ! -f "$rootfs/.complete" ]; then
@@ -91,7 +95,7 @@ EOF
   chmod 755 "$mnt/usr/local/cargo/bin/cargo"
   buildah --storage-driver overlay umount "$ctr" >/dev/null
   buildah --storage-driver overlay config --env PATH=/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    --cmd /bin/bash "$ctr"
+    --cmd /bin/bash --label kgo-standin=$STANDIN_VERSION "$ctr"
   buildah --storage-driver overlay commit --timestamp 0 -q "$ctr" "$RUST_STANDIN" >/dev/null
   buildah --storage-driver overlay rm "$ctr" >/dev/null
 
@@ -101,8 +105,9 @@ EOF
   mnt=$(buildah --storage-driver overlay mount "$ctr")
   mkdir -p "$mnt/usr/lib/x86_64-linux-gnu" "$mnt/etc/ssl/certs" "$mnt/usr/share" "$mnt/home/nonroot" "$mnt/tmp"
   ln -s usr/lib "$mnt/lib"
-  ln -s usr/lib "$mnt/lib64"
-  cp -a "$rootfs/usr/lib64" "$mnt/usr/" 2>/dev/null || true
+  # /lib64/ld-linux-x86-64.so.2, the interpreter every dynamically linked binary names.
+  cp -a "$rootfs/usr/lib64" "$mnt/usr/"
+  ln -s usr/lib64 "$mnt/lib64"
   for pattern in 'ld-linux-x86-64.so.*' 'libc.so.*' 'libm.so.*' 'libdl.so.*' 'libpthread.so.*' 'librt.so.*' \
     'libgcc_s.so.*' 'libssl.so.*' 'libcrypto.so.*' 'libz.so.*'; do
     cp -a "$rootfs"/usr/lib/x86_64-linux-gnu/$pattern "$mnt/usr/lib/x86_64-linux-gnu/"
@@ -115,7 +120,7 @@ EOF
   chmod 1777 "$mnt/tmp"
   buildah --storage-driver overlay umount "$ctr" >/dev/null
   buildah --storage-driver overlay config --user 65532:65532 --workingdir /home/nonroot \
-    --env SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt "$ctr"
+    --env SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt --label kgo-standin=$STANDIN_VERSION "$ctr"
   buildah --storage-driver overlay commit --timestamp 0 -q "$ctr" "$RUNTIME_STANDIN" >/dev/null
   buildah --storage-driver overlay rm "$ctr" >/dev/null
 fi

@@ -43,7 +43,13 @@ fn helm(args: &[&str]) -> (bool, String, String) {
 /// `helm template RELEASE chart -n NS --set …`, which must succeed.
 fn render(release: &str, ns: &str, sets: &[&str]) -> String {
     let chart = chart_dir();
-    let mut args = vec!["template", release, chart.to_str().expect("utf-8 path"), "--namespace", ns];
+    let mut args = vec![
+        "template",
+        release,
+        chart.to_str().expect("utf-8 path"),
+        "--namespace",
+        ns,
+    ];
     for s in sets {
         args.extend(["--set", s]);
     }
@@ -57,7 +63,8 @@ fn documents(rendered: &str) -> Vec<Value> {
     rendered
         .split("\n---")
         .filter_map(|doc| {
-            let v: Value = serde_saphyr::from_str(doc).unwrap_or_else(|e| panic!("rendered YAML does not parse: {e}\n{doc}"));
+            let v: Value =
+                serde_saphyr::from_str(doc).unwrap_or_else(|e| panic!("rendered YAML does not parse: {e}\n{doc}"));
             (!v.is_null()).then_some(v)
         })
         .collect()
@@ -125,13 +132,22 @@ fn stand_in_crd(cp: &ControlPlane, group: &str, kind: &str, plural: &str) {
             "versions": [{"name": if group == "keda.sh" { "v1alpha1" } else { "v1" }, "served": true, "storage": true,
                 "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}});
     apply_dry_run_then_for_real(cp, &crd.to_string());
-    kubectl_ok(cp, &["wait", "--for=condition=Established", &format!("crd/{plural}.{group}"), "--timeout=30s"]);
+    kubectl_ok(
+        cp,
+        &[
+            "wait",
+            "--for=condition=Established",
+            &format!("crd/{plural}.{group}"),
+            "--timeout=30s",
+        ],
+    );
 }
 
 #[test]
 fn chart_crds_are_the_generated_crds() {
-    let generated = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("crds/kafka-group-operator.yaml"))
-        .expect("read crds/kafka-group-operator.yaml");
+    let generated =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("crds/kafka-group-operator.yaml"))
+            .expect("read crds/kafka-group-operator.yaml");
     let in_chart = std::fs::read_to_string(chart_dir().join("crds/kafka-group-operator.yaml"))
         .expect("read charts/kafka-group-operator/crds/kafka-group-operator.yaml");
     assert!(
@@ -146,8 +162,17 @@ fn helm_lint_passes_with_default_and_non_default_values() {
     let chart = chart.to_str().expect("utf-8 path");
     for sets in [
         vec![],
-        vec!["replicaCount=3", "watchNamespace=team-a", "logFormat=text", "intervals.lag=10s"],
-        vec!["embedded.enabled=true", "embedded.persistence.enabled=true", "metrics.serviceMonitor.enabled=true"],
+        vec![
+            "replicaCount=3",
+            "watchNamespace=team-a",
+            "logFormat=text",
+            "intervals.lag=10s",
+        ],
+        vec![
+            "embedded.enabled=true",
+            "embedded.persistence.enabled=true",
+            "metrics.serviceMonitor.enabled=true",
+        ],
     ] {
         let mut args = vec!["lint", "--strict", chart];
         for s in &sets {
@@ -174,11 +199,24 @@ fn default_values_render_a_hardened_single_replica_operator_for_all_namespaces()
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
     assert_eq!(c["resources"]["limits"]["memory"], "128Mi");
-    let args: Vec<&str> = c["args"].as_array().expect("args").iter().filter_map(Value::as_str).collect();
+    let args: Vec<&str> = c["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
     assert!(args.contains(&"--embedded-brokers=false"), "{args:?}");
-    assert!(!args.iter().any(|a| a.starts_with("--leader-elect") || a.starts_with("--namespace")), "{args:?}");
+    assert!(
+        !args
+            .iter()
+            .any(|a| a.starts_with("--leader-elect") || a.starts_with("--namespace")),
+        "{args:?}"
+    );
     assert_eq!(find(&docs, "ClusterRole").len(), 1);
-    assert!(find(&docs, "Role").is_empty(), "no leader-election Role with one replica");
+    assert!(
+        find(&docs, "Role").is_empty(),
+        "no leader-election Role with one replica"
+    );
     assert!(find(&docs, "ServiceMonitor").is_empty());
     assert_eq!(find(&docs, "Service").len(), 1, "only the metrics Service");
 }
@@ -194,14 +232,26 @@ fn non_default_values_render_leader_election_a_namespaced_role_and_the_embedded_
     }
     assert!(find(&docs, "ClusterRole").is_empty());
     let roles = find(&docs, "Role");
-    assert_eq!(roles.len(), 2, "the watched namespace's Role and the leader-election Role");
+    assert_eq!(
+        roles.len(),
+        2,
+        "the watched namespace's Role and the leader-election Role"
+    );
     assert!(roles.iter().any(|r| r["metadata"]["namespace"] == "team-a"));
-    assert!(roles.iter().any(|r| r["metadata"]["namespace"] == "ops" && r.to_string().contains("leases")));
+    assert!(
+        roles
+            .iter()
+            .any(|r| r["metadata"]["namespace"] == "ops" && r.to_string().contains("leases"))
+    );
 
     let docs = documents(&render(
         "kgo",
         "ops",
-        &["embedded.enabled=true", "embedded.persistence.enabled=true", "metrics.serviceMonitor.enabled=true"],
+        &[
+            "embedded.enabled=true",
+            "embedded.persistence.enabled=true",
+            "metrics.serviceMonitor.enabled=true",
+        ],
     ));
     let deployment = find(&docs, "Deployment")[0];
     assert_eq!(deployment["spec"]["replicas"], 1);
@@ -209,7 +259,10 @@ fn non_default_values_render_leader_election_a_namespaced_role_and_the_embedded_
     let c = &deployment["spec"]["template"]["spec"]["containers"][0];
     let args = c["args"].to_string();
     assert!(args.contains("--embedded-brokers=true"), "{args}");
-    assert!(args.contains("--embedded-advertised-host=kgo-kafka-group-operator-broker.ops.svc"), "{args}");
+    assert!(
+        args.contains("--embedded-advertised-host=kgo-kafka-group-operator-broker.ops.svc"),
+        "{args}"
+    );
     assert!(c["env"].to_string().contains("KGO_EMBEDDED_ADVERTISED_HOST"));
     let services = find(&docs, "Service");
     let broker = services
@@ -227,13 +280,28 @@ fn the_values_schema_rejects_bad_values_with_a_readable_message() {
     let chart = chart.to_str().expect("utf-8 path");
     for (sets, expected) in [
         (vec!["replicaCount=-1"], "at '/replicaCount': minimum: got -1, want 0"),
-        (vec!["logFormat=xml"], "at '/logFormat': value must be one of 'json', 'text'"),
-        (vec!["intervals.lag=5 minutes"], "at '/intervals/lag': '5 minutes' does not match pattern"),
+        (
+            vec!["logFormat=xml"],
+            "at '/logFormat': value must be one of 'json', 'text'",
+        ),
+        (
+            vec!["intervals.lag=5 minutes"],
+            "at '/intervals/lag': '5 minutes' does not match pattern",
+        ),
         (vec!["watchNamespace=Team_A"], "at '/watchNamespace'"),
-        (vec!["embedded.port=70000"], "at '/embedded/port': maximum: got 70,000, want 65,535"),
+        (
+            vec!["embedded.port=70000"],
+            "at '/embedded/port': maximum: got 70,000, want 65,535",
+        ),
         (vec!["concurrency=0"], "at '/concurrency': minimum: got 0, want 1"),
-        (vec!["replicaCount=2", "embedded.enabled=true"], "at '/replicaCount': maximum: got 2, want 1"),
-        (vec!["lagIntervall=5s"], "additional properties 'lagIntervall' not allowed"),
+        (
+            vec!["replicaCount=2", "embedded.enabled=true"],
+            "at '/replicaCount': maximum: got 2, want 1",
+        ),
+        (
+            vec!["lagIntervall=5s"],
+            "additional properties 'lagIntervall' not allowed",
+        ),
     ] {
         let mut args = vec!["template", "kgo", chart];
         for s in &sets {
@@ -247,8 +315,20 @@ fn the_values_schema_rejects_bad_values_with_a_readable_message() {
         );
     }
     // The same through `helm install`, before anything reaches the cluster.
-    let kubeconfig = ControlPlane::shared().kubeconfig().to_str().expect("utf-8 path").to_owned();
-    let (ok, _, stderr) = helm(&["install", "kgo", chart, "--kubeconfig", &kubeconfig, "--set", "logFormat=yaml"]);
+    let kubeconfig = ControlPlane::shared()
+        .kubeconfig()
+        .to_str()
+        .expect("utf-8 path")
+        .to_owned();
+    let (ok, _, stderr) = helm(&[
+        "install",
+        "kgo",
+        chart,
+        "--kubeconfig",
+        &kubeconfig,
+        "--set",
+        "logFormat=yaml",
+    ]);
     assert!(!ok && stderr.contains("at '/logFormat'"), "{stderr}");
 }
 
@@ -274,7 +354,10 @@ async fn rendered_manifests_are_accepted_dry_run_then_for_real_and_helm_installs
         ),
         (
             "embedded",
-            vec!["embedded.enabled=true".to_owned(), "embedded.persistence.enabled=true".to_owned()],
+            vec![
+                "embedded.enabled=true".to_owned(),
+                "embedded.persistence.enabled=true".to_owned(),
+            ],
         ),
     ] {
         let release = format!("{release}-{}", &ns[ns.len() - 4..]);
@@ -283,6 +366,17 @@ async fn rendered_manifests_are_accepted_dry_run_then_for_real_and_helm_installs
         let applied = apply_dry_run_then_for_real(cp, &rendered);
         assert!(applied.contains("deployment.apps/"), "{applied}");
     }
+    // With the default values the ClusterRole reaches every namespace, with the same least privilege.
+    let who = format!("system:serviceaccount:{ns}:defaults-{}-kafka-group-operator", &ns[ns.len() - 4..]);
+    for other in ["default", "kube-system"] {
+        assert!(can_i(cp, &who, other, "watch", "consumergroups.kafkagroups.dev"));
+        assert!(can_i(cp, &who, other, "get", "secrets"));
+        assert!(can_i(cp, &who, other, "patch", "deployments.apps/scale"));
+        assert!(!can_i(cp, &who, other, "list", "secrets"));
+        assert!(!can_i(cp, &who, other, "update", "deployments.apps"));
+        assert!(!can_i(cp, &who, other, "create", "leases.coordination.k8s.io"), "no Lease with one replica");
+    }
+    assert!(!can_i(cp, &who, "", "create", "customresourcedefinitions.apiextensions.k8s.io"));
     // The dashboard ConfigMap carries valid JSON.
     let cm = kubectl_ok(cp, &["get", "configmap", "-n", &ns, "-o", "json"]);
     let cms: Value = serde_json::from_str(&cm).expect("configmaps JSON");
@@ -309,16 +403,46 @@ async fn rendered_manifests_are_accepted_dry_run_then_for_real_and_helm_installs
         stdout
     };
     // --skip-crds: this control plane has them already (from the same file, checked above).
-    let notes = run(&["install", &release, chart, "--skip-crds", "--set", &format!("watchNamespace={ns}")]);
-    assert!(notes.contains("STATUS: deployed") && notes.contains("kubectl get consumergroups -w"), "{notes}");
+    let notes = run(&[
+        "install",
+        &release,
+        chart,
+        "--skip-crds",
+        "--set",
+        &format!("watchNamespace={ns}"),
+    ]);
+    assert!(
+        notes.contains("STATUS: deployed") && notes.contains("kubectl get consumergroups -w"),
+        "{notes}"
+    );
     run(&["upgrade", &release, chart, "--reuse-values", "--set", "replicaCount=2"]);
     let replicas = kubectl_ok(
         cp,
-        &["get", "deployment", "-n", &ns, &format!("{release}-kafka-group-operator"), "-o", "jsonpath={.spec.replicas}"],
+        &[
+            "get",
+            "deployment",
+            "-n",
+            &ns,
+            &format!("{release}-kafka-group-operator"),
+            "-o",
+            "jsonpath={.spec.replicas}",
+        ],
     );
     assert_eq!(replicas, "2");
     run(&["uninstall", &release]);
-    let left = kubectl_ok(cp, &["get", "deployments,roles,serviceaccounts", "-n", &ns, "-l", &format!("app.kubernetes.io/instance={release}"), "-o", "name"]);
+    let left = kubectl_ok(
+        cp,
+        &[
+            "get",
+            "deployments,roles,serviceaccounts",
+            "-n",
+            &ns,
+            "-l",
+            &format!("app.kubernetes.io/instance={release}"),
+            "-o",
+            "name",
+        ],
+    );
     assert!(left.trim().is_empty(), "left after uninstall: {left}");
     drop(client);
 }
@@ -388,7 +512,10 @@ async fn the_operator_with_the_charts_service_account_does_its_job_and_nothing_m
     let rendered = render(&release, &ns, &sets);
     apply_dry_run_then_for_real(cp, &rendered);
     let docs = documents(&rendered);
-    let sa = find(&docs, "ServiceAccount")[0]["metadata"]["name"].as_str().expect("sa name").to_owned();
+    let sa = find(&docs, "ServiceAccount")[0]["metadata"]["name"]
+        .as_str()
+        .expect("sa name")
+        .to_owned();
 
     // The operator process, authenticated only by the ServiceAccount's token, with the chart's args.
     let dir = tempfile::tempdir().expect("temp dir");
@@ -402,7 +529,9 @@ async fn the_operator_with_the_charts_service_account_does_its_job_and_nothing_m
         .env("POD_NAME", "operator-0")
         .env("RUST_LOG", "info,kafka_group_operator=debug,kube=warn");
     let mut operator = spawn_tied(cmd, &log);
-    let result = std::panic::AssertUnwindSafe(does_its_job(&client, kafka, &ns)).catch_unwind().await;
+    let result = std::panic::AssertUnwindSafe(does_its_job(&client, kafka, &ns))
+        .catch_unwind()
+        .await;
     stop(&mut operator, Duration::from_secs(10));
     let operator_log = tail(&log, 400);
     if let Err(panic) = result {
@@ -410,9 +539,15 @@ async fn the_operator_with_the_charts_service_account_does_its_job_and_nothing_m
         std::panic::resume_unwind(panic);
     }
     for refused in ["403", "forbidden", "Forbidden"] {
-        assert!(!operator_log.contains(refused), "the operator was refused something:\n{operator_log}");
+        assert!(
+            !operator_log.contains(refused),
+            "the operator was refused something:\n{operator_log}"
+        );
     }
-    assert!(operator_log.contains("leading"), "it took the leader Lease:\n{operator_log}");
+    assert!(
+        operator_log.contains("leading"),
+        "it took the leader Lease:\n{operator_log}"
+    );
 
     // Least privilege, asked of the API server for the same identity.
     let who = format!("system:serviceaccount:{ns}:{sa}");
@@ -428,7 +563,10 @@ async fn the_operator_with_the_charts_service_account_does_its_job_and_nothing_m
         ("list", "horizontalpodautoscalers.autoscaling"),
         ("patch", "scaledobjects.keda.sh"),
     ] {
-        assert!(can_i(cp, &who, &ns, verb, resource), "{who} should be allowed to {verb} {resource}");
+        assert!(
+            can_i(cp, &who, &ns, verb, resource),
+            "{who} should be allowed to {verb} {resource}"
+        );
     }
     for (verb, resource) in [
         ("list", "secrets"),
@@ -444,15 +582,36 @@ async fn the_operator_with_the_charts_service_account_does_its_job_and_nothing_m
         ("delete", "horizontalpodautoscalers.autoscaling"),
         ("create", "roles.rbac.authorization.k8s.io"),
     ] {
-        assert!(!can_i(cp, &who, &ns, verb, resource), "{who} must not {verb} {resource}");
+        assert!(
+            !can_i(cp, &who, &ns, verb, resource),
+            "{who} must not {verb} {resource}"
+        );
     }
     // Watching one namespace: nothing in the others, and nothing cluster-wide.
     assert!(!can_i(cp, &who, "default", "get", "secrets"));
     assert!(!can_i(cp, &who, "default", "list", "consumergroups.kafkagroups.dev"));
-    assert!(!can_i(cp, &who, "", "list", "customresourcedefinitions.apiextensions.k8s.io"));
+    assert!(!can_i(
+        cp,
+        &who,
+        "",
+        "list",
+        "customresourcedefinitions.apiextensions.k8s.io"
+    ));
     // The leader Lease: its own, in the release namespace.
-    assert!(can_i(cp, &who, &ns, "update", &format!("leases.coordination.k8s.io/{release}-kafka-group-operator")));
-    assert!(!can_i(cp, &who, &ns, "update", "leases.coordination.k8s.io/someone-else"));
+    assert!(can_i(
+        cp,
+        &who,
+        &ns,
+        "update",
+        &format!("leases.coordination.k8s.io/{release}-kafka-group-operator")
+    ));
+    assert!(!can_i(
+        cp,
+        &who,
+        &ns,
+        "update",
+        "leases.coordination.k8s.io/someone-else"
+    ));
 }
 
 /// What the operator must manage with the chart's RBAC: a KafkaCluster becomes Ready, a ConsumerGroup is observed
@@ -462,8 +621,14 @@ async fn does_its_job(client: &kube::Client, kafka: &ApacheKafka, ns: &str) {
     let groups: Api<ConsumerGroup> = Api::namespaced(client.clone(), ns);
     let resets: Api<OffsetReset> = Api::namespaced(client.clone(), ns);
     let cluster: KafkaCluster = resource("KafkaCluster", "main", json!({"bootstrapServers": [kafka.bootstrap()]}));
-    clusters.create(&PostParams::default(), &cluster).await.expect("create KafkaCluster");
-    until(&clusters, "main", T, "Ready", |c| has_condition(c, "Ready", "True", "Connected")).await;
+    clusters
+        .create(&PostParams::default(), &cluster)
+        .await
+        .expect("create KafkaCluster");
+    until(&clusters, "main", T, "Ready", |c| {
+        has_condition(c, "Ready", "True", "Connected")
+    })
+    .await;
 
     let topic = unique_name("chart");
     kafka.create_topic(&topic, 2);
@@ -475,7 +640,10 @@ async fn does_its_job(client: &kube::Client, kafka: &ApacheKafka, ns: &str) {
     }))
     .expect("deployment");
     let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(client.clone(), ns);
-    deployments.create(&PostParams::default(), &deployment).await.expect("create Deployment");
+    deployments
+        .create(&PostParams::default(), &deployment)
+        .await
+        .expect("create Deployment");
 
     let group_id = unique_name("chart-group");
     let group: ConsumerGroup = resource(
@@ -486,9 +654,13 @@ async fn does_its_job(client: &kube::Client, kafka: &ApacheKafka, ns: &str) {
             "scaling": {"targetRef": {"kind": "Deployment", "name": "consumers"}, "minReplicas": 1, "maxReplicas": 2,
                 "lagPerReplica": 100, "cooldownSeconds": 1}}),
     );
-    groups.create(&PostParams::default(), &group).await.expect("create ConsumerGroup");
+    groups
+        .create(&PostParams::default(), &group)
+        .await
+        .expect("create ConsumerGroup");
     until(&groups, "orders", T, "observed and initialized", |g| {
-        has_condition(g, "Ready", "True", "Observed") && has_condition(g, "OffsetsInitialized", "True", "AllPartitionsHaveOffsets")
+        has_condition(g, "Ready", "True", "Observed")
+            && has_condition(g, "OffsetsInitialized", "True", "AllPartitionsHaveOffsets")
     })
     .await;
     // Scaled through /scale: from 0 to minReplicas.
@@ -498,7 +670,11 @@ async fn does_its_job(client: &kube::Client, kafka: &ApacheKafka, ns: &str) {
         if d.spec.replicas == Some(1) {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "the operator never scaled the Deployment: {:?}", d.spec.replicas);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the operator never scaled the Deployment: {:?}",
+            d.spec.replicas
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 
@@ -507,7 +683,10 @@ async fn does_its_job(client: &kube::Client, kafka: &ApacheKafka, ns: &str) {
         "rewind",
         json!({"groupRef": {"name": "orders"}, "to": {"earliest": {}}, "dryRun": true}),
     );
-    resets.create(&PostParams::default(), &reset).await.expect("create OffsetReset");
+    resets
+        .create(&PostParams::default(), &reset)
+        .await
+        .expect("create OffsetReset");
     until(&resets, "rewind", T, "Planned", |r| {
         r.status.as_ref().is_some_and(|s| s.phase == ResetPhase::Planned)
     })
@@ -516,7 +695,10 @@ async fn does_its_job(client: &kube::Client, kafka: &ApacheKafka, ns: &str) {
     // Events: published under the chart's RBAC (the cluster's transition to Ready has one).
     let deadline = tokio::time::Instant::now() + T;
     while events(client, ns, "main").await.is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "no Event was published for KafkaCluster main");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no Event was published for KafkaCluster main"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }

@@ -25,8 +25,8 @@ fn documents(path: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).expect("read example");
     text.split("\n---")
         .filter_map(|doc| {
-            let v: Value = serde_saphyr::from_str(doc)
-                .unwrap_or_else(|e| panic!("{} does not parse: {e}", path.display()));
+            let v: Value =
+                serde_saphyr::from_str(doc).unwrap_or_else(|e| panic!("{} does not parse: {e}", path.display()));
             (!v.is_null()).then_some(v)
         })
         .collect()
@@ -49,23 +49,47 @@ fn every_example_says_what_it_shows() {
 fn the_examples_cover_both_kinds_of_cluster_and_every_reset_target_as_a_dry_run() {
     let docs: Vec<Value> = examples().iter().flat_map(|p| documents(p)).collect();
     let clusters: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "KafkaCluster").collect();
-    assert!(clusters.iter().any(|c| c["spec"]["embedded"].is_object()), "an embedded KafkaCluster");
     assert!(
-        clusters.iter().any(|c| c["spec"]["sasl"]["mechanism"].as_str().is_some_and(|m| m.starts_with("SCRAM"))),
+        clusters.iter().any(|c| c["spec"]["embedded"].is_object()),
+        "an embedded KafkaCluster"
+    );
+    assert!(
+        clusters.iter().any(|c| c["spec"]["sasl"]["mechanism"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("SCRAM"))),
         "an external KafkaCluster with SCRAM"
     );
     let groups: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "ConsumerGroup").collect();
-    assert!(groups.iter().any(|g| g["spec"]["lagBudget"].is_object()), "a ConsumerGroup with a lag budget");
-    assert!(groups.iter().any(|g| g["spec"]["scaling"].is_object()), "a ConsumerGroup that scales");
+    assert!(
+        groups.iter().any(|g| g["spec"]["lagBudget"].is_object()),
+        "a ConsumerGroup with a lag budget"
+    );
+    assert!(
+        groups.iter().any(|g| g["spec"]["scaling"].is_object()),
+        "a ConsumerGroup that scales"
+    );
     let resets: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "OffsetReset").collect();
-    for target in ["earliest", "latest", "offset", "timestamp", "duration", "shiftBy", "partitions", "previousOf"] {
+    for target in [
+        "earliest",
+        "latest",
+        "offset",
+        "timestamp",
+        "duration",
+        "shiftBy",
+        "partitions",
+        "previousOf",
+    ] {
         assert!(
             resets.iter().any(|r| !r["spec"]["to"][target].is_null()),
             "no OffsetReset example with to.{target}"
         );
     }
     for r in resets {
-        assert_eq!(r["spec"]["dryRun"], true, "{}: examples only plan", r["metadata"]["name"]);
+        assert_eq!(
+            r["spec"]["dryRun"], true,
+            "{}: examples only plan",
+            r["metadata"]["name"]
+        );
     }
 }
 
@@ -92,7 +116,10 @@ async fn the_api_server_accepts_every_example_dry_run_then_for_real() {
         for doc in documents(&path) {
             let kind = doc["kind"].as_str().expect("kind").to_lowercase();
             let name = doc["metadata"]["name"].as_str().expect("name");
-            let resource = if doc["apiVersion"].as_str().is_some_and(|v| v.starts_with("kafkagroups.dev/")) {
+            let resource = if doc["apiVersion"]
+                .as_str()
+                .is_some_and(|v| v.starts_with("kafkagroups.dev/"))
+            {
                 format!("{kind}.kafkagroups.dev")
             } else {
                 kind

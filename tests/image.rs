@@ -77,7 +77,8 @@ fn prebuilt_binary() -> PathBuf {
 fn inline_kubeconfig(cp: &ControlPlane, dir: &Path) {
     use base64::Engine as _;
     let b64 = |p: PathBuf| {
-        base64::engine::general_purpose::STANDARD.encode(std::fs::read(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display())))
+        base64::engine::general_purpose::STANDARD
+            .encode(std::fs::read(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display())))
     };
     let original = std::fs::read_to_string(cp.kubeconfig()).expect("read kubeconfig");
     let path_of = |key: &str| {
@@ -116,17 +117,34 @@ async fn the_image_builds_from_the_dockerfile_and_runs_read_only_as_non_root() {
     tool_ok(
         "buildah",
         &[
-            "bud", "--pull=never", "--isolation=chroot", "--timestamp=0", "--layers=false", "-v", &mount, "-t", IMAGE, "-f",
-            &dockerfile, repo,
+            "bud",
+            "--pull=never",
+            "--isolation=chroot",
+            "--timestamp=0",
+            "--layers=false",
+            "-v",
+            &mount,
+            "-t",
+            IMAGE,
+            "-f",
+            &dockerfile,
+            repo,
         ],
     );
     let build_time = started.elapsed();
 
     // User and entrypoint, as the image's config says.
-    let config: Value = serde_json::from_str(&tool_ok("skopeo", &["inspect", "--config", &format!("containers-storage:{IMAGE}")]))
-        .expect("image config JSON");
+    let config: Value = serde_json::from_str(&tool_ok(
+        "skopeo",
+        &["inspect", "--config", &format!("containers-storage:{IMAGE}")],
+    ))
+    .expect("image config JSON");
     assert_eq!(config["config"]["User"], "65532:65532", "{config}");
-    assert_eq!(config["config"]["Entrypoint"], json!(["/usr/local/bin/kafka-group-operator"]), "{config}");
+    assert_eq!(
+        config["config"]["Entrypoint"],
+        json!(["/usr/local/bin/kafka-group-operator"]),
+        "{config}"
+    );
     let size: u64 = tool_ok("podman", &["image", "inspect", "--format", "{{.Size}}", IMAGE])
         .trim()
         .parse()
@@ -141,7 +159,12 @@ async fn the_image_builds_from_the_dockerfile_and_runs_read_only_as_non_root() {
     );
 
     // Read-only root, every capability dropped, no network: --version.
-    let hardened = ["--rm", "--read-only", "--cap-drop=ALL", "--security-opt=no-new-privileges"];
+    let hardened = [
+        "--rm",
+        "--read-only",
+        "--cap-drop=ALL",
+        "--security-opt=no-new-privileges",
+    ];
     let mut args = vec!["run"];
     args.extend(hardened);
     args.extend(["--network=none", IMAGE, "--version"]);
@@ -162,8 +185,16 @@ async fn the_image_builds_from_the_dockerfile_and_runs_read_only_as_non_root() {
     let mut args = vec!["run", "-d", "--name", &name];
     args.extend(&hardened[1..]);
     args.extend([
-        "--network=host", "-v", &volume, IMAGE, "--log-format=json", "run", "--kubeconfig=/config/kubeconfig", &namespace,
-        &metrics, "--cluster-interval=3s",
+        "--network=host",
+        "-v",
+        &volume,
+        IMAGE,
+        "--log-format=json",
+        "run",
+        "--kubeconfig=/config/kubeconfig",
+        &namespace,
+        &metrics,
+        "--cluster-interval=3s",
     ]);
     tool_ok("podman", &args);
     let container = Container(name.clone());
@@ -187,8 +218,14 @@ async fn the_image_builds_from_the_dockerfile_and_runs_read_only_as_non_root() {
 
     let clusters: Api<KafkaCluster> = Api::namespaced(client.clone(), &ns);
     let cluster: KafkaCluster = resource("KafkaCluster", "main", json!({"bootstrapServers": [kafka.bootstrap()]}));
-    clusters.create(&PostParams::default(), &cluster).await.expect("create KafkaCluster");
-    until(&clusters, "main", Duration::from_secs(60), "Ready", |c| has_condition(c, "Ready", "True", "Connected")).await;
+    clusters
+        .create(&PostParams::default(), &cluster)
+        .await
+        .expect("create KafkaCluster");
+    until(&clusters, "main", Duration::from_secs(60), "Ready", |c| {
+        has_condition(c, "Ready", "True", "Connected")
+    })
+    .await;
     drop(container);
 }
 
@@ -198,7 +235,9 @@ fn ready(port: u16) -> bool {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").is_err() {
+    if s.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
         return false;
     }
     let mut response = String::new();
@@ -212,7 +251,11 @@ struct Container(String);
 impl Container {
     fn logs(&self) -> String {
         let out = tool("podman", &["logs", "--tail", "60", &self.0]);
-        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
     }
 }
 

@@ -367,16 +367,28 @@ async fn rendered_manifests_are_accepted_dry_run_then_for_real_and_helm_installs
         assert!(applied.contains("deployment.apps/"), "{applied}");
     }
     // With the default values the ClusterRole reaches every namespace, with the same least privilege.
-    let who = format!("system:serviceaccount:{ns}:defaults-{}-kafka-group-operator", &ns[ns.len() - 4..]);
+    let who = format!(
+        "system:serviceaccount:{ns}:defaults-{}-kafka-group-operator",
+        &ns[ns.len() - 4..]
+    );
     for other in ["default", "kube-system"] {
         assert!(can_i(cp, &who, other, "watch", "consumergroups.kafkagroups.dev"));
         assert!(can_i(cp, &who, other, "get", "secrets"));
         assert!(can_i(cp, &who, other, "patch", "deployments.apps/scale"));
         assert!(!can_i(cp, &who, other, "list", "secrets"));
         assert!(!can_i(cp, &who, other, "update", "deployments.apps"));
-        assert!(!can_i(cp, &who, other, "create", "leases.coordination.k8s.io"), "no Lease with one replica");
+        assert!(
+            !can_i(cp, &who, other, "create", "leases.coordination.k8s.io"),
+            "no Lease with one replica"
+        );
     }
-    assert!(!can_i(cp, &who, "", "create", "customresourcedefinitions.apiextensions.k8s.io"));
+    assert!(!can_i(
+        cp,
+        &who,
+        "",
+        "create",
+        "customresourcedefinitions.apiextensions.k8s.io"
+    ));
     // The dashboard ConfigMap carries valid JSON.
     let cm = kubectl_ok(cp, &["get", "configmap", "-n", &ns, "-o", "json"]);
     let cms: Value = serde_json::from_str(&cm).expect("configmaps JSON");

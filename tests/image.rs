@@ -132,6 +132,7 @@ async fn the_image_builds_from_the_dockerfile_and_runs_read_only_as_non_root() {
         ],
     );
     let build_time = started.elapsed();
+    let _image = Image; // removed when the test ends: each run would otherwise leave one behind
 
     // User and entrypoint, as the image's config says.
     let config: Value = serde_json::from_str(&tool_ok(
@@ -266,5 +267,14 @@ impl Drop for Container {
         }
         let _ = tool("podman", &["stop", "--time=10", &self.0]);
         let _ = tool("podman", &["rm", "--force", &self.0]);
+    }
+}
+
+/// Removes the test image when the test ends.
+struct Image;
+
+impl Drop for Image {
+    fn drop(&mut self) {
+        let _ = tool("podman", &["rmi", "--force", IMAGE]);
     }
 }

@@ -716,3 +716,75 @@ async fn does_its_job(client: &kube::Client, kafka: &ApacheKafka, ns: &str) {
 }
 
 use futures_util::FutureExt as _;
+
+#[test]
+fn the_grafana_dashboard_queries_only_metrics_the_operator_exports() {
+    let path = chart_dir().join("dashboards/kafka-group-operator.json");
+    let text = std::fs::read_to_string(&path).expect("read the dashboard");
+    let dashboard: Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    assert!(dashboard["panels"].as_array().is_some_and(|p| p.len() >= 8));
+    // Every family the operator registers, as `# TYPE name kind` in its /metrics text (one series each, since
+    // families without series are not written).
+    use kafka_group_operator::telemetry::metrics::{GroupLabels, Metrics, PartitionLabels, TopicPartitionLabels};
+    let metrics = Metrics::default();
+    let (cluster_name, group, topic, partition) = ("c".to_owned(), "g".to_owned(), "t".to_owned(), "0".to_owned());
+    let p = PartitionLabels {
+        cluster_name: cluster_name.clone(),
+        group: group.clone(),
+        topic: topic.clone(),
+        partition: partition.clone(),
+    };
+    let g = GroupLabels {
+        cluster_name: cluster_name.clone(),
+        group,
+    };
+    let lag = &metrics.lag;
+    for family in [&lag.offset, &lag.lag] {
+        family.get_or_create(&p);
+    }
+    lag.lag_seconds.get_or_create(&p);
+    lag.latest_offset.get_or_create(&TopicPartitionLabels {
+        cluster_name,
+        topic,
+        partition,
+    });
+    for family in [
+        &lag.sum_lag,
+        &lag.max_lag,
+        &lag.members,
+        &lag.status,
+        &lag.desired_replicas,
+        &lag.current_replicas,
+    ] {
+        family.get_or_create(&g);
+    }
+    lag.max_lag_seconds.get_or_create(&g);
+    lag.rebalances.get_or_create(&g);
+    metrics.reconciled("consumergroup", 0.01);
+    metrics.failed("consumergroup", "kafka");
+    let exported = metrics.encode();
+    let mut used = std::collections::BTreeSet::new();
+    for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        if word.starts_with("kafka_") {
+            used.insert(word.to_owned());
+        }
+    }
+    for needed in [
+        "kafka_consumergroup_group_lag",
+        "kafka_consumergroup_group_lag_seconds",
+        "kafka_group_operator_desired_replicas",
+        "kafka_group_operator_current_replicas",
+    ] {
+        assert!(used.contains(needed), "the dashboard does not show {needed}");
+    }
+    for name in &used {
+        let family = ["_total", "_bucket"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+            .unwrap_or(name);
+        assert!(
+            exported.contains(&format!("# TYPE {family} ")),
+            "the dashboard queries {name}, which the operator does not export:\n{exported}"
+        );
+    }
+}

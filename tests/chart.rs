@@ -740,10 +740,10 @@ fn the_grafana_dashboard_queries_only_metrics_the_operator_exports() {
     };
     let lag = &metrics.lag;
     for family in [&lag.offset, &lag.lag] {
-        family.get_or_create(&p);
+        let _ = family.get_or_create(&p);
     }
-    lag.lag_seconds.get_or_create(&p);
-    lag.latest_offset.get_or_create(&TopicPartitionLabels {
+    let _ = lag.lag_seconds.get_or_create(&p);
+    let _ = lag.latest_offset.get_or_create(&TopicPartitionLabels {
         cluster_name,
         topic,
         partition,
@@ -756,10 +756,10 @@ fn the_grafana_dashboard_queries_only_metrics_the_operator_exports() {
         &lag.desired_replicas,
         &lag.current_replicas,
     ] {
-        family.get_or_create(&g);
+        let _ = family.get_or_create(&g);
     }
-    lag.max_lag_seconds.get_or_create(&g);
-    lag.rebalances.get_or_create(&g);
+    let _ = lag.max_lag_seconds.get_or_create(&g);
+    let _ = lag.rebalances.get_or_create(&g);
     metrics.reconciled("consumergroup", 0.01);
     metrics.failed("consumergroup", "kafka");
     let exported = metrics.encode();

@@ -80,3 +80,10 @@ pub fn system_tool(name: &str, how_to_get_it: &str) -> PathBuf {
         .find(|candidate| candidate.is_file());
     path.unwrap_or_else(|| panic!("`{name}` is not on PATH: {how_to_get_it}"))
 }
+
+/// Directory with `hadolint`, `containers.conf` (for podman here) and `standins.env`, after buildah, podman and
+/// skopeo are installed and the stand-ins of the Dockerfile's base images are built (`scripts/provision-image.sh`).
+pub fn image_tools() -> &'static Path {
+    static CELL: OnceLock<PathBuf> = OnceLock::new();
+    provisioned("KGO_IMAGE_TOOLS", "scripts/provision-image.sh", &CELL)
+}

@@ -2,6 +2,15 @@
 
 mod embedded_host;
 
+/// jemalloc, returning freed memory to the OS within a second (glibc's malloc kept the lag scan's churn as
+/// resident fragmentation: see docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+#[allow(non_upper_case_globals)]
+#[unsafe(export_name = "_rjem_malloc_conf")]
+pub static malloc_conf: &[u8] = b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:1000\0";
+
 use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand};
 use embedded_host::{EmbeddedSettings, InProcessBrokers};

@@ -198,7 +198,7 @@ fn default_values_render_a_hardened_single_replica_operator_for_all_namespaces()
     assert_eq!(c["securityContext"]["capabilities"]["drop"], json!(["ALL"]));
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
-    assert_eq!(c["resources"]["limits"]["memory"], "128Mi");
+    assert_eq!(c["resources"]["limits"]["memory"], "192Mi");
     let args: Vec<&str> = c["args"]
         .as_array()
         .expect("args")

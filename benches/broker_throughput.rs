@@ -98,9 +98,14 @@ async fn bench(settings: &Settings) -> Result<()> {
 
     eprintln!("[bench] starting Apache Kafka ({BROKER_JVM_OPTS})");
     let kafka = start_kafka().await?;
-    eprintln!("[bench] starting the embedded broker");
-    let embedded = start_embedded().await?;
-    let contenders = [&kafka, &embedded];
+    eprintln!("[bench] starting the embedded broker, twice: fsync before acks=all answers (its default), and");
+    eprintln!(
+        "[bench] with Apache Kafka's policy (--sync-acks-all=false: written before the answer, fsynced each second)"
+    );
+    let embedded = start_embedded("embedded broker", &[]).await?;
+    let embedded_kafka_policy =
+        start_embedded("embedded broker, Kafka's fsync policy", &["--sync-acks-all=false"]).await?;
+    let contenders = [&kafka, &embedded, &embedded_kafka_policy];
     for c in contenders {
         eprintln!(
             "[bench] {}: {} (pid {}), start-up {:.0} ms, idle RSS {:.1} MiB",
@@ -118,12 +123,9 @@ async fn bench(settings: &Settings) -> Result<()> {
 
     let mut results: Results = BTreeMap::new();
     for round in 0..settings.rounds {
-        // Alternate which broker goes first.
-        let order: Vec<&Contender> = if round % 2 == 0 {
-            vec![&kafka, &embedded]
-        } else {
-            vec![&embedded, &kafka]
-        };
+        // Rotate which broker goes first.
+        let mut order: Vec<&Contender> = contenders.to_vec();
+        order.rotate_left(round % contenders.len());
         for c in order {
             for (size, acks) in [(100, "1"), (100, "all"), (1024, "1"), (1024, "all")] {
                 let t = topic(c, "perf").await?;
@@ -206,7 +208,7 @@ async fn start_kafka() -> Result<Contender> {
     })
 }
 
-async fn start_embedded() -> Result<Contender> {
+async fn start_embedded(name: &'static str, extra: &[&str]) -> Result<Contender> {
     let binary = PathBuf::from(env!("CARGO_BIN_EXE_kafka-group-operator"));
     let data = tempfile::tempdir()?;
     let port = support::process::free_port();
@@ -217,6 +219,7 @@ async fn start_embedded() -> Result<Contender> {
         // As the harness configures Apache Kafka (group.initial.rebalance.delay.ms=0): a consumer's join is
         // not held back 3 s by either broker.
         .args(["--group-initial-rebalance-delay", "0s"])
+        .args(extra)
         .args(["--log-level", "warn"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -228,7 +231,7 @@ async fn start_embedded() -> Result<Contender> {
     let pid = child.id();
     tokio::time::sleep(Duration::from_secs(5)).await;
     Ok(Contender {
-        name: "embedded broker",
+        name,
         bootstrap,
         pid,
         startup,
@@ -428,33 +431,58 @@ fn report(settings: &Settings, contenders: &[&Contender], results: &Results, too
         settings.records,
         took.as_secs_f64()
     );
-    let (kafka, embedded) = (contenders[0].name, contenders[1].name);
-    let _ = writeln!(r, "| workload | {kafka} | {embedded} | embedded ÷ Kafka |");
-    let _ = writeln!(r, "|---|---:|---:|---:|");
+    let names: Vec<&'static str> = contenders.iter().map(|c| c.name).collect();
+    let _ = writeln!(
+        r,
+        "| workload | {} | {} |",
+        names.join(" | "),
+        names[1..]
+            .iter()
+            .map(|n| format!("{n} ÷ Kafka"))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    let _ = writeln!(r, "|---|{}", "---:|".repeat(names.len() * 2 - 1));
     let workloads: Vec<String> = {
         let mut w: Vec<String> = results.keys().map(|(w, _)| w.clone()).collect();
         w.dedup();
         w
     };
     for w in workloads {
-        let get = |name: &'static str| results.get(&(w.clone(), name)).map(|v| median(v.clone()));
-        if let (Some(k), Some(e)) = (get(kafka), get(embedded)) {
-            let _ = writeln!(r, "| {w} | {k:.1} | {e:.1} | {:.2}× |", e / k);
+        let values: Option<Vec<f64>> = names
+            .iter()
+            .map(|name| results.get(&(w.clone(), *name)).map(|v| median(v.clone())))
+            .collect();
+        if let Some(values) = values {
+            let _ = writeln!(
+                r,
+                "| {w} | {} | {} |",
+                values.iter().map(|v| format!("{v:.1}")).collect::<Vec<_>>().join(" | "),
+                values[1..]
+                    .iter()
+                    .map(|v| format!("{:.2}×", v / values[0]))
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            );
         }
     }
+    let row = |label: &str, value: &dyn Fn(&Contender) -> f64| {
+        let values: Vec<f64> = contenders.iter().map(|c| value(c)).collect();
+        format!(
+            "| {label} | {} | {} |",
+            values.iter().map(|v| format!("{v:.1}")).collect::<Vec<_>>().join(" | "),
+            values[1..]
+                .iter()
+                .map(|v| format!("{:.3}×", v / values[0]))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        )
+    };
     let _ = writeln!(
         r,
-        "| start-up (spawn to first Metadata answer, ms) | {:.0} | {:.0} | {:.3}× |",
-        ms(contenders[0].startup),
-        ms(contenders[1].startup),
-        ms(contenders[1].startup) / ms(contenders[0].startup)
+        "{}",
+        row("start-up (spawn to first Metadata answer, ms)", &|c| ms(c.startup))
     );
-    let _ = writeln!(
-        r,
-        "| idle RSS (MiB) | {:.1} | {:.1} | {:.3}× |",
-        contenders[0].idle_rss_kib as f64 / 1024.0,
-        contenders[1].idle_rss_kib as f64 / 1024.0,
-        contenders[1].idle_rss_kib as f64 / contenders[0].idle_rss_kib as f64
-    );
+    let _ = writeln!(r, "{}", row("idle RSS (MiB)", &|c| c.idle_rss_kib as f64 / 1024.0));
     r
 }

@@ -152,9 +152,15 @@ struct BrokerArgs {
     /// Delay before the first rebalance of a new group (`group.initial.rebalance.delay.ms`), e.g. 3s or 0s.
     #[arg(long, default_value = "3s", value_parser = duration)]
     group_initial_rebalance_delay: Duration,
-    /// How often writes not yet fsynced are flushed to disk (acks=all produces are fsynced before the answer).
+    /// How often writes not yet fsynced are flushed to disk (acks=all produces are fsynced before the answer
+    /// unless `--sync-acks-all=false`).
     #[arg(long, default_value = "1s", value_parser = duration)]
     flush_interval: Duration,
+    /// fsync before answering an acks=all produce, so that acknowledged records survive a power loss.
+    /// `false`: Apache Kafka's default policy (written before the answer, so they survive the process being
+    /// killed; fsynced within --flush-interval).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    sync_acks_all: bool,
     /// Size at which a partition's segment file rolls, in bytes.
     #[arg(long, default_value_t = 128 * 1024 * 1024)]
     segment_bytes: u64,
@@ -218,6 +224,7 @@ async fn run_broker(args: BrokerArgs) -> Result<()> {
         max_message_bytes: args.max_message_bytes,
         group_initial_rebalance_delay: args.group_initial_rebalance_delay,
         flush_interval: args.flush_interval,
+        sync_acks_all: args.sync_acks_all,
         segment_bytes: args.segment_bytes,
         retention_bytes: args.retention_bytes,
         retention: args.retention,

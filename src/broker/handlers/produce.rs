@@ -1,6 +1,6 @@
 //! Produce and InitProducerId. A partition's data must be exactly one v2 record batch (Kafka's rule for
 //! produce v3+); it is checked (length, CRC-32C), sequence-checked for idempotent producers, given its
-//! offsets and stored as received. acks=-1 answers after an fsync (with a data dir); acks=0 answers nothing.
+//! offsets and stored as received. acks=-1 answers after an fsync (with a data dir, unless `sync_acks_all` is off); acks=0 answers nothing.
 
 use super::text;
 use crate::broker::Node;
@@ -84,7 +84,12 @@ pub async fn produce(node: &Node, request: ProduceRequest, version: i16) -> Opti
         node.store.notify_appended();
     }
     // Also for duplicates: the first copy's fsync (another request's) may still be running.
-    if acks == -1 && node.config.data_dir.is_some() && !touched.is_empty() && !sync_partitions(&touched).await {
+    if acks == -1
+        && node.config.sync_acks_all
+        && node.config.data_dir.is_some()
+        && !touched.is_empty()
+        && !sync_partitions(&touched).await
+    {
         // Written but not known to be durable: the producer must not count on it (it retries).
         for partition in responses.iter_mut().flat_map(|t| t.partition_responses.iter_mut()) {
             if partition.error_code == 0 {

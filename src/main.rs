@@ -152,14 +152,14 @@ struct BrokerArgs {
     /// Delay before the first rebalance of a new group (`group.initial.rebalance.delay.ms`), e.g. 3s or 0s.
     #[arg(long, default_value = "3s", value_parser = duration)]
     group_initial_rebalance_delay: Duration,
-    /// How often writes not yet fsynced are flushed to disk (acks=all produces are fsynced before the answer
-    /// unless `--sync-acks-all=false`).
+    /// How often written records are fsynced to disk (and acks=all produces before their answer with
+    /// --sync-acks-all).
     #[arg(long, default_value = "1s", value_parser = duration)]
     flush_interval: Duration,
-    /// fsync before answering an acks=all produce, so that acknowledged records survive a power loss.
-    /// `false`: Apache Kafka's default policy (written before the answer, so they survive the process being
-    /// killed; fsynced within --flush-interval).
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    /// fsync before answering an acks=all produce, so that acknowledged records survive a power loss. Default
+    /// off, Apache Kafka's default policy: records are written before the answer (they survive the process
+    /// being killed) and fsynced within --flush-interval.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
     sync_acks_all: bool,
     /// Size at which a partition's segment file rolls, in bytes.
     #[arg(long, default_value_t = 128 * 1024 * 1024)]

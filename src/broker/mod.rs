@@ -53,9 +53,9 @@ pub struct BrokerConfig {
     /// How often partitions with unsynced writes are fsynced (acks=-1 produces are synced before the answer
     /// when `sync_acks_all`).
     pub flush_interval: Duration,
-    /// fsync an acks=-1 produce's partitions before answering it (survives power loss). Off: as Apache Kafka
-    /// by default, acknowledged records are written (they survive the process being killed) and fsynced
-    /// within `flush_interval`.
+    /// fsync an acks=-1 produce's partitions before answering it (survives power loss). Off (the default, as
+    /// Apache Kafka's defaults): acknowledged records are written before the answer (they survive the process
+    /// being killed) and fsynced within `flush_interval`.
     pub sync_acks_all: bool,
     /// Size at which a partition's segment file rolls.
     pub segment_bytes: u64,
@@ -83,7 +83,7 @@ impl Default for BrokerConfig {
             group_min_session_timeout: Duration::from_secs(6),
             group_max_session_timeout: Duration::from_secs(1800),
             flush_interval: Duration::from_secs(1),
-            sync_acks_all: true,
+            sync_acks_all: false,
             segment_bytes: 128 * 1024 * 1024,
             retention_bytes: None,
             retention: None,

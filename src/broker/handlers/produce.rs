@@ -1,6 +1,6 @@
 //! Produce and InitProducerId. A partition's data must be exactly one v2 record batch (Kafka's rule for
 //! produce v3+); it is checked (length, CRC-32C), sequence-checked for idempotent producers, given its
-//! offsets and stored as received. acks=-1 answers after an fsync (with a data dir, unless `sync_acks_all` is off); acks=0 answers nothing.
+//! offsets and stored as received. acks=-1 answers after an fsync with a data dir and `sync_acks_all`; acks=0 answers nothing.
 
 use super::text;
 use crate::broker::Node;

@@ -2,7 +2,7 @@
 //! with the same surface as `ApacheKafka` (`shared()`, `start()`, `bootstrap()`, `tool()`), so a test can run
 //! the same assertions against both. `BrokerProcess` runs it as the real binary instead (for kill -9).
 
-use super::kafka::{GroupOffsetRow, kafka_tool, kafka_tool_ok, parse_group_offsets};
+use super::kafka::{GroupOffsetRow, create_topic_with_cli, describe_group_offsets_with_cli, kafka_tool, kafka_tool_ok};
 use super::process::{fixture_dir, spawn_tied, stop, tail, wait_until};
 use kafka_group_operator::broker::metrics::BrokerMetrics;
 use kafka_group_operator::broker::{Broker, BrokerConfig};
@@ -117,27 +117,12 @@ impl EmbeddedKafka {
 
     /// Creates a topic with `kafka-topics --create`.
     pub fn create_topic(&self, topic: &str, partitions: u32) {
-        self.tool_ok(
-            "org.apache.kafka.tools.TopicCommand",
-            &[
-                "--create",
-                "--topic",
-                topic,
-                "--partitions",
-                &partitions.to_string(),
-                "--replication-factor",
-                "1",
-            ],
-        );
+        create_topic_with_cli(&self.bootstrap, topic, partitions);
     }
 
     /// `kafka-consumer-groups --describe --group G --offsets` parsed into rows.
     pub fn describe_group_offsets(&self, group: &str) -> Vec<GroupOffsetRow> {
-        let out = self.tool_ok(
-            "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
-            &["--describe", "--group", group, "--offsets"],
-        );
-        parse_group_offsets(&out)
+        describe_group_offsets_with_cli(&self.bootstrap, group)
     }
 }
 

@@ -225,27 +225,12 @@ impl ApacheKafka {
 
     /// Creates a topic with `kafka-topics --create`.
     pub fn create_topic(&self, topic: &str, partitions: u32) {
-        self.tool_ok(
-            "org.apache.kafka.tools.TopicCommand",
-            &[
-                "--create",
-                "--topic",
-                topic,
-                "--partitions",
-                &partitions.to_string(),
-                "--replication-factor",
-                "1",
-            ],
-        );
+        create_topic_with_cli(&self.bootstrap(), topic, partitions);
     }
 
     /// `kafka-consumer-groups --describe --group G --offsets` parsed into rows.
     pub fn describe_group_offsets(&self, group: &str) -> Vec<GroupOffsetRow> {
-        let out = self.tool_ok(
-            "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
-            &["--describe", "--group", group, "--offsets"],
-        );
-        parse_group_offsets(&out)
+        describe_group_offsets_with_cli(&self.bootstrap(), group)
     }
 
     /// The last lines of the broker's log, for failure messages.
@@ -265,6 +250,33 @@ impl Drop for ApacheKafka {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// Creates a topic on the broker at `bootstrap` with `kafka-topics --create`.
+pub fn create_topic_with_cli(bootstrap: &str, topic: &str, partitions: u32) {
+    kafka_tool_ok(
+        bootstrap,
+        "org.apache.kafka.tools.TopicCommand",
+        &[
+            "--create",
+            "--topic",
+            topic,
+            "--partitions",
+            &partitions.to_string(),
+            "--replication-factor",
+            "1",
+        ],
+    );
+}
+
+/// `kafka-consumer-groups --describe --group G --offsets` against the broker at `bootstrap`, parsed.
+pub fn describe_group_offsets_with_cli(bootstrap: &str, group: &str) -> Vec<GroupOffsetRow> {
+    let out = kafka_tool_ok(
+        bootstrap,
+        "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+        &["--describe", "--group", group, "--offsets"],
+    );
+    parse_group_offsets(&out)
 }
 
 /// Runs one of Kafka's CLI tools from the harness classpath against any broker at `bootstrap`, with

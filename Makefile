@@ -26,7 +26,7 @@ lint: ## Clippy, warnings are errors
 build: ## Release build of the binary
 	$(CARGO) build --release
 
-bench: provision ## Benchmarks: lag of 2,000 groups vs Kafka's tools and clients; the operator's reaction time, scale, time-lag accuracy (docs/benchmarks.md)
+bench: provision ## Benchmarks: lag scan vs Kafka's tools and clients; the operator's reaction time, scale, time-lag accuracy; embedded broker vs Apache Kafka (docs/benchmarks.md)
 	$(CARGO) bench --bench lag_scan
 	$(CARGO) bench --bench operator_lag
 	$(CARGO) bench --bench broker_throughput

@@ -13,8 +13,10 @@ use std::time::{Duration, Instant};
 
 use kafka_group_operator::broker::{Broker, BrokerConfig};
 use support::clients::{GroupMember, GroupProtocol, consume_and_commit, produce};
-use support::kafka::{GroupOffsetRow, parse_group_offsets};
-use support::tools::{clients_venv, kafka_home, system_tool};
+use support::kafka::{
+    GroupOffsetRow, create_topic_with_cli, describe_group_offsets_with_cli, kafka_tool, kafka_tool_ok,
+};
+use support::tools::clients_venv;
 use support::{process, unique_name};
 
 /// An embedded broker run in-process on its own runtime, restartable on the same port and data dir.
@@ -69,50 +71,15 @@ impl Embedded {
 
     /// Runs one of Kafka's CLI tools (from the harness's Maven classpath) against this broker.
     fn tool(&self, class: &str, args: &[&str]) -> Output {
-        let home = kafka_home();
-        let java = system_tool("java", "install a Java 17+ runtime");
-        Command::new("timeout")
-            .arg("120")
-            .arg(java)
-            .args(["-Xmx256m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"])
-            .arg(format!(
-                "-Dlog4j2.configurationFile={}",
-                home.join("tools-log4j2.properties").display()
-            ))
-            .arg("-cp")
-            .arg(format!("{}/libs/*", home.display()))
-            .arg(class)
-            .args(["--bootstrap-server", &self.bootstrap()])
-            .args(args)
-            .output()
-            .expect("run a Kafka CLI tool")
+        kafka_tool(&self.bootstrap(), class, args)
     }
 
     fn tool_ok(&self, class: &str, args: &[&str]) -> String {
-        let out = self.tool(class, args);
-        assert!(
-            out.status.success(),
-            "{class} {args:?} failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        kafka_tool_ok(&self.bootstrap(), class, args)
     }
 
     fn create_topic(&self, topic: &str, partitions: u32) {
-        self.tool_ok(
-            TOPICS,
-            &[
-                "--create",
-                "--topic",
-                topic,
-                "--partitions",
-                &partitions.to_string(),
-                "--replication-factor",
-                "1",
-            ],
-        );
+        create_topic_with_cli(&self.bootstrap(), topic, partitions);
     }
 
     fn groups(&self, args: &[&str]) -> String {
@@ -120,7 +87,7 @@ impl Embedded {
     }
 
     fn describe_offsets(&self, group: &str) -> Vec<GroupOffsetRow> {
-        parse_group_offsets(&self.groups(&["--describe", "--group", group, "--offsets"]))
+        describe_group_offsets_with_cli(&self.bootstrap(), group)
     }
 }
 
@@ -132,7 +99,6 @@ impl Drop for Embedded {
     }
 }
 
-const TOPICS: &str = "org.apache.kafka.tools.TopicCommand";
 const GROUPS: &str = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand";
 
 /// A consumer like a Deployment's pod runs it (`confluent_client.py run`): subscribes, consumes, auto-commits

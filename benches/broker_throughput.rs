@@ -37,12 +37,7 @@ fn main() -> Result<()> {
         );
         return Ok(());
     }
-    let num = |name: &str, default: usize| -> Result<usize> {
-        match std::env::var(name) {
-            Ok(v) => v.parse().with_context(|| format!("{name}={v} is not a number")),
-            Err(_) => Ok(default),
-        }
-    };
+    let num = common::env_number;
     let settings = Settings {
         rounds: num("KGO_BENCH_ROUNDS", 3)?,
         records: num("KGO_BENCH_RECORDS", 500_000)?,

@@ -258,12 +258,7 @@ struct Settings {
 
 impl Settings {
     fn from_env() -> Result<Settings> {
-        let num = |name: &str, default: usize| -> Result<usize> {
-            match std::env::var(name) {
-                Ok(v) => v.parse().with_context(|| format!("{name}={v} is not a number")),
-                Err(_) => Ok(default),
-            }
-        };
+        let num = common::env_number;
         let settings = Settings {
             rounds: num("KGO_BENCH_ROUNDS", 7)?,
             warm_scans: num("KGO_BENCH_WARM_SCANS", 5)?,

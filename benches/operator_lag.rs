@@ -71,12 +71,7 @@ struct Settings {
 
 impl Settings {
     fn from_env() -> Result<Settings> {
-        let num = |name: &str, default: usize| -> Result<usize> {
-            match std::env::var(name) {
-                Ok(v) => v.parse().with_context(|| format!("{name}={v} is not a number")),
-                Err(_) => Ok(default),
-            }
-        };
+        let num = common::env_number;
         let settings = Settings {
             bursts: num("KGO_BENCH_BURSTS", 15)?,
             resources: num("KGO_BENCH_RESOURCES", 500)?,

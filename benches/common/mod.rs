@@ -419,3 +419,11 @@ pub fn compile_bench_java(
     ensure!(status.success(), "javac failed ({status})");
     Ok(format!("{}:{libs}", classes.display()))
 }
+
+/// A bench setting from the environment: `name`'s value as a number, `default` when unset.
+pub fn env_number(name: &str, default: usize) -> Result<usize> {
+    match std::env::var(name) {
+        Ok(v) => v.parse().with_context(|| format!("{name}={v} is not a number")),
+        Err(_) => Ok(default),
+    }
+}

@@ -50,13 +50,16 @@ mod tests {
 
 /// The operator's Prometheus metrics, in a registry owned by the controllers' context (no global statics).
 pub mod metrics {
-    use prometheus_client::encoding::EncodeLabelSet;
+    use prometheus_client::collector::Collector;
+    use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+    use prometheus_client::metrics::MetricType;
     use prometheus_client::metrics::counter::Counter;
     use prometheus_client::metrics::family::Family;
-    use prometheus_client::metrics::gauge::Gauge;
+    use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
     use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
     use prometheus_client::registry::Registry;
-    use std::sync::Mutex;
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex, Weak};
 
     #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
     pub struct ControllerLabels {
@@ -70,49 +73,25 @@ pub mod metrics {
         pub kind: String,
     }
 
-    /// Per group and partition, as kafka-lag-exporter labels them (so its dashboards adapt easily).
-    #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-    pub struct PartitionLabels {
-        pub cluster_name: String,
-        pub group: String,
-        pub topic: String,
-        pub partition: String,
-    }
-
     #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
     pub struct GroupLabels {
         pub cluster_name: String,
         pub group: String,
     }
 
-    #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-    pub struct TopicPartitionLabels {
-        pub cluster_name: String,
-        pub topic: String,
-        pub partition: String,
-    }
-
-    /// Lag metrics, named like kafka-lag-exporter's (`kafka_consumergroup_group_lag`, …).
+    /// What the reconciles decide per group. The measured lag (offsets, log ends, lag in messages and
+    /// seconds, members) comes from the samplers at scrape time: see [`LagSource`].
     pub struct LagMetrics {
-        pub offset: Family<PartitionLabels, Gauge>,
-        pub lag: Family<PartitionLabels, Gauge>,
-        pub lag_seconds: Family<PartitionLabels, Gauge>,
-        pub latest_offset: Family<TopicPartitionLabels, Gauge>,
-        pub sum_lag: Family<GroupLabels, Gauge>,
-        pub max_lag: Family<GroupLabels, Gauge>,
-        pub max_lag_seconds: Family<GroupLabels, Gauge>,
-        pub members: Family<GroupLabels, Gauge>,
         pub rebalances: Family<GroupLabels, Counter>,
         /// Burrow's evaluation as a number: 0 OK, 1 WARN, 2 REWIND, 3 STALL, 4 STOP, 5 ERR.
         pub status: Family<GroupLabels, Gauge>,
         pub desired_replicas: Family<GroupLabels, Gauge>,
         pub current_replicas: Family<GroupLabels, Gauge>,
-        /// Which partition series each group has, to remove them when the group goes.
-        pub(crate) series: Mutex<std::collections::HashMap<(String, String), Vec<PartitionLabels>>>,
     }
 
     pub struct Metrics {
         registry: Mutex<Registry>,
+        lag_sources: LagSources,
         pub lag: LagMetrics,
         pub reconciles: Family<ControllerLabels, Counter>,
         pub reconcile_errors: Family<ErrorLabels, Counter>,
@@ -143,56 +122,13 @@ pub mod metrics {
                 reconcile_duration.clone(),
             );
             let lag = LagMetrics {
-                offset: Family::default(),
-                lag: Family::default(),
-                lag_seconds: Family::default(),
-                latest_offset: Family::default(),
-                sum_lag: Family::default(),
-                max_lag: Family::default(),
-                max_lag_seconds: Family::default(),
-                members: Family::default(),
                 rebalances: Family::default(),
                 status: Family::default(),
                 desired_replicas: Family::default(),
                 current_replicas: Family::default(),
-                series: Mutex::new(Default::default()),
             };
-            registry.register(
-                "kafka_consumergroup_group_offset",
-                "Committed offset of a group's partition",
-                lag.offset.clone(),
-            );
-            registry.register(
-                "kafka_consumergroup_group_lag",
-                "Lag in messages of a group's partition",
-                lag.lag.clone(),
-            );
-            registry.register(
-                "kafka_consumergroup_group_lag_seconds",
-                "Age of the oldest unconsumed record of a group's partition (from the record's timestamp)",
-                lag.lag_seconds.clone(),
-            );
-            registry.register(
-                "kafka_partition_latest_offset",
-                "Log end offset of a partition",
-                lag.latest_offset.clone(),
-            );
-            registry.register(
-                "kafka_consumergroup_group_sum_lag",
-                "Total lag in messages of a group",
-                lag.sum_lag.clone(),
-            );
-            registry.register(
-                "kafka_consumergroup_group_max_lag",
-                "Largest partition lag in messages of a group",
-                lag.max_lag.clone(),
-            );
-            registry.register(
-                "kafka_consumergroup_group_max_lag_seconds",
-                "Largest partition lag in seconds of a group",
-                lag.max_lag_seconds.clone(),
-            );
-            registry.register("kafka_consumergroup_members", "Members of a group", lag.members.clone());
+            let lag_sources = LagSources::default();
+            registry.register_collector(Box::new(lag_sources.clone()));
             registry.register(
                 "kafka_consumergroup_group_status",
                 "Lag evaluation of a group: 0 OK, 1 WARN, 2 REWIND, 3 STALL, 4 STOP, 5 ERR",
@@ -215,6 +151,7 @@ pub mod metrics {
             );
             Metrics {
                 registry: Mutex::new(registry),
+                lag_sources,
                 lag,
                 reconciles,
                 reconcile_errors,
@@ -241,10 +178,12 @@ pub mod metrics {
                 .inc();
         }
 
-        pub(crate) fn remove_partition(&self, labels: &PartitionLabels) {
-            self.lag.offset.remove(labels);
-            self.lag.lag.remove(labels);
-            self.lag.lag_seconds.remove(labels);
+        /// Adds where the measured lag metrics come from (the operator's samplers). Held weakly: a source that
+        /// is dropped stops being scraped.
+        pub fn add_lag_source(&self, source: Weak<dyn LagSource>) {
+            let mut sources = self.lag_sources.0.lock().unwrap_or_else(|p| p.into_inner());
+            sources.retain(|s| s.strong_count() > 0);
+            sources.push(source);
         }
 
         /// Records the group's evaluation and, with scaling, its replica counts.
@@ -271,28 +210,16 @@ pub mod metrics {
                 .inc();
         }
 
-        /// Removes every series of a group that is no longer managed.
+        /// Removes the decision series of a group that is no longer managed (its measured lag goes with its
+        /// sample).
         pub fn forget_group(&self, cluster: &str, group: &str) {
-            let old = self
-                .lag
-                .series
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&(cluster.to_owned(), group.to_owned()));
-            for labels in old.unwrap_or_default() {
-                self.remove_partition(&labels);
-            }
             let g = GroupLabels {
                 cluster_name: cluster.to_owned(),
                 group: group.to_owned(),
             };
-            self.lag.sum_lag.remove(&g);
             self.lag.status.remove(&g);
             self.lag.desired_replicas.remove(&g);
             self.lag.current_replicas.remove(&g);
-            self.lag.max_lag.remove(&g);
-            self.lag.max_lag_seconds.remove(&g);
-            self.lag.members.remove(&g);
         }
 
         /// The registry in Prometheus' text format.
@@ -302,6 +229,256 @@ pub mod metrics {
             // Writing into a String cannot fail.
             let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
             out
+        }
+    }
+
+    /// One partition of a sampled group, as the per-partition lag metrics show it.
+    pub struct PartitionLagPoint<'a> {
+        pub topic: &'a str,
+        pub partition: i32,
+        pub committed: i64,
+        /// None when the partition's end could not be read.
+        pub log_end: Option<i64>,
+        /// Age of the oldest unconsumed record: 0 when caught up, None when unknown.
+        pub lag_seconds: Option<i64>,
+    }
+
+    /// What the latest lag sample says of a group.
+    pub struct GroupLagPoint<'a> {
+        pub cluster_name: &'a str,
+        pub group: &'a str,
+        pub members: usize,
+        pub max_lag_seconds: Option<i64>,
+        pub partitions: Vec<PartitionLagPoint<'a>>,
+    }
+
+    impl PartitionLagPoint<'_> {
+        fn lag(&self) -> Option<i64> {
+            self.log_end.map(|end| (end - self.committed).max(0))
+        }
+    }
+
+    /// Where the measured lag metrics come from: the samplers' latest samples, read at every scrape. Keeping
+    /// a gauge per group and partition instead held a second copy of every sample, with four label strings
+    /// per series: ≈ 20 MiB at 500 groups × 50 partitions (docs/benchmarks.md).
+    pub trait LagSource: Send + Sync {
+        /// Calls `f` once per sampled group.
+        fn visit(&self, f: &mut dyn FnMut(&GroupLagPoint<'_>));
+    }
+
+    /// The registered collector: every live source's groups, in families named like kafka-lag-exporter's
+    /// (`kafka_consumergroup_group_lag`, …) so that its dashboards adapt easily.
+    #[derive(Clone, Default)]
+    struct LagSources(Arc<Mutex<Vec<Weak<dyn LagSource>>>>);
+
+    impl std::fmt::Debug for LagSources {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("LagSources")
+        }
+    }
+
+    type PartitionValue = fn(&PartitionLagPoint<'_>) -> Option<i64>;
+    type GroupValue = fn(&GroupLagPoint<'_>) -> Option<i64>;
+
+    const PARTITION_FAMILIES: [(&str, &str, PartitionValue); 3] = [
+        (
+            "kafka_consumergroup_group_offset",
+            "Committed offset of a group's partition",
+            |p| Some(p.committed),
+        ),
+        (
+            "kafka_consumergroup_group_lag",
+            "Lag in messages of a group's partition",
+            |p| p.lag(),
+        ),
+        (
+            "kafka_consumergroup_group_lag_seconds",
+            "Age of the oldest unconsumed record of a group's partition (from the record's timestamp)",
+            |p| p.lag_seconds,
+        ),
+    ];
+
+    const GROUP_FAMILIES: [(&str, &str, GroupValue); 4] = [
+        (
+            "kafka_consumergroup_group_sum_lag",
+            "Total lag in messages of a group",
+            |g| Some(g.partitions.iter().filter_map(|p| p.lag()).sum()),
+        ),
+        (
+            "kafka_consumergroup_group_max_lag",
+            "Largest partition lag in messages of a group",
+            |g| Some(g.partitions.iter().filter_map(|p| p.lag()).max().unwrap_or(0)),
+        ),
+        (
+            "kafka_consumergroup_group_max_lag_seconds",
+            "Largest partition lag in seconds of a group",
+            |g| g.max_lag_seconds,
+        ),
+        ("kafka_consumergroup_members", "Members of a group", |g| {
+            Some(g.members as i64)
+        }),
+    ];
+
+    impl LagSources {
+        fn visit(&self, f: &mut dyn FnMut(&GroupLagPoint<'_>)) {
+            let live: Vec<Arc<dyn LagSource>> = self
+                .0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .filter_map(Weak::upgrade)
+                .collect();
+            for source in live {
+                source.visit(f);
+            }
+        }
+    }
+
+    fn gauge(
+        encoder: &mut prometheus_client::encoding::MetricEncoder<'_>,
+        labels: &impl EncodeLabelSet,
+        value: i64,
+    ) -> std::fmt::Result {
+        ConstGauge::new(value).encode(encoder.encode_family(labels)?)
+    }
+
+    impl Collector for LagSources {
+        fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+            for (name, help, value) in PARTITION_FAMILIES {
+                let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+                let mut result = Ok(());
+                self.visit(&mut |g| {
+                    for p in &g.partitions {
+                        let Some(v) = value(p) else { continue };
+                        let partition = p.partition.to_string();
+                        let labels = [
+                            ("cluster_name", g.cluster_name),
+                            ("group", g.group),
+                            ("topic", p.topic),
+                            ("partition", partition.as_str()),
+                        ];
+                        result = result.and_then(|()| gauge(&mut family, &labels, v));
+                    }
+                });
+                result?;
+            }
+            // Log ends per topic partition, once however many groups read it.
+            let mut ends: BTreeMap<(String, String, i32), i64> = BTreeMap::new();
+            self.visit(&mut |g| {
+                for p in &g.partitions {
+                    if let Some(end) = p.log_end {
+                        ends.insert((g.cluster_name.to_owned(), p.topic.to_owned(), p.partition), end);
+                    }
+                }
+            });
+            let mut family = encoder.encode_descriptor(
+                "kafka_partition_latest_offset",
+                "Log end offset of a partition",
+                None,
+                MetricType::Gauge,
+            )?;
+            for ((cluster_name, topic, partition), end) in &ends {
+                let partition = partition.to_string();
+                let labels = [
+                    ("cluster_name", cluster_name.as_str()),
+                    ("topic", topic.as_str()),
+                    ("partition", partition.as_str()),
+                ];
+                gauge(&mut family, &labels, *end)?;
+            }
+            for (name, help, value) in GROUP_FAMILIES {
+                let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+                let mut result = Ok(());
+                self.visit(&mut |g| {
+                    if let Some(v) = value(g) {
+                        let labels = [("cluster_name", g.cluster_name), ("group", g.group)];
+                        result = result.and_then(|()| gauge(&mut family, &labels, v));
+                    }
+                });
+                result?;
+            }
+            Ok(())
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        /// (partition, committed, log end, lag seconds)
+        type Partition = (i32, i64, Option<i64>, Option<i64>);
+
+        struct Fixed(Vec<(&'static str, Vec<Partition>)>);
+
+        impl LagSource for Fixed {
+            fn visit(&self, f: &mut dyn FnMut(&GroupLagPoint<'_>)) {
+                for (group, partitions) in &self.0 {
+                    f(&GroupLagPoint {
+                        cluster_name: "ns/main",
+                        group,
+                        members: 2,
+                        max_lag_seconds: Some(7),
+                        partitions: partitions
+                            .iter()
+                            .map(|&(partition, committed, log_end, lag_seconds)| PartitionLagPoint {
+                                topic: "orders",
+                                partition,
+                                committed,
+                                log_end,
+                                lag_seconds,
+                            })
+                            .collect(),
+                    });
+                }
+            }
+        }
+
+        fn lines(text: &str, family: &str) -> Vec<String> {
+            text.lines()
+                .filter(|l| l.starts_with(&format!("{family}{{")))
+                .map(str::to_owned)
+                .collect()
+        }
+
+        #[test]
+        fn lag_series_are_read_from_the_sources_at_each_scrape() {
+            let metrics = Metrics::default();
+            let source: Arc<dyn LagSource> = Arc::new(Fixed(vec![
+                ("a", vec![(0, 5, Some(9), Some(7)), (1, 3, None, None)]),
+                ("b", vec![(0, 9, Some(9), Some(0))]),
+            ]));
+            metrics.add_lag_source(Arc::downgrade(&source));
+            let text = metrics.encode();
+            let p = |g: &str, n: i32, v: i64| {
+                format!("{{cluster_name=\"ns/main\",group=\"{g}\",topic=\"orders\",partition=\"{n}\"}} {v}")
+            };
+            assert_eq!(
+                lines(&text, "kafka_consumergroup_group_lag"),
+                vec![
+                    format!("kafka_consumergroup_group_lag{}", p("a", 0, 4)),
+                    format!("kafka_consumergroup_group_lag{}", p("b", 0, 0))
+                ],
+                "{text}"
+            );
+            assert_eq!(lines(&text, "kafka_consumergroup_group_offset").len(), 3, "{text}");
+            assert_eq!(lines(&text, "kafka_consumergroup_group_lag_seconds").len(), 2, "{text}");
+            // One log end per topic partition however many groups read it.
+            assert_eq!(
+                lines(&text, "kafka_partition_latest_offset"),
+                vec!["kafka_partition_latest_offset{cluster_name=\"ns/main\",topic=\"orders\",partition=\"0\"} 9"],
+                "{text}"
+            );
+            assert!(
+                text.contains("kafka_consumergroup_group_sum_lag{cluster_name=\"ns/main\",group=\"a\"} 4"),
+                "{text}"
+            );
+            assert!(
+                text.contains("kafka_consumergroup_members{cluster_name=\"ns/main\",group=\"b\"} 2"),
+                "{text}"
+            );
+            // A dropped source is no longer scraped.
+            drop(source);
+            assert!(lines(&metrics.encode(), "kafka_consumergroup_group_lag").is_empty());
         }
     }
 }

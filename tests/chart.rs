@@ -725,40 +725,36 @@ fn the_grafana_dashboard_queries_only_metrics_the_operator_exports() {
     assert!(dashboard["panels"].as_array().is_some_and(|p| p.len() >= 8));
     // Every family the operator registers, as `# TYPE name kind` in its /metrics text (one series each, since
     // families without series are not written).
-    use kafka_group_operator::telemetry::metrics::{GroupLabels, Metrics, PartitionLabels, TopicPartitionLabels};
+    use kafka_group_operator::telemetry::metrics::{GroupLabels, GroupLagPoint, LagSource, Metrics, PartitionLagPoint};
+    struct OneGroup;
+    impl LagSource for OneGroup {
+        fn visit(&self, f: &mut dyn FnMut(&GroupLagPoint<'_>)) {
+            f(&GroupLagPoint {
+                cluster_name: "c",
+                group: "g",
+                members: 1,
+                max_lag_seconds: Some(3),
+                partitions: vec![PartitionLagPoint {
+                    topic: "t",
+                    partition: 0,
+                    committed: 5,
+                    log_end: Some(9),
+                    lag_seconds: Some(3),
+                }],
+            });
+        }
+    }
     let metrics = Metrics::default();
-    let (cluster_name, group, topic, partition) = ("c".to_owned(), "g".to_owned(), "t".to_owned(), "0".to_owned());
-    let p = PartitionLabels {
-        cluster_name: cluster_name.clone(),
-        group: group.clone(),
-        topic: topic.clone(),
-        partition: partition.clone(),
-    };
+    let source: std::sync::Arc<dyn LagSource> = std::sync::Arc::new(OneGroup);
+    metrics.add_lag_source(std::sync::Arc::downgrade(&source));
     let g = GroupLabels {
-        cluster_name: cluster_name.clone(),
-        group,
+        cluster_name: "c".to_owned(),
+        group: "g".to_owned(),
     };
     let lag = &metrics.lag;
-    for family in [&lag.offset, &lag.lag] {
-        let _ = family.get_or_create(&p);
-    }
-    let _ = lag.lag_seconds.get_or_create(&p);
-    let _ = lag.latest_offset.get_or_create(&TopicPartitionLabels {
-        cluster_name,
-        topic,
-        partition,
-    });
-    for family in [
-        &lag.sum_lag,
-        &lag.max_lag,
-        &lag.members,
-        &lag.status,
-        &lag.desired_replicas,
-        &lag.current_replicas,
-    ] {
+    for family in [&lag.status, &lag.desired_replicas, &lag.current_replicas] {
         let _ = family.get_or_create(&g);
     }
-    let _ = lag.max_lag_seconds.get_or_create(&g);
     let _ = lag.rebalances.get_or_create(&g);
     metrics.reconciled("consumergroup", 0.01);
     metrics.failed("consumergroup", "kafka");

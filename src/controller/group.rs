@@ -3,7 +3,7 @@
 //! empty), guards offsets against retention expiry, deletes the group behind a finalizer when asked to,
 //! and writes status only when something changed.
 
-use super::sampler::ClusterSampler;
+use super::sampler::{ClusterSampler, GroupSample};
 use super::status::{apply_status, ms_from_time, now, time_from_ms};
 use super::{Context, Error};
 use crate::api::conditions::{READY, condition, find, set_condition};
@@ -11,9 +11,7 @@ use crate::api::{
     ConsumerGroup, ConsumerGroupStatus, DeletionPolicy, GroupMemberStatus, KafkaCluster, OffsetInitPolicy,
     RetentionGuardStatus, RetentionProtection, SavedOffset,
 };
-use crate::kafka::{
-    GroupDescription, GroupOffsets, GroupProtocol, Isolation, KafkaClient, KafkaError, OffsetSpec, TopicPartition,
-};
+use crate::kafka::{GroupOffsets, GroupProtocol, Isolation, KafkaClient, KafkaError, OffsetSpec, TopicPartition};
 use crate::plan::offset_init::{InitPolicy, OffsetInitDecision, plan_offset_init};
 use crate::plan::retention::{GroupKind, Protection, RetentionAction, RetentionObservation, plan_retention};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -198,16 +196,12 @@ async fn cluster_client(group: &ConsumerGroup, ctx: &Context) -> Result<KafkaCli
     ctx.clients.get(&ctx.kube, &cluster, &ctx.config.client).await
 }
 
-/// What one reconcile saw of the group.
+/// What one reconcile saw of the group: the shared sample, and the committed offsets as this reconcile
+/// leaves them (it may commit initial or restored offsets).
 struct Observation {
-    description: GroupDescription,
+    sample: Arc<GroupSample>,
     offsets: GroupOffsets,
-    /// Every partition of `spec.topics`.
-    declared: Vec<TopicPartition>,
-    log_ends: BTreeMap<TopicPartition, i64>,
     oldest_unconsumed_ms: Option<i64>,
-    record_timestamps: BTreeMap<TopicPartition, i64>,
-    taken_at_ms: i64,
 }
 
 /// The group as the cluster's shared lag sampler last saw it (a new group waits for its first scan).
@@ -222,12 +216,8 @@ async fn observe(group: &ConsumerGroup, ctx: &Context, sampler: &ClusterSampler)
         .ok_or_else(|| Error::Kafka(KafkaError::NoAttemptFinished(ctx.config.client.operation_timeout * 2)))??;
     Ok(Observation {
         oldest_unconsumed_ms: sample.oldest_unconsumed_ms(),
-        record_timestamps: sample.record_timestamps,
-        taken_at_ms: sample.taken_at_ms,
-        description: sample.description,
-        offsets: sample.offsets,
-        declared: sample.declared,
-        log_ends: sample.log_ends,
+        offsets: sample.offsets.clone(),
+        sample,
     })
 }
 
@@ -265,12 +255,12 @@ async fn observe_and_act(api: &Api<ConsumerGroup>, group: &ConsumerGroup, ctx: &
         }
         acted?;
         let input = super::scaling::LagInput {
-            description: &obs.description,
+            description: &obs.sample.description,
             offsets: &obs.offsets,
-            log_ends: &obs.log_ends,
-            record_timestamps: &obs.record_timestamps,
-            taken_at_ms: obs.taken_at_ms,
-            partitions: obs.declared.len(),
+            log_ends: &obs.sample.log_ends,
+            record_timestamps: &obs.sample.record_timestamps,
+            taken_at_ms: obs.sample.taken_at_ms,
+            partitions: obs.sample.declared.len(),
         };
         let cluster_name = format!("{}/{}", cluster.namespace().unwrap_or_default(), cluster.name_any());
         super::scaling::evaluate(ctx, group, &cluster_name, input, &mut status, &mut events).await?;
@@ -287,7 +277,7 @@ async fn observe_and_act(api: &Api<ConsumerGroup>, group: &ConsumerGroup, ctx: &
                     READY,
                     true,
                     "Observed",
-                    format!("group {group_id} is {}", obs.description.state),
+                    format!("group {group_id} is {}", obs.sample.description.state),
                     generation,
                     now(),
                 ),
@@ -349,7 +339,7 @@ fn next_wake(interval: Duration, guard: Option<&RetentionGuardStatus>) -> Durati
 }
 
 fn fill_observation(status: &mut ConsumerGroupStatus, obs: &Observation) {
-    let d = &obs.description;
+    let d = &obs.sample.description;
     status.state = Some(d.state.clone());
     status.protocol = d.exists().then(|| {
         match d.protocol {
@@ -373,11 +363,16 @@ fn fill_observation(status: &mut ConsumerGroupStatus, obs: &Observation) {
     let lag: i64 = obs
         .offsets
         .iter()
-        .filter_map(|(tp, c)| obs.log_ends.get(tp).map(|end| (end - c.offset).max(0)))
+        .filter_map(|(tp, c)| obs.sample.log_ends.get(tp).map(|end| (end - c.offset).max(0)))
         .sum();
     status.total_lag = Some(lag);
     status.oldest_unconsumed_record = obs.oldest_unconsumed_ms.map(time_from_ms);
-    status.partitions_without_offsets = obs.declared.iter().filter(|tp| !obs.offsets.contains_key(*tp)).count() as i32;
+    status.partitions_without_offsets = obs
+        .sample
+        .declared
+        .iter()
+        .filter(|tp| !obs.offsets.contains_key(*tp))
+        .count() as i32;
 }
 
 type PendingEvents = Vec<(EventType, &'static str, &'static str, String)>;
@@ -401,27 +396,32 @@ async fn init_offsets(
     };
     let committed: BTreeSet<TopicPartition> = obs.offsets.keys().cloned().collect();
     let missing: Vec<TopicPartition> = obs
+        .sample
         .declared
         .iter()
         .filter(|tp| !committed.contains(*tp))
         .cloned()
         .collect();
-    let starts: BTreeMap<TopicPartition, i64> = match policy {
-        InitPolicy::Earliest if !missing.is_empty() => client
-            .list_offsets(&missing, OffsetSpec::Earliest, Isolation::ReadUncommitted)
-            .await?
-            .into_iter()
-            .map(|(tp, o)| (tp, o.offset))
-            .collect(),
-        _ => obs.log_ends.clone(),
+    let earliest: BTreeMap<TopicPartition, i64>;
+    let starts: &BTreeMap<TopicPartition, i64> = match policy {
+        InitPolicy::Earliest if !missing.is_empty() => {
+            earliest = client
+                .list_offsets(&missing, OffsetSpec::Earliest, Isolation::ReadUncommitted)
+                .await?
+                .into_iter()
+                .map(|(tp, o)| (tp, o.offset))
+                .collect();
+            &earliest
+        }
+        _ => &obs.sample.log_ends,
     };
     let generation = group.metadata.generation;
     let decision = plan_offset_init(
         policy,
-        &obs.declared,
+        &obs.sample.declared,
         &committed,
-        obs.description.is_inactive(),
-        &starts,
+        obs.sample.description.is_inactive(),
+        starts,
     );
     let new_condition: Option<Condition> = match decision {
         OffsetInitDecision::NothingToDo => Some(condition(
@@ -541,7 +541,7 @@ async fn guard_retention(
             })
             .collect();
     }
-    let d = &obs.description;
+    let d = &obs.sample.description;
     let kind = if d.exists() {
         match (d.protocol, d.protocol_type.is_empty()) {
             (GroupProtocol::Consumer, _) => GroupKind::ConsumerProtocol,

@@ -77,7 +77,7 @@ impl Default for OperatorConfig {
 pub struct Context {
     pub kube: kube::Client,
     pub clients: ClusterClients,
-    pub samplers: sampler::Samplers,
+    pub samplers: Arc<sampler::Samplers>,
     pub memories: scaling::GroupMemories,
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
@@ -99,11 +99,15 @@ impl Context {
             controller: FIELD_MANAGER.to_owned(),
             instance: Some(instance),
         };
+        let samplers = Arc::new(sampler::Samplers::default());
+        // The lag metrics are read from the samplers' latest samples at every scrape.
+        let lag_source: Arc<dyn crate::telemetry::metrics::LagSource> = samplers.clone();
+        metrics.add_lag_source(Arc::downgrade(&lag_source));
         Context {
             recorder: Recorder::new(kube.clone(), reporter),
             kube,
             clients: ClusterClients::new(embedded),
-            samplers: Default::default(),
+            samplers,
             memories: Default::default(),
             metrics,
             config,

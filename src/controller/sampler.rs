@@ -1,11 +1,12 @@
 //! The lag sampler: one batched scan per interval and per KafkaCluster for every ConsumerGroup on it — one
 //! DescribeGroups/ConsumerGroupDescribe and one OffsetFetch per coordinator, one ListOffsets per leader, and a
 //! small Fetch per lagging partition whose committed offset moved (for time lag) — shared by all the groups'
-//! reconciles, never one connection or scan per resource. It also owns the per-partition lag metrics.
+//! reconciles, never one connection or scan per resource. Its latest samples are also what the lag metrics
+//! show: they are read at every scrape (`LagSource`), not copied into a gauge per partition.
 
 use crate::kafka::{GroupDescription, GroupOffsets, Isolation, KafkaClient, KafkaError, OffsetSpec, TopicPartition};
-use crate::telemetry::metrics::{GroupLabels, Metrics, PartitionLabels, TopicPartitionLabels};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use crate::telemetry::metrics::{GroupLagPoint, LagSource, Metrics, PartitionLagPoint};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -17,7 +18,9 @@ pub struct GroupSample {
     pub offsets: GroupOffsets,
     /// Every partition of the group's declared topics.
     pub declared: Vec<TopicPartition>,
-    pub log_ends: BTreeMap<TopicPartition, i64>,
+    /// Log end offsets read by the scan that took this sample, shared by all the groups it sampled (a copy
+    /// per group would cost groups × partitions entries).
+    pub log_ends: Arc<BTreeMap<TopicPartition, i64>>,
     /// Timestamp of the record at the committed offset, for lagging partitions (time lag).
     pub record_timestamps: BTreeMap<TopicPartition, i64>,
     pub taken_at_ms: i64,
@@ -65,7 +68,10 @@ struct Registration {
 /// Registrations and results of one cluster.
 struct ClusterState {
     groups: HashMap<String, Registration>,
-    latest: HashMap<String, Result<GroupSample, KafkaError>>,
+    latest: HashMap<String, Result<Arc<GroupSample>, KafkaError>>,
+    /// Groups whose latest sample a reconcile invalidated by committing: kept for the metrics until the next
+    /// scan replaces it, never handed to a reconcile again.
+    stale: HashSet<String>,
     /// (partition, committed offset) -> record timestamp.
     timestamps: HashMap<(TopicPartition, i64), i64>,
 }
@@ -107,6 +113,7 @@ impl ClusterSampler {
             state: Mutex::new(ClusterState {
                 groups: HashMap::new(),
                 latest: HashMap::new(),
+                stale: HashSet::new(),
                 timestamps: HashMap::new(),
             }),
             scans: watch::channel(0).0,
@@ -157,6 +164,7 @@ impl ClusterSampler {
             for g in &dropped {
                 state.groups.remove(g);
                 state.latest.remove(g);
+                state.stale.remove(g);
                 metrics.forget_group(&self.name, g);
             }
             let topics = state.groups.values().flat_map(|r| r.topics.iter().cloned()).collect();
@@ -203,7 +211,7 @@ impl ClusterSampler {
             .list_offsets(&wanted, OffsetSpec::Latest, Isolation::ReadUncommitted)
             .await
         {
-            Ok(m) => m.into_iter().map(|(tp, o)| (tp, o.offset)).collect::<BTreeMap<_, _>>(),
+            Ok(m) => Arc::new(m.into_iter().map(|(tp, o)| (tp, o.offset)).collect::<BTreeMap<_, _>>()),
             Err(e) => {
                 self.publish(groups.iter().map(|g| (g.clone(), Err(e.clone()))).collect());
                 return;
@@ -232,18 +240,11 @@ impl ClusterSampler {
                 for t in &declared_topics {
                     declared.extend(metadata.partitions_of(t)?);
                 }
-                // Only this group's partitions: a copy of the whole cluster's log ends per group would cost
-                // (groups × partitions) entries, hundreds of MiB at 500 groups on 2,000 partitions.
-                let own_log_ends = declared
-                    .iter()
-                    .chain(offsets.keys())
-                    .filter_map(|tp| log_ends.get(tp).map(|end| (tp.clone(), *end)))
-                    .collect();
                 Ok(GroupSample {
                     description,
                     offsets,
                     declared,
-                    log_ends: own_log_ends,
+                    log_ends: log_ends.clone(),
                     record_timestamps: BTreeMap::new(),
                     taken_at_ms: now_ms,
                 })
@@ -251,11 +252,6 @@ impl ClusterSampler {
             results.insert(g.clone(), result);
         }
         self.fill_timestamps(client, &mut results).await;
-        for (g, r) in &results {
-            if let Ok(sample) = r {
-                record_metrics(metrics, &self.name, g, sample);
-            }
-        }
         self.publish(results);
     }
 
@@ -307,7 +303,10 @@ impl ClusterSampler {
     fn publish(&self, results: HashMap<String, Result<GroupSample, KafkaError>>) {
         {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            state.latest.extend(results);
+            for (group, result) in results {
+                state.stale.remove(&group);
+                state.latest.insert(group, result.map(Arc::new));
+            }
         }
         self.scans.send_modify(|n| *n += 1);
     }
@@ -319,7 +318,7 @@ impl ClusterSampler {
         group: &str,
         topics: &[String],
         timeout: Duration,
-    ) -> Option<Result<GroupSample, KafkaError>> {
+    ) -> Option<Result<Arc<GroupSample>, KafkaError>> {
         let fresh_needed = {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             let changed = match state.groups.get_mut(group) {
@@ -340,7 +339,7 @@ impl ClusterSampler {
                     true
                 }
             };
-            changed || !state.latest.contains_key(group)
+            changed || !state.has_fresh(group)
         };
         if fresh_needed {
             let mut scans = self.scans.subscribe();
@@ -354,12 +353,11 @@ impl ClusterSampler {
                 let _ = tokio::time::timeout(timeout, scans.wait_for(|n| *n > after)).await;
             }
         }
-        self.state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .latest
-            .get(group)
-            .cloned()
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state
+            .has_fresh(group)
+            .then(|| state.latest.get(group).cloned())
+            .flatten()
     }
 
     /// How long until the next scan's results are expected; None before the first scan.
@@ -369,20 +367,31 @@ impl ClusterSampler {
     }
 
     fn has(&self, group: &str) -> bool {
-        self.state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .latest
-            .contains_key(group)
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).has_fresh(group)
     }
 
     /// Forget a sample the reconciler just invalidated by committing (the next scan refreshes it).
     pub fn invalidate(&self, group: &str) {
-        self.state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .latest
-            .remove(group);
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state.latest.contains_key(group) {
+            state.stale.insert(group.to_owned());
+        }
+    }
+
+    /// Hands every group's latest sample to `f`, as the lag metrics show it.
+    fn visit_samples(&self, f: &mut dyn FnMut(&GroupLagPoint<'_>)) {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        for (group, sample) in &state.latest {
+            if let Ok(sample) = sample {
+                f(&lag_point(&self.name, group, sample));
+            }
+        }
+    }
+}
+
+impl ClusterState {
+    fn has_fresh(&self, group: &str) -> bool {
+        self.latest.contains_key(group) && !self.stale.contains(group)
     }
 }
 
@@ -417,67 +426,53 @@ impl Samplers {
     }
 }
 
-/// Records one lag sample of a group in the lag metrics.
-fn record_metrics(metrics: &Metrics, cluster: &str, group: &str, sample: &GroupSample) {
-    let mut series = Vec::new();
-    let mut max_lag = 0;
-    for (tp, committed) in &sample.offsets {
-        let labels = PartitionLabels {
-            cluster_name: cluster.to_owned(),
-            group: group.to_owned(),
-            topic: tp.topic.clone(),
-            partition: tp.partition.to_string(),
-        };
-        metrics.lag.offset.get_or_create(&labels).set(committed.offset);
-        if let Some(end) = sample.log_ends.get(tp) {
-            let lag = (end - committed.offset).max(0);
-            max_lag = max_lag.max(lag);
-            metrics.lag.lag.get_or_create(&labels).set(lag);
-            metrics
-                .lag
-                .latest_offset
-                .get_or_create(&TopicPartitionLabels {
-                    cluster_name: cluster.to_owned(),
-                    topic: tp.topic.clone(),
-                    partition: tp.partition.to_string(),
-                })
-                .set(*end);
-            let seconds = if lag == 0 {
-                Some(0)
-            } else {
-                sample
-                    .record_timestamps
-                    .get(tp)
-                    .map(|ts| (sample.taken_at_ms - ts).max(0) / 1000)
-            };
-            if let Some(s) = seconds {
-                metrics.lag.lag_seconds.get_or_create(&labels).set(s);
-            }
+impl LagSource for Samplers {
+    fn visit(&self, f: &mut dyn FnMut(&GroupLagPoint<'_>)) {
+        let clusters: Vec<Arc<ClusterSampler>> = self
+            .clusters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for sampler in clusters {
+            sampler.visit_samples(f);
         }
-        series.push(labels);
     }
-    let g = GroupLabels {
-        cluster_name: cluster.to_owned(),
-        group: group.to_owned(),
-    };
-    metrics.lag.sum_lag.get_or_create(&g).set(sample.total_lag());
-    metrics.lag.max_lag.get_or_create(&g).set(max_lag);
-    if let Some(s) = sample.max_lag_seconds() {
-        metrics.lag.max_lag_seconds.get_or_create(&g).set(s);
-    }
-    metrics
-        .lag
-        .members
-        .get_or_create(&g)
-        .set(sample.description.members.len() as i64);
-    let old = metrics
-        .lag
-        .series
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert((cluster.to_owned(), group.to_owned()), series.clone());
-    // Partitions the group no longer commits on lose their series.
-    for labels in old.unwrap_or_default().into_iter().filter(|l| !series.contains(l)) {
-        metrics.remove_partition(&labels);
+}
+
+/// A group's sample as the lag metrics show it: per partition the committed offset, the log end and the age of
+/// the oldest unconsumed record (0 when caught up, unknown until its timestamp was read).
+fn lag_point<'a>(cluster: &'a str, group: &'a str, sample: &'a GroupSample) -> GroupLagPoint<'a> {
+    let partitions = sample
+        .offsets
+        .iter()
+        .map(|(tp, committed)| {
+            let log_end = sample.log_ends.get(tp).copied();
+            let lag_seconds = log_end.and_then(|end| {
+                if end <= committed.offset {
+                    Some(0)
+                } else {
+                    sample
+                        .record_timestamps
+                        .get(tp)
+                        .map(|ts| (sample.taken_at_ms - ts).max(0) / 1000)
+                }
+            });
+            PartitionLagPoint {
+                topic: &tp.topic,
+                partition: tp.partition,
+                committed: committed.offset,
+                log_end,
+                lag_seconds,
+            }
+        })
+        .collect();
+    GroupLagPoint {
+        cluster_name: cluster,
+        group,
+        members: sample.description.members.len(),
+        max_lag_seconds: sample.max_lag_seconds(),
+        partitions,
     }
 }

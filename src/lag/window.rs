@@ -18,20 +18,82 @@ pub struct Observed {
 }
 
 /// One partition's recent samples, oldest first; never empty.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Stored compactly because the operator keeps one per partition of every managed group (500 groups × 50
+/// partitions × 10 samples in the scale benchmark): a ring of exactly the window's capacity, 32 bytes a
+/// sample, allocated once.
+#[derive(Clone, Debug)]
 pub struct PartitionHistory {
-    samples: Vec<Observed>,
-    capacity: usize,
+    ring: Box<[Packed]>,
+    /// Index of the oldest sample in `ring`.
+    start: u16,
+    len: u16,
     committed_since_ms: i64,
 }
 
+/// Equal when they hold the same samples (wherever they sit in the ring) since the same moment.
+impl PartialEq for PartitionHistory {
+    fn eq(&self, other: &Self) -> bool {
+        self.committed_since_ms == other.committed_since_ms
+            && self.capacity() == other.capacity()
+            && self.samples() == other.samples()
+    }
+}
+
+impl Eq for PartitionHistory {}
+
+/// An [`Observed`] as stored: `None` is [`ABSENT`] (no offset or timestamp is `i64::MIN`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Packed {
+    at_ms: i64,
+    committed: i64,
+    log_end: i64,
+    committed_record_ms: i64,
+}
+
+const ABSENT: i64 = i64::MIN;
+
+impl Packed {
+    fn pack(o: Observed) -> Packed {
+        Packed {
+            at_ms: o.at_ms,
+            committed: o.sample.committed.unwrap_or(ABSENT),
+            log_end: o.sample.log_end,
+            committed_record_ms: o.sample.committed_record_ms.unwrap_or(ABSENT),
+        }
+    }
+
+    fn unpack(self) -> Observed {
+        let present = |v: i64| (v != ABSENT).then_some(v);
+        Observed {
+            at_ms: self.at_ms,
+            sample: Sample {
+                committed: present(self.committed),
+                log_end: self.log_end,
+                committed_record_ms: present(self.committed_record_ms),
+            },
+        }
+    }
+}
+
 impl PartitionHistory {
-    fn start(at_ms: i64, sample: Sample, capacity: usize) -> Self {
+    fn start(at_ms: i64, sample: Sample, capacity: u16) -> Self {
+        let first = Packed::pack(Observed { at_ms, sample });
         PartitionHistory {
-            samples: vec![Observed { at_ms, sample }],
-            capacity,
+            ring: vec![first; usize::from(capacity)].into_boxed_slice(),
+            start: 0,
+            len: 1,
             committed_since_ms: at_ms,
         }
+    }
+
+    fn capacity(&self) -> u16 {
+        self.ring.len() as u16
+    }
+
+    /// Position in `ring` of the `i`-th sample, oldest first.
+    fn slot(&self, i: u16) -> usize {
+        (usize::from(self.start) + usize::from(i)) % self.ring.len()
     }
 
     fn record(&mut self, at_ms: i64, sample: Sample) {
@@ -41,25 +103,29 @@ impl PartitionHistory {
         // A second push at the same instant (or a clock that stepped back) replaces the newest sample rather
         // than making a zero or negative interval that rates would divide by.
         if self.latest().is_some_and(|o| o.at_ms >= at_ms) {
-            self.samples.pop();
+            self.len -= 1;
         }
-        self.samples.push(Observed { at_ms, sample });
-        if self.samples.len() > self.capacity {
-            self.samples.remove(0);
+        if self.len == self.capacity() {
+            self.start = ((usize::from(self.start) + 1) % self.ring.len()) as u16;
+            self.len -= 1;
         }
+        let slot = self.slot(self.len);
+        self.ring[slot] = Packed::pack(Observed { at_ms, sample });
+        self.len += 1;
     }
 
-    pub fn samples(&self) -> &[Observed] {
-        &self.samples
+    /// The samples, oldest first.
+    pub fn samples(&self) -> Vec<Observed> {
+        (0..self.len).map(|i| self.ring[self.slot(i)].unpack()).collect()
     }
 
-    pub fn latest(&self) -> Option<&Observed> {
-        self.samples.last()
+    pub fn latest(&self) -> Option<Observed> {
+        self.len.checked_sub(1).map(|i| self.ring[self.slot(i)].unpack())
     }
 
     /// The window holds as many samples as it can: only then do "over the whole window" rules apply.
     pub fn is_full(&self) -> bool {
-        self.samples.len() >= self.capacity
+        self.len >= self.capacity()
     }
 
     /// When the committed offset was first seen at its current value: a lower bound of how long the group
@@ -70,7 +136,12 @@ impl PartitionHistory {
 
     /// (time, log end) pairs, oldest first: the input of [`interpolated_time_lag_ms`].
     pub fn log_ends(&self) -> Vec<(i64, i64)> {
-        self.samples.iter().map(|o| (o.at_ms, o.sample.log_end)).collect()
+        (0..self.len)
+            .map(|i| {
+                let p = self.ring[self.slot(i)];
+                (p.at_ms, p.log_end)
+            })
+            .collect()
     }
 
     /// The exact time lag of the newest sample.
@@ -101,7 +172,7 @@ pub struct GroupLag {
 /// The last `capacity` samples of each partition, keyed by anything ordered (e.g. `(topic, partition)`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Window<K> {
-    capacity: usize,
+    capacity: u16,
     partitions: BTreeMap<K, PartitionHistory>,
 }
 
@@ -115,28 +186,28 @@ impl<K: Ord + Clone> Window<K> {
     /// At least two samples: rates need two, and a window of one would call every lagging partition stalled.
     pub fn new(capacity: usize) -> Self {
         Window {
-            capacity: capacity.max(2),
+            capacity: capacity.clamp(2, usize::from(u16::MAX)) as u16,
             partitions: BTreeMap::new(),
         }
     }
 
     pub fn capacity(&self) -> usize {
-        self.capacity
+        usize::from(self.capacity)
     }
 
     /// Records one interval's samples. A partition missing from `samples` (topic deleted, or no longer
     /// declared) is dropped with its history.
     pub fn push(&mut self, now_ms: i64, samples: BTreeMap<K, Sample>) {
-        let mut previous = std::mem::take(&mut self.partitions);
+        // In place: rebuilding the map every interval would reallocate every node of every group's window.
+        self.partitions.retain(|key, _| samples.contains_key(key));
         for (key, sample) in samples {
-            let history = match previous.remove(&key) {
-                Some(mut h) => {
-                    h.record(now_ms, sample);
-                    h
+            match self.partitions.get_mut(&key) {
+                Some(history) => history.record(now_ms, sample),
+                None => {
+                    self.partitions
+                        .insert(key, PartitionHistory::start(now_ms, sample, self.capacity));
                 }
-                None => PartitionHistory::start(now_ms, sample, self.capacity),
-            };
-            self.partitions.insert(key, history);
+            }
         }
     }
 
@@ -218,6 +289,41 @@ mod tests {
         let times: Vec<i64> = h.samples().iter().map(|o| o.at_ms).collect();
         assert_eq!(times, vec![2000, 3000, 4000]);
         assert!(h.is_full());
+    }
+
+    #[test]
+    fn a_full_window_that_replaces_its_newest_sample_keeps_the_order() {
+        let mut w = Window::new(3);
+        for i in 0..7 {
+            w.push(i * 1000, one(0, at(i, 10)));
+        }
+        w.push(6000, one(0, at(9, 10)));
+        w.push(7000, one(0, at(10, 10)));
+        let h = w.partition(&0).expect("partition 0");
+        let seen: Vec<(i64, Option<i64>)> = h.samples().iter().map(|o| (o.at_ms, o.sample.committed)).collect();
+        assert_eq!(seen, vec![(5000, Some(5)), (6000, Some(9)), (7000, Some(10))]);
+        assert_eq!(h.latest().map(|o| o.sample.committed), Some(Some(10)));
+        assert_eq!(h.log_ends(), vec![(5000, 10), (6000, 10), (7000, 10)]);
+        let mut same = Window::new(3);
+        for (t, c) in [(5000, 5), (6000, 9), (7000, 10)] {
+            same.push(t, one(0, at(c, 10)));
+        }
+        assert_eq!(
+            same.partition(&0).map(|h| h.samples()),
+            w.partition(&0).map(|h| h.samples())
+        );
+    }
+
+    #[test]
+    fn absent_offsets_and_timestamps_survive_storage() {
+        let mut w = Window::new(2);
+        let s = Sample {
+            committed: None,
+            log_end: 4,
+            committed_record_ms: None,
+        };
+        w.push(1000, one(0, s));
+        assert_eq!(w.partition(&0).and_then(|h| h.latest()).map(|o| o.sample), Some(s));
     }
 
     #[test]

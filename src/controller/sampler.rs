@@ -6,6 +6,7 @@
 
 use crate::kafka::{GroupDescription, GroupOffsets, Isolation, KafkaClient, KafkaError, OffsetSpec, TopicPartition};
 use crate::telemetry::metrics::{GroupLagPoint, LagSource, Metrics, PartitionLagPoint};
+use futures_util::StreamExt as _;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -99,6 +100,9 @@ impl Drop for ClusterSampler {
         }
     }
 }
+
+/// Record-timestamp reads (for time lag) in flight at once per cluster.
+const TIMESTAMP_READS_IN_FLIGHT: usize = 32;
 
 /// Groups are dropped after this many of their reconcile intervals without a reconcile asking for them. By
 /// time, not by scans: scans that a new group's registration triggers early must not drop the others, whose
@@ -277,12 +281,20 @@ impl ClusterSampler {
                 .cloned()
                 .collect()
         };
-        let fetched = futures_util::future::join_all(
-            missing
-                .iter()
-                .map(|(tp, offset)| async move { (tp.clone(), *offset, client.record_timestamp(tp, *offset).await) }),
-        )
-        .await;
+        // Bounded: a new operator finds every lagging partition of every group without a timestamp (25,000 in
+        // the scale benchmark), and a future per read all in flight at once cost tens of MiB for nothing — the
+        // broker answers one request per connection at a time anyway.
+        let fetched: Vec<(TopicPartition, i64, Result<Option<i64>, KafkaError>)> =
+            futures_util::stream::iter(missing.into_iter().map(|(tp, offset)| {
+                let client = client.clone();
+                async move {
+                    let ts = client.record_timestamp(&tp, offset).await;
+                    (tp, offset, ts)
+                }
+            }))
+            .buffer_unordered(TIMESTAMP_READS_IN_FLIGHT)
+            .collect()
+            .await;
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         for (tp, offset, ts) in fetched {
             if let Ok(Some(ts)) = ts {

@@ -558,7 +558,9 @@ async fn tailing_scans_follow_commits_deletions_and_new_groups() {
 }
 
 /// Apache Kafka only: an offset commit inside a transaction that is aborted never shows in a tailing scan
-/// (READ_COMMITTED, the aborted transactions the Fetch lists are skipped); one that commits does.
+/// (READ_COMMITTED, the aborted transactions the Fetch lists are skipped); one that commits does. Each scan
+/// waits until the transaction's markers are written (no open transaction holds back the last stable offset
+/// of `__consumer_offsets`), so that the tail reads past the transaction's records.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_transactional_offset_commit_applies_only_when_its_transaction_commits() {
     let kafka: &dyn TestBroker = ApacheKafka::shared();
@@ -574,26 +576,52 @@ async fn a_transactional_offset_commit_applies_only_when_its_transaction_commits
     let (path, _) = tailing_scan_agrees_with_plain(&mut scanner, &groups).await;
     assert_eq!(path, ScanPath::Baseline);
 
-    clients::transactional_commit(&kafka.bootstrap(), &topic, 0, &group, 5, true);
-    let (path, seen) = tailing_scan_agrees_with_plain(&mut scanner, &groups).await;
-    assert!(matches!(path, ScanPath::Tail { .. }), "{path:?}");
-    assert_eq!(
-        seen[&group][&(topic.clone(), 0)].0,
-        1,
-        "the aborted commit is not applied"
-    );
-
     clients::transactional_commit(&kafka.bootstrap(), &topic, 0, &group, 7, false);
+    no_open_transactions_in_consumer_offsets(&client).await;
     let (path, seen) = tailing_scan_agrees_with_plain(&mut scanner, &groups).await;
-    let ScanPath::Tail { records, .. } = path else {
-        panic!("expected the tail path, got {path:?}");
-    };
-    assert!(records >= 1, "{records}");
+    assert!(matches!(path, ScanPath::Tail { records: 1.., .. }), "{path:?}");
     assert_eq!(
         seen[&group][&(topic.clone(), 0)].0,
         7,
         "the committed transaction's offset applies"
     );
+
+    clients::transactional_commit(&kafka.bootstrap(), &topic, 0, &group, 5, true);
+    no_open_transactions_in_consumer_offsets(&client).await;
+    let (path, seen) = tailing_scan_agrees_with_plain(&mut scanner, &groups).await;
+    assert!(matches!(path, ScanPath::Tail { .. }), "{path:?}");
+    assert_eq!(
+        seen[&group][&(topic.clone(), 0)].0,
+        7,
+        "the aborted commit (5) is not applied"
+    );
+}
+
+/// Waits until every partition of `__consumer_offsets` has its last stable offset at its high watermark.
+async fn no_open_transactions_in_consumer_offsets(client: &KafkaClient) {
+    let metadata = client.refresh_metadata().await.expect("metadata");
+    let partitions = metadata
+        .partitions_of("__consumer_offsets")
+        .expect("__consumer_offsets");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let stable = client
+            .list_offsets(&partitions, OffsetSpec::Latest, Isolation::ReadCommitted)
+            .await
+            .expect("last stable offsets");
+        let end = client
+            .list_offsets(&partitions, OffsetSpec::Latest, Isolation::ReadUncommitted)
+            .await
+            .expect("high watermarks");
+        if stable == end {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "transactions still open: {stable:?} vs {end:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// On both brokers the tailing scanner gives what the plain snapshot gives and says how: Apache Kafka through

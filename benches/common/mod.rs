@@ -41,6 +41,10 @@ pub const INTERNAL_APIS: &[&str] = &[
     "AssignReplicasToDirs",
     "UpdateRaftVoter",
     "Envelope",
+    // Not requests of their own: the broker marks every Fetch twice, under `Fetch` and under `FetchConsumer`
+    // (a client's) or `FetchFollower` (a replica's). Client Fetches are counted once, as `Fetch` (see delta).
+    "FetchConsumer",
+    "FetchFollower",
 ];
 
 pub struct Expected {

@@ -717,3 +717,154 @@ async fn fetch_on(conn: &Connection, parts: &[(i32, i64)]) -> Result<Vec<Partiti
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kafka::groups::{CommittedOffset, GroupOffsets};
+
+    fn commit(group: &str, topic: &str, partition: i32, offset: Option<i64>) -> OffsetsRecord {
+        OffsetsRecord::OffsetCommit {
+            group: group.into(),
+            topic: topic.into(),
+            partition,
+            offset,
+            leader_epoch: None,
+        }
+    }
+
+    fn tracked(tail: &Tail, group: &str) -> Vec<(String, i32, i64)> {
+        tail.groups[group]
+            .iter()
+            .map(|((t, p), o)| (t.to_string(), *p, *o))
+            .collect()
+    }
+
+    fn tail_with(group: &str, offsets: &[(&str, i32, i64)]) -> Tail {
+        let mut tail = Tail::new(BTreeMap::from([(0, 0)]));
+        let offsets: GroupOffsets = offsets
+            .iter()
+            .map(|(t, p, o)| {
+                (
+                    TopicPartition::new(*t, *p),
+                    CommittedOffset {
+                        offset: *o,
+                        leader_epoch: None,
+                        metadata: String::new(),
+                    },
+                )
+            })
+            .collect();
+        tail.track(group, offsets);
+        tail
+    }
+
+    #[test]
+    fn commits_and_tombstones_of_tracked_groups_apply_in_log_order() {
+        let mut tail = tail_with("g", &[("a", 0, 5), ("a", 1, 7)]);
+        tail.apply(commit("g", "a", 0, Some(6)));
+        tail.apply(commit("g", "b", 3, Some(1)));
+        tail.apply(commit("g", "a", 1, None));
+        tail.apply(commit("g", "b", 3, Some(2)));
+        assert_eq!(tracked(&tail, "g"), vec![("a".into(), 0, 6), ("b".into(), 3, 2)]);
+    }
+
+    #[test]
+    fn records_of_untracked_groups_are_not_kept() {
+        let mut tail = tail_with("g", &[]);
+        tail.apply(commit("other", "a", 0, Some(6)));
+        assert!(!tail.groups.contains_key("other"));
+        assert!(tracked(&tail, "g").is_empty());
+    }
+
+    #[test]
+    fn a_group_tombstone_alone_leaves_the_offsets_to_their_own_tombstones() {
+        let mut tail = tail_with("g", &[("a", 0, 5)]);
+        tail.apply(OffsetsRecord::GroupMetadata {
+            group: "g".into(),
+            deleted: true,
+        });
+        tail.apply(OffsetsRecord::Other { record_type: 3 });
+        assert_eq!(tracked(&tail, "g"), vec![("a".into(), 0, 5)]);
+        tail.apply(commit("g", "a", 0, None));
+        assert!(tracked(&tail, "g").is_empty());
+    }
+
+    #[test]
+    fn topic_names_are_interned_once_and_partitions_are_collected_per_group() {
+        let mut tail = tail_with("g", &[("a", 0, 5), ("a", 1, 5)]);
+        tail.track(
+            "h",
+            GroupOffsets::from([(
+                TopicPartition::new("a", 1),
+                CommittedOffset {
+                    offset: 1,
+                    leader_epoch: None,
+                    metadata: String::new(),
+                },
+            )]),
+        );
+        tail.apply(commit("h", "b", 0, Some(3)));
+        assert_eq!(tail.topics.len(), 2);
+        let g_topic = tail.groups["g"].keys().next().map(|(t, _)| t.clone());
+        let h_topic = tail.groups["h"].keys().next().map(|(t, _)| t.clone());
+        assert!(matches!((g_topic, h_topic), (Some(x), Some(y)) if Arc::ptr_eq(&x, &y)));
+        assert_eq!(
+            tail.partitions_of(["h"].into_iter()),
+            BTreeSet::from([TopicPartition::new("a", 1), TopicPartition::new("b", 0)])
+        );
+        assert_eq!(tail.partitions_of(["g", "h"].into_iter()).len(), 3);
+    }
+
+    #[test]
+    fn unknown_record_formats_pause_the_tail_and_malformed_records_only_skip_it_once() {
+        for (error, pause) in [
+            (RecordError::UnknownKeyVersion(99), true),
+            (RecordError::UnknownValueVersion(5), true),
+            (RecordError::Malformed("key"), false),
+        ] {
+            match TailError::from(error) {
+                TailError::Fallback { pause: p, reason } => {
+                    assert_eq!(p, pause, "{reason}");
+                    assert!(reason.contains(OFFSETS_TOPIC), "{reason}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_snapshot_joins_committed_offsets_with_log_ends_like_lag_snapshot() {
+        let tail = tail_with("g", &[("a", 0, 5), ("gone", 0, 2)]);
+        let mut snapshot = LagSnapshot::default();
+        let groups = vec!["g".to_owned(), "untracked".to_owned()];
+        fill(
+            &mut snapshot,
+            &tail,
+            &groups,
+            BTreeMap::from([(TopicPartition::new("a", 0), 9)]),
+        );
+        assert!(!snapshot.groups.contains_key("untracked"));
+        let g = &snapshot.groups["g"];
+        assert_eq!(g.total_lag, 4);
+        assert_eq!(
+            g.partitions,
+            vec![
+                PartitionLag {
+                    topic: "a".into(),
+                    partition: 0,
+                    committed: 5,
+                    log_end: Some(9),
+                    lag: Some(4)
+                },
+                PartitionLag {
+                    topic: "gone".into(),
+                    partition: 0,
+                    committed: 2,
+                    log_end: None,
+                    lag: None
+                },
+            ]
+        );
+    }
+}

@@ -6,7 +6,8 @@
 mod support;
 
 use kafka_group_operator::kafka::{
-    ClientConfig, GroupFilter, GroupProtocol, Isolation, KafkaClient, KafkaError, NewTopic, OffsetSpec, TopicPartition,
+    ClientConfig, GroupFilter, GroupProtocol, Isolation, KafkaClient, KafkaError, LagScanner, LagSnapshot, NewTopic,
+    OffsetSpec, ScanPath, TopicPartition,
 };
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -424,6 +425,238 @@ async fn a_broker_that_never_answers_gives_a_timeout_within_the_deadline_not_a_h
     assert!(err.to_string().contains("did not answer ApiVersions"), "{err}");
 }
 
+/// Per group: (topic, partition) -> (committed, log end), what two snapshots must agree on.
+type Committed = BTreeMap<String, BTreeMap<(String, i32), (i64, Option<i64>)>>;
+
+fn committed_of(snapshot: &LagSnapshot) -> Committed {
+    assert!(snapshot.errors.is_empty(), "{:?}", snapshot.errors);
+    snapshot
+        .groups
+        .iter()
+        .map(|(g, lag)| {
+            let partitions = lag
+                .partitions
+                .iter()
+                .map(|p| ((p.topic.clone(), p.partition), (p.committed, p.log_end)))
+                .collect();
+            (g.clone(), partitions)
+        })
+        .collect()
+}
+
+/// A tailing scan and a plain OffsetFetch snapshot of the same groups, which must agree; returns the path.
+async fn tailing_scan_agrees_with_plain(scanner: &mut LagScanner, groups: &[String]) -> (ScanPath, Committed) {
+    let scan = scanner
+        .scan(groups, Isolation::ReadUncommitted)
+        .await
+        .expect("tailing scan");
+    let plain = scanner
+        .client()
+        .lag_snapshot(groups, Isolation::ReadUncommitted)
+        .await
+        .expect("plain snapshot");
+    let (tailed, plain) = (committed_of(&scan.snapshot), committed_of(&plain));
+    assert_eq!(tailed, plain, "tailing ({:?}) vs plain OffsetFetch", scan.path);
+    assert_eq!(
+        scan.snapshot.total_lag(),
+        plain
+            .values()
+            .flatten()
+            .map(|(_, (c, e))| e.map_or(0, |e| (e - c).max(0)))
+            .sum::<i64>()
+    );
+    (scan.path, tailed)
+}
+
+/// Apache Kafka only (the embedded broker has no `__consumer_offsets`; see the test on both brokers below):
+/// after the baseline, what real consumers of both protocols, an admin, DeleteOffsets and DeleteGroups did
+/// is in the next tailing scan, which equals a plain OffsetFetch snapshot and kafka-consumer-groups.
+#[tokio::test(flavor = "multi_thread")]
+async fn tailing_scans_follow_commits_deletions_and_new_groups() {
+    let kafka: &dyn TestBroker = ApacheKafka::shared();
+    let client = client(kafka);
+    let topic = topic_with_records(&client, kafka, 3, 90).await;
+    let classic = unique_name("tail-classic");
+    let kip848 = unique_name("tail-consumer");
+    let admin = unique_name("tail-admin");
+    let doomed = unique_name("tail-doomed");
+    clients::consume_and_commit(&kafka.bootstrap(), &topic, &classic, ClientProtocol::Classic, 30);
+    clients::consume_and_commit(&kafka.bootstrap(), &topic, &kip848, ClientProtocol::Consumer, 30);
+    let admin_offsets = BTreeMap::from([(tp(&topic, 0), 2), (tp(&topic, 1), 3), (tp(&topic, 2), 4)]);
+    client
+        .commit_offsets(&admin, &admin_offsets)
+        .await
+        .expect("admin commit");
+    client
+        .commit_offsets(&doomed, &BTreeMap::from([(tp(&topic, 0), 1)]))
+        .await
+        .expect("admin commit");
+    let mut groups = vec![classic.clone(), kip848.clone(), admin.clone(), doomed.clone()];
+
+    let mut scanner = LagScanner::new(client.clone());
+    let (path, _) = tailing_scan_agrees_with_plain(&mut scanner, &groups).await;
+    assert_eq!(path, ScanPath::Baseline);
+
+    // Changes after the baseline, by real consumers and by an admin.
+    clients::consume_and_commit(&kafka.bootstrap(), &topic, &classic, ClientProtocol::Classic, 30);
+    clients::consume_and_commit(&kafka.bootstrap(), &topic, &kip848, ClientProtocol::Consumer, 30);
+    client
+        .commit_offsets(&admin, &BTreeMap::from([(tp(&topic, 1), 9)]))
+        .await
+        .expect("admin commit");
+    client
+        .delete_offsets(&admin, &[tp(&topic, 0)])
+        .await
+        .expect("delete offsets");
+    client.delete_groups(std::slice::from_ref(&doomed)).await[&doomed]
+        .as_ref()
+        .expect("delete group");
+    let newcomer = unique_name("tail-new");
+    client
+        .commit_offsets(&newcomer, &BTreeMap::from([(tp(&topic, 2), 5)]))
+        .await
+        .expect("admin commit");
+    groups.push(newcomer.clone());
+
+    let (path, seen) = tailing_scan_agrees_with_plain(&mut scanner, &groups).await;
+    let ScanPath::Tail { records, new_groups } = path else {
+        panic!("expected the tail path, got {path:?}");
+    };
+    assert_eq!(new_groups, 1, "only {newcomer} is new");
+    assert!(
+        records >= 6,
+        "the commits since the baseline were read from the tail: {records}"
+    );
+    let admin_now: BTreeMap<(String, i32), i64> = seen[&admin].iter().map(|(k, (c, _))| (k.clone(), *c)).collect();
+    assert_eq!(
+        admin_now,
+        BTreeMap::from([((topic.clone(), 1), 9), ((topic.clone(), 2), 4)])
+    );
+    assert!(seen[&doomed].is_empty(), "{:?}", seen[&doomed]);
+    assert_eq!(seen[&newcomer].len(), 1);
+    // What Kafka's own tool reports for the groups the consumers moved.
+    for group in [&classic, &kip848] {
+        let rows: BTreeMap<(String, i32), i64> = kafka
+            .describe_group_offsets(group)
+            .iter()
+            .filter_map(|r| Some(((r.topic.clone(), r.partition), r.current_offset?)))
+            .collect();
+        let ours: BTreeMap<(String, i32), i64> = seen[group].iter().map(|(k, (c, _))| (k.clone(), *c)).collect();
+        assert_eq!(ours, rows, "group {group}");
+        assert_eq!(
+            ours.values().sum::<i64>(),
+            60,
+            "group {group} consumed 60 records in two runs"
+        );
+    }
+
+    // A group dropped from the scanned set is forgotten; scanned again later, it is read as a new group.
+    let (path, _) = tailing_scan_agrees_with_plain(&mut scanner, &groups[..2]).await;
+    assert!(matches!(path, ScanPath::Tail { new_groups: 0, .. }), "{path:?}");
+    let (path, _) = tailing_scan_agrees_with_plain(&mut scanner, &groups).await;
+    assert!(matches!(path, ScanPath::Tail { new_groups: 3, .. }), "{path:?}");
+}
+
+/// Apache Kafka only: an offset commit inside a transaction that is aborted never shows in a tailing scan
+/// (READ_COMMITTED, the aborted transactions the Fetch lists are skipped); one that commits does. Each scan
+/// waits until the transaction's markers are written (no open transaction holds back the last stable offset
+/// of `__consumer_offsets`), so that the tail reads past the transaction's records.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transactional_offset_commit_applies_only_when_its_transaction_commits() {
+    let kafka: &dyn TestBroker = ApacheKafka::shared();
+    let client = client(kafka);
+    let topic = topic_with_records(&client, kafka, 1, 20).await;
+    let group = unique_name("tail-txn");
+    client
+        .commit_offsets(&group, &BTreeMap::from([(tp(&topic, 0), 1)]))
+        .await
+        .expect("admin commit");
+    let groups = vec![group.clone()];
+    let mut scanner = LagScanner::new(client.clone());
+    let (path, _) = tailing_scan_agrees_with_plain(&mut scanner, &groups).await;
+    assert_eq!(path, ScanPath::Baseline);
+
+    clients::transactional_commit(&kafka.bootstrap(), &topic, 0, &group, 7, false);
+    no_open_transactions_in_consumer_offsets(&client).await;
+    let (path, seen) = tailing_scan_agrees_with_plain(&mut scanner, &groups).await;
+    assert!(matches!(path, ScanPath::Tail { records: 1.., .. }), "{path:?}");
+    assert_eq!(
+        seen[&group][&(topic.clone(), 0)].0,
+        7,
+        "the committed transaction's offset applies"
+    );
+
+    clients::transactional_commit(&kafka.bootstrap(), &topic, 0, &group, 5, true);
+    no_open_transactions_in_consumer_offsets(&client).await;
+    let (path, seen) = tailing_scan_agrees_with_plain(&mut scanner, &groups).await;
+    assert!(matches!(path, ScanPath::Tail { .. }), "{path:?}");
+    assert_eq!(
+        seen[&group][&(topic.clone(), 0)].0,
+        7,
+        "the aborted commit (5) is not applied"
+    );
+}
+
+/// Waits until every partition of `__consumer_offsets` has its last stable offset at its high watermark.
+async fn no_open_transactions_in_consumer_offsets(client: &KafkaClient) {
+    let metadata = client.refresh_metadata().await.expect("metadata");
+    let partitions = metadata
+        .partitions_of("__consumer_offsets")
+        .expect("__consumer_offsets");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let stable = client
+            .list_offsets(&partitions, OffsetSpec::Latest, Isolation::ReadCommitted)
+            .await
+            .expect("last stable offsets");
+        let end = client
+            .list_offsets(&partitions, OffsetSpec::Latest, Isolation::ReadUncommitted)
+            .await
+            .expect("high watermarks");
+        if stable == end {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "transactions still open: {stable:?} vs {end:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// On both brokers the tailing scanner gives what the plain snapshot gives and says how: Apache Kafka through
+/// a baseline and then the tail, the embedded broker (which keeps offsets in its own store, not in a
+/// `__consumer_offsets` topic) through the plain path, with the reason.
+async fn the_tailing_scanner_agrees_with_the_plain_snapshot_and_names_its_path(kafka: &dyn TestBroker) {
+    let client = client(kafka);
+    let topic = topic_with_records(&client, kafka, 2, 40).await;
+    let group = unique_name("tail-both");
+    client
+        .commit_offsets(&group, &BTreeMap::from([(tp(&topic, 0), 3)]))
+        .await
+        .expect("admin commit");
+    let groups = vec![group.clone(), unique_name("tail-never-committed")];
+    let mut scanner = LagScanner::new(client.clone());
+    let (first, _) = tailing_scan_agrees_with_plain(&mut scanner, &groups).await;
+    clients::consume_and_commit(&kafka.bootstrap(), &topic, &group, ClientProtocol::Classic, 10);
+    let (second, seen) = tailing_scan_agrees_with_plain(&mut scanner, &groups).await;
+    assert_eq!(seen[&groups[1]].len(), 0);
+    assert_eq!(seen[&group].values().map(|(c, _)| c).sum::<i64>(), 13, "{seen:?}");
+    let metadata = client.refresh_metadata().await.expect("metadata");
+    if metadata.topics.contains_key("__consumer_offsets") {
+        assert_eq!(first, ScanPath::Baseline, "{}", kafka.name());
+        assert!(matches!(second, ScanPath::Tail { .. }), "{}: {second:?}", kafka.name());
+    } else {
+        assert_eq!(kafka.name(), "the embedded broker");
+        for path in [first, second] {
+            let ScanPath::Plain { reason } = path else {
+                panic!("expected the plain path, got {path:?}");
+            };
+            assert!(reason.contains("__consumer_offsets"), "{reason}");
+        }
+    }
+}
+
 on_both_brokers!(
     metadata_lists_the_broker_and_the_partitions_of_a_new_topic,
     many_groups_are_fetched_in_one_call_and_unknown_groups_have_no_offsets,
@@ -435,4 +668,5 @@ on_both_brokers!(
     timestamp_lookups_agree_with_what_the_producer_wrote,
     offsets_committed_by_a_classic_confluent_consumer_are_read_back_exactly,
     a_live_classic_group_is_described_with_members_and_decoded_assignments,
+    the_tailing_scanner_agrees_with_the_plain_snapshot_and_names_its_path,
 );

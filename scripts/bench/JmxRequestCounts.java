@@ -3,7 +3,7 @@
 // then for every line read on stdin prints one JSON line with the Count of every
 // kafka.network:type=RequestMetrics,name=RequestsPerSec,request=API[,version=V] meter, summed per API:
 // {"ApiVersions":12,"Metadata":40,...}. The differences of two such lines are the requests the broker received
-// in between. `org.apache.kafka.tools.JmxTool --jmx-url URL` reads the same meters (the bench checks that once).
+// in between. Fetch is reported per version ("Fetch@v12"), as the broker's own metadata-log Fetches share its name. `org.apache.kafka.tools.JmxTool --jmx-url URL` reads the same meters (the bench checks that once).
 //
 //   java -cp 'target/bench-java:libs/*' JmxRequestCounts BROKER_PID
 
@@ -40,6 +40,12 @@ public final class JmxRequestCounts {
                     String request = name.getKeyProperty("request");
                     if (request == null) {
                         continue;
+                    }
+                    // Fetch is also the KRaft metadata log's API (topic ids, v13+): keep its versions apart so
+                    // that a client's Fetch by topic name (v4-v12) can be counted (see benches/common delta).
+                    String version = name.getKeyProperty("version");
+                    if (request.equals("Fetch") && version != null) {
+                        request = "Fetch@v" + version;
                     }
                     long count = ((Number) server.getAttribute(name, "Count")).longValue();
                     counts.merge(request, count, Long::sum);

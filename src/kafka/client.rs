@@ -102,6 +102,23 @@ impl KafkaClient {
         self.connection(&addr).await
     }
 
+    /// A new connection to broker `node_id`, outside the pool: for a caller whose requests must not queue
+    /// behind the pooled connection's (the broker serves one request per connection at a time).
+    pub async fn dedicated_connection(&self, node_id: i32) -> Result<Arc<Connection>, KafkaError> {
+        let metadata = self.metadata().await?;
+        let addr = metadata
+            .brokers
+            .get(&node_id)
+            .map(|b| b.addr())
+            .ok_or_else(|| KafkaError::Connect {
+                broker: format!("node {node_id}"),
+                message: "the broker is not in the cluster's metadata".into(),
+            })?;
+        let conn = Connection::connect(&addr, &self.inner.config, self.inner.tls.clone()).await?;
+        tracing::debug!(broker = %addr, "connected (dedicated)");
+        Ok(Arc::new(conn))
+    }
+
     /// A connection to any reachable broker: the known brokers first, then the bootstrap servers.
     pub async fn any_broker(&self) -> Result<Arc<Connection>, KafkaError> {
         let mut candidates: Vec<String> = self

@@ -61,23 +61,7 @@ impl KafkaClient {
             }
         }
         let partitions: BTreeSet<TopicPartition> = offsets.values().flat_map(|o| o.keys().cloned()).collect();
-        let metadata = self.metadata().await?;
-        // Partitions of topics that no longer exist have no log end; skip them rather than fail the scan.
-        let mut known: Vec<TopicPartition> = partitions
-            .iter()
-            .filter(|tp| metadata.leader(tp).is_some())
-            .cloned()
-            .collect();
-        if known.len() < partitions.len() {
-            let fresh = self.refresh_metadata().await?;
-            known = partitions
-                .iter()
-                .filter(|tp| fresh.leader(tp).is_some())
-                .cloned()
-                .collect();
-        }
-        let ends = self.list_offsets(&known, OffsetSpec::Latest, isolation).await?;
-        snapshot.log_ends = ends.iter().map(|(tp, o)| (tp.clone(), o.offset)).collect();
+        snapshot.log_ends = self.log_ends_of(&partitions, isolation).await?;
         for (group, group_offsets) in offsets {
             let partitions: Vec<PartitionLag> = group_offsets
                 .into_iter()
@@ -103,5 +87,33 @@ impl KafkaClient {
             );
         }
         Ok(snapshot)
+    }
+
+    /// Log end offsets of `partitions` (one ListOffsets per leader). Partitions of topics that no longer
+    /// exist have no log end: they are left out rather than failing the scan.
+    pub(super) async fn log_ends_of(
+        &self,
+        partitions: &BTreeSet<TopicPartition>,
+        isolation: Isolation,
+    ) -> Result<BTreeMap<TopicPartition, i64>, KafkaError> {
+        let metadata = self.metadata().await?;
+        let mut known: Vec<TopicPartition> = partitions
+            .iter()
+            .filter(|tp| metadata.leader(tp).is_some())
+            .cloned()
+            .collect();
+        if known.len() < partitions.len() {
+            let fresh = self.refresh_metadata().await?;
+            known = partitions
+                .iter()
+                .filter(|tp| fresh.leader(tp).is_some())
+                .cloned()
+                .collect();
+        }
+        if known.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let ends = self.list_offsets(&known, OffsetSpec::Latest, isolation).await?;
+        Ok(ends.into_iter().map(|(tp, o)| (tp, o.offset)).collect())
     }
 }

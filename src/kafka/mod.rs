@@ -11,6 +11,8 @@ pub mod groups;
 pub mod lag_snapshot;
 pub mod metadata;
 pub mod offsets;
+pub mod offsets_records;
+pub mod offsets_tail;
 pub mod sasl;
 pub mod tls;
 pub mod topics;
@@ -25,4 +27,5 @@ pub use groups::{
 pub use lag_snapshot::{GroupLag, LagSnapshot, PartitionLag};
 pub use metadata::{BrokerInfo, ClusterMetadata, PartitionInfo, TopicInfo, TopicPartition};
 pub use offsets::{Isolation, LogOffset, OffsetSpec};
+pub use offsets_tail::{LagScan, LagScanner, ScanPath};
 pub use topics::NewTopic;

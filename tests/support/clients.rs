@@ -183,6 +183,34 @@ pub fn consume_and_commit_with(
     serde_json::from_value(out["committed"].clone()).expect("committed offsets map")
 }
 
+/// Commits `offset` for `topic`-`partition` in `group` inside a transaction of a confluent-kafka
+/// transactional producer (`send_offsets_to_transaction`), then commits the transaction, or aborts it.
+pub fn transactional_commit(bootstrap: &str, topic: &str, partition: i32, group: &str, offset: i64, abort: bool) {
+    let transactional_id = format!("{group}-txn");
+    let (partition, offset) = (partition.to_string(), offset.to_string());
+    let mut args = vec![
+        "txn-commit",
+        "--bootstrap",
+        bootstrap,
+        "--topic",
+        topic,
+        "--partition",
+        &partition,
+        "--group",
+        group,
+        "--offset",
+        &offset,
+        "--transactional-id",
+        &transactional_id,
+    ];
+    if abort {
+        args.push("--abort");
+    }
+    let out = confluent(&args, &ClientSecurity::default());
+    let outcome = if abort { "aborted" } else { "committed" };
+    assert_eq!(out[outcome], true, "confluent-kafka txn-commit printed {out}");
+}
+
 /// Runs kcat (librdkafka 2.0 from Debian; classic groups only) with `-b bootstrap`; returns stdout.
 pub fn kcat(bootstrap: &str, args: &[&str]) -> String {
     clients_venv(); // provisions kcat too

@@ -21,6 +21,11 @@ run:     what a consumer Deployment's pod would run (tests/support/kubelet.rs st
          ({"assigned": [...]}, {"revoked": [...]}), {"consumed": N} every few seconds while records arrive, and
          {"closed": true, "consumed": N} after leaving the group on SIGTERM (a static member, one with
          --instance-id, does not leave: the broker keeps it until its session times out).
+txn-commit: commits --offset for --partition of --topic in --group inside a transaction of a transactional
+         producer (transactional.id --transactional-id): init_transactions, begin_transaction,
+         send_offsets_to_transaction with the group's metadata (a consumer of --group that never joins: generation
+         -1, as for a group without members), then commit_transaction, or abort_transaction with --abort.
+         Prints {"committed": true} or {"aborted": true}.
 
 Security (all optional; the default is PLAINTEXT): --security-protocol (PLAINTEXT, SSL, SASL_PLAINTEXT,
 SASL_SSL), --sasl-mechanism and --sasl-username with the password in the environment variable
@@ -194,6 +199,25 @@ def consume(args):
     print(json.dumps({"consumed": read, "committed": offsets}))
 
 
+def txn_commit(args):
+    errors = Errors("txn-commit")
+    config = client_config(args, errors)
+    producer = Producer({**config, "transactional.id": args.transactional_id})
+    consumer = Consumer({**config, "group.id": args.group, "enable.auto.commit": False})
+    try:
+        producer.init_transactions(args.timeout)
+        producer.begin_transaction()
+        offsets = [TopicPartition(args.topic, args.partition, args.offset)]
+        producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), args.timeout)
+        if args.abort:
+            producer.abort_transaction(args.timeout)
+        else:
+            producer.commit_transaction(args.timeout)
+    finally:
+        consumer.close()
+    print(json.dumps({"aborted": True} if args.abort else {"committed": True}))
+
+
 def member(args):
     import signal
 
@@ -325,7 +349,7 @@ def run(args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["produce", "idempotent-produce", "consume", "member", "run"])
+    parser.add_argument("command", choices=["produce", "idempotent-produce", "consume", "member", "run", "txn-commit"])
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--topic", help="the topic (every command but run)")
     parser.add_argument("--topics", help="run: comma-separated topics to subscribe to")
@@ -340,6 +364,9 @@ def main():
     parser.add_argument("--instance-id", help="group.instance.id: a static member")
     parser.add_argument("--expect-partitions", type=int)
     parser.add_argument("--group")
+    parser.add_argument("--offset", type=int, help="txn-commit: the offset to commit")
+    parser.add_argument("--transactional-id", help="txn-commit: the producer's transactional.id")
+    parser.add_argument("--abort", action="store_true", help="txn-commit: abort instead of commit")
     parser.add_argument("--protocol", choices=["classic", "consumer"], default="classic")
     parser.add_argument("--timeout", type=float, default=60)
     parser.add_argument(
@@ -363,6 +390,7 @@ def main():
         "consume": consume,
         "member": member,
         "run": run,
+        "txn-commit": txn_commit,
     }[args.command](args)
 
 

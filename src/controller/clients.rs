@@ -183,6 +183,23 @@ fn key_of(cluster: &KafkaCluster) -> (String, String) {
     (cluster.namespace().unwrap_or_default(), cluster.name_any())
 }
 
+/// The client configuration of a KafkaCluster with `bootstrapServers`, its TLS and SASL material read from
+/// the Secrets it names (for tools outside the operator, such as the command line's `--cluster`).
+pub async fn cluster_client_config(
+    kube: &kube::Client,
+    cluster: &KafkaCluster,
+    settings: &ClientSettings,
+) -> Result<ClientConfig, Error> {
+    if cluster.spec.embedded.is_some() {
+        return Err(Error::Config(format!(
+            "KafkaCluster {} is embedded (served by the operator): connect with --bootstrap-server to the operator's Service instead",
+            cluster.name_any()
+        )));
+    }
+    let (config, _) = client_config(kube, cluster, cluster.spec.bootstrap_servers.clone(), settings).await?;
+    Ok(config)
+}
+
 /// Builds the client configuration from the spec and the referenced Secrets, with a fingerprint of both.
 async fn client_config(
     kube: &kube::Client,

@@ -710,3 +710,81 @@ async fn sasl_passwords_come_from_a_file_or_the_environment_and_a_wrong_one_says
     let missing = run(base(&[]), &[]).expect(1, "no password");
     assert!(missing.stderr.contains("set KGO_SASL_PASSWORD"), "{}", missing.stderr);
 }
+
+/// `--cluster`: a KafkaCluster manifest (SASL_SSL with SCRAM, CA and password in Secrets) read through the
+/// test control plane's kubeconfig, as the operator reads it; a missing Secret is one line naming it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cluster_manifest_reads_its_secrets_through_the_kubeconfig() {
+    let secure = SecureKafka::shared();
+    let plain = secure.plaintext();
+    let topic = topic_with_records(plain, 1, 5, START_MS).await;
+    let group = unique_name("cli-cluster");
+    commit(plain, &group, &[(&topic, 0, 3)]).await;
+    let control_plane = support::ControlPlane::shared();
+    let kube = control_plane.client().await;
+    let ns = control_plane.fresh_namespace(&kube, "cli").await;
+    let user = secure.scram_sha_512_user();
+    let ca = format!("--from-file=ca.crt={}", secure.ca_pem().display());
+    let password = format!("--from-literal=password={}", user.password);
+    for args in [
+        [
+            "create",
+            "secret",
+            "generic",
+            "kafka-ca",
+            ca.as_str(),
+            "-n",
+            ns.as_str(),
+        ],
+        [
+            "create",
+            "secret",
+            "generic",
+            "kafka-password",
+            password.as_str(),
+            "-n",
+            ns.as_str(),
+        ],
+    ] {
+        let out = control_plane.kubectl(&args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let manifest = |password_secret: &str| {
+        format!(
+            "apiVersion: kafkagroups.dev/v1alpha1\nkind: KafkaCluster\nmetadata:\n  name: secure\n  namespace: {ns}\nspec:\n  bootstrapServers: [\"{}\"]\n  tls:\n    caSecretRef: {{name: kafka-ca, key: ca.crt}}\n  sasl:\n    mechanism: SCRAM-SHA-512\n    username: {}\n    passwordSecretRef: {{name: {password_secret}, key: password}}\n",
+            secure.sasl_ssl_bootstrap(),
+            user.username
+        )
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let kubeconfig = control_plane.kubeconfig().display().to_string();
+    let good = write(dir.path(), "cluster.yaml", &manifest("kafka-password"));
+    let export = kgo(&[
+        "export",
+        "--group",
+        &group,
+        "--cluster",
+        &good,
+        "--kubeconfig",
+        &kubeconfig,
+    ])
+    .expect(0, "--cluster");
+    assert_eq!(export.stdout, format!("{topic},0,3\n"));
+
+    let bad = write(dir.path(), "absent.yaml", &manifest("absent"));
+    let run = kgo(&[
+        "export",
+        "--group",
+        &group,
+        "--cluster",
+        &bad,
+        "--kubeconfig",
+        &kubeconfig,
+    ])
+    .expect(1, "no Secret");
+    assert!(run.stderr.contains("Secret absent does not exist"), "{}", run.stderr);
+}

@@ -43,9 +43,11 @@ pub fn kafka_error(error: KafkaError, bootstrap: &str) -> anyhow::Error {
         KafkaError::Tls { .. } => format!(
             "TLS failed{at}: check --ca-file (the CA that signed the brokers' certificates), --tls-server-name and the client certificate"
         ),
-        KafkaError::UnknownTopic(topic) => format!("unknown topic {topic}: check the topic name"),
+        KafkaError::UnknownTopic(topic) => {
+            return anyhow::anyhow!("unknown topic {topic}: check the topic name");
+        }
         KafkaError::UnknownPartition { topic, partition } => {
-            format!("unknown partition {partition} of topic {topic}: check the partition number")
+            return anyhow::anyhow!("unknown partition {partition} of topic {topic}: check the partition number");
         }
         _ => return anyhow::anyhow!("{error}"),
     };

@@ -168,7 +168,9 @@ pub async fn build(client: &KafkaClient, requests: &Requests) -> Result<Plan> {
                     ..ResetTo::default()
                 };
                 let origin = format!("offsets file {}", path.display());
-                groups.push(plan_reset_request(client, &origin, group, &to, &[], &[]).await?);
+                let mut plan = plan_reset_request(client, &origin, group, &to, &[], &[]).await?;
+                plan.target = "the file's offsets".to_owned();
+                groups.push(plan);
             }
         }
         Requests::Manifests(manifests) => {
@@ -368,10 +370,13 @@ async fn plan_offset_init(client: &KafkaClient, source: &str, group: &ConsumerGr
 pub fn render_table(plan: &Plan) -> String {
     let mut out = String::new();
     for g in &plan.groups {
-        out.push_str(&format!(
-            "{}: group {} to {} ({}, {} member(s))\n",
-            g.source, g.group, g.target, g.state, g.members
-        ));
+        // Kafka describes a group it does not know as Dead without members.
+        let state = if g.state == "Dead" && g.members == 0 && g.partitions.iter().all(|p| p.current.is_none()) {
+            "a new group".to_owned()
+        } else {
+            format!("{}, {} member(s)", g.state, g.members)
+        };
+        out.push_str(&format!("{}: group {} to {} ({state})\n", g.source, g.group, g.target));
         let rows: Vec<Vec<String>> = g
             .partitions
             .iter()

@@ -75,7 +75,7 @@ ListOffsets). Nothing is changed.\n\n\
 Exit code: 0 when nothing would change, 2 when something would, 1 on error (like terraform plan \
 -detailed-exitcode). --output json is for bots that comment on pull requests.\n\n\
 Examples:\n  kafka-group-operator plan -b kafka:9092 -f resets/\n  \
-kafka-group-operator plan -b kafka:9092 -f rewind.yaml --output json > plan.json; test $? -ne 1"
+kafka-group-operator plan -b kafka:9092 -f rewind.yaml --output json > plan.json   # exit code 2: changes"
     )]
     Plan(Box<cli::plan::PlanArgs>),
     /// Commit what `plan` shows, for groups without members; writes an undo file first.

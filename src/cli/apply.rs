@@ -16,8 +16,6 @@ use std::process::ExitCode;
 #[derive(Args, Debug)]
 pub struct ApplyArgs {
     #[command(flatten)]
-    pub connect: ConnectArgs,
-    #[command(flatten)]
     pub source: PlanSource,
     /// Apply without asking (pipelines). Without it, apply asks on the terminal and accepts only `yes`.
     #[arg(long, short = 'y')]
@@ -26,6 +24,8 @@ pub struct ApplyArgs {
     /// the apply replaces (restore them with `apply --group G --from-file FILE`).
     #[arg(long, default_value = ".", value_name = "DIR")]
     pub undo_dir: PathBuf,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 pub async fn run(args: ApplyArgs) -> Result<ExitCode> {

@@ -18,13 +18,12 @@ pub const DEFAULT_PASSWORD_ENV: &str = "KGO_SASL_PASSWORD";
 #[derive(Args, Debug, Clone)]
 #[command(next_help_heading = "Connection")]
 pub struct ConnectArgs {
-    /// Brokers to bootstrap from, `host:port`, comma-separated or repeated.
+    /// Brokers to bootstrap from, `host:port`, comma-separated or repeated. --cluster takes precedence.
     #[arg(
         long = "bootstrap-server",
         short = 'b',
         env = "KGO_BOOTSTRAP_SERVER",
-        value_delimiter = ',',
-        conflicts_with = "cluster"
+        value_delimiter = ','
     )]
     pub bootstrap_servers: Vec<String>,
     /// Connect with TLS (implied by --ca-file, --cert-file and --key-file). Without --ca-file the system's

@@ -13,8 +13,6 @@ use std::process::ExitCode;
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {
-    #[command(flatten)]
-    pub connect: ConnectArgs,
     /// The group whose committed offsets to export.
     #[arg(long, short = 'g')]
     pub group: String,
@@ -24,6 +22,8 @@ pub struct ExportArgs {
     /// Write to this file instead of stdout.
     #[arg(long = "output-file", short = 'O', value_name = "CSV")]
     pub output_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 pub async fn run(args: ExportArgs) -> Result<ExitCode> {

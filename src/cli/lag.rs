@@ -20,8 +20,6 @@ const TIMESTAMP_CONCURRENCY: usize = 16;
 
 #[derive(Args, Debug)]
 pub struct LagArgs {
-    #[command(flatten)]
-    pub connect: ConnectArgs,
     /// The group to show; repeat for several.
     #[arg(long, short = 'g', required_unless_present = "all", conflicts_with = "all")]
     pub group: Vec<String>,
@@ -37,6 +35,8 @@ pub struct LagArgs {
     /// How often --watch refreshes (e.g. 5s).
     #[arg(long, default_value = "5s", value_parser = super::duration_arg)]
     pub interval: Duration,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

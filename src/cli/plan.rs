@@ -48,12 +48,12 @@ pub struct PlanSource {
 #[derive(Args, Debug)]
 pub struct PlanArgs {
     #[command(flatten)]
-    pub connect: ConnectArgs,
-    #[command(flatten)]
     pub source: PlanSource,
     /// How to print the plan.
     #[arg(long, short = 'o', value_enum, default_value_t = Format::Table)]
     pub output: Format,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 /// The plan of one group.

@@ -139,6 +139,16 @@ type LagRow = (String, i32, Option<i64>, Option<i64>, Option<i64>);
 /// again).
 type TargetCase = (&'static str, String, [i64; 2], Option<&'static str>, bool);
 
+fn lag_row(p: &Value) -> LagRow {
+    (
+        p["topic"].as_str().expect("topic").to_owned(),
+        p["partition"].as_i64().expect("partition") as i32,
+        p["committed"].as_i64(),
+        p["logEnd"].as_i64(),
+        p["lag"].as_i64(),
+    )
+}
+
 /// (topic, partition) -> (current, target, clamped) from `plan --output json`, for one group.
 fn planned(run: &Run) -> BTreeMap<(String, i32), PlannedRow> {
     let plan = run.json();
@@ -294,7 +304,7 @@ async fn plan_shows_what_apply_then_commits_for_every_target_kind(kafka: &dyn Te
 }
 
 async fn apply_refuses_a_group_with_members(kafka: &dyn TestBroker) {
-    let topic = topic_with_records(kafka, 1, 10, START_MS).await;
+    let topic = topic_with_records(kafka, 2, 10, START_MS).await;
     let group = unique_name("cli-active");
     commit(kafka, &group, &[(&topic, 0, 4)]).await;
     let member = clients::GroupMember::join(
@@ -326,7 +336,8 @@ async fn apply_refuses_a_group_with_members(kafka: &dyn TestBroker) {
         BTreeMap::from([((topic.clone(), 0), 4)])
     );
 
-    // lag shows the member and who owns the partition.
+    // lag shows the member, which partitions it owns, and the one without a committed offset, as
+    // kafka-consumer-groups --describe does.
     let lag = on(kafka, &["lag", "--group", &group, "-o", "json"])
         .expect(0, "lag")
         .json();
@@ -336,7 +347,16 @@ async fn apply_refuses_a_group_with_members(kafka: &dyn TestBroker) {
         (Some("Stable"), Some(1)),
         "{lag}"
     );
-    assert!(g["partitions"][0]["consumer"].is_string(), "{lag}");
+    let partitions = g["partitions"].as_array().expect("partitions");
+    assert!(partitions.iter().all(|p| p["consumer"].is_string()), "{lag}");
+    let ours: Vec<LagRow> = partitions.iter().map(lag_row).collect();
+    let theirs: Vec<LagRow> = kafka
+        .describe_group_offsets(&group)
+        .iter()
+        .map(|r| (r.topic.clone(), r.partition, r.current_offset, r.log_end_offset, r.lag))
+        .collect();
+    assert_eq!(ours, theirs, "lag vs kafka-consumer-groups --describe");
+    assert_eq!(ours[1], (topic.clone(), 1, None, Some(10), None));
     member.leave();
 }
 
@@ -428,15 +448,7 @@ async fn lag_equals_kafka_consumer_groups_describe(kafka: &dyn TestBroker) {
         .as_array()
         .expect("partitions")
         .iter()
-        .map(|p| {
-            (
-                p["topic"].as_str().expect("topic").to_owned(),
-                p["partition"].as_i64().expect("partition") as i32,
-                p["committed"].as_i64(),
-                p["logEnd"].as_i64(),
-                p["lag"].as_i64(),
-            )
-        })
+        .map(lag_row)
         .collect();
     let theirs: Vec<LagRow> = tool
         .iter()
@@ -486,6 +498,41 @@ async fn lag_equals_kafka_consumer_groups_describe(kafka: &dyn TestBroker) {
     );
     let yaml = on(kafka, &["lag", "-g", &group, "-o", "yaml"]).expect(0, "lag yaml");
     assert!(yaml.stdout.contains(&format!("group: {group}")), "{}", yaml.stdout);
+
+    // --watch refreshes in place until Ctrl-C (SIGINT), then exits 0.
+    let child = Command::new(env!("CARGO_BIN_EXE_kafka-group-operator"))
+        .args([
+            "lag",
+            "-g",
+            &group,
+            "--watch",
+            "--interval",
+            "1s",
+            "-b",
+            &kafka.bootstrap(),
+        ])
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn lag --watch");
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    // SAFETY: kill(2) on the pid of our own child, which has not been waited for yet.
+    let sent = unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert_eq!(sent, 0, "SIGINT to lag --watch");
+    let out = child.wait_with_output().expect("lag --watch output");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.matches("\x1b[H\x1b[2J").count() >= 2,
+        "refreshed in place: {stdout:?}"
+    );
+    assert!(stdout.contains(&format!("GROUP {group}  state=Empty")), "{stdout}");
 }
 
 async fn unknown_groups_topics_and_partitions_are_one_line_errors(kafka: &dyn TestBroker) {

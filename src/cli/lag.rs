@@ -7,7 +7,7 @@ use super::output::{self, Format, age, opt};
 use anyhow::{Result, bail};
 use clap::Args;
 use futures_util::StreamExt;
-use kafka_group_operator::kafka::{GroupDescription, GroupFilter, Isolation, KafkaClient, TopicPartition};
+use kafka_group_operator::kafka::{GroupDescription, GroupFilter, Isolation, KafkaClient, OffsetSpec, TopicPartition};
 use kafka_group_operator::lag::{Sample, time_lag_ms};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -66,7 +66,8 @@ pub struct GroupReport {
 pub struct PartitionReport {
     pub topic: String,
     pub partition: i32,
-    pub committed: i64,
+    /// None for a partition a member owns but the group has not committed on yet.
+    pub committed: Option<i64>,
     /// Unknown when the partition's end could not be read (e.g. the topic was deleted).
     pub log_end: Option<i64>,
     pub lag: Option<i64>,
@@ -170,6 +171,35 @@ pub async fn collect(client: &KafkaClient, args: &LagArgs) -> Result<LagReport> 
         .filter_map(|(key, ts)| async move { ts.ok().flatten().map(|t| (key, t)) })
         .collect()
         .await;
+    // Partitions that members own but the group has not committed on: shown with their log end, as
+    // `kafka-consumer-groups --describe` shows them.
+    let uncommitted: Vec<TopicPartition> = described
+        .iter()
+        .flat_map(|(name, d)| {
+            let committed = snapshot.groups.get(name);
+            d.members.iter().flat_map(|m| m.assignment.iter()).filter(move |tp| {
+                committed.is_none_or(|g| {
+                    !g.partitions
+                        .iter()
+                        .any(|p| p.topic == tp.topic && p.partition == tp.partition)
+                })
+            })
+        })
+        .cloned()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let uncommitted_ends: BTreeMap<TopicPartition, i64> = if uncommitted.is_empty() {
+        BTreeMap::new()
+    } else {
+        client
+            .list_offsets(&uncommitted, OffsetSpec::Latest, Isolation::ReadUncommitted)
+            .await
+            .map_err(|e| super::kafka_error(e, ""))?
+            .into_iter()
+            .map(|(tp, o)| (tp, o.offset))
+            .collect()
+    };
     let now_ms = k8s_openapi::jiff::Timestamp::now().as_millisecond();
     let mut report = LagReport { groups: Vec::new() };
     for name in &names {
@@ -192,7 +222,7 @@ pub async fn collect(client: &KafkaClient, args: &LagArgs) -> Result<LagReport> 
                     .collect()
             })
             .unwrap_or_default();
-        let partitions: Vec<PartitionReport> = snapshot
+        let mut partitions: Vec<PartitionReport> = snapshot
             .groups
             .get(name)
             .map(|g| {
@@ -211,7 +241,7 @@ pub async fn collect(client: &KafkaClient, args: &LagArgs) -> Result<LagReport> 
                         PartitionReport {
                             topic: p.topic.clone(),
                             partition: p.partition,
-                            committed: p.committed,
+                            committed: Some(p.committed),
                             log_end: p.log_end,
                             lag: p.lag,
                             time_lag_ms: time_lag,
@@ -221,6 +251,23 @@ pub async fn collect(client: &KafkaClient, args: &LagArgs) -> Result<LagReport> 
                     .collect()
             })
             .unwrap_or_default();
+        for (tp, owner) in &owners {
+            if !partitions
+                .iter()
+                .any(|p| p.topic == tp.topic && p.partition == tp.partition)
+            {
+                partitions.push(PartitionReport {
+                    topic: tp.topic.clone(),
+                    partition: tp.partition,
+                    committed: None,
+                    log_end: uncommitted_ends.get(tp).copied(),
+                    lag: None,
+                    time_lag_ms: None,
+                    consumer: Some(owner.clone()),
+                });
+            }
+        }
+        partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
         report.groups.push(GroupReport {
             group: name.clone(),
             state: description.map_or_else(|| "Unknown".to_owned(), |d| d.state.clone()),
@@ -272,7 +319,7 @@ pub fn render_table(report: &LagReport) -> String {
                 vec![
                     p.topic.clone(),
                     p.partition.to_string(),
-                    p.committed.to_string(),
+                    opt(p.committed),
                     opt(p.log_end),
                     opt(p.lag),
                     age(p.time_lag_ms),
@@ -305,7 +352,7 @@ mod tests {
         PartitionReport {
             topic: topic.to_owned(),
             partition: p,
-            committed,
+            committed: Some(committed),
             log_end: Some(end),
             lag: Some(end - committed),
             time_lag_ms: time_lag,
@@ -349,6 +396,21 @@ mod tests {
                     state: "Stable".to_owned(),
                     protocol: "consumer".to_owned(),
                     members: 1,
+                    total_lag: 0,
+                    max_time_lag_ms: None,
+                    partitions: vec![PartitionReport {
+                        committed: None,
+                        lag: None,
+                        time_lag_ms: None,
+                        consumer: Some("consumer-new-group-1/10.0.3.40".to_owned()),
+                        ..partition("payments", 0, 0, 77, None)
+                    }],
+                },
+                GroupReport {
+                    group: "old-group".to_owned(),
+                    state: "Empty".to_owned(),
+                    protocol: "classic".to_owned(),
+                    members: 0,
                     total_lag: 0,
                     max_time_lag_ms: None,
                     partitions: Vec::new(),

@@ -197,6 +197,29 @@ pub async fn resolve_reset(
     })
 }
 
+/// Where `offsetInit` starts the `missing` partitions: their log start (`earliest`) or log end (`latest`).
+/// Log ends the caller has already read (`known_log_ends`) are used as they are, saving a request.
+pub async fn initial_offsets(
+    client: &KafkaClient,
+    policy: InitPolicy,
+    missing: &[TopicPartition],
+    known_log_ends: Option<&BTreeMap<TopicPartition, i64>>,
+) -> Result<BTreeMap<TopicPartition, i64>, KafkaError> {
+    let spec = match (policy, known_log_ends) {
+        (InitPolicy::None, _) => return Ok(BTreeMap::new()),
+        (InitPolicy::Latest, Some(ends)) => return Ok(ends.clone()),
+        _ if missing.is_empty() => return Ok(BTreeMap::new()),
+        (InitPolicy::Earliest, _) => OffsetSpec::Earliest,
+        (InitPolicy::Latest, None) => OffsetSpec::Latest,
+    };
+    Ok(client
+        .list_offsets(missing, spec, Isolation::ReadUncommitted)
+        .await?
+        .into_iter()
+        .map(|(k, v)| (k, v.offset))
+        .collect())
+}
+
 /// Resolves a ConsumerGroup's `offsetInit` for an inactive group: the starting offset of each partition of
 /// `topics` that has no committed offset (nothing for policy `none`). Whether the group is inactive is the
 /// caller's to check before committing.
@@ -212,20 +235,7 @@ pub async fn resolve_offset_init(
     let partitions = partitions_of_topics(client, topics).await?;
     let has: BTreeSet<TopicPartition> = committed.keys().cloned().collect();
     let missing: Vec<TopicPartition> = partitions.iter().filter(|p| !has.contains(*p)).cloned().collect();
-    let spec = match policy {
-        InitPolicy::Earliest => OffsetSpec::Earliest,
-        _ => OffsetSpec::Latest,
-    };
-    let starts: BTreeMap<TopicPartition, i64> = if missing.is_empty() {
-        BTreeMap::new()
-    } else {
-        client
-            .list_offsets(&missing, spec, Isolation::ReadUncommitted)
-            .await?
-            .into_iter()
-            .map(|(k, v)| (k, v.offset))
-            .collect()
-    };
+    let starts = initial_offsets(client, policy, &missing, None).await?;
     match plan_offset_init(policy, &partitions, &has, true, &starts) {
         OffsetInitDecision::NothingToDo => Ok(BTreeMap::new()),
         OffsetInitDecision::Commit(offsets) => Ok(offsets),

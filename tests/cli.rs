@@ -834,4 +834,13 @@ async fn a_cluster_manifest_reads_its_secrets_through_the_kubeconfig() {
     ])
     .expect(1, "no Secret");
     assert!(run.stderr.contains("Secret absent does not exist"), "{}", run.stderr);
+
+    // A cluster that names no Secret needs no kubeconfig.
+    let plain_cluster = format!(
+        "apiVersion: kafkagroups.dev/v1alpha1\nkind: KafkaCluster\nmetadata: {{name: plain}}\nspec:\n  bootstrapServers: [\"{}\"]\n",
+        secure.plaintext_bootstrap()
+    );
+    let file = write(dir.path(), "plain.yaml", &plain_cluster);
+    let export = kgo(&["export", "--group", &group, "--cluster", &file]).expect(0, "--cluster without Secrets");
+    assert_eq!(export.stdout, format!("{topic},0,3\n"));
 }

@@ -6,7 +6,7 @@ use super::manifest;
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::Args;
 use kafka_group_operator::api::KafkaCluster;
-use kafka_group_operator::controller::clients::{ClientSettings, cluster_client_config};
+use kafka_group_operator::controller::clients::{ClientSettings, cluster_client_config, names_secrets};
 use kafka_group_operator::kafka::{ClientConfig, KafkaClient, SaslConfig, SaslMechanism, Secret, TlsConfig};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -58,7 +58,8 @@ pub struct ConnectArgs {
     /// through --kubeconfig. An embedded cluster is reached with --bootstrap-server instead.
     #[arg(long, value_name = "MANIFEST")]
     pub cluster: Option<PathBuf>,
-    /// Kubeconfig for --cluster's Secrets. Default: $KUBECONFIG, ~/.kube/config.
+    /// Kubeconfig for --cluster's Secrets (not needed when it names none). Default: $KUBECONFIG,
+    /// ~/.kube/config.
     #[arg(long, env = "KUBECONFIG", requires = "cluster")]
     pub kubeconfig: Option<PathBuf>,
     /// Namespace of --cluster's Secrets when its manifest names none. Default: the kubeconfig's.
@@ -135,19 +136,21 @@ impl ConnectArgs {
 
     async fn config_from_cluster(&self, path: &Path) -> Result<ClientConfig> {
         let mut cluster: KafkaCluster = manifest::read_cluster(path)?;
-        let kube = kube_client(self.kubeconfig.as_deref()).await?;
+        // A cluster without Secrets (no SASL, no CA or client certificate) needs no Kubernetes API.
+        let kube = if names_secrets(&cluster) {
+            Some(kube_client(self.kubeconfig.as_deref()).await?)
+        } else {
+            None
+        };
         if cluster.metadata.namespace.is_none() {
-            cluster.metadata.namespace = Some(
-                self.namespace
-                    .clone()
-                    .unwrap_or_else(|| kube.default_namespace().to_owned()),
-            );
+            let default = kube.as_ref().map_or("default", |k| k.default_namespace());
+            cluster.metadata.namespace = Some(self.namespace.clone().unwrap_or_else(|| default.to_owned()));
         }
         let settings = ClientSettings {
             request_timeout: self.timeout.min(Duration::from_secs(10)),
             operation_timeout: self.timeout,
         };
-        let mut config = cluster_client_config(&kube, &cluster, &settings)
+        let mut config = cluster_client_config(kube.as_ref(), &cluster, &settings)
             .await
             .map_err(|e| anyhow!("{}: {e}", path.display()))?;
         let client_id = config.client_id.clone();

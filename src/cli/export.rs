@@ -131,7 +131,14 @@ pub fn parse_csv(name: &str, text: &str, group: Option<&str>) -> Result<BTreeMap
         if topic.is_empty() {
             bail!("{}: the topic is empty", at());
         }
-        out.entry(owner).or_default().push(PartitionOffset {
+        let offsets = out.entry(owner.clone()).or_default();
+        if offsets.iter().any(|o| o.topic == topic && o.partition == partition) {
+            bail!(
+                "{}: partition {partition} of {topic} is listed twice for group {owner}",
+                at()
+            );
+        }
+        offsets.push(PartitionOffset {
             topic: topic.to_owned(),
             partition,
             offset,
@@ -180,6 +187,11 @@ mod tests {
         );
         let err = parse_csv("f.csv", "t,0,5\n", None).expect_err("no group");
         assert!(err.to_string().contains("need --group"), "{err}");
+        let err = parse_csv("f.csv", "t,0,5\nt,0,6\n", Some("g")).expect_err("twice");
+        assert_eq!(
+            err.to_string(),
+            "f.csv line 2: partition 0 of t is listed twice for group g"
+        );
         let err = parse_csv("f.csv", "t;0;5\n", Some("g")).expect_err("format");
         assert!(err.to_string().contains("expected topic,partition,offset"), "{err}");
     }

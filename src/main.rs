@@ -222,7 +222,18 @@ fn duration(text: &str) -> Result<Duration, String> {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Usage errors exit 1 like every other error: 2 is `plan`'s "changes" (clap's default would be 2).
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                std::process::ExitCode::FAILURE
+            } else {
+                std::process::ExitCode::SUCCESS
+            };
+        }
+    };
     let default_level = match cli.command {
         Command::Run(_) | Command::Broker(_) => "info",
         _ => "warn",

@@ -686,6 +686,15 @@ fn an_unreachable_broker_is_one_line_that_says_what_to_check() {
 }
 
 #[test]
+fn usage_errors_exit_1_not_2_which_is_plans_changes() {
+    let run = kgo(&["plan", "--no-such-flag"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("--no-such-flag"), "{}", run.stderr);
+    let run = kgo(&["plan", "-b", "127.0.0.1:1"]);
+    assert_eq!(run.code, 1, "no -f and no --from-file: {}", run.stderr);
+}
+
+#[test]
 fn every_subcommand_documents_itself() {
     for sub in ["lag", "plan", "apply", "export"] {
         let help = kgo(&[sub, "--help"]).expect(0, sub);

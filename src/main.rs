@@ -1,5 +1,6 @@
 //! The `kafka-group-operator` command line: one binary for the operator, its tools and its embedded broker.
 
+mod cli;
 mod embedded_host;
 
 /// jemalloc, returning freed memory to the OS within a second (glibc's malloc kept the lag scan's churn as
@@ -11,7 +12,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[unsafe(export_name = "_rjem_malloc_conf")]
 pub static malloc_conf: &[u8] = b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:1000\0";
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use embedded_host::{EmbeddedSettings, InProcessBrokers};
 use kafka_group_operator::broker::{Broker, BrokerConfig};
@@ -38,9 +39,10 @@ struct Cli {
     /// Log format written to stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "KGO_LOG_FORMAT")]
     log_format: LogFormat,
-    /// Log filter, in `RUST_LOG` syntax (e.g. `info,kube=warn`).
-    #[arg(long, global = true, default_value = "info", env = "RUST_LOG")]
-    log_level: String,
+    /// Log filter, in `RUST_LOG` syntax (e.g. `info,kube=warn`). Default: `info` for `run` and `broker`, `warn`
+    /// for the other commands.
+    #[arg(long, global = true, env = "RUST_LOG")]
+    log_level: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -52,6 +54,49 @@ enum Command {
     /// Run the embedded Kafka broker: a single-node, Kafka-wire-compatible broker for development, demos and
     /// tests, until SIGTERM or Ctrl-C.
     Broker(Box<BrokerArgs>),
+    /// Show consumer groups' lag per partition: committed offset, log end, lag in messages and in time, state
+    /// and members.
+    #[command(
+        long_about = "Show consumer groups' lag per partition: committed offset, log end offset, lag in messages and \
+in time (the age of the next record the group will read, from the record's own timestamp), state and members.\n\n\
+All groups are read in a few batched requests: one describe and one OffsetFetch per coordinator, one ListOffsets \
+per partition leader, and one small Fetch per lagging partition for the time lag.\n\n\
+Examples:\n  kafka-group-operator lag -b kafka:9092 --group billing\n  \
+kafka-group-operator lag -b kafka:9092 --all --output json\n  kafka-group-operator lag -b kafka:9092 -g billing --watch"
+    )]
+    Lag(Box<cli::lag::LagArgs>),
+    /// Show what applying OffsetReset and ConsumerGroup (offsetInit) manifests would do to committed offsets.
+    /// Exit code 0: no change, 2: changes, 1: error.
+    #[command(
+        long_about = "Show what applying OffsetReset and ConsumerGroup (offsetInit) manifests would do: per \
+partition, the committed offset now, the target, the change, and whether the target was clamped to the log. \
+Targets resolve against the cluster the way the operator resolves them (timestamps and durations through \
+ListOffsets). Nothing is changed.\n\n\
+Exit code: 0 when nothing would change, 2 when something would, 1 on error (like terraform plan \
+-detailed-exitcode). --output json is for bots that comment on pull requests.\n\n\
+Examples:\n  kafka-group-operator plan -b kafka:9092 -f resets/\n  \
+kafka-group-operator plan -b kafka:9092 -f rewind.yaml --output json > plan.json   # exit code 2: changes"
+    )]
+    Plan(Box<cli::plan::PlanArgs>),
+    /// Commit what `plan` shows, for groups without members; writes an undo file first.
+    #[command(
+        long_about = "Commit what plan shows, for groups without members only: apply cannot stop consumers \
+outside Kubernetes, so it refuses a group that has members and changes nothing (in a cluster, an OffsetReset with \
+strategy ScaleDown does that). It prints the plan, asks for confirmation (--yes skips it), writes the offsets it \
+replaces to an undo file, commits, and prints each partition before and after.\n\n\
+Targets are resolved again when apply runs: a duration counts back from then.\n\n\
+Examples:\n  kafka-group-operator apply -b kafka:9092 -f rewind.yaml --yes\n  \
+kafka-group-operator apply -b kafka:9092 --group billing --from-file billing-20261125T101500Z.undo.csv --yes"
+    )]
+    Apply(Box<cli::apply::ApplyArgs>),
+    /// Write a group's committed offsets as `topic,partition,offset` lines (kafka-consumer-groups' --from-file format).
+    #[command(
+        long_about = "Write a group's committed offsets as topic,partition,offset lines: the format that \
+kafka-consumer-groups --reset-offsets --from-file and apply --from-file read.\n\n\
+Examples:\n  kafka-group-operator export -b kafka:9092 --group billing > billing.csv\n  \
+kafka-group-operator apply -b kafka:9092 --group billing --from-file billing.csv --yes"
+    )]
+    Export(Box<cli::export::ExportArgs>),
     /// Print the CustomResourceDefinitions as YAML (apply them with `kubectl apply -f -`).
     Crds,
     /// Print the version of the operator and of the APIs it was built against.
@@ -176,27 +221,69 @@ fn duration(text: &str) -> Result<Duration, String> {
     parse_duration(text).map_err(|e| e.to_string())
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
-    telemetry::init(cli.log_format, &cli.log_level)?;
-    match cli.command {
+fn main() -> std::process::ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Usage errors exit 1 like every other error: 2 is `plan`'s "changes" (clap's default would be 2).
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                std::process::ExitCode::FAILURE
+            } else {
+                std::process::ExitCode::SUCCESS
+            };
+        }
+    };
+    let default_level = match cli.command {
+        Command::Run(_) | Command::Broker(_) => "info",
+        _ => "warn",
+    };
+    let level = cli.log_level.clone().unwrap_or_else(|| default_level.to_owned());
+    let outcome = telemetry::init(cli.log_format, &level)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| dispatch(cli.command));
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", cli::error_line(&e));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn cli_runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+fn dispatch(command: Command) -> Result<std::process::ExitCode> {
+    use std::process::ExitCode;
+    match command {
+        Command::Lag(args) => cli_runtime()?.block_on(cli::lag::run(*args)),
+        Command::Plan(args) => cli_runtime()?.block_on(cli::plan::run(*args)),
+        Command::Apply(args) => cli_runtime()?.block_on(cli::apply::run(*args)),
+        Command::Export(args) => cli_runtime()?.block_on(cli::export::run(*args)),
         Command::Run(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
-            .block_on(run(*args)),
+            .block_on(run(*args))
+            .map(|()| ExitCode::SUCCESS),
         Command::Broker(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
-            .block_on(run_broker(*args)),
+            .block_on(run_broker(*args))
+            .map(|()| ExitCode::SUCCESS),
         Command::Crds => {
             print!("{}", kafka_group_operator::api::crds_yaml()?);
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Command::Version => {
             println!("kafka-group-operator {}", env!("CARGO_PKG_VERSION"));
             println!("kubernetes API: v1.37 (k8s-openapi feature v1_37)");
             println!("kafka protocol: kafka-protocol crate 0.18");
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
@@ -248,22 +335,8 @@ async fn run_broker(args: BrokerArgs) -> Result<()> {
     Ok(())
 }
 
-async fn kube_client(kubeconfig: Option<&PathBuf>) -> Result<kube::Client> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path)
-                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await?
-        }
-        None => kube::Config::infer()
-            .await
-            .context("no kubeconfig and not running in a cluster")?,
-    };
-    Ok(kube::Client::try_from(config)?)
-}
-
 async fn run(args: RunArgs) -> Result<()> {
-    let kube = kube_client(args.kubeconfig.as_ref()).await?;
+    let kube = cli::connect::kube_client(args.kubeconfig.as_deref()).await?;
     let identity = format!(
         "{}-{}",
         std::env::var("POD_NAME")

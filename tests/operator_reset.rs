@@ -22,7 +22,6 @@ use support::wait::{event, has_condition, until};
 use support::{ControlPlane, TestBroker, unique_name};
 
 const T: Duration = Duration::from_secs(90);
-const GROUP_COMMAND: &str = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand";
 
 type Env = Scenario;
 
@@ -62,28 +61,15 @@ async fn seeded(env: &Env, partitions: i32, per_partition: usize, start_ms: i64,
 
 /// `kafka-consumer-groups --reset-offsets ... --dry-run` as (topic, partition) -> new offset.
 async fn tool_dry_run(env: &Env, group: &str, topic: &str, target: &[&str]) -> BTreeMap<(String, i32), i64> {
-    let mut args: Vec<String> = ["--reset-offsets", "--group", group, "--topic", topic, "--dry-run"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut args: Vec<String> = vec!["--topic".to_owned(), topic.to_owned()];
     args.extend(target.iter().map(|s| s.to_string()));
-    let bootstrap = env.bootstrap.clone();
-    let out = tokio::task::spawn_blocking(move || {
+    let (bootstrap, group) = (env.bootstrap.clone(), group.to_owned());
+    tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        support::kafka::kafka_tool_ok(&bootstrap, GROUP_COMMAND, &args)
+        support::kafka::reset_dry_run_with_cli(&bootstrap, &group, &args)
     })
     .await
-    .expect("tool");
-    out.lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .filter(|c| c.len() == 4 && c[0] == group)
-        .map(|c| {
-            (
-                (c[1].to_owned(), c[2].parse().expect("partition")),
-                c[3].parse().expect("offset"),
-            )
-        })
-        .collect()
+    .expect("tool")
 }
 
 async fn committed(env: &Env, group: &str) -> BTreeMap<(String, i32), i64> {

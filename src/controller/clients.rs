@@ -113,7 +113,7 @@ impl ClusterClients {
             Some(spec) => vec![self.embedded_bootstrap(cluster, spec).await?],
             None => cluster.spec.bootstrap_servers.clone(),
         };
-        let (config, fingerprint) = client_config(kube, cluster, bootstrap, settings).await?;
+        let (config, fingerprint) = client_config(Some(kube), cluster, bootstrap, settings).await?;
         let key = key_of(cluster);
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(entry) = entries.get(&key)
@@ -183,15 +183,44 @@ fn key_of(cluster: &KafkaCluster) -> (String, String) {
     (cluster.namespace().unwrap_or_default(), cluster.name_any())
 }
 
+/// The client configuration of a KafkaCluster with `bootstrapServers`, its TLS and SASL material read from
+/// the Secrets it names (for tools outside the operator, such as the command line's `--cluster`). `kube` may
+/// be absent when the cluster names no Secret.
+pub async fn cluster_client_config(
+    kube: Option<&kube::Client>,
+    cluster: &KafkaCluster,
+    settings: &ClientSettings,
+) -> Result<ClientConfig, Error> {
+    if cluster.spec.embedded.is_some() {
+        return Err(Error::Config(format!(
+            "KafkaCluster {} is embedded (served by the operator): connect with --bootstrap-server to the operator's Service instead",
+            cluster.name_any()
+        )));
+    }
+    let (config, _) = client_config(kube, cluster, cluster.spec.bootstrap_servers.clone(), settings).await?;
+    Ok(config)
+}
+
+/// Whether building the cluster's client configuration reads Secrets.
+pub fn names_secrets(cluster: &KafkaCluster) -> bool {
+    cluster.spec.sasl.is_some()
+        || cluster
+            .spec
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.ca_secret_ref.is_some() || t.client_certificate.is_some())
+}
+
 /// Builds the client configuration from the spec and the referenced Secrets, with a fingerprint of both.
 async fn client_config(
-    kube: &kube::Client,
+    kube: Option<&kube::Client>,
     cluster: &KafkaCluster,
     bootstrap: Vec<String>,
     settings: &ClientSettings,
 ) -> Result<(ClientConfig, u64), Error> {
     let namespace = cluster.namespace().unwrap_or_default();
-    let secrets: Api<Secret> = Api::namespaced(kube.clone(), &namespace);
+    let secrets: Option<Api<Secret>> = kube.map(|k| Api::namespaced(k.clone(), &namespace));
+    let secrets = secrets.as_ref();
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     serde_json::to_string(&cluster.spec)
         .unwrap_or_default()
@@ -211,7 +240,7 @@ async fn client_config(
             ..Default::default()
         };
         if let Some(ca) = &tls.ca_secret_ref {
-            tls_config.ca_pem = Some(secret_value(&secrets, ca, &mut hasher).await?);
+            tls_config.ca_pem = Some(secret_value(secrets, ca, &mut hasher).await?);
         }
         if let Some(cert) = &tls.client_certificate {
             let cert_ref = SecretKeyRef {
@@ -222,13 +251,13 @@ async fn client_config(
                 name: cert.secret_name.clone(),
                 key: cert.private_key_key.clone(),
             };
-            tls_config.client_cert_pem = Some(secret_value(&secrets, &cert_ref, &mut hasher).await?);
-            tls_config.client_key_pem = Some(SecretBytes::new(secret_value(&secrets, &key_ref, &mut hasher).await?));
+            tls_config.client_cert_pem = Some(secret_value(secrets, &cert_ref, &mut hasher).await?);
+            tls_config.client_key_pem = Some(SecretBytes::new(secret_value(secrets, &key_ref, &mut hasher).await?));
         }
         config.tls = Some(tls_config);
     }
     if let Some(sasl) = &cluster.spec.sasl {
-        let password = secret_value(&secrets, &sasl.password_secret_ref, &mut hasher).await?;
+        let password = secret_value(secrets, &sasl.password_secret_ref, &mut hasher).await?;
         config.sasl = Some(SaslConfig {
             mechanism: match sasl.mechanism {
                 crate::api::cluster::SaslMechanismName::Plain => SaslMechanism::Plain,
@@ -243,10 +272,16 @@ async fn client_config(
 }
 
 async fn secret_value(
-    secrets: &Api<Secret>,
+    secrets: Option<&Api<Secret>>,
     reference: &SecretKeyRef,
     hasher: &mut impl Hasher,
 ) -> Result<Vec<u8>, Error> {
+    let Some(secrets) = secrets else {
+        return Err(Error::Config(format!(
+            "reading Secret {} needs access to the Kubernetes API (a kubeconfig)",
+            reference.name
+        )));
+    };
     let secret = match secrets.get_opt(&reference.name).await? {
         Some(s) => s,
         None => {

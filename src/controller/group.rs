@@ -3,6 +3,7 @@
 //! empty), guards offsets against retention expiry, deletes the group behind a finalizer when asked to,
 //! and writes status only when something changed.
 
+use super::resolve::initial_offsets;
 use super::sampler::{ClusterSampler, GroupSample};
 use super::status::{apply_status, ms_from_time, now, time_from_ms};
 use super::{Context, Error};
@@ -11,7 +12,7 @@ use crate::api::{
     ConsumerGroup, ConsumerGroupStatus, DeletionPolicy, GroupMemberStatus, KafkaCluster, OffsetInitPolicy,
     RetentionGuardStatus, RetentionProtection, SavedOffset,
 };
-use crate::kafka::{GroupOffsets, GroupProtocol, Isolation, KafkaClient, KafkaError, OffsetSpec, TopicPartition};
+use crate::kafka::{GroupOffsets, GroupProtocol, KafkaClient, KafkaError, TopicPartition};
 use crate::plan::offset_init::{InitPolicy, OffsetInitDecision, plan_offset_init};
 use crate::plan::retention::{GroupKind, Protection, RetentionAction, RetentionObservation, plan_retention};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -402,26 +403,14 @@ async fn init_offsets(
         .filter(|tp| !committed.contains(*tp))
         .cloned()
         .collect();
-    let earliest: BTreeMap<TopicPartition, i64>;
-    let starts: &BTreeMap<TopicPartition, i64> = match policy {
-        InitPolicy::Earliest if !missing.is_empty() => {
-            earliest = client
-                .list_offsets(&missing, OffsetSpec::Earliest, Isolation::ReadUncommitted)
-                .await?
-                .into_iter()
-                .map(|(tp, o)| (tp, o.offset))
-                .collect();
-            &earliest
-        }
-        _ => &obs.sample.log_ends,
-    };
+    let starts = initial_offsets(client, policy, &missing, Some(&obs.sample.log_ends)).await?;
     let generation = group.metadata.generation;
     let decision = plan_offset_init(
         policy,
         &obs.sample.declared,
         &committed,
         obs.sample.description.is_inactive(),
-        starts,
+        &starts,
     );
     let new_condition: Option<Condition> = match decision {
         OffsetInitDecision::NothingToDo => Some(condition(

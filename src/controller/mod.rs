@@ -8,6 +8,7 @@ pub mod finalizers;
 pub mod group;
 pub mod leader;
 pub mod reset;
+pub mod resolve;
 pub mod sampler;
 pub mod scaling;
 pub mod status;

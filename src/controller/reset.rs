@@ -4,14 +4,15 @@
 //! offsets fixed at planning time; Applying skips the commit when they are already committed; finished
 //! resets never act again.
 
+use super::resolve::{ResetRequest, resolve_reset};
 use super::status::{ms_from_time, now};
 use super::workload::Workload;
 use super::{Context, Error};
 use crate::api::conditions::{condition, set_condition};
 use crate::api::reset::{PartitionOffset, PlannedOffset, ResetPhase, ResetStrategy, ScaleTargetRef, WorkloadRecord};
 use crate::api::{ConsumerGroup, KafkaCluster, OffsetReset, OffsetResetStatus};
-use crate::kafka::{GroupDescription, Isolation, KafkaClient, KafkaError, OffsetSpec, TopicPartition};
-use crate::plan::reset::{Clamp, ResetTarget, plan_reset};
+use crate::kafka::{GroupDescription, KafkaClient, TopicPartition};
+use crate::plan::reset::Clamp;
 use crate::plan::reset_phase::{FailReason, Phase, ResetAction, ResetObservation, Strategy, next};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -499,7 +500,7 @@ async fn expire(api: &Api<OffsetReset>, reset: &OffsetReset, status: &OffsetRese
 
 type Plan = (Vec<PlannedOffset>, Vec<PartitionOffset>, String);
 
-/// Resolves the target against the cluster: partitions, log bounds, timestamps; then the pure planner.
+/// Resolves the target against the cluster (`resolve`, shared with the command line) and records the plan.
 async fn make_plan(
     reset: &OffsetReset,
     ctx: &Context,
@@ -507,112 +508,23 @@ async fn make_plan(
     target: &Target,
     committed: &crate::kafka::GroupOffsets,
 ) -> Result<Plan, String> {
-    let to = &reset.spec.to;
-    let previous_of = match &to.previous_of {
+    let previous_of = match &reset.spec.to.previous_of {
         Some(name) => Some(previous_offsets_of(ctx, reset, name, &target.group_id).await?),
         None => None,
     };
-    // Which partitions: the listed topics (all or some partitions), else those with a committed offset.
-    let partitions: Vec<TopicPartition> = if !reset.spec.topics.is_empty() {
-        let names: Vec<String> = reset.spec.topics.iter().map(|t| t.name.clone()).collect();
-        let metadata = client.metadata_with(&names).await.map_err(|e| e.to_string())?;
-        let mut out = Vec::new();
-        for t in &reset.spec.topics {
-            let all = metadata.partitions_of(&t.name).map_err(|e| e.to_string())?;
-            if t.partitions.is_empty() {
-                out.extend(all);
-            } else {
-                for p in &t.partitions {
-                    let tp = TopicPartition::new(&t.name, *p);
-                    if !all.contains(&tp) {
-                        return Err(format!("topic {} has no partition {p}", t.name));
-                    }
-                    out.push(tp);
-                }
-            }
-        }
-        out
-    } else if let Some(prev) = &previous_of {
-        prev.keys().cloned().collect()
-    } else if let Some(explicit) = &to.partitions {
-        explicit
-            .iter()
-            .map(|p| TopicPartition::new(&p.topic, p.partition))
-            .collect()
-    } else if !committed.is_empty() {
-        committed.keys().cloned().collect()
-    } else if !target.declared_topics.is_empty() {
-        let metadata = client
-            .metadata_with(&target.declared_topics)
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut out = Vec::new();
-        for t in &target.declared_topics {
-            out.extend(metadata.partitions_of(t).map_err(|e| e.to_string())?);
-        }
-        out
-    } else {
-        return Err(format!(
-            "group {} has no committed offsets: list the topics to reset in spec.topics",
-            target.group_id
-        ));
+    let request = ResetRequest {
+        group_id: &target.group_id,
+        topics: &reset.spec.topics,
+        to: &reset.spec.to,
+        declared_topics: &target.declared_topics,
+        previous_of,
     };
-    let (starts, ends) = tokio::join!(
-        client.list_offsets(&partitions, OffsetSpec::Earliest, Isolation::ReadUncommitted),
-        client.list_offsets(&partitions, OffsetSpec::Latest, Isolation::ReadUncommitted)
-    );
-    let starts: BTreeMap<TopicPartition, i64> = starts
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .map(|(k, v)| (k, v.offset))
-        .collect();
-    let ends: BTreeMap<TopicPartition, i64> = ends
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .map(|(k, v)| (k, v.offset))
-        .collect();
-    let partitions_ref = &partitions;
-    let at_time = |ms: i64| async move {
-        client
-            .list_offsets(partitions_ref, OffsetSpec::Timestamp(ms), Isolation::ReadUncommitted)
-            .await
-            .map(|m| m.into_iter().map(|(k, v)| (k, v.offset)).collect::<BTreeMap<_, _>>())
-            .map_err(|e: KafkaError| e.to_string())
-    };
-    let (target_kind, words) = if to.earliest.is_some() {
-        (ResetTarget::Earliest, "earliest".to_owned())
-    } else if to.latest.is_some() {
-        (ResetTarget::Latest, "latest".to_owned())
-    } else if let Some(o) = to.offset {
-        (ResetTarget::Offset(o), format!("offset {o}"))
-    } else if let Some(ts) = &to.timestamp {
-        let t: k8s_openapi::jiff::Timestamp = ts
-            .parse()
-            .map_err(|e| format!("timestamp {ts:?} is not RFC 3339: {e}"))?;
-        (
-            ResetTarget::AtTime(at_time(t.as_millisecond()).await?),
-            format!("timestamp {ts}"),
-        )
-    } else if let Some(d) = &to.duration {
-        let back = crate::plan::duration::parse_duration(d).map_err(|e| e.to_string())?;
-        let ms = k8s_openapi::jiff::Timestamp::now().as_millisecond() - back.as_millis() as i64;
-        (ResetTarget::AtTime(at_time(ms).await?), format!("duration {d}"))
-    } else if let Some(n) = to.shift_by {
-        (ResetTarget::ShiftBy(n), format!("shiftBy {n}"))
-    } else if let Some(explicit) = &to.partitions {
-        let map = explicit
-            .iter()
-            .map(|p| (TopicPartition::new(&p.topic, p.partition), p.offset))
-            .collect();
-        (ResetTarget::Explicit(map), format!("partitions ({})", explicit.len()))
-    } else if let (Some(prev), Some(name)) = (previous_of, &to.previous_of) {
-        (ResetTarget::Explicit(prev), format!("previousOf {name}"))
-    } else {
-        return Err("spec.to names no target".to_owned());
-    };
-    let current: BTreeMap<TopicPartition, i64> = committed.iter().map(|(k, v)| (k.clone(), v.offset)).collect();
-    let planned = plan_reset(&target_kind, &partitions, &current, &starts, &ends).map_err(|e| e.to_string())?;
-    let plan = planned
+    let now_ms = k8s_openapi::jiff::Timestamp::now().as_millisecond();
+    let resolved = resolve_reset(client, &request, committed, now_ms)
+        .await
+        .map_err(|e| e.to_string())?;
+    let plan = resolved
+        .partitions
         .iter()
         .map(|p| PlannedOffset {
             topic: p.partition.topic.clone(),
@@ -634,7 +546,7 @@ async fn make_plan(
             offset: c.offset,
         })
         .collect();
-    Ok((plan, previous, words))
+    Ok((plan, previous, resolved.target))
 }
 
 async fn previous_offsets_of(

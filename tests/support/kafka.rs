@@ -3,6 +3,7 @@
 
 use super::process::{fixture_dir, free_port, spawn_tied, stop, tail, wait_until};
 use super::tools::{kafka_home, system_tool};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::sync::{Mutex, OnceLock};
@@ -277,6 +278,29 @@ pub fn describe_group_offsets_with_cli(bootstrap: &str, group: &str) -> Vec<Grou
         &["--describe", "--group", group, "--offsets"],
     );
     parse_group_offsets(&out)
+}
+
+/// `kafka-consumer-groups --reset-offsets --group G <selection and target> --dry-run` against the broker at
+/// `bootstrap`: what the tool would commit, as (topic, partition) -> offset. `args` select the partitions and
+/// the target, e.g. `["--topic", t, "--to-earliest"]` or `["--from-file", csv]`.
+pub fn reset_dry_run_with_cli(bootstrap: &str, group: &str, args: &[&str]) -> BTreeMap<(String, i32), i64> {
+    let mut all = vec!["--reset-offsets", "--group", group, "--dry-run"];
+    all.extend_from_slice(args);
+    let out = kafka_tool_ok(
+        bootstrap,
+        "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+        &all,
+    );
+    out.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|c| c.len() == 4 && c[0] == group)
+        .map(|c| {
+            (
+                (c[1].to_owned(), c[2].parse().expect("partition")),
+                c[3].parse().expect("offset"),
+            )
+        })
+        .collect()
 }
 
 /// Runs one of Kafka's CLI tools from the harness classpath against any broker at `bootstrap`, with

@@ -1,0 +1,437 @@
+//! `lag`: committed offset, log end, lag in messages and in time, state and members of consumer groups, in
+//! a handful of batched requests however many groups (one describe and one OffsetFetch per coordinator, one
+//! ListOffsets per leader), plus one small Fetch per lagging partition for the exact time lag.
+
+use super::connect::ConnectArgs;
+use super::output::{self, Format, age, opt};
+use anyhow::{Result, bail};
+use clap::Args;
+use futures_util::StreamExt;
+use kafka_group_operator::kafka::{GroupDescription, GroupFilter, Isolation, KafkaClient, OffsetSpec, TopicPartition};
+use kafka_group_operator::lag::{Sample, time_lag_ms};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Timestamps read at once for the time lag.
+const TIMESTAMP_CONCURRENCY: usize = 16;
+
+#[derive(Args, Debug)]
+pub struct LagArgs {
+    /// The group to show; repeat for several.
+    #[arg(long, short = 'g', required_unless_present = "all", conflicts_with = "all")]
+    pub group: Vec<String>,
+    /// Every consumer group of the cluster (classic and KIP-848).
+    #[arg(long)]
+    pub all: bool,
+    /// How to print the result.
+    #[arg(long, short = 'o', value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+    /// Refresh in place until Ctrl-C.
+    #[arg(long, short = 'w')]
+    pub watch: bool,
+    /// How often --watch refreshes (e.g. 5s).
+    #[arg(long, default_value = "5s", value_parser = super::duration_arg)]
+    pub interval: Duration,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LagReport {
+    pub groups: Vec<GroupReport>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupReport {
+    pub group: String,
+    /// As the coordinator reports it (`Empty`, `Stable`, …).
+    pub state: String,
+    /// `classic` or `consumer` (KIP-848).
+    pub protocol: String,
+    pub members: usize,
+    /// Sum of the partitions' lag in messages.
+    pub total_lag: i64,
+    /// The largest time lag of its partitions.
+    pub max_time_lag_ms: Option<i64>,
+    pub partitions: Vec<PartitionReport>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartitionReport {
+    pub topic: String,
+    pub partition: i32,
+    /// None for a partition a member owns but the group has not committed on yet.
+    pub committed: Option<i64>,
+    /// Unknown when the partition's end could not be read (e.g. the topic was deleted).
+    pub log_end: Option<i64>,
+    pub lag: Option<i64>,
+    /// Age of the next record the group will read (0 when caught up).
+    pub time_lag_ms: Option<i64>,
+    /// The member that owns the partition: its client id and host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consumer: Option<String>,
+}
+
+pub async fn run(args: LagArgs) -> Result<ExitCode> {
+    let client = args.connect.client().await?;
+    if !args.watch {
+        let report = collect(&client, &args).await?;
+        print!("{}", render(args.output, &report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let stop = tokio::signal::ctrl_c();
+    tokio::pin!(stop);
+    loop {
+        let report = collect(&client, &args).await?;
+        let text = render(args.output, &report)?;
+        let now = k8s_openapi::jiff::Timestamp::now().strftime("%H:%M:%S");
+        // Home the cursor and clear the screen: the table refreshes in place.
+        let mut stdout = std::io::stdout().lock();
+        write!(
+            stdout,
+            "\x1b[H\x1b[2J{now}  every {}s, Ctrl-C to stop\n\n{text}",
+            args.interval.as_secs()
+        )?;
+        stdout.flush()?;
+        drop(stdout);
+        tokio::select! {
+            _ = &mut stop => return Ok(ExitCode::SUCCESS),
+            _ = tokio::time::sleep(args.interval) => {}
+        }
+    }
+}
+
+/// Which groups: the named ones (each must exist), or every consumer group.
+async fn groups(client: &KafkaClient, args: &LagArgs) -> Result<Vec<String>> {
+    if !args.all {
+        return Ok(args.group.clone());
+    }
+    let listings = client
+        .list_groups(&GroupFilter::default())
+        .await
+        .map_err(|e| super::kafka_error(e, ""))?;
+    Ok(listings
+        .into_iter()
+        .filter(|l| matches!(l.protocol_type.as_str(), "consumer" | ""))
+        .filter(|l| l.group_type != "share")
+        .map(|l| l.group_id)
+        .collect())
+}
+
+pub async fn collect(client: &KafkaClient, args: &LagArgs) -> Result<LagReport> {
+    let names = groups(client, args).await?;
+    let (snapshot, descriptions) = tokio::join!(
+        client.lag_snapshot(&names, Isolation::ReadUncommitted),
+        client.describe_groups(&names)
+    );
+    let snapshot = snapshot.map_err(|e| super::kafka_error(e, ""))?;
+    let mut described: HashMap<String, GroupDescription> = HashMap::new();
+    for (group, result) in descriptions {
+        described.insert(group, result.map_err(|e| super::kafka_error(e, ""))?);
+    }
+    if let Some((group, error)) = snapshot.errors.into_iter().next() {
+        return Err(super::kafka_error(error, "").context(format!("group {group}")));
+    }
+    let unknown: Vec<&String> = names
+        .iter()
+        .filter(|g| {
+            let has_offsets = snapshot.groups.get(*g).is_some_and(|l| !l.partitions.is_empty());
+            !has_offsets && described.get(*g).is_none_or(|d| !d.exists())
+        })
+        .collect();
+    if !args.all && !unknown.is_empty() {
+        let list: Vec<&str> = unknown.iter().map(|g| g.as_str()).collect();
+        bail!(
+            "unknown group {}: no members and no committed offsets on this cluster (check the name; `lag --all` lists every group)",
+            list.join(", ")
+        );
+    }
+    // The timestamp of the record at each lagging partition's committed offset.
+    let lagging: Vec<(TopicPartition, i64)> = snapshot
+        .groups
+        .values()
+        .flat_map(|g| g.partitions.iter())
+        .filter(|p| p.lag.is_some_and(|l| l > 0))
+        .map(|p| (TopicPartition::new(&p.topic, p.partition), p.committed))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let timestamps: BTreeMap<(TopicPartition, i64), i64> = futures_util::stream::iter(lagging)
+        .map(|(tp, offset)| async move {
+            let ts = client.record_timestamp(&tp, offset).await;
+            ((tp, offset), ts)
+        })
+        .buffer_unordered(TIMESTAMP_CONCURRENCY)
+        .filter_map(|(key, ts)| async move { ts.ok().flatten().map(|t| (key, t)) })
+        .collect()
+        .await;
+    // Partitions that members own but the group has not committed on: shown with their log end, as
+    // `kafka-consumer-groups --describe` shows them.
+    let uncommitted: Vec<TopicPartition> = described
+        .iter()
+        .flat_map(|(name, d)| {
+            let committed = snapshot.groups.get(name);
+            d.members.iter().flat_map(|m| m.assignment.iter()).filter(move |tp| {
+                committed.is_none_or(|g| {
+                    !g.partitions
+                        .iter()
+                        .any(|p| p.topic == tp.topic && p.partition == tp.partition)
+                })
+            })
+        })
+        .cloned()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let uncommitted_ends: BTreeMap<TopicPartition, i64> = if uncommitted.is_empty() {
+        BTreeMap::new()
+    } else {
+        client
+            .list_offsets(&uncommitted, OffsetSpec::Latest, Isolation::ReadUncommitted)
+            .await
+            .map_err(|e| super::kafka_error(e, ""))?
+            .into_iter()
+            .map(|(tp, o)| (tp, o.offset))
+            .collect()
+    };
+    let now_ms = k8s_openapi::jiff::Timestamp::now().as_millisecond();
+    let mut report = LagReport { groups: Vec::new() };
+    for name in &names {
+        if unknown.contains(&name) {
+            continue;
+        }
+        let description = described.get(name);
+        let owners: HashMap<TopicPartition, String> = description
+            .map(|d| {
+                d.members
+                    .iter()
+                    .flat_map(|m| {
+                        m.assignment.iter().map(move |tp| {
+                            (
+                                tp.clone(),
+                                format!("{}/{}", m.client_id, m.host.trim_start_matches('/')),
+                            )
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut partitions: Vec<PartitionReport> = snapshot
+            .groups
+            .get(name)
+            .map(|g| {
+                g.partitions
+                    .iter()
+                    .map(|p| {
+                        let tp = TopicPartition::new(&p.topic, p.partition);
+                        let time_lag = p.log_end.and_then(|log_end| {
+                            let sample = Sample {
+                                committed: Some(p.committed),
+                                log_end,
+                                committed_record_ms: timestamps.get(&(tp.clone(), p.committed)).copied(),
+                            };
+                            time_lag_ms(&sample, now_ms)
+                        });
+                        PartitionReport {
+                            topic: p.topic.clone(),
+                            partition: p.partition,
+                            committed: Some(p.committed),
+                            log_end: p.log_end,
+                            lag: p.lag,
+                            time_lag_ms: time_lag,
+                            consumer: owners.get(&tp).cloned(),
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (tp, owner) in &owners {
+            if !partitions
+                .iter()
+                .any(|p| p.topic == tp.topic && p.partition == tp.partition)
+            {
+                partitions.push(PartitionReport {
+                    topic: tp.topic.clone(),
+                    partition: tp.partition,
+                    committed: None,
+                    log_end: uncommitted_ends.get(tp).copied(),
+                    lag: None,
+                    time_lag_ms: None,
+                    consumer: Some(owner.clone()),
+                });
+            }
+        }
+        partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        report.groups.push(GroupReport {
+            group: name.clone(),
+            state: description.map_or_else(|| "Unknown".to_owned(), |d| d.state.clone()),
+            protocol: description.map_or_else(String::new, |d| format!("{:?}", d.protocol).to_lowercase()),
+            members: description.map_or(0, |d| d.members.len()),
+            total_lag: partitions.iter().filter_map(|p| p.lag).sum(),
+            max_time_lag_ms: partitions.iter().filter_map(|p| p.time_lag_ms).max(),
+            partitions,
+        });
+    }
+    report.groups.sort_by(|a, b| a.group.cmp(&b.group));
+    Ok(report)
+}
+
+pub fn render(format: Format, report: &LagReport) -> Result<String> {
+    match format {
+        Format::Table => Ok(render_table(report)),
+        other => output::structured(other, report),
+    }
+}
+
+/// One block per group: a line with its state, members and totals, then a row per partition.
+pub fn render_table(report: &LagReport) -> String {
+    if report.groups.is_empty() {
+        return "No consumer groups.\n".to_owned();
+    }
+    let mut out = String::new();
+    for (i, g) in report.groups.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(&format!(
+            "GROUP {}  state={} protocol={} members={} lag={} time-lag={}\n",
+            g.group,
+            g.state,
+            if g.protocol.is_empty() { "-" } else { &g.protocol },
+            g.members,
+            g.total_lag,
+            age(g.max_time_lag_ms)
+        ));
+        if g.partitions.is_empty() {
+            out.push_str("  (no committed offsets)\n");
+            continue;
+        }
+        let rows: Vec<Vec<String>> = g
+            .partitions
+            .iter()
+            .map(|p| {
+                vec![
+                    p.topic.clone(),
+                    p.partition.to_string(),
+                    opt(p.committed),
+                    opt(p.log_end),
+                    opt(p.lag),
+                    age(p.time_lag_ms),
+                    p.consumer.clone().unwrap_or_else(|| "-".to_owned()),
+                ]
+            })
+            .collect();
+        out.push_str(&output::table(
+            "  ",
+            &[
+                "TOPIC",
+                "PARTITION",
+                "CURRENT-OFFSET",
+                "LOG-END-OFFSET",
+                "LAG",
+                "TIME-LAG",
+                "CONSUMER",
+            ],
+            &rows,
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn partition(topic: &str, p: i32, committed: i64, end: i64, time_lag: Option<i64>) -> PartitionReport {
+        PartitionReport {
+            topic: topic.to_owned(),
+            partition: p,
+            committed: Some(committed),
+            log_end: Some(end),
+            lag: Some(end - committed),
+            time_lag_ms: time_lag,
+            consumer: None,
+        }
+    }
+
+    /// The table format, checked against `tests/golden/lag_table.txt` (fixed data: no clock involved).
+    /// `UPDATE_GOLDEN=1 cargo test --bin kafka-group-operator golden` rewrites the file after a deliberate change.
+    #[test]
+    fn lag_table_matches_the_golden_file() {
+        let mut stable = vec![
+            partition("orders", 0, 1200, 1212, Some(4_300)),
+            partition("orders", 1, 1187, 1187, Some(0)),
+            partition("orders", 2, 990, 1410, Some(192_000)),
+        ];
+        stable[0].consumer = Some("shipping-7f9c/10.0.3.17".to_owned());
+        stable[1].consumer = Some("shipping-7f9c/10.0.3.17".to_owned());
+        stable[2].consumer = Some("shipping-2b41/10.0.3.22".to_owned());
+        let report = LagReport {
+            groups: vec![
+                GroupReport {
+                    group: "billing".to_owned(),
+                    state: "Empty".to_owned(),
+                    protocol: "classic".to_owned(),
+                    members: 0,
+                    total_lag: 5000,
+                    max_time_lag_ms: Some(183_600_000),
+                    partitions: vec![
+                        partition("invoices", 0, 0, 5000, Some(183_600_000)),
+                        PartitionReport {
+                            log_end: None,
+                            lag: None,
+                            time_lag_ms: None,
+                            ..partition("invoices-old", 0, 17, 0, None)
+                        },
+                    ],
+                },
+                GroupReport {
+                    group: "new-group".to_owned(),
+                    state: "Stable".to_owned(),
+                    protocol: "consumer".to_owned(),
+                    members: 1,
+                    total_lag: 0,
+                    max_time_lag_ms: None,
+                    partitions: vec![PartitionReport {
+                        committed: None,
+                        lag: None,
+                        time_lag_ms: None,
+                        consumer: Some("consumer-new-group-1/10.0.3.40".to_owned()),
+                        ..partition("payments", 0, 0, 77, None)
+                    }],
+                },
+                GroupReport {
+                    group: "old-group".to_owned(),
+                    state: "Empty".to_owned(),
+                    protocol: "classic".to_owned(),
+                    members: 0,
+                    total_lag: 0,
+                    max_time_lag_ms: None,
+                    partitions: Vec::new(),
+                },
+                GroupReport {
+                    group: "shipping".to_owned(),
+                    state: "Stable".to_owned(),
+                    protocol: "classic".to_owned(),
+                    members: 2,
+                    total_lag: 432,
+                    max_time_lag_ms: Some(192_000),
+                    partitions: stable,
+                },
+            ],
+        };
+        let text = render_table(&report);
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/lag_table.txt");
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(&path, &text).expect("write the golden file");
+        }
+        let golden = std::fs::read_to_string(&path).expect("tests/golden/lag_table.txt");
+        assert_eq!(text, golden, "the lag table changed: compare with {}", path.display());
+    }
+}

@@ -1,0 +1,255 @@
+//! Resolves reset targets against a cluster — which partitions, their log bounds, the offsets Kafka finds for
+//! a time — and hands them to the pure planners. Shared by the OffsetReset reconciler and the command line's
+//! `plan`/`apply`, so both plan a manifest the same way.
+
+use crate::api::reset::{ResetTo, TopicSelection};
+use crate::kafka::{GroupOffsets, Isolation, KafkaClient, KafkaError, OffsetSpec, TopicPartition};
+use crate::plan::offset_init::{InitPolicy, OffsetInitDecision, plan_offset_init};
+use crate::plan::reset::{PlannedPartition, ResetTarget, plan_reset};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Why a target could not be resolved; each message says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+    #[error("topic {topic} has no partition {partition}")]
+    UnknownPartition { topic: String, partition: i32 },
+    #[error("group {0} has no committed offsets: list the topics to reset in spec.topics")]
+    NothingToReset(String),
+    #[error("{0}")]
+    InvalidTarget(String),
+    #[error("{0}")]
+    Plan(String),
+}
+
+/// What to reset: the parts of an OffsetReset (or an equivalent request) that planning needs.
+#[derive(Clone, Debug)]
+pub struct ResetRequest<'a> {
+    pub group_id: &'a str,
+    /// `spec.topics`: the partitions to move (all of a topic's when none are listed).
+    pub topics: &'a [TopicSelection],
+    pub to: &'a ResetTo,
+    /// The topics of the ConsumerGroup the reset names, used when nothing else says which partitions move.
+    pub declared_topics: &'a [String],
+    /// For `previousOf`: the offsets that the earlier reset replaced, looked up by the caller (they live in
+    /// the cluster's OffsetReset objects).
+    pub previous_of: Option<BTreeMap<TopicPartition, i64>>,
+}
+
+/// A resolved plan.
+#[derive(Clone, Debug)]
+pub struct ResolvedReset {
+    /// The target in words (`earliest`, `shiftBy -100`, …).
+    pub target: String,
+    pub partitions: Vec<PlannedPartition<TopicPartition>>,
+}
+
+/// Every partition of `topics`, checked against the cluster's metadata (an unknown topic is an error).
+pub async fn partitions_of_topics(
+    client: &KafkaClient,
+    topics: &[String],
+) -> Result<Vec<TopicPartition>, ResolveError> {
+    let metadata = client.metadata_with(topics).await?;
+    let mut out = Vec::new();
+    for t in topics {
+        out.extend(metadata.partitions_of(t)?);
+    }
+    Ok(out)
+}
+
+/// The partitions a reset moves: the listed topics (all or some partitions), else the previous reset's, the
+/// explicit ones, the group's committed ones, or the ConsumerGroup's declared topics.
+async fn reset_partitions(
+    client: &KafkaClient,
+    request: &ResetRequest<'_>,
+    committed: &GroupOffsets,
+) -> Result<Vec<TopicPartition>, ResolveError> {
+    if !request.topics.is_empty() {
+        let names: Vec<String> = request.topics.iter().map(|t| t.name.clone()).collect();
+        let metadata = client.metadata_with(&names).await?;
+        let mut out = Vec::new();
+        for t in request.topics {
+            let all = metadata.partitions_of(&t.name)?;
+            if t.partitions.is_empty() {
+                out.extend(all);
+            } else {
+                for p in &t.partitions {
+                    let tp = TopicPartition::new(&t.name, *p);
+                    if !all.contains(&tp) {
+                        return Err(ResolveError::UnknownPartition {
+                            topic: t.name.clone(),
+                            partition: *p,
+                        });
+                    }
+                    out.push(tp);
+                }
+            }
+        }
+        return Ok(out);
+    }
+    if let Some(prev) = &request.previous_of {
+        return Ok(prev.keys().cloned().collect());
+    }
+    if let Some(explicit) = &request.to.partitions {
+        let wanted: Vec<TopicPartition> = explicit
+            .iter()
+            .map(|p| TopicPartition::new(&p.topic, p.partition))
+            .collect();
+        let topics: Vec<String> = wanted
+            .iter()
+            .map(|tp| tp.topic.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let known = partitions_of_topics(client, &topics).await?;
+        if let Some(missing) = wanted.iter().find(|tp| !known.contains(tp)) {
+            return Err(ResolveError::UnknownPartition {
+                topic: missing.topic.clone(),
+                partition: missing.partition,
+            });
+        }
+        return Ok(wanted);
+    }
+    if !committed.is_empty() {
+        return Ok(committed.keys().cloned().collect());
+    }
+    if !request.declared_topics.is_empty() {
+        return partitions_of_topics(client, request.declared_topics).await;
+    }
+    Err(ResolveError::NothingToReset(request.group_id.to_owned()))
+}
+
+/// Log start and log end of each partition.
+pub async fn log_bounds(
+    client: &KafkaClient,
+    partitions: &[TopicPartition],
+) -> Result<(BTreeMap<TopicPartition, i64>, BTreeMap<TopicPartition, i64>), ResolveError> {
+    let (starts, ends) = tokio::join!(
+        client.list_offsets(partitions, OffsetSpec::Earliest, Isolation::ReadUncommitted),
+        client.list_offsets(partitions, OffsetSpec::Latest, Isolation::ReadUncommitted)
+    );
+    let offsets = |m: std::collections::BTreeMap<TopicPartition, crate::kafka::LogOffset>| {
+        m.into_iter().map(|(k, v)| (k, v.offset)).collect::<BTreeMap<_, _>>()
+    };
+    Ok((offsets(starts?), offsets(ends?)))
+}
+
+/// Resolves `request` against the cluster and plans it with `plan::reset`. `committed` is the group's
+/// committed offsets; `now_ms` the time a `duration` counts back from.
+pub async fn resolve_reset(
+    client: &KafkaClient,
+    request: &ResetRequest<'_>,
+    committed: &GroupOffsets,
+    now_ms: i64,
+) -> Result<ResolvedReset, ResolveError> {
+    let to = request.to;
+    let partitions = reset_partitions(client, request, committed).await?;
+    let (starts, ends) = log_bounds(client, &partitions).await?;
+    let partitions_ref = &partitions;
+    let at_time = |ms: i64| async move {
+        client
+            .list_offsets(partitions_ref, OffsetSpec::Timestamp(ms), Isolation::ReadUncommitted)
+            .await
+            .map(|m| m.into_iter().map(|(k, v)| (k, v.offset)).collect::<BTreeMap<_, _>>())
+    };
+    let (target, words) = if to.earliest.is_some() {
+        (ResetTarget::Earliest, "earliest".to_owned())
+    } else if to.latest.is_some() {
+        (ResetTarget::Latest, "latest".to_owned())
+    } else if let Some(o) = to.offset {
+        (ResetTarget::Offset(o), format!("offset {o}"))
+    } else if let Some(ts) = &to.timestamp {
+        let t: k8s_openapi::jiff::Timestamp = ts.parse().map_err(|e| {
+            ResolveError::InvalidTarget(format!(
+                "timestamp {ts:?} is not RFC 3339 (e.g. 2026-11-25T08:00:00Z): {e}"
+            ))
+        })?;
+        (
+            ResetTarget::AtTime(at_time(t.as_millisecond()).await?),
+            format!("timestamp {ts}"),
+        )
+    } else if let Some(d) = &to.duration {
+        let back = crate::plan::duration::parse_duration(d).map_err(|e| ResolveError::InvalidTarget(e.to_string()))?;
+        let ms = now_ms - back.as_millis() as i64;
+        (ResetTarget::AtTime(at_time(ms).await?), format!("duration {d}"))
+    } else if let Some(n) = to.shift_by {
+        (ResetTarget::ShiftBy(n), format!("shiftBy {n}"))
+    } else if let Some(explicit) = &to.partitions {
+        let map = explicit
+            .iter()
+            .map(|p| (TopicPartition::new(&p.topic, p.partition), p.offset))
+            .collect();
+        (ResetTarget::Explicit(map), format!("partitions ({})", explicit.len()))
+    } else if let (Some(prev), Some(name)) = (&request.previous_of, &to.previous_of) {
+        (ResetTarget::Explicit(prev.clone()), format!("previousOf {name}"))
+    } else {
+        return Err(ResolveError::InvalidTarget(
+            "spec.to names no target: give one of earliest, latest, offset, timestamp, duration, shiftBy, partitions or previousOf".to_owned(),
+        ));
+    };
+    let current: BTreeMap<TopicPartition, i64> = committed.iter().map(|(k, v)| (k.clone(), v.offset)).collect();
+    let planned =
+        plan_reset(&target, &partitions, &current, &starts, &ends).map_err(|e| ResolveError::Plan(e.to_string()))?;
+    Ok(ResolvedReset {
+        target: words,
+        partitions: planned,
+    })
+}
+
+/// Where `offsetInit` starts the `missing` partitions: their log start (`earliest`) or log end (`latest`).
+/// Log ends the caller has already read (`known_log_ends`) are used as they are, saving a request.
+pub async fn initial_offsets(
+    client: &KafkaClient,
+    policy: InitPolicy,
+    missing: &[TopicPartition],
+    known_log_ends: Option<&BTreeMap<TopicPartition, i64>>,
+) -> Result<BTreeMap<TopicPartition, i64>, KafkaError> {
+    let spec = match (policy, known_log_ends) {
+        (InitPolicy::None, _) => return Ok(BTreeMap::new()),
+        // Only the missing partitions: `known_log_ends` may be a whole scan's (shared by many groups).
+        (InitPolicy::Latest, Some(ends)) => {
+            return Ok(missing
+                .iter()
+                .filter_map(|tp| ends.get(tp).map(|end| (tp.clone(), *end)))
+                .collect());
+        }
+        _ if missing.is_empty() => return Ok(BTreeMap::new()),
+        (InitPolicy::Earliest, _) => OffsetSpec::Earliest,
+        (InitPolicy::Latest, None) => OffsetSpec::Latest,
+    };
+    Ok(client
+        .list_offsets(missing, spec, Isolation::ReadUncommitted)
+        .await?
+        .into_iter()
+        .map(|(k, v)| (k, v.offset))
+        .collect())
+}
+
+/// Resolves a ConsumerGroup's `offsetInit` for an inactive group: the starting offset of each partition of
+/// `topics` that has no committed offset (nothing for policy `none`). Whether the group is inactive is the
+/// caller's to check before committing.
+pub async fn resolve_offset_init(
+    client: &KafkaClient,
+    policy: InitPolicy,
+    topics: &[String],
+    committed: &GroupOffsets,
+) -> Result<BTreeMap<TopicPartition, i64>, ResolveError> {
+    if policy == InitPolicy::None || topics.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let partitions = partitions_of_topics(client, topics).await?;
+    let has: BTreeSet<TopicPartition> = committed.keys().cloned().collect();
+    let missing: Vec<TopicPartition> = partitions.iter().filter(|p| !has.contains(*p)).cloned().collect();
+    let starts = initial_offsets(client, policy, &missing, None).await?;
+    match plan_offset_init(policy, &partitions, &has, true, &starts) {
+        OffsetInitDecision::NothingToDo => Ok(BTreeMap::new()),
+        OffsetInitDecision::Commit(offsets) => Ok(offsets),
+        OffsetInitDecision::StartUnknown(parts) => Err(ResolveError::Plan(format!(
+            "the log bounds of {} are unknown (no leader?): try again later",
+            parts.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        ))),
+        // The group is passed in as inactive: planning shows what a commit would do.
+        OffsetInitDecision::WaitForEmptyGroup(_) => Ok(BTreeMap::new()),
+    }
+}

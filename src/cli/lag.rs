@@ -7,7 +7,9 @@ use super::output::{self, Format, age, opt};
 use anyhow::{Result, bail};
 use clap::Args;
 use futures_util::StreamExt;
-use kafka_group_operator::kafka::{GroupDescription, GroupFilter, Isolation, KafkaClient, OffsetSpec, TopicPartition};
+use kafka_group_operator::kafka::{
+    GroupDescription, GroupFilter, Isolation, KafkaClient, LagScanner, OffsetSpec, TopicPartition,
+};
 use kafka_group_operator::lag::{Sample, time_lag_ms};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -81,14 +83,17 @@ pub struct PartitionReport {
 pub async fn run(args: LagArgs) -> Result<ExitCode> {
     let client = args.connect.client().await?;
     if !args.watch {
-        let report = collect(&client, &args).await?;
+        let report = collect(&client, &args, None).await?;
         print!("{}", render(args.output, &report)?);
         return Ok(ExitCode::SUCCESS);
     }
+    // Refreshes read the commits since the last one from `__consumer_offsets` (where the broker has it)
+    // instead of fetching every committed offset again: see `LagScanner`.
+    let mut scanner = LagScanner::new(client.clone());
     let stop = tokio::signal::ctrl_c();
     tokio::pin!(stop);
     loop {
-        let report = collect(&client, &args).await?;
+        let report = collect(&client, &args, Some(&mut scanner)).await?;
         let text = render(args.output, &report)?;
         let now = k8s_openapi::jiff::Timestamp::now().strftime("%H:%M:%S");
         // Home the cursor and clear the screen: the table refreshes in place.
@@ -124,12 +129,19 @@ async fn groups(client: &KafkaClient, args: &LagArgs) -> Result<Vec<String>> {
         .collect())
 }
 
-pub async fn collect(client: &KafkaClient, args: &LagArgs) -> Result<LagReport> {
+/// One report; with a `scanner` (repeated refreshes), its committed offsets come from the scanner's tail.
+pub async fn collect(client: &KafkaClient, args: &LagArgs, scanner: Option<&mut LagScanner>) -> Result<LagReport> {
     let names = groups(client, args).await?;
-    let (snapshot, descriptions) = tokio::join!(
-        client.lag_snapshot(&names, Isolation::ReadUncommitted),
-        client.describe_groups(&names)
-    );
+    let snapshot = async {
+        match scanner {
+            Some(scanner) => scanner
+                .scan(&names, Isolation::ReadUncommitted)
+                .await
+                .map(|scan| scan.snapshot),
+            None => client.lag_snapshot(&names, Isolation::ReadUncommitted).await,
+        }
+    };
+    let (snapshot, descriptions) = tokio::join!(snapshot, client.describe_groups(&names));
     let snapshot = snapshot.map_err(|e| super::kafka_error(e, ""))?;
     let mut described: HashMap<String, GroupDescription> = HashMap::new();
     for (group, result) in descriptions {

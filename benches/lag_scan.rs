@@ -35,7 +35,7 @@ use common::{
     seed, vm_hwm_kib,
 };
 use kafka_group_operator::kafka::{
-    ClientConfig, GroupFilter, Isolation, KafkaClient, LagScanner, OffsetSpec, TopicPartition,
+    ClientConfig, GroupFilter, Isolation, KafkaClient, LagScanner, LagSnapshot, OffsetSpec, TopicPartition,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -109,6 +109,11 @@ async fn our_scan(client: &KafkaClient) -> Result<ScanLine> {
         .map(|g| g.group_id)
         .collect();
     let snapshot = client.lag_snapshot(&groups, Isolation::ReadUncommitted).await?;
+    scan_line(&snapshot, wall0, cpu0, None)
+}
+
+/// What a scan reports on its line; an error if any group failed.
+fn scan_line(snapshot: &LagSnapshot, wall0: Instant, cpu0: Duration, path: Option<String>) -> Result<ScanLine> {
     if let Some((group, error)) = snapshot.errors.iter().next() {
         bail!("{} groups failed, e.g. {group}: {error}", snapshot.errors.len());
     }
@@ -118,7 +123,7 @@ async fn our_scan(client: &KafkaClient) -> Result<ScanLine> {
         partitions: snapshot.log_ends.len(),
         wall_us: micros(wall0.elapsed()),
         cpu_us: micros(process_cpu().saturating_sub(cpu0)),
-        path: None,
+        path,
     })
 }
 
@@ -130,18 +135,7 @@ async fn our_tail_scan(scanner: &mut LagScanner) -> Result<ScanLine> {
     let scan = scanner
         .scan_all_groups(&GroupFilter::default(), Isolation::ReadUncommitted)
         .await?;
-    let snapshot = &scan.snapshot;
-    if let Some((group, error)) = snapshot.errors.iter().next() {
-        bail!("{} groups failed, e.g. {group}: {error}", snapshot.errors.len());
-    }
-    Ok(ScanLine {
-        total_lag: snapshot.total_lag(),
-        groups: snapshot.groups.len(),
-        partitions: snapshot.log_ends.len(),
-        wall_us: micros(wall0.elapsed()),
-        cpu_us: micros(process_cpu().saturating_sub(cpu0)),
-        path: Some(scan.path.name().to_owned()),
-    })
+    scan_line(&scan.snapshot, wall0, cpu0, Some(scan.path.name().to_owned()))
 }
 
 fn oneshot(bootstrap: &str) -> Result<()> {

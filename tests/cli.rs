@@ -108,13 +108,7 @@ async fn commit(kafka: &dyn TestBroker, group: &str, offsets: &[(&str, i32, i64)
 }
 
 async fn committed(kafka: &dyn TestBroker, group: &str) -> BTreeMap<(String, i32), i64> {
-    client(kafka)
-        .group_offsets(group)
-        .await
-        .expect("offsets")
-        .into_iter()
-        .map(|(tp, c)| ((tp.topic, tp.partition), c.offset))
-        .collect()
+    support::kafka::committed_by_partition(&client(kafka), group).await
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> String {

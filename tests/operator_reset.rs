@@ -73,13 +73,7 @@ async fn tool_dry_run(env: &Env, group: &str, topic: &str, target: &[&str]) -> B
 }
 
 async fn committed(env: &Env, group: &str) -> BTreeMap<(String, i32), i64> {
-    env.kafka
-        .group_offsets(group)
-        .await
-        .expect("offsets")
-        .into_iter()
-        .map(|(tp, c)| ((tp.topic, tp.partition), c.offset))
-        .collect()
+    support::kafka::committed_by_partition(&env.kafka, group).await
 }
 
 async fn every_target_commits_what_kafka_consumer_groups_dry_run_plans(kafka: &'static dyn TestBroker) {

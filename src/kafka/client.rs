@@ -83,37 +83,32 @@ impl KafkaClient {
 
     /// The connection to broker `node_id` (its address from metadata).
     pub async fn broker(&self, node_id: i32) -> Result<Arc<Connection>, KafkaError> {
-        let metadata = self.metadata().await?;
-        let addr = match metadata.brokers.get(&node_id) {
-            Some(b) => b.addr(),
-            None => {
-                self.invalidate_metadata();
-                let metadata = self.refresh_metadata().await?;
-                metadata
-                    .brokers
-                    .get(&node_id)
-                    .map(|b| b.addr())
-                    .ok_or_else(|| KafkaError::Connect {
-                        broker: format!("node {node_id}"),
-                        message: "the broker is not in the cluster's metadata".into(),
-                    })?
-            }
-        };
+        let addr = self.broker_addr(node_id).await?;
         self.connection(&addr).await
     }
 
-    /// A new connection to broker `node_id`, outside the pool: for a caller whose requests must not queue
-    /// behind the pooled connection's (the broker serves one request per connection at a time).
-    pub async fn dedicated_connection(&self, node_id: i32) -> Result<Arc<Connection>, KafkaError> {
-        let metadata = self.metadata().await?;
-        let addr = metadata
+    /// Broker `node_id`'s address, from the cached metadata or, for a broker it does not know yet, fresh
+    /// metadata.
+    async fn broker_addr(&self, node_id: i32) -> Result<String, KafkaError> {
+        if let Some(b) = self.metadata().await?.brokers.get(&node_id) {
+            return Ok(b.addr());
+        }
+        self.invalidate_metadata();
+        self.refresh_metadata()
+            .await?
             .brokers
             .get(&node_id)
             .map(|b| b.addr())
             .ok_or_else(|| KafkaError::Connect {
                 broker: format!("node {node_id}"),
                 message: "the broker is not in the cluster's metadata".into(),
-            })?;
+            })
+    }
+
+    /// A new connection to broker `node_id`, outside the pool: for a caller whose requests must not queue
+    /// behind the pooled connection's (the broker serves one request per connection at a time).
+    pub async fn dedicated_connection(&self, node_id: i32) -> Result<Arc<Connection>, KafkaError> {
+        let addr = self.broker_addr(node_id).await?;
         let conn = Connection::connect(&addr, &self.inner.config, self.inner.tls.clone()).await?;
         tracing::debug!(broker = %addr, "connected (dedicated)");
         Ok(Arc::new(conn))

@@ -271,6 +271,20 @@ pub fn create_topic_with_cli(bootstrap: &str, topic: &str, partitions: u32) {
 }
 
 /// `kafka-consumer-groups --describe --group G --offsets` against the broker at `bootstrap`, parsed.
+/// A group's committed offsets through our admin client, by (topic, partition).
+pub async fn committed_by_partition(
+    client: &kafka_group_operator::kafka::KafkaClient,
+    group: &str,
+) -> BTreeMap<(String, i32), i64> {
+    client
+        .group_offsets(group)
+        .await
+        .expect("committed offsets")
+        .into_iter()
+        .map(|(tp, c)| ((tp.topic, tp.partition), c.offset))
+        .collect()
+}
+
 pub fn describe_group_offsets_with_cli(bootstrap: &str, group: &str) -> Vec<GroupOffsetRow> {
     let out = kafka_tool_ok(
         bootstrap,

@@ -165,7 +165,17 @@ async fn log_offsets_earliest_latest_and_the_lag_snapshot_agree_with_kafka_consu
     let topic = topic_with_records(&client, kafka, 3, 90).await;
     let group = unique_name("lag");
     clients::consume_and_commit(&kafka.bootstrap(), &topic, &group, ClientProtocol::Classic, 30);
-    clients::produce(&kafka.bootstrap(), &topic, 15);
+    let before = client
+        .lag_snapshot(std::slice::from_ref(&group), Isolation::ReadUncommitted)
+        .await
+        .expect("snapshot before")
+        .total_lag();
+    // Five more records on every partition, so that each partition the group committed on (which ones depends
+    // on how the consumer's fetches went) gains exactly five.
+    let now_ms = k8s_openapi::jiff::Timestamp::now().as_millisecond();
+    for p in 0..3 {
+        clients::produce_with_timestamps(&kafka.bootstrap(), &topic, p, 5, now_ms, 1);
+    }
 
     let partitions: Vec<TopicPartition> = (0..3).map(|p| tp(&topic, p)).collect();
     let earliest = client
@@ -188,9 +198,10 @@ async fn log_offsets_earliest_latest_and_the_lag_snapshot_agree_with_kafka_consu
     // Like kafka-consumer-groups, the snapshot covers the partitions the group committed on.
     assert_eq!(lag.partitions.len(), rows.len());
     assert_eq!(lag.total_lag, rows.iter().filter_map(|r| r.lag).sum::<i64>());
-    assert!(
-        lag.total_lag >= 15,
-        "15 records were produced after the commit: {lag:?}"
+    assert_eq!(
+        lag.total_lag,
+        before + 5 * lag.partitions.len() as i64,
+        "5 records per partition were produced after the commit: {lag:?}"
     );
     for row in rows {
         let ours = lag

@@ -202,7 +202,6 @@ async fn cluster_client(group: &ConsumerGroup, ctx: &Context) -> Result<KafkaCli
 struct Observation {
     sample: Arc<GroupSample>,
     offsets: GroupOffsets,
-    oldest_unconsumed_ms: Option<i64>,
 }
 
 /// The group as the cluster's shared lag sampler last saw it (a new group waits for its first scan).
@@ -216,7 +215,6 @@ async fn observe(group: &ConsumerGroup, ctx: &Context, sampler: &ClusterSampler)
         .await
         .ok_or_else(|| Error::Kafka(KafkaError::NoAttemptFinished(ctx.config.client.operation_timeout * 2)))??;
     Ok(Observation {
-        oldest_unconsumed_ms: sample.oldest_unconsumed_ms(),
         offsets: sample.offsets.clone(),
         sample,
     })
@@ -367,7 +365,7 @@ fn fill_observation(status: &mut ConsumerGroupStatus, obs: &Observation) {
         .filter_map(|(tp, c)| obs.sample.log_ends.get(tp).map(|end| (end - c.offset).max(0)))
         .sum();
     status.total_lag = Some(lag);
-    status.oldest_unconsumed_record = obs.oldest_unconsumed_ms.map(time_from_ms);
+    status.oldest_unconsumed_record = obs.sample.oldest_unconsumed_ms().map(time_from_ms);
     status.partitions_without_offsets = obs
         .sample
         .declared

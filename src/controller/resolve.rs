@@ -66,27 +66,23 @@ async fn reset_partitions(
     committed: &GroupOffsets,
 ) -> Result<Vec<TopicPartition>, ResolveError> {
     if !request.topics.is_empty() {
-        let names: Vec<String> = request.topics.iter().map(|t| t.name.clone()).collect();
-        let metadata = client.metadata_with(&names).await?;
-        let mut out = Vec::new();
+        let names: Vec<String> = request
+            .topics
+            .iter()
+            .map(|t| t.name.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let known = partitions_of_topics(client, &names).await?;
+        let mut wanted = Vec::new();
         for t in request.topics {
-            let all = metadata.partitions_of(&t.name)?;
             if t.partitions.is_empty() {
-                out.extend(all);
+                wanted.extend(known.iter().filter(|tp| tp.topic == t.name).cloned());
             } else {
-                for p in &t.partitions {
-                    let tp = TopicPartition::new(&t.name, *p);
-                    if !all.contains(&tp) {
-                        return Err(ResolveError::UnknownPartition {
-                            topic: t.name.clone(),
-                            partition: *p,
-                        });
-                    }
-                    out.push(tp);
-                }
+                wanted.extend(t.partitions.iter().map(|p| TopicPartition::new(&t.name, *p)));
             }
         }
-        return Ok(out);
+        return existing(wanted, &known);
     }
     if let Some(prev) = &request.previous_of {
         return Ok(prev.keys().cloned().collect());
@@ -103,13 +99,7 @@ async fn reset_partitions(
             .into_iter()
             .collect();
         let known = partitions_of_topics(client, &topics).await?;
-        if let Some(missing) = wanted.iter().find(|tp| !known.contains(tp)) {
-            return Err(ResolveError::UnknownPartition {
-                topic: missing.topic.clone(),
-                partition: missing.partition,
-            });
-        }
-        return Ok(wanted);
+        return existing(wanted, &known);
     }
     if !committed.is_empty() {
         return Ok(committed.keys().cloned().collect());
@@ -118,6 +108,17 @@ async fn reset_partitions(
         return partitions_of_topics(client, request.declared_topics).await;
     }
     Err(ResolveError::NothingToReset(request.group_id.to_owned()))
+}
+
+/// `wanted`, if every one of them is among the cluster's `known` partitions; else the first that is not.
+fn existing(wanted: Vec<TopicPartition>, known: &[TopicPartition]) -> Result<Vec<TopicPartition>, ResolveError> {
+    match wanted.iter().find(|tp| !known.contains(tp)) {
+        Some(missing) => Err(ResolveError::UnknownPartition {
+            topic: missing.topic.clone(),
+            partition: missing.partition,
+        }),
+        None => Ok(wanted),
+    }
 }
 
 /// Log start and log end of each partition.

@@ -347,3 +347,137 @@ impl Drop for GroupMember {
         self.stop();
     }
 }
+
+/// A long-running `confluent_client.py` process (one of the commands that run until SIGTERM), started tied
+/// to the test binary, with its output in a log file; stopped (SIGTERM, then SIGKILL after 20 s) when dropped.
+pub struct ScriptProcess {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+    /// The first line it printed that starts with the ready prefix it was started with.
+    pub ready_line: serde_json::Value,
+}
+
+impl ScriptProcess {
+    /// Runs `confluent_client.py ARGS` (PLAINTEXT) and waits up to `timeout` for a line starting with
+    /// `ready_prefix`.
+    pub fn start(what: &str, args: &[&str], ready_prefix: &str, timeout: std::time::Duration) -> ScriptProcess {
+        let python = clients_venv().join("bin/python");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/confluent_client.py");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join("client.log");
+        let mut cmd = Command::new(python);
+        cmd.arg(script).args(args).env_remove("KGO_SASL_PASSWORD");
+        let mut child = super::process::spawn_tied(cmd, &log);
+        let mut ready_line = None;
+        super::process::wait_until(what, &mut child, &log, timeout, || {
+            ready_line = std::fs::read_to_string(&log)
+                .ok()
+                .and_then(|text| text.lines().find(|l| l.starts_with(ready_prefix)).map(str::to_owned));
+            ready_line.is_some()
+        });
+        let ready_line = serde_json::from_str(&ready_line.unwrap_or_default()).expect("ready JSON");
+        ScriptProcess {
+            child,
+            log,
+            _dir: dir,
+            ready_line,
+        }
+    }
+
+    /// Everything it printed so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether it still runs.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGTERM, and waits for it to exit.
+    pub fn stop(mut self) -> String {
+        super::process::stop(&mut self.child, std::time::Duration::from_secs(20));
+        self.log()
+    }
+}
+
+impl Drop for ScriptProcess {
+    fn drop(&mut self) {
+        super::process::stop(&mut self.child, std::time::Duration::from_secs(20));
+    }
+}
+
+/// A consumer that uses `assign()` instead of `subscribe()`: no group membership, yet it commits into
+/// `group` (partition `partition` of `topic`): `first_offset`, then one more every `interval`, until stopped.
+/// Kafka takes these commits only while the group has no members (it reports the group `Empty`): the
+/// "hidden committer" a reset must not race.
+pub fn assign_committer(
+    bootstrap: &str,
+    topic: &str,
+    group: &str,
+    partition: i32,
+    first_offset: i64,
+    interval: std::time::Duration,
+) -> ScriptProcess {
+    let (partition, offset, interval) = (
+        partition.to_string(),
+        first_offset.to_string(),
+        interval.as_millis().to_string(),
+    );
+    ScriptProcess::start(
+        "confluent-kafka assign() committer",
+        &[
+            "assign-commit",
+            "--bootstrap",
+            bootstrap,
+            "--topic",
+            topic,
+            "--group",
+            group,
+            "--partition",
+            &partition,
+            "--offset",
+            &offset,
+            "--commit-interval-ms",
+            &interval,
+            "--client-id",
+            "kgo-test-assign-committer",
+            "--timeout",
+            "600",
+        ],
+        "{\"ready\"",
+        std::time::Duration::from_secs(60),
+    )
+}
+
+impl ScriptProcess {
+    /// For an [`assign_committer`]: how many of its commits Kafka accepted so far.
+    pub fn accepted_commits(&self) -> usize {
+        self.log()
+            .lines()
+            .filter(|l| l.starts_with("{\"commit\"") && l.contains("\"ok\": true"))
+            .count()
+    }
+}
+
+/// A live producer: `rate` records per second into `topic` (keys spread over its partitions) until stopped.
+pub fn live_producer(bootstrap: &str, topic: &str, rate: u32) -> ScriptProcess {
+    let rate = rate.to_string();
+    ScriptProcess::start(
+        "confluent-kafka live producer",
+        &[
+            "stream",
+            "--bootstrap",
+            bootstrap,
+            "--topic",
+            topic,
+            "--rate",
+            &rate,
+            "--timeout",
+            "900",
+        ],
+        "{\"ready\"",
+        std::time::Duration::from_secs(60),
+    )
+}

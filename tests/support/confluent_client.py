@@ -21,6 +21,15 @@ run:     what a consumer Deployment's pod would run (tests/support/kubelet.rs st
          ({"assigned": [...]}, {"revoked": [...]}), {"consumed": N} every few seconds while records arrive, and
          {"closed": true, "consumed": N} after leaving the group on SIGTERM (a static member, one with
          --instance-id, does not leave: the broker keeps it until its session times out).
+         With --shutdown-delay-ms N it goes on consuming (and committing) for N ms after SIGTERM before it
+         closes: a consumer that takes long to finish its work and leave ({"stopping": true} when it starts).
+assign-commit: what a consumer using assign() instead of subscribe() does: no group membership, yet commits
+         into --group. Assigns --partition of --topic and, every --commit-interval-ms, commits the offset
+         --offset, then --offset + 1, + 2, ... (one more each time) until SIGTERM. Kafka refuses these commits
+         (UNKNOWN_MEMBER_ID) while the group has members and takes them once it is Empty: each attempt prints
+         {"commit": offset, "ok": bool, "error": ...}. Prints {"ready": true} after its first attempt.
+stream:  a live producer: produces --rate records per second (keys key-<i>, spread over the partitions) until
+         SIGTERM; prints {"ready": true} after the first delivery and {"produced": N} when it stops.
 txn-commit: commits --offset for --partition of --topic in --group inside a transaction of a transactional
          producer (transactional.id --transactional-id): init_transactions, begin_transaction,
          send_offsets_to_transaction with the group's metadata (a consumer of --group that never joins: generation
@@ -318,7 +327,15 @@ def run(args):
     delay = args.processing_delay_ms / 1000.0
     reported, last_report = 0, time.monotonic()
     admin, next_check = None, time.monotonic() + 1
-    while not stop:
+    stop_at = None
+    while True:
+        if stop:
+            if stop_at is None:
+                stop_at = time.monotonic() + args.shutdown_delay_ms / 1000.0
+                if args.shutdown_delay_ms > 0:
+                    print(json.dumps({"stopping": True, "delay_ms": args.shutdown_delay_ms}), flush=True)
+            if time.monotonic() >= stop_at:
+                break
         if args.protocol == "consumer" and not state["ready"] and time.monotonic() >= next_check:
             # librdkafka calls on_assign for a KIP-848 member only once it gets partitions; a member of a group
             # with more members than partitions never does. Ask the group coordinator whether it is a member
@@ -347,15 +364,94 @@ def run(args):
     print(json.dumps({"closed": True, "consumed": state["consumed"]}), flush=True)
 
 
+def assign_commit(args):
+    import signal
+
+    errors = Errors("assign-commit")
+    consumer = Consumer(
+        {
+            **client_config(args, errors),
+            "group.id": args.group,
+            "client.id": args.client_id,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+    signal.signal(signal.SIGINT, lambda *_: stop.append(True))
+    partition = args.partition if args.partition is not None else 0
+    start = args.offset if args.offset is not None else 0
+    consumer.assign([TopicPartition(args.topic, partition, start)])
+    deadline = time.monotonic() + args.timeout
+    offset, next_commit, ready = start, time.monotonic(), False
+    while not stop and time.monotonic() < deadline:
+        consumer.poll(0.1)
+        if time.monotonic() < next_commit:
+            continue
+        next_commit = time.monotonic() + args.commit_interval_ms / 1000.0
+        line = {"commit": offset}
+        try:
+            consumer.commit(offsets=[TopicPartition(args.topic, partition, offset)], asynchronous=False)
+            line["ok"] = True
+            offset += 1
+        except KafkaException as e:
+            line.update({"ok": False, "error": str(e)})
+        print(json.dumps(line), flush=True)
+        if not ready:
+            ready = True
+            print(json.dumps({"ready": True}), flush=True)
+    consumer.close()
+
+
+def stream(args):
+    import signal
+
+    errors = Errors("stream")
+    producer = Producer({**client_config(args, errors), "linger.ms": 5, "acks": "all"})
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+    signal.signal(signal.SIGINT, lambda *_: stop.append(True))
+    state = {"delivered": 0, "ready": False}
+
+    def report(err, _msg):
+        if err is None:
+            state["delivered"] += 1
+            if not state["ready"]:
+                state["ready"] = True
+                print(json.dumps({"ready": True}), flush=True)
+
+    interval = 1.0 / max(args.rate, 0.001)
+    started, i = time.monotonic(), 0
+    deadline = started + args.timeout
+    while not stop and time.monotonic() < deadline:
+        due = started + i * interval
+        now = time.monotonic()
+        if now < due:
+            producer.poll(min(due - now, 0.1))
+            continue
+        producer.produce(args.topic, key=f"key-{i}", value=f"value-{i}", on_delivery=report)
+        producer.poll(0)
+        i += 1
+    producer.flush(10)
+    print(json.dumps({"produced": state["delivered"]}), flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["produce", "idempotent-produce", "consume", "member", "run", "txn-commit"])
+    parser.add_argument(
+        "command",
+        choices=["produce", "idempotent-produce", "consume", "member", "run", "txn-commit", "assign-commit", "stream"],
+    )
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--topic", help="the topic (every command but run)")
     parser.add_argument("--topics", help="run: comma-separated topics to subscribe to")
     parser.add_argument("--auto-offset-reset", choices=["earliest", "latest", "error"], default="earliest")
     parser.add_argument("--processing-delay-ms", type=int, default=0, help="run: sleep per record")
     parser.add_argument("--session-timeout-ms", type=int, default=10000, help="run: classic protocol only")
+    parser.add_argument("--shutdown-delay-ms", type=int, default=0, help="run: keep consuming this long after SIGTERM")
+    parser.add_argument("--commit-interval-ms", type=int, default=1000, help="assign-commit: between commits")
+    parser.add_argument("--rate", type=float, default=10, help="stream: records per second")
     parser.add_argument("--count", type=int, default=0)
     parser.add_argument("--timestamp-start", type=int, help="timestamp (ms) of the first produced record")
     parser.add_argument("--timestamp-step", type=int, default=1000)
@@ -364,7 +460,7 @@ def main():
     parser.add_argument("--instance-id", help="group.instance.id: a static member")
     parser.add_argument("--expect-partitions", type=int)
     parser.add_argument("--group")
-    parser.add_argument("--offset", type=int, help="txn-commit: the offset to commit")
+    parser.add_argument("--offset", type=int, help="txn-commit: the offset to commit; assign-commit: the first one")
     parser.add_argument("--transactional-id", help="txn-commit: the producer's transactional.id")
     parser.add_argument("--abort", action="store_true", help="txn-commit: abort instead of commit")
     parser.add_argument("--protocol", choices=["classic", "consumer"], default="classic")
@@ -378,7 +474,7 @@ def main():
     parser.add_argument("--cert", help="client certificate (PEM) for mutual TLS")
     parser.add_argument("--key", help="the client certificate's private key (PEM)")
     args = parser.parse_args()
-    if args.command not in ("produce", "idempotent-produce") and not args.group:
+    if args.command not in ("produce", "idempotent-produce", "stream") and not args.group:
         parser.error(f"{args.command} needs --group")
     if args.command == "run" and not args.topics:
         parser.error("run needs --topics")
@@ -391,6 +487,8 @@ def main():
         "member": member,
         "run": run,
         "txn-commit": txn_commit,
+        "assign-commit": assign_commit,
+        "stream": stream,
     }[args.command](args)
 
 

@@ -17,6 +17,8 @@ pub struct ControlPlane {
     server: String,
     etcd: Mutex<Child>,
     apiserver: Mutex<Child>,
+    /// The kube-apiserver binary and its flags, to start it again exactly as it was (`start_apiserver`).
+    apiserver_cmd: (PathBuf, Vec<String>),
     keep_dir: bool,
 }
 
@@ -65,8 +67,7 @@ impl ControlPlane {
         let port = free_port();
         let server = format!("https://127.0.0.1:{port}");
         let api_log = dir.join("kube-apiserver.log");
-        let mut api_cmd = Command::new(&apiserver_bin);
-        api_cmd.args([
+        let api_args = vec![
             format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
             "--bind-address=127.0.0.1".to_owned(),
             "--advertise-address=127.0.0.1".to_owned(),
@@ -85,7 +86,9 @@ impl ControlPlane {
             "--allow-privileged=true".to_owned(),
             format!("--cert-dir={}", dir.join("apiserver-certs").display()),
             "--v=1".to_owned(),
-        ]);
+        ];
+        let mut api_cmd = Command::new(&apiserver_bin);
+        api_cmd.args(&api_args);
         let mut apiserver = spawn_tied(api_cmd, &api_log);
 
         let kubeconfig = dir.join("kubeconfig");
@@ -111,8 +114,120 @@ impl ControlPlane {
             server,
             etcd: Mutex::new(etcd),
             apiserver: Mutex::new(apiserver),
+            apiserver_cmd: (apiserver_bin, api_args),
             keep_dir: false,
         }
+    }
+
+    /// An outage: kills the kube-apiserver (SIGKILL, no graceful shutdown) and waits until its port is
+    /// closed. etcd keeps running, so `start_apiserver` brings back the same state. Blocks; from async code
+    /// call it in `tokio::task::block_in_place`. Only for a private control plane (`start()`), never the shared
+    /// one.
+    pub fn stop_apiserver(&self) {
+        let mut child = self.apiserver.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = child.kill();
+        let _ = child.wait();
+        let port = self.port();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the kube-apiserver's port {port} is still open after it was killed"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the kube-apiserver again, on the same port with the same flags (a no-op if it runs), and waits
+    /// until `/readyz` answers. Blocks, like `stop_apiserver`.
+    pub fn start_apiserver(&self) {
+        let mut child = self.apiserver.lock().unwrap_or_else(|p| p.into_inner());
+        if matches!(child.try_wait(), Ok(None)) {
+            return;
+        }
+        let api_log = self.dir.join("kube-apiserver.log");
+        let (bin, args) = &self.apiserver_cmd;
+        // The port may linger for a moment after the kill: retry the start until it binds.
+        let deadline = std::time::Instant::now() + Duration::from_secs(90);
+        loop {
+            let mut cmd = Command::new(bin);
+            cmd.args(args);
+            *child = spawn_tied(cmd, &api_log);
+            let started = std::time::Instant::now();
+            let mut ready = false;
+            while started.elapsed() < Duration::from_secs(60) {
+                if self.ready() {
+                    ready = true;
+                    break;
+                }
+                if !matches!(child.try_wait(), Ok(None)) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if ready {
+                return;
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the kube-apiserver did not start again; log {}:\n{}",
+                api_log.display(),
+                tail(&api_log, 40)
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// `stop_apiserver`, `down` of outage, `start_apiserver`; returns how long the API was unreachable.
+    /// Blocks, like `stop_apiserver`.
+    pub fn restart_apiserver(&self, down: Duration) -> Duration {
+        let began = std::time::Instant::now();
+        self.stop_apiserver();
+        std::thread::sleep(down);
+        self.start_apiserver();
+        began.elapsed()
+    }
+
+    /// A kubeconfig in `dir` with only a token of ServiceAccount `sa` in `ns` (valid for an hour): a client
+    /// certificate next to a token would win, so this one has none.
+    pub fn token_kubeconfig(&self, dir: &Path, ns: &str, sa: &str) -> PathBuf {
+        let out = self.kubectl(&["create", "token", sa, "-n", ns, "--duration=1h"]);
+        assert!(
+            out.status.success(),
+            "kubectl create token {sa}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let path = dir.join(format!("{sa}.kubeconfig"));
+        let config = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {}\n    \
+             certificate-authority: {}\nusers:\n- name: sa\n  user:\n    token: {token}\ncontexts:\n- name: c\n  \
+             context:\n    cluster: c\n    user: sa\n    namespace: {ns}\ncurrent-context: c\n",
+            self.server,
+            self.dir.join("pki/ca.crt").display(),
+        );
+        std::fs::write(&path, config).expect("write kubeconfig");
+        path
+    }
+
+    /// Whether `/readyz` answers now.
+    pub fn ready(&self) -> bool {
+        Command::new(k8s_tool("kubectl"))
+            .arg(format!("--kubeconfig={}", self.kubeconfig.display()))
+            .args(["get", "--raw=/readyz", "--request-timeout=2s"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    }
+
+    fn port(&self) -> u16 {
+        self.server
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("the server URL has a port")
     }
 
     /// Path of an admin kubeconfig (client certificate in `system:masters`).

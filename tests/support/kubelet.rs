@@ -20,6 +20,7 @@
 //! | `KAFKA_PROCESSING_DELAY_MS` | sleep per record before its offset is stored (default 0), to create lag |
 //! | `KAFKA_STATIC_MEMBERSHIP`   | `true`: `group.instance.id` = the pod name, `<workload>-<ordinal>`       |
 //! | `KAFKA_SESSION_TIMEOUT_MS`  | `session.timeout.ms`, classic protocol only (default 10000)              |
+//! | `KAFKA_SHUTDOWN_DELAY_MS`   | after SIGTERM, go on consuming this long before leaving (default 0)     |
 //!
 //! The bootstrap servers are the ones given to [`Kubelet::start`], whatever the template says. Every pod is
 //! named `<workload>-<ordinal>` (for a Deployment too: no ReplicaSet hash), which is also its `client.id`.
@@ -366,6 +367,8 @@ struct ConsumerConfig {
     processing_delay_ms: u64,
     static_membership: bool,
     session_timeout_ms: u64,
+    /// Consumes on (in its group) for this long after SIGTERM: a pod that takes long to leave.
+    shutdown_delay_ms: u64,
 }
 
 impl ConsumerConfig {
@@ -408,6 +411,7 @@ impl ConsumerConfig {
             processing_delay_ms: number("KAFKA_PROCESSING_DELAY_MS", 0)?,
             static_membership: one_of("KAFKA_STATIC_MEMBERSHIP", &["true", "false"], "false")? == "true",
             session_timeout_ms: number("KAFKA_SESSION_TIMEOUT_MS", 10_000)?,
+            shutdown_delay_ms: number("KAFKA_SHUTDOWN_DELAY_MS", 0)?,
         })
     }
 }
@@ -664,6 +668,7 @@ impl State {
             .args(["--auto-offset-reset", &config.auto_offset_reset])
             .args(["--processing-delay-ms", &config.processing_delay_ms.to_string()])
             .args(["--session-timeout-ms", &config.session_timeout_ms.to_string()])
+            .args(["--shutdown-delay-ms", &config.shutdown_delay_ms.to_string()])
             .args(["--client-id", &name])
             .env_remove("KGO_SASL_PASSWORD");
         if config.static_membership {

@@ -14,6 +14,7 @@ pub mod kubelet;
 pub mod operator;
 pub mod pki;
 pub mod process;
+pub mod recorders;
 pub mod scenario;
 pub mod secure_kafka;
 pub mod tools;

@@ -12,6 +12,8 @@ pub struct Operator {
     log: PathBuf,
     _dir: tempfile::TempDir,
     pub metrics_port: u16,
+    /// Stopped with SIGSTOP (`pause`) and not continued yet.
+    paused: bool,
 }
 
 /// The operator binary cargo built for this test binary.
@@ -40,13 +42,30 @@ impl Operator {
     /// Starts the operator for `namespace` with its default intervals plus `flags` (benchmarks measure what
     /// users get).
     pub fn start_with_flags(cp: &ControlPlane, namespace: &str, flags: &[&str]) -> Operator {
+        Operator::launch(cp.kubeconfig(), namespace, flags)
+    }
+
+    /// `start` with another kubeconfig than the control plane's admin one (e.g. a ServiceAccount's token from
+    /// `ControlPlane::token_kubeconfig`).
+    pub fn start_with_kubeconfig(kubeconfig: &std::path::Path, namespace: &str, extra: &[&str]) -> Operator {
+        let mut flags = vec![
+            "--group-interval=2s",
+            "--cluster-interval=3s",
+            "--lag-interval=2s",
+            "--kafka-timeout=5s",
+        ];
+        flags.extend_from_slice(extra);
+        Operator::launch(kubeconfig, namespace, &flags)
+    }
+
+    fn launch(kubeconfig: &std::path::Path, namespace: &str, flags: &[&str]) -> Operator {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join("operator.log");
         let metrics_port = free_port();
         let mut cmd = Command::new(binary());
         cmd.env("RUST_LOG", "info,kafka_group_operator=debug,kube=warn")
             .arg("run")
-            .arg(format!("--kubeconfig={}", cp.kubeconfig().display()))
+            .arg(format!("--kubeconfig={}", kubeconfig.display()))
             .arg(format!("--namespace={namespace}"))
             .arg(format!("--metrics-addr=127.0.0.1:{metrics_port}"))
             .args(flags);
@@ -56,6 +75,7 @@ impl Operator {
             log,
             _dir: dir,
             metrics_port,
+            paused: false,
         }
     }
 
@@ -92,6 +112,36 @@ impl Operator {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// The value of the sample of metric `name` (e.g. `kafka_group_operator_offset_commits_total`) whose
+    /// labels include every `(label, value)` of `labels`, from /metrics; None if no sample matches or the
+    /// endpoint does not answer.
+    pub fn metric(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let (code, body) = self.http_get("/metrics")?;
+        if code != 200 {
+            return None;
+        }
+        metric_in(&body, name, labels)
+    }
+
+    /// SIGSTOP: the process freezes (no renewals, no requests) until `resume`, as a replica stuck in a long
+    /// GC pause or on a partitioned node would.
+    pub fn pause(&mut self) {
+        // SAFETY: sending a signal to our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGSTOP);
+        }
+        self.paused = true;
+    }
+
+    /// SIGCONT after `pause`.
+    pub fn resume(&mut self) {
+        // SAFETY: sending a signal to our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGCONT);
+        }
+        self.paused = false;
+    }
+
     /// SIGKILL: a crash, no graceful shutdown.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -109,6 +159,36 @@ impl Drop for Operator {
         if std::thread::panicking() {
             eprintln!("operator log:\n{}", self.log());
         }
+        if self.paused {
+            self.resume();
+        }
         self.stop();
     }
+}
+
+/// The value of the sample of `name` in a Prometheus text exposition whose labels include all of `labels`.
+pub fn metric_in(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
+        let (series, value) = line.rsplit_once(' ')?;
+        let (metric, label_text) = match series.split_once('{') {
+            Some((m, rest)) => (m, rest.strip_suffix('}')?),
+            None => (series, ""),
+        };
+        if metric != name {
+            return None;
+        }
+        let present: Vec<(String, String)> = label_text
+            .split("\",")
+            .filter(|p| !p.is_empty())
+            .filter_map(|p| {
+                let (k, v) = p.split_once('=')?;
+                Some((k.trim_matches(',').to_owned(), v.trim_matches('"').to_owned()))
+            })
+            .collect();
+        labels
+            .iter()
+            .all(|(k, v)| present.iter().any(|(pk, pv)| pk == k && pv == v))
+            .then(|| value.parse().ok())
+            .flatten()
+    })
 }

@@ -401,7 +401,15 @@ async fn run_controllers_while_leading(
         return Ok(());
     }
     let lease_ns = args.lease_namespace.clone().unwrap_or_else(|| "default".to_owned());
-    let election = LeaderElection::new(kube, &lease_ns, &args.lease_name, &identity, args.lease_duration);
+    let election = Arc::new(LeaderElection::new(
+        kube,
+        &lease_ns,
+        &args.lease_name,
+        &identity,
+        args.lease_duration,
+    ));
+    // Every act of a reset first checks that this replica still holds the Lease.
+    ctx.fence_with(election.clone());
     // A replica standing by is healthy and ready: it is doing its job.
     health.set_ready(true);
     tokio::pin!(shutdown);

@@ -89,8 +89,16 @@ pub mod metrics {
         pub current_replicas: Family<GroupLabels, Gauge>,
     }
 
+    #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+    pub struct ResetLabels {
+        pub namespace: String,
+        pub name: String,
+    }
+
     pub struct Metrics {
         registry: Mutex<Registry>,
+        /// OffsetCommit requests the OffsetReset controller sent, per reset (exactly one per applied reset).
+        pub offset_commits: Family<ResetLabels, Counter>,
         lag_sources: LagSources,
         pub lag: LagMetrics,
         pub reconciles: Family<ControllerLabels, Counter>,
@@ -127,6 +135,12 @@ pub mod metrics {
                 desired_replicas: Family::default(),
                 current_replicas: Family::default(),
             };
+            let offset_commits = Family::<ResetLabels, Counter>::default();
+            registry.register(
+                "kafka_group_operator_offset_commits",
+                "OffsetCommit requests the OffsetReset controller sent, per OffsetReset",
+                offset_commits.clone(),
+            );
             let lag_sources = LagSources::default();
             registry.register_collector(Box::new(lag_sources.clone()));
             registry.register(
@@ -151,6 +165,7 @@ pub mod metrics {
             );
             Metrics {
                 registry: Mutex::new(registry),
+                offset_commits,
                 lag_sources,
                 lag,
                 reconciles,
@@ -167,6 +182,16 @@ pub mod metrics {
             };
             self.reconciles.get_or_create(&labels).inc();
             self.reconcile_duration.get_or_create(&labels).observe(seconds);
+        }
+
+        /// Counts one OffsetCommit request sent for an OffsetReset.
+        pub fn offset_commit_sent(&self, namespace: &str, name: &str) {
+            self.offset_commits
+                .get_or_create(&ResetLabels {
+                    namespace: namespace.to_owned(),
+                    name: name.to_owned(),
+                })
+                .inc();
         }
 
         pub fn failed(&self, controller: &str, kind: &str) {

@@ -568,6 +568,8 @@ async fn the_operator_with_the_charts_service_account_does_its_job_and_nothing_m
         ("patch", "consumergroups.kafkagroups.dev/status"),
         ("patch", "offsetresets.kafkagroups.dev/status"),
         ("delete", "offsetresets.kafkagroups.dev"),
+        ("create", "workloadclaims.kafkagroups.dev"),
+        ("delete", "workloadclaims.kafkagroups.dev"),
         ("get", "secrets"),
         ("create", "events.events.k8s.io"),
         ("patch", "deployments.apps/scale"),

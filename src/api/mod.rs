@@ -2,11 +2,13 @@
 //! Every field is documented here, since these comments become `kubectl explain` text; every rule a user can
 //! break is a CEL rule with a message that says how to fix the object.
 
+pub mod claim;
 pub mod cluster;
 pub mod conditions;
 pub mod group;
 pub mod reset;
 
+pub use claim::{ClaimHolder, ClaimedWorkload, WorkloadClaim, WorkloadClaimSpec};
 pub use cluster::{
     ClientCertificateRef, EmbeddedSpec, KafkaCluster, KafkaClusterSpec, KafkaClusterStatus, SaslSpec, SecretKeyRef,
     TlsSpec,
@@ -25,7 +27,12 @@ pub const GROUP: &str = "kafkagroups.dev";
 
 /// Every CRD the operator serves, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![KafkaCluster::crd(), ConsumerGroup::crd(), OffsetReset::crd()]
+    vec![
+        KafkaCluster::crd(),
+        ConsumerGroup::crd(),
+        OffsetReset::crd(),
+        WorkloadClaim::crd(),
+    ]
 }
 
 /// The CRDs as one multi-document YAML stream (what `kafka-group-operator crds` prints and `crds/` holds).

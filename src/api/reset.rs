@@ -59,12 +59,17 @@ pub struct OffsetResetSpec {
     /// How long to wait for the group to become empty before failing (and restoring the workload).
     /// Default: 300.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self > 0").message("timeoutSeconds must be positive"))]
+    #[x_kube(validation = Rule::new("self > 0 && self <= 86400").message("timeoutSeconds must be between 1 and 86400 (one day)"))]
     pub timeout_seconds: Option<i64>,
     /// Delete the OffsetReset this long after it finished, like a Job. Default: kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self >= 0").message("ttlSecondsAfterFinished must not be negative"))]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 31536000").message("ttlSecondsAfterFinished must be between 0 and 31536000 (one year)"))]
     pub ttl_seconds_after_finished: Option<i64>,
+    /// Commit even if the group's committed offsets moved while it had no members (consumers that use
+    /// `assign()` commit into a group Kafka reports as Empty; by default the reset then fails, since they
+    /// would overwrite the reset's offsets). Default: false.
+    #[serde(default)]
+    pub force: bool,
 }
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -197,10 +202,21 @@ pub struct OffsetResetStatus {
     /// Partitions in the plan.
     #[serde(default)]
     pub partitions: i32,
-    /// Per partition: from, to, and whether the target was clamped to the log.
+    /// The plan as it looked when the reset was created (`previewTime`), while the consumers may still have
+    /// been running: relative targets (`shiftBy`, `latest`, `duration`) are resolved again at Applying.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub preview: Vec<PlannedOffset>,
+    /// When `preview` was computed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_time: Option<Time>,
+    /// The applied plan, per partition: from, to, and whether the target was clamped to the log. Resolved at
+    /// Applying, once the group has no members (a dry run: the preview, as of `previewTime`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub plan: Vec<PlannedOffset>,
-    /// The committed offsets before the reset (what `previousOf` restores).
+    /// When `plan` was resolved (at Applying).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_time: Option<Time>,
+    /// The committed offsets the applied plan replaced, read at Applying (what `previousOf` restores).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub previous_offsets: Vec<PartitionOffset>,
     /// The workload as it was before ScaleDown touched it.

@@ -93,6 +93,32 @@ impl LeaderElection {
         }
     }
 
+    /// Whether this replica holds the lease right now, read from the API server (not from memory): the fence
+    /// before every act of a reset, so that a replica that was paused past its lease (a GC pause, a frozen
+    /// VM, blocked renewals) does not act after another replica took over.
+    pub async fn still_holds(&self) -> Result<bool, Error> {
+        let Some(lease) = self.api.get_opt(&self.name).await? else {
+            return Ok(false);
+        };
+        let spec = lease.spec.unwrap_or_default();
+        let now_ms = k8s_openapi::jiff::Timestamp::now().as_millisecond();
+        let duration_s = spec
+            .lease_duration_seconds
+            .unwrap_or(self.duration.as_secs().max(1) as i32);
+        let step = decide(
+            spec.holder_identity.as_deref(),
+            spec.renew_time.as_ref().map(|t| t.0.as_millisecond()),
+            duration_s,
+            &self.identity,
+            now_ms,
+        );
+        let fresh = spec
+            .renew_time
+            .as_ref()
+            .is_some_and(|t| now_ms <= t.0.as_millisecond() + i64::from(duration_s) * 1000);
+        Ok(step == LeaseStep::Renew && fresh)
+    }
+
     /// Gives the lease up (on graceful shutdown), so that another replica takes over at once.
     pub async fn release(&self) {
         if let Ok(Some(mut lease)) = self.api.get_opt(&self.name).await {

@@ -1,11 +1,13 @@
 //! The reconcilers: the imperative shell around `plan/` and `kafka/`. They observe (Kubernetes and Kafka),
 //! call the planners, act, and record what they saw in status, Events and metrics.
 
+pub mod claim;
 pub mod clients;
 pub mod cluster;
 pub mod embedded;
 pub mod finalizers;
 pub mod group;
+pub mod keda;
 pub mod leader;
 pub mod reset;
 pub mod resolve;
@@ -83,6 +85,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
     pub config: OperatorConfig,
+    /// The leader Lease when several replicas elect one (`--leader-elect`): checked before every act.
+    leader: std::sync::OnceLock<Arc<leader::LeaderElection>>,
     /// Consecutive failures per object, for exponential backoff.
     failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
 }
@@ -112,7 +116,21 @@ impl Context {
             memories: Default::default(),
             metrics,
             config,
+            leader: Default::default(),
             failures: Default::default(),
+        }
+    }
+
+    /// Makes every act depend on holding `election`'s Lease (set once, before the controllers start).
+    pub fn fence_with(&self, election: Arc<leader::LeaderElection>) {
+        let _ = self.leader.set(election);
+    }
+
+    /// Whether this replica may act: always without leader election, else only while it holds the Lease.
+    pub async fn still_leading(&self) -> Result<bool, Error> {
+        match self.leader.get() {
+            Some(election) => election.still_holds().await,
+            None => Ok(true),
         }
     }
 

@@ -4,6 +4,7 @@
 
 use super::Context;
 use super::Error;
+use super::claim::{ClaimView, WorkloadClaim};
 use super::workload::Workload;
 use crate::api::group::ScalingSpec;
 use crate::api::{ConsumerGroup, ConsumerGroupStatus};
@@ -183,7 +184,34 @@ pub async fn evaluate(
         );
         return Ok(());
     }
-    let current = match workload.replicas().await {
+    // An OffsetReset holds the workload: it decides the replica count until it has restored it.
+    let claim = WorkloadClaim::new(
+        &ctx.kube,
+        &ns,
+        &scaling.target_ref.api_version,
+        &scaling.target_ref.kind,
+        &scaling.target_ref.name,
+    );
+    if let ClaimView::Held { name: holder, .. } = claim.view().await? {
+        set_scaling(
+            status,
+            generation,
+            false,
+            "HeldByReset",
+            format!(
+                "OffsetReset {holder} holds {} {}: no scaling decision until it has restored the replicas",
+                workload.kind, workload.name
+            ),
+        );
+        // Resume from the restored count: forget recommendations made before, and wait one cooldown.
+        let mut memories = ctx.memories.groups.lock().unwrap_or_else(|p| p.into_inner());
+        let m = memories.entry(key).or_default();
+        m.scale.recommendations.clear();
+        m.last_scale_ms = Some(now_ms);
+        return Ok(());
+    }
+    // Read with its resourceVersion: a write below fails instead of overwriting a reset's that came between.
+    let (current, read_at) = match workload.replicas_at_version().await {
         Ok(r) => r,
         Err(e) => {
             set_scaling(
@@ -213,7 +241,16 @@ pub async fn evaluate(
     let (decision, memory) = plan_scale(&policy(scaling), &observation, &scale_memory);
     let mut actual = current;
     if decision.change {
-        workload.set_replicas(decision.desired).await?;
+        match workload.set_replicas_at_version(decision.desired, read_at).await {
+            Ok(()) => {}
+            Err(Error::Kube(kube::Error::Api(s))) if s.code == 409 => {
+                // The workload changed since it was read (a reset took it, or someone scaled it): decide
+                // again on the next sample.
+                tracing::info!(workload = %workload.name, "the workload changed while scaling: deciding again");
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        }
         actual = decision.desired;
         events.push((
             EventType::Normal,

@@ -31,9 +31,25 @@ impl Workload {
         Ok(scale.spec.and_then(|s| s.replicas).unwrap_or(0))
     }
 
+    /// `spec.replicas` and the resourceVersion it was read at, for a write that must not race another.
+    pub async fn replicas_at_version(&self) -> Result<(i32, Option<String>), Error> {
+        let scale = self.api.get_scale(&self.name).await?;
+        let replicas = scale.spec.and_then(|s| s.replicas).unwrap_or(0);
+        Ok((replicas, scale.metadata.resource_version))
+    }
+
     /// Writes `spec.replicas` through `/scale`.
     pub async fn set_replicas(&self, replicas: i32) -> Result<(), Error> {
-        let patch = serde_json::json!({"spec": {"replicas": replicas}});
+        self.set_replicas_at_version(replicas, None).await
+    }
+
+    /// Writes `spec.replicas` through `/scale`, failing with 409 Conflict if the workload changed since
+    /// `resource_version` was read (when one is given).
+    pub async fn set_replicas_at_version(&self, replicas: i32, resource_version: Option<String>) -> Result<(), Error> {
+        let patch = match resource_version {
+            Some(rv) => serde_json::json!({"metadata": {"resourceVersion": rv}, "spec": {"replicas": replicas}}),
+            None => serde_json::json!({"spec": {"replicas": replicas}}),
+        };
         self.api
             .patch_scale(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
             .await?;

@@ -1,0 +1,334 @@
+//! What one reconcile of an OffsetReset observes: only what the current phase needs (a reset that restores a
+//! workload needs neither the ConsumerGroup nor Kafka), with every error kept typed until `classify` decides
+//! whether it is transient (retry in place) or permanent (fail, through Restoring).
+
+use super::act::Run;
+use super::{DEFAULT_TIMEOUT_SECONDS, QUIET_WINDOW, classify, to_plan_phase};
+use crate::api::reset::ResetStrategy;
+use crate::api::{ConsumerGroup, KafkaCluster};
+use crate::controller::Error;
+use crate::controller::claim::{ClaimView, WorkloadClaim};
+use crate::controller::status::ms_from_time;
+use crate::controller::workload::Workload;
+use crate::kafka::{GroupDescription, GroupOffsets, KafkaClient, TopicPartition};
+use crate::plan::reset_phase::{Claim, ErrorClass, FailReason, Phase, ResetObservation, Strategy};
+use kube::ResourceExt;
+use kube::api::Api;
+use std::sync::Arc;
+
+/// Where the reset's group lives.
+pub(super) struct Target {
+    pub cluster: KafkaCluster,
+    pub group_id: String,
+    /// The ConsumerGroup's declared topics, if the reset names one.
+    pub declared_topics: Vec<String>,
+}
+
+/// The group as observed this time.
+pub(super) struct KafkaView {
+    pub target: Target,
+    pub client: KafkaClient,
+    pub description: GroupDescription,
+    pub committed: GroupOffsets,
+}
+
+#[derive(Clone)]
+pub(super) struct Observed {
+    pub observation: ResetObservation,
+    /// What went wrong, for the condition and the failure message.
+    pub error_text: Option<String>,
+    /// The OffsetReset holding the workload, when another one does.
+    pub claim_holder: Option<String>,
+    pub kafka: Option<Arc<KafkaView>>,
+}
+
+impl Observed {
+    fn failed(mut self, class: ErrorClass, text: String) -> Observed {
+        self.observation.error = Some(class);
+        self.error_text = Some(text);
+        self
+    }
+}
+
+pub(super) fn strategy(run: &Run<'_>) -> Strategy {
+    match run.reset.spec.strategy {
+        ResetStrategy::RequireInactive => Strategy::RequireInactive,
+        ResetStrategy::ScaleDown => Strategy::ScaleDown,
+    }
+}
+
+pub(super) fn timeout_seconds(run: &Run<'_>) -> i64 {
+    // The schema bounds it (1..=86400); clamp anyway, so a value from an older CRD cannot overflow.
+    run.reset
+        .spec
+        .timeout_seconds
+        .unwrap_or(DEFAULT_TIMEOUT_SECONDS)
+        .clamp(1, 86_400)
+}
+
+pub(super) async fn observe(run: &Run<'_>) -> Observed {
+    let spec = &run.reset.spec;
+    let status = &run.status;
+    let phase = to_plan_phase(status.phase);
+    let strategy = strategy(run);
+    let scales = strategy == Strategy::ScaleDown && !spec.dry_run;
+    let now_ms = k8s_openapi::jiff::Timestamp::now().as_millisecond();
+    let timed_out = status
+        .phase_since
+        .as_ref()
+        .is_some_and(|t| now_ms - ms_from_time(t) > timeout_seconds(run) * 1000);
+    let mut observed = Observed {
+        observation: ResetObservation {
+            strategy,
+            dry_run: spec.dry_run,
+            force: spec.force,
+            deleting: run.reset.metadata.deletion_timestamp.is_some(),
+            has_finalizer: run.reset.finalizers().iter().any(|f| f == super::FINALIZER),
+            error: None,
+            claim: Claim::NotNeeded,
+            workload_scaled_up: false,
+            group_inactive: false,
+            static_members: false,
+            hpa_conflict: false,
+            plan_fixed: false,
+            plan_applied: false,
+            offsets_moved: false,
+            quiet: false,
+            timed_out,
+            pending_failure: status.failure.is_some(),
+        },
+        error_text: None,
+        claim_holder: None,
+        kafka: None,
+    };
+    if scales {
+        match claim_of(run).await {
+            Ok((claim, holder)) => {
+                observed.observation.claim = claim;
+                observed.claim_holder = holder;
+            }
+            Err(e) => return observed.failed(ErrorClass::Transient, format!("cannot read the workload claim: {e}")),
+        }
+    }
+    if phase.is_finished() || phase == Phase::Restoring || observed.observation.deleting {
+        return observed;
+    }
+    match phase {
+        Phase::Pending if scales && observed.observation.claim != Claim::Ours => match hpa_targets(run).await {
+            Ok(conflict) => observed.observation.hpa_conflict = conflict,
+            Err(e) => return observed.failed(ErrorClass::Transient, e.to_string()),
+        },
+        Phase::Planned if !scales && !spec.dry_run => {
+            if let Err((class, text)) = observe_group(run, &mut observed).await {
+                return observed.failed(class, text);
+            }
+        }
+        Phase::WaitingForInactive => {
+            match workload_replicas(run).await {
+                Ok(replicas) => observed.observation.workload_scaled_up = replicas > 0,
+                Err(e) => {
+                    let class = match &e {
+                        Error::Kube(kube::Error::Api(s)) if s.code == 404 => {
+                            ErrorClass::Permanent(FailReason::WorkloadNotFound)
+                        }
+                        other => classify(other, FailReason::WorkloadNotFound),
+                    };
+                    return observed.failed(class, format!("cannot read the workload's replicas: {e}"));
+                }
+            }
+            if let Err((class, text)) = observe_group(run, &mut observed).await {
+                return observed.failed(class, text);
+            }
+        }
+        Phase::Applying => {
+            if let Err((class, text)) = observe_group(run, &mut observed).await {
+                return observed.failed(class, text);
+            }
+            if let Some(view) = &observed.kafka {
+                observe_plan(run, view, now_ms, &mut observed.observation);
+            }
+        }
+        _ => {}
+    }
+    observed
+}
+
+/// The claim of the reset's workload as this reset sees it. A claim it holds counts as its own only once
+/// the workload it claimed is recorded in status (a crash between taking and recording takes it again, which
+/// is idempotent for the same holder).
+async fn claim_of(run: &Run<'_>) -> Result<(Claim, Option<String>), Error> {
+    let Some(target) = &run.reset.spec.scale_target_ref else {
+        return Ok((Claim::Free, None));
+    };
+    let claim = WorkloadClaim::new(&run.ctx.kube, &run.ns, &target.api_version, &target.kind, &target.name);
+    Ok(match claim.view().await? {
+        ClaimView::Held { uid, .. } if Some(uid.as_str()) == run.reset.metadata.uid.as_deref() => {
+            if run.status.workload.is_some() {
+                (Claim::Ours, None)
+            } else {
+                (Claim::Free, None)
+            }
+        }
+        ClaimView::Held { name, .. } => (Claim::Theirs, Some(name)),
+        ClaimView::Free | ClaimView::Stale => (Claim::Free, None),
+    })
+}
+
+fn workload_of(run: &Run<'_>) -> Option<Workload> {
+    run.reset
+        .spec
+        .scale_target_ref
+        .as_ref()
+        .map(|t| Workload::new(&run.ctx.kube, &run.ns, &t.api_version, &t.kind, &t.name))
+}
+
+async fn workload_replicas(run: &Run<'_>) -> Result<i32, Error> {
+    match workload_of(run) {
+        Some(w) => w.replicas().await,
+        None => Ok(0),
+    }
+}
+
+async fn hpa_targets(run: &Run<'_>) -> Result<bool, Error> {
+    match workload_of(run) {
+        Some(w) => w.has_foreign_hpa(&run.ctx.kube, &run.ns).await,
+        None => Ok(false),
+    }
+}
+
+/// Resolves the target and reads the group's description and committed offsets.
+async fn observe_group(run: &Run<'_>, observed: &mut Observed) -> Result<(), (ErrorClass, String)> {
+    let view = kafka_view(run).await?;
+    observed.observation.group_inactive = view.description.is_inactive();
+    observed.observation.static_members = view.description.members.iter().any(|m| m.instance_id.is_some());
+    observed.kafka = Some(Arc::new(view));
+    Ok(())
+}
+
+pub(super) async fn kafka_view(run: &Run<'_>) -> Result<KafkaView, (ErrorClass, String)> {
+    let target = resolve_target(run).await?;
+    let client = run
+        .ctx
+        .clients
+        .get(&run.ctx.kube, &target.cluster, &run.ctx.config.client)
+        .await
+        .map_err(|e| (classify(&e, FailReason::ClusterNotFound), e.to_string()))?;
+    let (description, committed) = tokio::join!(
+        client.describe_group(&target.group_id),
+        client.group_offsets(&target.group_id)
+    );
+    let kafka = |e: crate::kafka::KafkaError| {
+        let e = Error::from(e);
+        (classify(&e, FailReason::InvalidPlan), e.to_string())
+    };
+    Ok(KafkaView {
+        description: description.map_err(kafka)?,
+        committed: committed.map_err(kafka)?,
+        target,
+        client,
+    })
+}
+
+/// The ConsumerGroup (for `groupRef`) and the KafkaCluster. Missing ones are permanent; any other error
+/// (the API server unavailable, a read refused for a moment) is transient.
+async fn resolve_target(run: &Run<'_>) -> Result<Target, (ErrorClass, String)> {
+    let spec = &run.reset.spec;
+    let kube_error = |e: kube::Error, reason: FailReason| {
+        let e = Error::from(e);
+        (classify(&e, reason), e.to_string())
+    };
+    let (cluster_name, group_id, declared_topics) = match (&spec.group_ref, &spec.cluster_ref, &spec.group_id) {
+        (Some(r), _, _) => {
+            let groups: Api<ConsumerGroup> = Api::namespaced(run.ctx.kube.clone(), &run.ns);
+            let group = groups
+                .get_opt(&r.name)
+                .await
+                .map_err(|e| kube_error(e, FailReason::GroupNotFound))?
+                .ok_or_else(|| {
+                    (
+                        ErrorClass::Permanent(FailReason::GroupNotFound),
+                        format!("ConsumerGroup {} does not exist", r.name),
+                    )
+                })?;
+            (
+                group.spec.cluster_ref.name.clone(),
+                group.group_id(),
+                group.spec.topics.clone(),
+            )
+        }
+        (None, Some(c), Some(g)) => (c.name.clone(), g.clone(), Vec::new()),
+        // The schema requires one or the other; an object from before it did cannot be reset.
+        _ => {
+            return Err((
+                ErrorClass::Permanent(FailReason::GroupNotFound),
+                "the reset names no group: set groupRef, or clusterRef and groupId".to_owned(),
+            ));
+        }
+    };
+    let clusters: Api<KafkaCluster> = Api::namespaced(run.ctx.kube.clone(), &run.ns);
+    let cluster = clusters
+        .get_opt(&cluster_name)
+        .await
+        .map_err(|e| kube_error(e, FailReason::ClusterNotFound))?
+        .ok_or_else(|| {
+            (
+                ErrorClass::Permanent(FailReason::ClusterNotFound),
+                format!("KafkaCluster {cluster_name} does not exist"),
+            )
+        })?;
+    Ok(Target {
+        cluster,
+        group_id,
+        declared_topics,
+    })
+}
+
+/// At Applying: whether the applied plan is fixed, already committed, and whether the committed offsets
+/// moved since it was fixed (hidden committers) or stayed put for the quiet window.
+fn observe_plan(run: &Run<'_>, view: &KafkaView, now_ms: i64, o: &mut ResetObservation) {
+    let status = &run.status;
+    let Some(plan_time) = &status.plan_time else {
+        return;
+    };
+    o.plan_fixed = true;
+    let committed = |topic: &str, partition: i32| {
+        view.committed
+            .get(&TopicPartition::new(topic, partition))
+            .map(|c| c.offset)
+    };
+    o.plan_applied = status
+        .plan
+        .iter()
+        .all(|p| committed(&p.topic, p.partition) == Some(p.to));
+    o.offsets_moved = !moved_partitions(run, view).is_empty();
+    // plan_time is stored in whole seconds: count the window from the second after.
+    o.quiet = now_ms - ms_from_time(plan_time) >= QUIET_WINDOW.as_millis() as i64 + 1000;
+}
+
+/// Partitions of the applied plan whose committed offset is no longer the one the plan was resolved from.
+pub(super) fn moved_partitions(run: &Run<'_>, view: &KafkaView) -> Vec<String> {
+    let before = |topic: &str, partition: i32| {
+        run.status
+            .previous_offsets
+            .iter()
+            .find(|p| p.topic == topic && p.partition == partition)
+            .map(|p| p.offset)
+    };
+    run.status
+        .plan
+        .iter()
+        .filter(|p| {
+            let now = view
+                .committed
+                .get(&TopicPartition::new(&p.topic, p.partition))
+                .map(|c| c.offset);
+            now != before(&p.topic, p.partition)
+        })
+        .map(|p| format!("{}-{}", p.topic, p.partition))
+        .collect()
+}
+
+/// The reset's UID, for the claim.
+pub(super) fn uid(run: &Run<'_>) -> String {
+    run.reset.metadata.uid.clone().unwrap_or_default()
+}

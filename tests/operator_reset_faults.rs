@@ -217,6 +217,14 @@ where
     }
 }
 
+/// A finished reset lets go of its finalizer (in a write of its own, right after the last phase).
+async fn wait_no_finalizer(env: &Env, name: &str) {
+    until(&env.resets(), name, Duration::from_secs(15), "without a finalizer", |r| {
+        finished(r) && !r.finalizers().iter().any(|f| f == FINALIZER)
+    })
+    .await;
+}
+
 async fn finish(env: &Env, name: &str, timeout: Duration) -> OffsetReset {
     until(&env.resets(), name, timeout, "finished", finished).await
 }
@@ -231,8 +239,10 @@ fn assert_succeeded(r: &OffsetReset, context: &str) {
     );
 }
 
-/// `phases` went through Restoring and then ended Failed.
-fn assert_failed_through_restoring(phases: &[ResetPhase], name: &str) {
+/// `name` went through Restoring and then ended Failed.
+async fn assert_failed_through_restoring(history: &ResetHistory, name: &str) {
+    history.wait_for_phase(name, ResetPhase::Failed, Duration::from_secs(15)).await;
+    let phases = history.phases(name);
     let restoring = phases.iter().position(|p| *p == ResetPhase::Restoring);
     let failed = phases.iter().position(|p| *p == ResetPhase::Failed);
     assert!(
@@ -288,9 +298,11 @@ async fn keda_paused(env: &Env, name: &str) -> Option<String> {
 /// The claim Lease names the holding reset: UID as holder, name and original count as annotations. An error
 /// rather than a panic, so that a test can look at the claim while it is held and judge it at the end.
 async fn claim_check(env: &Env, claim: &str, holder: &OffsetReset, original: i32) -> Result<(), String> {
-    let lease = leases(env).get_opt(claim).await.expect("get Lease").ok_or_else(|| {
-        format!("no claim Lease {claim} while {} holds the workload", holder.name_any())
-    })?;
+    let lease = leases(env)
+        .get_opt(claim)
+        .await
+        .expect("get Lease")
+        .ok_or_else(|| format!("no claim Lease {claim} while {} holds the workload", holder.name_any()))?;
     let holder_identity = lease.spec.as_ref().and_then(|s| s.holder_identity.clone());
     let annotations = lease.annotations();
     if holder_identity != holder.uid()
@@ -368,12 +380,19 @@ async fn deleting_a_reset_in_any_active_phase_restores_the_workload_and_lets_it_
                 "a running ScaleDown reset carries the finalizer {FINALIZER}: {:?}",
                 reached.metadata
             );
-            assert_eq!(replicas(&env, "consumers").await, Some(0), "scaled down");
-            assert_eq!(
-                keda_paused(&env, "consumers").await.as_deref(),
-                Some("0"),
-                "KEDA paused"
-            );
+            // The phase is persisted before the scale write: wait for the write.
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                let (r, paused) = (replicas(&env, "consumers").await, keda_paused(&env, "consumers").await);
+                if r == Some(0) && paused.as_deref() == Some("0") {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{name}: in WaitingForInactive the Deployment is scaled to 0 (is {r:?}) and KEDA paused (annotation {paused:?})"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
         let deleted = env
             .resets()
@@ -430,8 +449,14 @@ async fn deleting_a_reset_in_any_active_phase_restores_the_workload_and_lets_it_
         } else {
             assert!(sent <= 1, "{name}: committed {sent} times");
             assert_eq!(applied as u64, sent, "{name}: one Applied Event per commit");
-            if rank(phase_of_history(&history, &name)) >= rank(ResetPhase::Restoring) {
-                assert_eq!(sent, 1, "{name}: it reached Restoring, so it committed once");
+            // Deleted after the commit (in Restoring, or finished and gone at once): committed exactly once.
+            if phase_at_deletion.is_none_or(|p| rank(p) >= rank(ResetPhase::Restoring)) {
+                assert_eq!(
+                    sent,
+                    1,
+                    "{name}: deleted after its commit (in {phase_at_deletion:?}; phases {:?}), so it committed once",
+                    history.phases(&name)
+                );
             }
         }
         if let Some(o) = outsider {
@@ -441,15 +466,6 @@ async fn deleting_a_reset_in_any_active_phase_restores_the_workload_and_lets_it_
         wait_committed_at_end(&env, &group, 10, 2).await;
     }
     assert!(offsets.arrivals(&earliest) <= 2, "{:?}", offsets.summary());
-}
-
-/// The furthest phase `name` was seen in.
-fn phase_of_history(history: &ResetHistory, name: &str) -> ResetPhase {
-    history
-        .phases(name)
-        .into_iter()
-        .max_by_key(|p| rank(*p))
-        .unwrap_or(ResetPhase::Pending)
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -495,7 +511,7 @@ async fn deleting_the_consumer_group_mid_flight_restores_the_workload_then_fails
         "{:#?}",
         failed.status
     );
-    assert_failed_through_restoring(&history.phases("orphaned"), "orphaned");
+    assert_failed_through_restoring(&history, "orphaned").await;
     assert_eq!(
         replicas(&env, "consumers").await,
         Some(2),
@@ -510,7 +526,7 @@ async fn deleting_the_consumer_group_mid_flight_restores_the_workload_then_fails
             .map(|w| w.original_replicas),
         Some(2)
     );
-    assert!(failed.finalizers().is_empty(), "a finished reset carries no finalizer");
+    wait_no_finalizer(&env, "orphaned").await;
     assert_released(&env, &claim_name("Deployment", "consumers")).await;
     assert_eq!(commits(operator(&env), &env.ns, "orphaned"), 0);
     assert_eq!(count_events(&env, "orphaned", "Applied").await, 0);
@@ -589,6 +605,7 @@ async fn two_scale_down_resets_on_one_deployment_take_turns(kafka: &'static dyn 
         );
     }
     // The second touched the workload only after the first had finished.
+    history.wait_for_phase("second", ResetPhase::Succeeded, Duration::from_secs(15)).await;
     let first_done = history
         .entered("first", ResetPhase::Succeeded)
         .expect("first Succeeded seen");
@@ -608,12 +625,7 @@ async fn two_scale_down_resets_on_one_deployment_take_turns(kafka: &'static dyn 
     for name in ["first", "second"] {
         assert_eq!(commits(operator(&env), &env.ns, name), 1, "{name}: OffsetCommits sent");
         assert_eq!(count_events(&env, name, "Applied").await, 1, "{name}: Applied Events");
-        let r = env.resets().get(name).await.expect("get");
-        assert!(
-            r.finalizers().is_empty(),
-            "{name}: finished, no finalizer: {:?}",
-            r.finalizers()
-        );
+        wait_no_finalizer(&env, name).await;
     }
     let (plan_a, plan_b) = (plan_of(&first), plan_of(&second));
     assert_eq!(plan_a.values().copied().collect::<Vec<_>>(), vec![3, 3]);
@@ -885,6 +897,7 @@ async fn api_server_outages_in_the_active_phases_delay_a_reset_but_never_break_i
 
     let done = finish(&env, "outage", Duration::from_secs(180)).await;
     assert_succeeded(&done, "outage");
+    history.wait_for_phase("outage", ResetPhase::Succeeded, Duration::from_secs(15)).await;
     let phases = history.phases("outage");
     assert!(!phases.contains(&ResetPhase::Failed), "{phases:?}");
     assert_eq!(
@@ -896,7 +909,8 @@ async fn api_server_outages_in_the_active_phases_delay_a_reset_but_never_break_i
     );
     assert_eq!(replicas(&env, "consumers").await, Some(2), "{}", kubelet.report());
     assert_eq!(commits(operator(&env), &env.ns, "outage"), 1);
-    assert_eq!(count_events(&env, "outage", "Applied").await, 1);
+    // An Event published while the API server is down is lost (Events are best effort): at most one.
+    assert!(count_events(&env, "outage", "Applied").await <= 1);
     let plan = plan_of(&done);
     assert_eq!(plan, [((topic.clone(), 0), 4), ((topic.clone(), 1), 4)].into());
     assert_eq!(offsets.arrivals(&plan), 1, "{:?}", offsets.summary());
@@ -1021,6 +1035,7 @@ async fn a_consumer_group_read_refused_for_a_moment_is_retried_in_the_same_phase
     outsider.leave();
     let done = finish(&env, "refused", T).await;
     assert_succeeded(&done, "refused");
+    history.wait_for_phase("refused", ResetPhase::Succeeded, Duration::from_secs(15)).await;
     let phases = history.phases("refused");
     assert!(!phases.contains(&ResetPhase::Failed), "{phases:?}");
     assert_eq!(replicas(&env, "consumers").await, Some(2), "{}", kubelet.report());
@@ -1177,7 +1192,7 @@ async fn an_assign_consumer_committing_into_the_empty_group_fails_the_reset_unle
         !message.contains(&format!("{topic}-1")),
         "only partition 0 moved: {message}"
     );
-    assert_failed_through_restoring(&history.phases("hidden"), "hidden");
+    assert_failed_through_restoring(&history, "hidden").await;
     assert!(committer.accepted_commits() > 0, "{}", committer.log());
     assert_eq!(replicas(&env, "consumers").await, Some(2), "{}", kubelet.report());
     assert_eq!(commits(operator(&env), &env.ns, "hidden"), 0);
@@ -1316,14 +1331,21 @@ async fn shift_by_is_resolved_at_applying_from_the_offsets_the_drained_consumers
     );
     // What Kafka saw: the drained offsets (replaced at Applying), then the plan, once.
     let plan = plan_of(&done);
-    assert!(
-        offsets.states().iter().any(|(_, s)| *s == from),
-        "the offsets the plan was made from were committed at Applying: {from:?} not in {:?}",
+    let drained = offsets.first_seen(&from).unwrap_or_else(|| {
+        panic!(
+            "the offsets the plan was made from were committed at Applying: {from:?} not in {:?}",
+            offsets.summary()
+        )
+    });
+    assert!(drained >= created, "{:?}", offsets.summary());
+    // (Consumers reading a live topic may pass through the plan's figures before the reset: count from the
+    // drained state on.)
+    assert_eq!(
+        offsets.arrivals_since(&plan, drained),
+        1,
+        "the plan {plan:?} was committed once after the drained offsets {from:?}: {:?}",
         offsets.summary()
     );
-    let at = offsets.first_match_since(&plan, created);
-    assert!(at.is_some(), "the plan {plan:?} was committed: {:?}", offsets.summary());
-    assert_eq!(offsets.arrivals(&plan), 1, "{:?}", offsets.summary());
     assert_eq!(commits(operator(&env), &env.ns, "rewind"), 1);
     assert_eq!(count_events(&env, "rewind", "Applied").await, 1);
     assert_eq!(replicas(&env, "consumers").await, Some(2));

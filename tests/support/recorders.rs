@@ -72,6 +72,31 @@ impl OffsetHistory {
         count
     }
 
+    /// `arrivals`, counting only states first seen at or after `since` (a state current at `since` that
+    /// already matched does not count).
+    pub fn arrivals_since(&self, expected: &Offsets, since: Instant) -> usize {
+        let states = self.states();
+        let mut was = states
+            .iter()
+            .rev()
+            .find(|(t, _)| *t < since)
+            .is_some_and(|(_, s)| matches(s, expected));
+        let mut count = 0;
+        for (_, state) in states.iter().filter(|(t, _)| *t >= since) {
+            let is = matches(state, expected);
+            if is && !was {
+                count += 1;
+            }
+            was = is;
+        }
+        count
+    }
+
+    /// When the offsets were first exactly `state` (every partition), if ever.
+    pub fn first_seen(&self, state: &Offsets) -> Option<Instant> {
+        self.states().into_iter().find(|(_, s)| s == state).map(|(t, _)| t)
+    }
+
     /// When the offsets first matched `expected` at or after `since` (`since` itself if they did then).
     pub fn first_match_since(&self, expected: &Offsets, since: Instant) -> Option<Instant> {
         let states = self.states();
@@ -290,6 +315,19 @@ impl ResetHistory {
     /// The first state of `name` that satisfies `check`.
     pub fn find(&self, name: &str, check: impl Fn(&ResetState) -> bool) -> Option<(Instant, ResetState)> {
         self.states(name).into_iter().find(|(_, s)| check(s))
+    }
+
+    /// Waits until the watch has seen `name` in `phase` (it may lag behind another watch that saw it first).
+    pub async fn wait_for_phase(&self, name: &str, phase: ResetPhase, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.entered(name, phase).is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "{name}: phase {phase:?} not seen within {timeout:?}; phases seen: {:?}",
+                self.phases(name)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// The message of the first condition `type_` with `status` and `reason` that `name` ever had.

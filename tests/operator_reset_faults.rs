@@ -411,6 +411,7 @@ async fn deleting_a_reset_in_any_active_phase_restores_the_workload_and_lets_it_
             );
         }
         wait_gone(&env.resets(), &name, T, "OffsetReset").await;
+        offsets.sync().await;
         assert_eq!(
             replicas(&env, "consumers").await,
             Some(2),
@@ -592,6 +593,7 @@ async fn two_scale_down_resets_on_one_deployment_take_turns(kafka: &'static dyn 
     let first = finish(&env, "first", T).await;
     assert_succeeded(&first, "first");
     let second = finish(&env, "second", T).await;
+    offsets.sync().await;
     assert_succeeded(&second, "second");
     for r in [&first, &second] {
         assert_eq!(
@@ -798,6 +800,7 @@ async fn a_reset_holds_the_lag_scaler_off_its_workload_until_it_restored_it(kafk
     .await;
     let _ = held;
     let done = finish(&env, "rewind", Duration::from_secs(120)).await;
+    offsets.sync().await;
     assert_succeeded(&done, "rewind");
     assert_eq!(
         done.status
@@ -896,6 +899,7 @@ async fn api_server_outages_in_the_active_phases_delay_a_reset_but_never_break_i
     }
 
     let done = finish(&env, "outage", Duration::from_secs(180)).await;
+    offsets.sync().await;
     assert_succeeded(&done, "outage");
     history.wait_for_phase("outage", ResetPhase::Succeeded, Duration::from_secs(15)).await;
     let phases = history.phases("outage");
@@ -1034,6 +1038,7 @@ async fn a_consumer_group_read_refused_for_a_moment_is_retried_in_the_same_phase
     .await;
     outsider.leave();
     let done = finish(&env, "refused", T).await;
+    offsets.sync().await;
     assert_succeeded(&done, "refused");
     history.wait_for_phase("refused", ResetPhase::Succeeded, Duration::from_secs(15)).await;
     let phases = history.phases("refused");
@@ -1103,6 +1108,7 @@ async fn a_leader_frozen_past_its_lease_never_acts_after_the_new_leader_finished
     .await;
     outsider.leave();
     let done = finish(&env, "fenced", T).await;
+    offsets.sync().await;
     assert_succeeded(&done, "fenced");
     assert!(
         second.log().contains("leading: starting the controllers"),
@@ -1177,6 +1183,7 @@ async fn an_assign_consumer_committing_into_the_empty_group_fails_the_reset_unle
         .await
         .expect("create");
     let failed = finish(&env, "hidden", T).await;
+    offsets.sync().await;
     assert!(
         has_condition(&failed, "Failed", "True", "HiddenCommitters"),
         "{:#?}\ncommitter:\n{}",
@@ -1215,6 +1222,7 @@ async fn an_assign_consumer_committing_into_the_empty_group_fails_the_reset_unle
         .await
         .expect("create");
     let done = finish(&env, "forced", T).await;
+    offsets.sync().await;
     assert_succeeded(&done, "forced");
     assert_eq!(replicas(&env, "consumers").await, Some(2));
     assert_eq!(commits(operator(&env), &env.ns, "forced"), 1);
@@ -1279,6 +1287,7 @@ async fn shift_by_is_resolved_at_applying_from_the_offsets_the_drained_consumers
         .await
         .expect("create");
     let done = finish(&env, "rewind", T).await;
+    offsets.sync().await;
     assert_succeeded(&done, "rewind");
     let status = done.status.clone().expect("status");
 

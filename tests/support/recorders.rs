@@ -21,15 +21,19 @@ pub type Offsets = BTreeMap<(String, i32), i64>;
 /// Every distinct state of a group's committed offsets, polled every 100 ms.
 pub struct OffsetHistory {
     seen: Arc<Mutex<Vec<(Instant, Offsets)>>>,
+    /// When the latest successful poll began.
+    polled: Arc<Mutex<Option<Instant>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl OffsetHistory {
     pub fn start(kafka: &KafkaClient, group: &str) -> OffsetHistory {
         let seen: Arc<Mutex<Vec<(Instant, Offsets)>>> = Arc::default();
-        let (kafka, group, log) = (kafka.clone(), group.to_owned(), seen.clone());
+        let polled: Arc<Mutex<Option<Instant>>> = Arc::default();
+        let (kafka, group, log, last_poll) = (kafka.clone(), group.to_owned(), seen.clone(), polled.clone());
         let task = tokio::spawn(async move {
             loop {
+                let began = Instant::now();
                 if let Ok(offsets) = kafka.group_offsets(&group).await {
                     let now: Offsets = offsets
                         .into_iter()
@@ -37,13 +41,29 @@ impl OffsetHistory {
                         .collect();
                     let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
                     if log.last().map(|(_, o)| o) != Some(&now) {
-                        log.push((Instant::now(), now));
+                        log.push((began, now));
                     }
+                    *last_poll.lock().unwrap_or_else(|p| p.into_inner()) = Some(began);
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         });
-        OffsetHistory { seen, task }
+        OffsetHistory { seen, polled, task }
+    }
+
+    /// Waits until a poll that began after this call has completed: the history then covers everything
+    /// committed before the call (that stayed for a poll interval).
+    pub async fn sync(&self) {
+        let now = Instant::now();
+        let deadline = now + Duration::from_secs(30);
+        loop {
+            let last = *self.polled.lock().unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|t| t > now) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the offsets recorder made no progress for 30 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Every state seen, oldest first, with when it was first seen.

@@ -20,7 +20,7 @@
 //! | `KAFKA_PROCESSING_DELAY_MS` | sleep per record before its offset is stored (default 0), to create lag |
 //! | `KAFKA_STATIC_MEMBERSHIP`   | `true`: `group.instance.id` = the pod name, `<workload>-<ordinal>`       |
 //! | `KAFKA_SESSION_TIMEOUT_MS`  | `session.timeout.ms`, classic protocol only (default 10000)              |
-//! | `KAFKA_SHUTDOWN_DELAY_MS`   | after SIGTERM, go on consuming this long before leaving (default 0)     |
+//! | `KAFKA_SHUTDOWN_DELAY_MS`   | after SIGTERM, consume on this long before leaving (default 0)           |
 //!
 //! The bootstrap servers are the ones given to [`Kubelet::start`], whatever the template says. Every pod is
 //! named `<workload>-<ordinal>` (for a Deployment too: no ReplicaSet hash), which is also its `client.id`.

@@ -15,6 +15,21 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// A watch backoff that stays short: a recorder must be back soon after an API-server outage (the default
+/// backoff grows to 30 s and would miss what happens meanwhile).
+struct Steady;
+
+impl Iterator for Steady {
+    type Item = Duration;
+    fn next(&mut self) -> Option<Duration> {
+        Some(Duration::from_millis(250))
+    }
+}
+
+impl kube::runtime::utils::Backoff for Steady {
+    fn reset(&mut self) {}
+}
+
 /// Committed offsets by (topic, partition).
 pub type Offsets = BTreeMap<(String, i32), i64>;
 
@@ -61,7 +76,10 @@ impl OffsetHistory {
             if last.is_some_and(|t| t > now) {
                 return;
             }
-            assert!(Instant::now() < deadline, "the offsets recorder made no progress for 30 s");
+            assert!(
+                Instant::now() < deadline,
+                "the offsets recorder made no progress for 30 s"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -168,9 +186,12 @@ impl Drop for OffsetHistory {
     }
 }
 
+/// `spec.replicas` values with when they were seen.
+type ReplicaLog = Arc<Mutex<Vec<(Instant, Option<i32>)>>>;
+
 /// Every value of a Deployment's `spec.replicas` (None while it does not exist), watched.
 pub struct ReplicaHistory {
-    seen: Arc<Mutex<Vec<(Instant, Option<i32>)>>>,
+    seen: ReplicaLog,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -186,12 +207,12 @@ impl ReplicaHistory {
             + Sync
             + 'static,
     {
-        let seen: Arc<Mutex<Vec<(Instant, Option<i32>)>>> = Arc::default();
+        let seen: ReplicaLog = Arc::default();
         let log = seen.clone();
         let task = tokio::spawn({
             let name = name.to_owned();
             async move {
-                let mut stream = std::pin::pin!(watcher::watch_object(api, &name).default_backoff());
+                let mut stream = std::pin::pin!(watcher::watch_object(api, &name).backoff(Steady));
                 while let Some(event) = stream.next().await {
                     let Ok(obj) = event else { continue };
                     let replicas = obj.and_then(|o| {
@@ -268,7 +289,7 @@ impl ResetHistory {
         let task = tokio::spawn(async move {
             let mut stream = std::pin::pin!(
                 watcher(api, watcher::Config::default())
-                    .default_backoff()
+                    .backoff(Steady)
                     .applied_objects()
             );
             while let Some(event) = stream.next().await {

@@ -408,6 +408,7 @@ async fn deleting_a_reset_in_any_active_phase_restores_the_workload_and_lets_it_
         // With the finalizer, the API server answers with the object, marked for deletion.
         let at_deletion = deleted.left();
         let phase_at_deletion = at_deletion.as_ref().and_then(phase);
+        eprintln!("{name}: deleted in phase {phase_at_deletion:?} (None: finished, deleted at once)");
         if before_commit {
             assert!(
                 at_deletion

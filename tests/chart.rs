@@ -570,6 +570,7 @@ async fn the_operator_with_the_charts_service_account_does_its_job_and_nothing_m
         ("delete", "offsetresets.kafkagroups.dev"),
         ("create", "workloadclaims.kafkagroups.dev"),
         ("delete", "workloadclaims.kafkagroups.dev"),
+        ("update", "resetledgers.kafkagroups.dev"),
         ("get", "secrets"),
         ("create", "events.events.k8s.io"),
         ("patch", "deployments.apps/scale"),

@@ -6,6 +6,7 @@ pub mod claim;
 pub mod cluster;
 pub mod conditions;
 pub mod group;
+pub mod ledger;
 pub mod reset;
 
 pub use claim::{ClaimHolder, ClaimedWorkload, WorkloadClaim, WorkloadClaimSpec};
@@ -17,6 +18,7 @@ pub use group::{
     ClusterRef, ConsumerGroup, ConsumerGroupSpec, ConsumerGroupStatus, DeletionPolicy, GroupMemberStatus, OffsetInit,
     OffsetInitPolicy, RetentionGuardSpec, RetentionGuardStatus, RetentionProtection, SavedOffset,
 };
+pub use ledger::{LedgerEntry, ResetLedger, ResetLedgerSpec};
 pub use reset::{OffsetReset, OffsetResetSpec, OffsetResetStatus, ResetPhase, ResetStrategy, ResetTo};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -32,6 +34,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         ConsumerGroup::crd(),
         OffsetReset::crd(),
         WorkloadClaim::crd(),
+        ResetLedger::crd(),
     ]
 }
 

@@ -77,6 +77,12 @@ async fn dispatch(
         Ok(request) => request,
         Err(e) => return Outcome::Close(format!("{key:?} v{version} request body: {e:#}")),
     };
+    if let Some((field, len)) = super::coordinator::limits::oversized_string(&request) {
+        // What Kafka's parser says of such a request before it closes the connection.
+        return Outcome::Close(format!(
+            "{key:?} v{version} request body: string field {field} had invalid length {len}"
+        ));
+    }
     let correlation_id = header.correlation_id;
     let context = Request { header, version };
     let response = if apis::BROKER_APIS.iter().any(|(k, _, _)| *k == key) {

@@ -9,6 +9,7 @@ pub mod finalizers;
 pub mod group;
 pub mod keda;
 pub mod leader;
+pub mod ledger;
 pub mod reset;
 pub mod resolve;
 pub mod sampler;

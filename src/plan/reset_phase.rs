@@ -186,6 +186,9 @@ pub struct ResetObservation {
     pub timed_out: bool,
     /// A failure recorded earlier, while the workload still had to be restored.
     pub pending_failure: bool,
+    /// The ledger says a reset of this name and spec was applied before (this one was re-created, e.g. by a
+    /// GitOps sync after its TTL deleted it).
+    pub applied_before: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -217,6 +220,8 @@ pub enum ResetAction {
     Restore,
     /// Record the failure and persist the next phase.
     Fail(FailReason),
+    /// End as Succeeded without acting: the same reset was applied before (the ledger says when).
+    AlreadyApplied,
 }
 
 /// The next phase and the action that leads there: the one transition table for every path.
@@ -289,6 +294,7 @@ pub fn next(phase: Phase, o: &ResetObservation) -> (Phase, ResetAction) {
     }
 
     match phase {
+        Phase::Pending if o.applied_before && !o.dry_run && !holds => (Phase::Succeeded, ResetAction::AlreadyApplied),
         Phase::Pending if scales => {
             if !o.has_finalizer {
                 (phase, ResetAction::AddFinalizer)
@@ -371,22 +377,22 @@ mod tests {
             quiet: true,
             timed_out: false,
             pending_failure: false,
+            applied_before: false,
         }
     }
 
-    /// Every observation the table can be given: each field over each of its values.
-    fn every_observation() -> impl Iterator<Item = ResetObservation> {
+    /// Checks `property` on every (phase, observation) pair: each observation field over each of its values.
+    fn for_every_pair(property: impl Fn(Phase, &ResetObservation, Phase, ResetAction) -> Result<(), String>) {
         let errors: Vec<Option<ErrorClass>> = std::iter::once(None)
             .chain(std::iter::once(Some(ErrorClass::Transient)))
             .chain(FailReason::ALL.into_iter().map(|r| Some(ErrorClass::Permanent(r))))
             .collect();
-        let mut out = Vec::new();
         for strategy in [Strategy::RequireInactive, Strategy::ScaleDown] {
             for error in &errors {
                 for claim in Claim::ALL {
-                    for bits in 0u32..(1 << 13) {
+                    for bits in 0u32..(1 << 15) {
                         let b = |i: u32| bits & (1 << i) != 0;
-                        out.push(ResetObservation {
+                        let o = ResetObservation {
                             strategy,
                             dry_run: b(0),
                             force: b(1),
@@ -403,22 +409,16 @@ mod tests {
                             offsets_moved: b(10),
                             quiet: b(11),
                             timed_out: b(12),
-                            pending_failure: b(12) ^ b(11),
-                        });
+                            pending_failure: b(13),
+                            applied_before: b(14),
+                        };
+                        for phase in Phase::ALL {
+                            let (to, action) = next(phase, &o);
+                            if let Err(why) = property(phase, &o, to, action) {
+                                panic!("{phase:?} --{action:?}--> {to:?}: {why}\n{o:#?}");
+                            }
+                        }
                     }
-                }
-            }
-        }
-        out.into_iter()
-    }
-
-    /// Checks `property` on every (phase, observation) pair.
-    fn for_every_pair(property: impl Fn(Phase, &ResetObservation, Phase, ResetAction) -> Result<(), String>) {
-        for o in every_observation() {
-            for phase in Phase::ALL {
-                let (to, action) = next(phase, &o);
-                if let Err(why) = property(phase, &o, to, action) {
-                    panic!("{phase:?} --{action:?}--> {to:?}: {why}\n{o:#?}");
                 }
             }
         }
@@ -755,6 +755,23 @@ mod tests {
             next(Phase::WaitingForInactive, &o),
             (Phase::WaitingForInactive, ResetAction::Claim)
         );
+    }
+
+    #[test]
+    fn a_reset_applied_before_under_the_same_name_and_spec_is_not_applied_again() {
+        for strategy in [Strategy::RequireInactive, Strategy::ScaleDown] {
+            let mut o = obs(strategy);
+            o.applied_before = true;
+            o.claim = Claim::Free;
+            o.has_finalizer = false;
+            assert_eq!(
+                next(Phase::Pending, &o),
+                (Phase::Succeeded, ResetAction::AlreadyApplied),
+                "{strategy:?}"
+            );
+            o.dry_run = true;
+            assert_eq!(next(Phase::Pending, &o), (Phase::Planned, ResetAction::Preview));
+        }
     }
 
     #[test]

@@ -12,6 +12,13 @@
 //! way but nobody waits for them. At start, and whenever the log has grown to four times its size after the
 //! last rewrite (and past 16 MiB), the live state is written as a fresh log (temporary file, fsync, rename;
 //! a crash leaves the old log or the new one), which keeps the file proportional to the live offsets.
+//!
+//! A write or sync that fails (ENOSPC, EIO) fails every request of its group commit, and the file is cut
+//! back to the end of the last synced record before they are answered: no later record is appended after a
+//! fragment (replay would stop at it and drop every record after it). If even that fails, the next group
+//! commit retries it first and fails until it succeeds. A record larger than replay accepts (`MAX_RECORD`)
+//! is never written: the APIs refuse what could make one (`limits::MAX_STRING`), and `append`
+//! refuses it too.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -355,7 +362,7 @@ impl Journal {
         let dir = dir.to_owned();
         let writer = thread::Builder::new()
             .name("group-log".into())
-            .spawn(move || write_loop(file, &dir, &path, rx))?;
+            .spawn(move || write_loop(file, fresh_len, &dir, &path, rx))?;
         Ok((
             Journal {
                 tx: std::sync::Mutex::new(Some(tx)),
@@ -368,11 +375,25 @@ impl Journal {
     }
 
     /// Queues records; the receiver completes once they are synced. Call in the order the state changed.
+    /// Records that replay would not accept are refused (none of them is written).
     pub fn append(&self, records: &[Record]) -> oneshot::Receiver<io::Result<()>> {
         let (done, rx) = oneshot::channel();
         let mut bytes = Vec::new();
         for r in records {
+            let start = bytes.len();
             r.encode(&mut bytes);
+            if bytes.len() - start - 8 > MAX_RECORD {
+                tracing::error!(
+                    bytes = bytes.len() - start,
+                    limit = MAX_RECORD,
+                    "group log: refusing a record larger than replay accepts"
+                );
+                let _ = done.send(Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("a group log record of {} bytes is too large", bytes.len() - start),
+                )));
+                return rx;
+            }
         }
         self.size.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         self.send(Batch {
@@ -435,29 +456,52 @@ impl Drop for Journal {
     }
 }
 
-fn write_loop(mut file: File, dir: &Path, path: &Path, rx: mpsc::Receiver<Batch>) {
+/// Appends and syncs what is queued, a group commit at a time. `synced` is the length of the file's whole,
+/// synced records: what a failed write or sync is cut back to.
+fn write_loop(mut file: File, mut synced: u64, dir: &Path, path: &Path, rx: mpsc::Receiver<Batch>) {
+    // A failed write's fragment that could not be cut off yet.
+    let mut torn = false;
     while let Ok(first) = rx.recv() {
         let mut batches = vec![first];
         while let Ok(more) = rx.try_recv() {
             batches.push(more);
         }
-        let mut result = Ok(());
-        for b in &batches {
-            let written = if b.replace {
-                replace_file(dir, path, &b.bytes).map(|f| file = f)
-            } else {
-                file.write_all(&b.bytes)
-            };
-            if let Err(e) = written {
-                result = Err(e);
-                break;
-            }
-        }
+        let mut result = if torn { cut(&file, synced) } else { Ok(()) };
+        let mut end = synced;
         if result.is_ok() {
-            result = file.sync_data();
-        }
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "group log: write failed");
+            torn = false;
+            for b in &batches {
+                let written = if b.replace {
+                    // A new file, synced: what this group commit wrote before it is in it.
+                    replace_file(dir, path, &b.bytes).map(|f| {
+                        file = f;
+                        synced = b.bytes.len() as u64;
+                        end = synced;
+                    })
+                } else {
+                    file.write_all(&b.bytes).map(|()| end += b.bytes.len() as u64)
+                };
+                if let Err(e) = written {
+                    result = Err(e);
+                    break;
+                }
+            }
+            if result.is_ok() {
+                result = file.sync_data();
+            }
+            match &result {
+                Ok(()) => synced = end,
+                Err(e) => {
+                    tracing::error!(error = %e, "group log: write failed");
+                    // Nothing of this group commit is acknowledged: none of it may stay in front of later records.
+                    if let Err(e) = cut(&file, synced) {
+                        tracing::error!(error = %e, "group log: cannot cut a failed write off; writes fail until it is");
+                        torn = true;
+                    }
+                }
+            }
+        } else {
+            tracing::error!("group log: a failed write is still not cut off; refusing writes");
         }
         for b in batches {
             if let Some(done) = b.done {
@@ -468,6 +512,12 @@ fn write_loop(mut file: File, dir: &Path, path: &Path, rx: mpsc::Receiver<Batch>
             }
         }
     }
+}
+
+/// Truncates the log to `len` (it is opened for appending: later writes go to the new end) and syncs that.
+fn cut(file: &File, len: u64) -> io::Result<()> {
+    file.set_len(len)?;
+    file.sync_data()
 }
 
 /// A whole log holding `groups` (id, protocol type, generation, offsets): the magic, then per group its

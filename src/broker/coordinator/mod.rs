@@ -8,6 +8,7 @@
 mod admin;
 mod group;
 mod journal;
+pub mod limits;
 mod member;
 mod membership;
 mod offset_api;

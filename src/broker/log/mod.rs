@@ -151,7 +151,7 @@ impl Store {
             Err(e) => return Err(io_err(&path)(e)),
         };
         let Some(catalog) = catalog else {
-            store.write_catalog().map_err(io_err(&path))?;
+            store.write_catalog(|_| {}).map_err(io_err(&path))?;
             return Ok(store);
         };
         store.cluster_id = catalog.cluster_id;
@@ -205,24 +205,30 @@ impl Store {
         ))
     }
 
-    fn write_catalog(&self) -> std::io::Result<()> {
+    /// Writes the catalog: the topics in memory with `edit` applied. A change to the topics is written
+    /// first and made in memory only once it is on disk, so that a failed write (a full disk) changes
+    /// neither: a topic a restart would forget never takes records.
+    fn write_catalog(&self, edit: impl FnOnce(&mut Vec<TopicRecord>)) -> std::io::Result<()> {
         let Some(dir) = &self.config.data_dir else {
             return Ok(());
         };
         let topics = self.topics.read().unwrap_or_else(|p| p.into_inner());
+        let mut records: Vec<TopicRecord> = topics
+            .values()
+            .map(|t| TopicRecord {
+                name: t.name.clone(),
+                id: t.id,
+                partitions: t.partition_count(),
+                configs: t.configs.clone(),
+            })
+            .collect();
+        drop(topics);
+        edit(&mut records);
+        records.sort_by(|a, b| a.name.cmp(&b.name));
         let catalog = Catalog {
             cluster_id: self.cluster_id.clone(),
-            topics: topics
-                .values()
-                .map(|t| TopicRecord {
-                    name: t.name.clone(),
-                    id: t.id,
-                    partitions: t.partition_count(),
-                    configs: t.configs.clone(),
-                })
-                .collect(),
+            topics: records,
         };
-        drop(topics);
         let bytes = serde_json::to_vec_pretty(&catalog).map_err(std::io::Error::other)?;
         let tmp = dir.join("topics.json.tmp");
         {
@@ -311,22 +317,33 @@ impl Store {
         if validate_only {
             return Ok(topic);
         }
+        self.write_catalog(|records| {
+            records.push(TopicRecord {
+                name: name.to_owned(),
+                id: topic.id,
+                partitions,
+                configs: topic.configs.clone(),
+            })
+        })
+        .map_err(catalog_failure)?;
         self.topics
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(name.to_owned(), topic.clone());
-        self.write_catalog().map_err(|e| {
-            storage_failure(StoreError::Io {
-                path: PathBuf::from("topics.json"),
-                source: e,
-            })
-        })?;
         tracing::info!(topic = name, partitions, "created topic");
         Ok(topic)
     }
 
     pub fn delete_topic(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
         let _guard = self.catalog_write.lock().unwrap_or_else(|p| p.into_inner());
+        if self.topic(name).is_none() {
+            return Err(TopicError {
+                code: ResponseError::UnknownTopicOrPartition,
+                message: format!("Topic '{name}' does not exist."),
+            });
+        }
+        self.write_catalog(|records| records.retain(|t| t.name != name))
+            .map_err(catalog_failure)?;
         let removed = self
             .topics
             .write()
@@ -337,12 +354,6 @@ impl Store {
                 message: format!("Topic '{name}' does not exist."),
             })?;
         if self.config.data_dir.is_some() {
-            self.write_catalog().map_err(|e| {
-                storage_failure(StoreError::Io {
-                    path: PathBuf::from("topics.json"),
-                    source: e,
-                })
-            })?;
             for index in 0..removed.partition_count() {
                 if let Some(dir) = self.partition_dir(name, index) {
                     let _ = std::fs::remove_dir_all(dir);
@@ -380,17 +391,17 @@ impl Store {
                 self.open_partition(name, index, true).map_err(storage_failure)?,
             )));
         }
+        self.write_catalog(|records| {
+            for record in records.iter_mut().filter(|t| t.name == name) {
+                record.partitions = count;
+            }
+        })
+        .map_err(catalog_failure)?;
         topic
             .partitions
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .extend(added);
-        self.write_catalog().map_err(|e| {
-            storage_failure(StoreError::Io {
-                path: PathBuf::from("topics.json"),
-                source: e,
-            })
-        })?;
         tracing::info!(topic = name, partitions = count, "added partitions");
         Ok(())
     }
@@ -450,6 +461,14 @@ impl Store {
             }
         }
     }
+}
+
+/// A catalog write that failed (the catalog on disk is unchanged: it is replaced by a rename).
+fn catalog_failure(e: std::io::Error) -> TopicError {
+    storage_failure(StoreError::Io {
+        path: PathBuf::from("topics.json"),
+        source: e,
+    })
 }
 
 fn storage_failure(e: StoreError) -> TopicError {

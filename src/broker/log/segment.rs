@@ -6,6 +6,12 @@
 //! partition with unsynced writes once per flush interval, so acks=all records also survive a power loss.
 //! Recovery reads each segment, checks every batch (length, magic, CRC-32C, offsets in sequence) and
 //! truncates the segment at the first one that fails: a torn tail from a crash is cut off, never served.
+//!
+//! A write that fails (ENOSPC, EIO), possibly after part of the batch reached the file, is cut back to the
+//! end of the last whole batch before the error is answered, so that no later batch is appended after a
+//! fragment (recovery would stop at the fragment and drop every batch after it). If even that truncation
+//! fails, every append retries it first and fails until it succeeds: the partition answers
+//! KAFKA_STORAGE_ERROR until a write succeeds again.
 
 use super::batch::BatchHeader;
 use bytes::Bytes;
@@ -22,6 +28,8 @@ pub struct SegmentWriter {
     active_base: i64,
     /// Written since the last fsync.
     dirty: bool,
+    /// A failed write may have left part of a batch after `size`; it must be cut off before the next append.
+    torn: bool,
 }
 
 /// A batch read back from disk, with its header already checked.
@@ -114,13 +122,16 @@ impl SegmentWriter {
             segment_bytes,
             active_base,
             dirty: false,
+            torn: false,
         };
         Ok((writer, batches))
     }
 
     /// Appends one batch whose base offset is `base_offset`, rolling to a new segment first when the
     /// active one is full.
+    /// On an error nothing of the batch stays in the log (see the module's documentation).
     pub fn append(&mut self, base_offset: i64, batch: &[u8]) -> std::io::Result<()> {
+        self.cut_torn_tail()?;
         if self.size > 0 && self.size + batch.len() as u64 > self.segment_bytes {
             self.file.sync_data()?;
             self.file = OpenOptions::new()
@@ -131,9 +142,29 @@ impl SegmentWriter {
             self.active_base = base_offset;
             sync_dir(&self.dir)?;
         }
-        self.file.write_all(batch)?;
+        if let Err(e) = self.file.write_all(batch) {
+            self.torn = true;
+            if let Err(cut) = self.cut_torn_tail() {
+                tracing::error!(
+                    dir = %self.dir.display(),
+                    error = %cut,
+                    "cannot cut a failed write off the log; appends fail until it is"
+                );
+            }
+            return Err(e);
+        }
         self.size += batch.len() as u64;
         self.dirty = true;
+        Ok(())
+    }
+
+    /// Cuts what a failed write left after the last whole batch (the file is opened for appending: the next
+    /// write goes to the new end).
+    fn cut_torn_tail(&mut self) -> std::io::Result<()> {
+        if self.torn {
+            self.file.set_len(self.size)?;
+            self.torn = false;
+        }
         Ok(())
     }
 

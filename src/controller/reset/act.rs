@@ -8,10 +8,12 @@ use super::observe::{Observed, kafka_view, uid};
 use super::planning::make_plan;
 use super::{FINALIZER, STEP, to_api_phase, to_plan_phase, words};
 use crate::api::conditions::{condition, set_condition};
+use crate::api::ledger::LedgerEntry;
 use crate::api::reset::WorkloadRecord;
 use crate::api::{OffsetReset, OffsetResetStatus};
 use crate::controller::claim::WorkloadClaim;
 use crate::controller::finalizers::set_finalizer;
+use crate::controller::ledger::{Ledger, spec_hash};
 use crate::controller::status::{ms_from_time, now};
 use crate::controller::workload::Workload;
 use crate::controller::{Context, Error, FIELD_MANAGER, keda};
@@ -122,6 +124,7 @@ impl<'a> Run<'a> {
             ResetAction::Commit => self.commit(next, observed).await,
             ResetAction::Restore => self.restore(next).await,
             ResetAction::Fail(reason) => self.fail(next, reason, observed).await,
+            ResetAction::AlreadyApplied => self.already_applied(next, observed).await,
         }
     }
 
@@ -145,7 +148,9 @@ impl<'a> Run<'a> {
         self.enter(next);
         self.persist().await?;
         if phase == Phase::Applying {
-            // Committed by an earlier step whose persist was lost: its Event was never published.
+            // Committed by an earlier step whose persist was lost: its Event was never published, nor its
+            // ledger entry written.
+            self.record_in_ledger().await;
             self.publish(EventType::Normal, "Applied", self.applied_note()).await;
         }
         self.announce(phase, next).await;
@@ -398,6 +403,7 @@ impl<'a> Run<'a> {
         self.clear_waits();
         self.enter(next);
         self.persist().await?;
+        self.record_in_ledger().await;
         self.publish(EventType::Normal, "Applied", self.applied_note()).await;
         self.announce(phase, next).await;
         Ok(Outcome::Progressed(self.after(next)))
@@ -516,6 +522,51 @@ impl<'a> Run<'a> {
         tracing::info!(?phase, next = ?next, reason = reason.as_str(), why = %why, "offsetreset failed");
         self.publish(EventType::Warning, reason.as_str(), why).await;
         Ok(Outcome::Progressed(self.after(next)))
+    }
+
+    /// A reset of the same name and spec was applied before: end as Succeeded without acting.
+    async fn already_applied(&mut self, next: Phase, observed: &Observed) -> Result<Outcome, ActError> {
+        let phase = self.phase();
+        let note = format!(
+            "OffsetReset {} with this spec was applied before, at {}: a re-created reset is not applied again; create one with another name to reset again",
+            self.name,
+            observed.applied_at.clone().unwrap_or_default()
+        );
+        self.clear_waits();
+        self.enter(next);
+        set_condition(
+            &mut self.status.conditions,
+            condition(
+                "Complete",
+                true,
+                "AlreadyApplied",
+                note.clone(),
+                self.reset.metadata.generation,
+                now(),
+            ),
+        );
+        self.persist().await?;
+        tracing::info!(
+            ?phase,
+            "offsetreset was applied before under this name and spec: not applied again"
+        );
+        self.publish(EventType::Normal, "AlreadyApplied", note).await;
+        Ok(Outcome::Progressed(self.after(next)))
+    }
+
+    /// Records the applied reset in the namespace's ledger. Best effort: a failure is logged, and the reset
+    /// itself stays applied exactly once.
+    async fn record_in_ledger(&self) {
+        let entry = LedgerEntry {
+            name: self.name.clone(),
+            uid: uid(self),
+            spec_hash: spec_hash(&self.reset.spec),
+            group_id: self.status.group_id.clone(),
+            applied_at: now(),
+        };
+        if let Err(e) = Ledger::new(&self.ctx.kube, &self.ns).record(entry).await {
+            tracing::warn!(error = %e, "could not record the applied reset in the ledger");
+        }
     }
 
     // --- helpers -----------------------------------------------------------------------------------------

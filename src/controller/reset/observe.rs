@@ -8,6 +8,7 @@ use crate::api::reset::ResetStrategy;
 use crate::api::{ConsumerGroup, KafkaCluster};
 use crate::controller::Error;
 use crate::controller::claim::{ClaimView, WorkloadClaim};
+use crate::controller::ledger::{Ledger, applied_before};
 use crate::controller::status::ms_from_time;
 use crate::controller::workload::Workload;
 use crate::kafka::{GroupDescription, GroupOffsets, KafkaClient, TopicPartition};
@@ -40,6 +41,8 @@ pub(super) struct Observed {
     /// The OffsetReset holding the workload, when another one does.
     pub claim_holder: Option<String>,
     pub kafka: Option<Arc<KafkaView>>,
+    /// When the ledger says the same reset was applied before.
+    pub applied_at: Option<String>,
 }
 
 impl Observed {
@@ -96,10 +99,12 @@ pub(super) async fn observe(run: &Run<'_>) -> Observed {
             quiet: false,
             timed_out,
             pending_failure: status.failure.is_some(),
+            applied_before: false,
         },
         error_text: None,
         claim_holder: None,
         kafka: None,
+        applied_at: None,
     };
     if scales {
         match claim_of(run).await {
@@ -112,6 +117,17 @@ pub(super) async fn observe(run: &Run<'_>) -> Observed {
     }
     if phase.is_finished() || phase == Phase::Restoring || observed.observation.deleting {
         return observed;
+    }
+    if phase == Phase::Pending && !spec.dry_run {
+        match Ledger::new(&run.ctx.kube, &run.ns).entries().await {
+            Ok(entries) => {
+                if let Some(entry) = applied_before(&entries, &run.reset) {
+                    observed.observation.applied_before = true;
+                    observed.applied_at = Some(format!("{} (uid {})", entry.applied_at.0, entry.uid));
+                }
+            }
+            Err(e) => return observed.failed(ErrorClass::Transient, format!("cannot read the reset ledger: {e}")),
+        }
     }
     match phase {
         Phase::Pending if scales && observed.observation.claim != Claim::Ours => match hpa_targets(run).await {

@@ -321,6 +321,14 @@ async fn bad_input_is_rejected_with_clear_messages(kafka: &'static dyn TestBroke
             json!({"clusterRef": {"name": "main"}, "groupId": "g", "to": {"partitions": [{"topic": "t", "partition": 0, "offset": -5}]}}),
             "should be greater than or equal to 0",
         ),
+        (
+            json!({"clusterRef": {"name": "main"}, "groupId": "g", "to": {"latest": {}}, "timeoutSeconds": 9_223_372_036_854_775_807i64}),
+            "timeoutSeconds must be between 1 and 86400",
+        ),
+        (
+            json!({"clusterRef": {"name": "main"}, "groupId": "g", "to": {"latest": {}}, "ttlSecondsAfterFinished": 9_223_372_036_854_775_807i64}),
+            "ttlSecondsAfterFinished must be between 0 and 31536000",
+        ),
     ];
     for (spec, message) in cases {
         let err = env

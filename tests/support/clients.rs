@@ -481,3 +481,34 @@ pub fn live_producer(bootstrap: &str, topic: &str, rate: u32) -> ScriptProcess {
         std::time::Duration::from_secs(60),
     )
 }
+
+/// Commits `offset` for partitions 0 to `partitions - 1` of `topic` into `group` with one synchronous
+/// confluent-kafka commit, without joining the group (generation -1, as for a group without members).
+/// `Ok(())` when the broker acknowledged every partition, else what the client reported.
+pub fn commit_offsets(bootstrap: &str, topic: &str, group: &str, partitions: i32, offset: i64) -> Result<(), String> {
+    let (partitions, offset) = (partitions.to_string(), offset.to_string());
+    let out = confluent_client(
+        &[
+            "commit",
+            "--bootstrap",
+            bootstrap,
+            "--topic",
+            topic,
+            "--group",
+            group,
+            "--partitions",
+            &partitions,
+            "--offset",
+            &offset,
+            "--timeout",
+            "30",
+        ],
+        &ClientSecurity::default(),
+    )
+    .map_err(|failure| failure.to_string())?;
+    if out["ok"] == true {
+        Ok(())
+    } else {
+        Err(out["error"].to_string())
+    }
+}

@@ -28,6 +28,9 @@ assign-commit: what a consumer using assign() instead of subscribe() does: no gr
          --offset, then --offset + 1, + 2, ... (one more each time) until SIGTERM. Kafka refuses these commits
          (UNKNOWN_MEMBER_ID) while the group has members and takes them once it is Empty: each attempt prints
          {"commit": offset, "ok": bool, "error": ...}. Prints {"ready": true} after its first attempt.
+commit:  commits --offset for partitions 0 to --partitions - 1 of --topic into --group in one synchronous commit,
+         without joining it (like assign-commit: generation -1, for a group without members); prints
+         {"ok": true} or {"ok": false, "error": ...} (a failed partition counts as a failed commit).
 stream:  a live producer: produces --rate records per second (keys key-<i>, spread over the partitions) until
          SIGTERM; prints {"ready": true} after the first delivery and {"produced": N} when it stops.
 txn-commit: commits --offset for --partition of --topic in --group inside a transaction of a transactional
@@ -404,6 +407,22 @@ def assign_commit(args):
     consumer.close()
 
 
+def commit(args):
+    errors = Errors("commit")
+    consumer = Consumer({**client_config(args, errors), "group.id": args.group, "enable.auto.commit": False})
+    offsets = [TopicPartition(args.topic, p, args.offset or 0) for p in range(args.partitions)]
+    line = {"ok": True}
+    try:
+        committed = consumer.commit(offsets=offsets, asynchronous=False) or []
+        failed = {str(tp.partition): tp.error.str() for tp in committed if tp.error is not None}
+        if failed:
+            line = {"ok": False, "error": failed}
+    except KafkaException as e:
+        line = {"ok": False, "error": str(e)}
+    consumer.close()
+    print(json.dumps(line), flush=True)
+
+
 def stream(args):
     import signal
 
@@ -441,7 +460,17 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "command",
-        choices=["produce", "idempotent-produce", "consume", "member", "run", "txn-commit", "assign-commit", "stream"],
+        choices=[
+            "produce",
+            "idempotent-produce",
+            "consume",
+            "member",
+            "run",
+            "txn-commit",
+            "assign-commit",
+            "commit",
+            "stream",
+        ],
     )
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--topic", help="the topic (every command but run)")
@@ -456,6 +485,7 @@ def main():
     parser.add_argument("--timestamp-start", type=int, help="timestamp (ms) of the first produced record")
     parser.add_argument("--timestamp-step", type=int, default=1000)
     parser.add_argument("--partition", type=int, help="produce every record to this partition")
+    parser.add_argument("--partitions", type=int, default=1, help="commit: partitions 0 to N - 1")
     parser.add_argument("--client-id", default="kgo-test-member")
     parser.add_argument("--instance-id", help="group.instance.id: a static member")
     parser.add_argument("--expect-partitions", type=int)
@@ -488,6 +518,7 @@ def main():
         "run": run,
         "txn-commit": txn_commit,
         "assign-commit": assign_commit,
+        "commit": commit,
         "stream": stream,
     }[args.command](args)
 

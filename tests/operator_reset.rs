@@ -480,6 +480,15 @@ async fn scale_down_resets_real_consumers_which_then_reread_and_pauses_keda_mean
     ] {
         support::wait::event(&env.client, &env.ns, "rewind", reason, Duration::from_secs(10)).await;
     }
+    // Committed exactly once: the operator sent one OffsetCommit for this reset.
+    let op = env.operator.as_ref().expect("operator");
+    assert_eq!(
+        op.metric(
+            "kafka_group_operator_offset_commits_total",
+            &[("namespace", env.ns.as_str()), ("name", "rewind")]
+        ),
+        Some(1.0)
+    );
     // Replicas restored, KEDA unpaused, and the consumers re-read the rewound records up to the end again.
     let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), &env.ns);
     assert_eq!(deployments.get("consumers").await.expect("get").spec.replicas, Some(2));

@@ -951,9 +951,15 @@ async fn operator_rbac(client: &kube::Client, ns: &str, sa: &str) {
     .expect("ServiceAccount");
     let roles: Api<Role> = Api::namespaced(client.clone(), ns);
     let all = ["get", "list", "watch", "create", "update", "patch", "delete"];
+    // Every resource of ours (from the CRDs, so that new ones are covered) but ConsumerGroups.
+    let ours: Vec<String> = kafka_group_operator::api::crds()
+        .iter()
+        .map(|crd| crd.spec.names.plural.clone())
+        .filter(|plural| plural != "consumergroups")
+        .flat_map(|plural| [format!("{plural}/status"), plural])
+        .collect();
     let operator_role = json!({"metadata": {"name": "kgo-operator"}, "rules": [
-        {"apiGroups": ["kafkagroups.dev"], "resources": ["kafkaclusters", "offsetresets", "kafkaclusters/status",
-            "offsetresets/status", "workloadclaims"], "verbs": all},
+        {"apiGroups": ["kafkagroups.dev"], "resources": ours, "verbs": all},
         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
         {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
         {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},

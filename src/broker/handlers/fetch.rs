@@ -2,16 +2,25 @@
 //! limits (the first batch of the first partition with data always comes back, as KIP-74 requires). A
 //! fetch with less than `min_bytes` waits up to `max_wait_ms` and wakes as soon as anything is appended.
 //! No fetch sessions (KIP-227): the broker answers session id 0, so clients send full requests.
+//!
+//! Limits as Kafka has them: the response limit is the request's `max_bytes` capped at the broker's
+//! `fetch.max.bytes` (Kafka's default, 55 MiB), and `max_bytes <= 0` is a limit of nothing but the first
+//! batch, not "unlimited". A partition the request names more than once is served once, where it first
+//! appears, with its last occurrence's offset and limit (Kafka keeps a request's partitions in a map).
 
 use crate::broker::Node;
 use crate::broker::log::lock;
 use kafka_protocol::ResponseError;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use tokio::time::Instant;
 
 const READ_COMMITTED: i8 = 1;
+/// Kafka's `fetch.max.bytes` default: the most one fetch response carries (the first batch aside).
+pub const FETCH_MAX_BYTES: usize = 55 * 1024 * 1024;
 
 pub async fn fetch(node: &Node, request: FetchRequest, version: i16) -> FetchResponse {
     if request.session_id != 0 && version >= 7 {
@@ -33,26 +42,39 @@ pub async fn fetch(node: &Node, request: FetchRequest, version: i16) -> FetchRes
 /// One pass over the requested partitions: the response, the record bytes in it, whether any partition
 /// failed (which answers the fetch at once, like Kafka).
 fn read_all(node: &Node, request: &FetchRequest, version: i16) -> (FetchResponse, usize, bool) {
-    let max_bytes = if request.max_bytes > 0 {
-        request.max_bytes as usize
-    } else {
-        usize::MAX
+    let max_bytes = (request.max_bytes.max(0) as usize).min(FETCH_MAX_BYTES);
+    let topic_key = |t: &FetchTopic| {
+        if version >= 13 {
+            t.topic_id.to_string()
+        } else {
+            t.topic.0.to_string()
+        }
     };
+    let mut last: HashMap<(String, i32), &FetchPartition> = HashMap::new();
+    for t in &request.topics {
+        for p in &t.partitions {
+            last.insert((topic_key(t), p.partition), p);
+        }
+    }
+    let mut served: HashSet<(String, i32)> = HashSet::new();
     let mut total = 0usize;
     let mut failed = false;
     let topics = request
         .topics
         .iter()
-        .map(|requested| {
+        .filter_map(|requested| {
             let topic = if version >= 13 {
                 node.store.topic_by_id(requested.topic_id)
             } else {
                 node.store.topic(&requested.topic)
             };
-            let partitions = requested
+            let key = topic_key(requested);
+            let partitions: Vec<PartitionData> = requested
                 .partitions
                 .iter()
-                .map(|p| {
+                .filter(|p| served.insert((key.clone(), p.partition)))
+                .map(|first| {
+                    let p = last.get(&(key.clone(), first.partition)).copied().unwrap_or(first);
                     let data = PartitionData::default().with_partition_index(p.partition);
                     let partition = match &topic {
                         Some(topic) => topic.partition(p.partition),
@@ -97,12 +119,16 @@ fn read_all(node: &Node, request: &FetchRequest, version: i16) -> (FetchResponse
                     }
                 })
                 .collect();
+            if partitions.is_empty() && !requested.partitions.is_empty() {
+                // Every partition of this entry was served under an earlier one.
+                return None;
+            }
             let response = FetchableTopicResponse::default().with_partitions(partitions);
-            if version >= 13 {
+            Some(if version >= 13 {
                 response.with_topic_id(requested.topic_id)
             } else {
                 response.with_topic(TopicName(requested.topic.0.clone()))
-            }
+            })
         })
         .collect();
     (FetchResponse::default().with_responses(topics), total, failed)

@@ -170,6 +170,18 @@ fn append(
             Some("Produce requests with version 3 or later must contain exactly one record batch".into()),
         ));
     }
+    // Kafka's LogValidator: the offsets a batch takes are its record count.
+    if i64::from(header.last_offset_delta) + 1 != i64::from(header.records_count) {
+        return Err((
+            ResponseError::InvalidRecord,
+            Some(format!(
+                "Inconsistent batch offset range [{}, {}] and count of records {}",
+                header.base_offset,
+                header.base_offset.saturating_add(i64::from(header.last_offset_delta)),
+                header.records_count
+            )),
+        ));
+    }
     if header.is_control() {
         return Err((
             ResponseError::InvalidRecord,

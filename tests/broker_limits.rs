@@ -1,0 +1,367 @@
+//! Kafka's request limits, over the wire: what no real client sends, but any client could.
+//!
+//! - A group id (or member id, protocol type, …) longer than Kafka's 32767-byte strings is refused at the
+//!   API (the connection is closed, as Kafka's parser does), never written to the group log, where a record
+//!   larger than replay accepts would drop itself and every later record at the next start.
+//! - Fetch: `max_bytes <= 0` is a limit of 0 bytes (the first batch only, KIP-74), not "unlimited"; a
+//!   partition named twice in one Fetch is served once (with the last occurrence's fetch offset, like
+//!   Kafka's map of fetch partitions).
+//! - Produce: a batch whose `last_offset_delta` does not match its `records_count` is INVALID_RECORD and
+//!   takes no offsets.
+
+mod support;
+
+use bytes::{Bytes, BytesMut};
+use kafka_group_operator::wire::{decode_response, encode_request};
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+use kafka_protocol::messages::offset_fetch_request::{OffsetFetchRequestGroup, OffsetFetchRequestTopics};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    BrokerId, FetchRequest, GroupId, JoinGroupRequest, MetadataRequest, OffsetCommitRequest, OffsetFetchRequest,
+    ProduceRequest, TopicName,
+};
+use kafka_protocol::protocol::{Request, StrBytes};
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use rskafka::client::ClientBuilder;
+use rskafka::client::partition::{Compression as ClientCompression, PartitionClient, UnknownTopicHandling};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+use support::EmbeddedKafka;
+use support::clients::commit_offsets;
+use support::embedded::BrokerProcess;
+use support::kafka::{create_topic_with_cli, describe_group_offsets_with_cli};
+use support::unique_name;
+
+fn connect(bootstrap: &str) -> TcpStream {
+    let stream = TcpStream::connect(bootstrap).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    stream
+}
+
+/// Sends `request` at `version`; the decoded response, or None when the broker closed the connection
+/// instead of answering.
+fn call<R: Request>(stream: &mut TcpStream, request: &R, version: i16) -> Option<R::Response> {
+    let frame = encode_request(request, version, 7, Some("limits-test")).expect("encode");
+    stream.write_all(&frame).expect("send");
+    let mut len = [0u8; 4];
+    match stream.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+            ) =>
+        {
+            return None;
+        }
+        Err(e) => panic!("neither an answer nor a closed connection: {e}"),
+    }
+    let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+    stream.read_exact(&mut body).expect("response body");
+    Some(decode_response::<R>(Bytes::from(body), version).expect("decode response"))
+}
+
+fn s(value: &str) -> StrBytes {
+    StrBytes::from_string(value.to_owned())
+}
+
+fn commit_request(group: &str, topic: &str, offset: i64) -> OffsetCommitRequest {
+    OffsetCommitRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_generation_id_or_member_epoch(-1)
+        .with_member_id(s(""))
+        .with_topics(vec![
+            OffsetCommitRequestTopic::default()
+                .with_name(TopicName(s(topic)))
+                .with_partitions(vec![
+                    OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(offset)
+                        .with_committed_leader_epoch(-1)
+                        .with_committed_metadata(Some(s(""))),
+                ]),
+        ])
+}
+
+fn committed_offset(bootstrap: &str, group: &str, topic: &str) -> i64 {
+    let request = OffsetFetchRequest::default().with_groups(vec![
+        OffsetFetchRequestGroup::default()
+            .with_group_id(GroupId(s(group)))
+            .with_topics(Some(vec![
+                OffsetFetchRequestTopics::default()
+                    .with_name(TopicName(s(topic)))
+                    .with_partition_indexes(vec![0]),
+            ])),
+    ]);
+    let response = call(&mut connect(bootstrap), &request, 8).expect("OffsetFetch answered");
+    response.groups[0].topics[0].partitions[0].committed_offset
+}
+
+#[test]
+fn strings_longer_than_kafka_allows_are_refused_and_never_reach_the_group_log() {
+    let data = tempfile::tempdir().expect("data dir");
+    let data_arg = data.path().to_str().expect("utf-8 path").to_owned();
+    let args = ["--data-dir", data_arg.as_str()];
+    let broker = BrokerProcess::start(&args);
+    let bootstrap = broker.bootstrap();
+    let topic = unique_name("limits");
+    create_topic_with_cli(&bootstrap, &topic, 1);
+
+    // The longest group id Kafka takes is taken.
+    let longest = "g".repeat(32_767);
+    let mut stream = connect(&bootstrap);
+    let answer = call(&mut stream, &commit_request(&longest, &topic, 4), 8).expect("a 32767-byte group id");
+    assert_eq!(answer.topics[0].partitions[0].error_code, 0);
+
+    // One byte more, or 1.1 MiB (beyond the group log's 1 MiB records), closes the connection unanswered.
+    for len in [32_768, 1_153_434] {
+        let group = "x".repeat(len);
+        assert!(
+            call(&mut connect(&bootstrap), &commit_request(&group, &topic, 9), 8).is_none(),
+            "an OffsetCommit with a {len}-byte group id was answered"
+        );
+    }
+    let join = JoinGroupRequest::default()
+        .with_group_id(GroupId(s(&unique_name("limits-join"))))
+        .with_session_timeout_ms(10_000)
+        .with_rebalance_timeout_ms(10_000)
+        .with_member_id(s(""))
+        .with_protocol_type(s(&"c".repeat(40_000)))
+        .with_protocols(vec![JoinGroupRequestProtocol::default().with_name(s("range"))]);
+    assert!(
+        call(&mut connect(&bootstrap), &join, 9).is_none(),
+        "a JoinGroup with a 40000-byte protocol type was answered"
+    );
+    // The broker serves the next client as ever.
+    let metadata = call(&mut stream, &MetadataRequest::default(), 12).expect("metadata");
+    assert_eq!(metadata.brokers.len(), 1);
+
+    // A real client commits after them; after a restart its commit, and the longest group's, are there.
+    let after = unique_name("limits-after");
+    commit_offsets(&bootstrap, &topic, &after, 1, 5).expect("commit");
+    broker.kill9();
+    let restarted = BrokerProcess::start(&args);
+    let bootstrap = restarted.bootstrap();
+    let rows = describe_group_offsets_with_cli(&bootstrap, &after);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].current_offset, Some(5), "{rows:?}");
+    assert_eq!(committed_offset(&bootstrap, &longest, &topic), 4);
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+async fn partition(bootstrap: &str, topic: &str) -> PartitionClient {
+    ClientBuilder::new(vec![bootstrap.to_owned()])
+        .build()
+        .await
+        .expect("rskafka client")
+        .partition_client(topic, 0, UnknownTopicHandling::Retry)
+        .await
+        .expect("partition client")
+}
+
+/// A topic of one partition holding `batches` batches (rskafka, one produce each) of 10 records.
+fn topic_with_batches(kafka: &EmbeddedKafka, batches: usize) -> String {
+    let topic = unique_name("limits-fetch");
+    kafka.create_topic(&topic, 1);
+    runtime().block_on(async {
+        let p = partition(&kafka.bootstrap(), &topic).await;
+        for b in 0..batches {
+            let records = (0..10)
+                .map(|i| rskafka::record::Record {
+                    key: None,
+                    value: Some(format!("batch-{b}-record-{i}").into_bytes()),
+                    headers: Default::default(),
+                    timestamp: rskafka::chrono::DateTime::from_timestamp_millis(1_700_000_000_000).expect("ts"),
+                })
+                .collect();
+            p.produce(records, ClientCompression::NoCompression)
+                .await
+                .expect("produce");
+        }
+    });
+    topic
+}
+
+fn fetch_partition(offset: i64) -> FetchPartition {
+    FetchPartition::default()
+        .with_partition(0)
+        .with_fetch_offset(offset)
+        .with_partition_max_bytes(1 << 20)
+        .with_current_leader_epoch(-1)
+        .with_log_start_offset(-1)
+        .with_last_fetched_epoch(-1)
+}
+
+fn fetch_request(max_bytes: i32, topics: Vec<FetchTopic>) -> FetchRequest {
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_min_bytes(0)
+        .with_max_bytes(max_bytes)
+        .with_session_id(0)
+        .with_session_epoch(-1)
+        .with_topics(topics)
+}
+
+/// (base offset, batch length) of each batch in a fetch response's records.
+fn batches(records: &Bytes) -> Vec<(i64, usize)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + 12 <= records.len() {
+        let base = i64::from_be_bytes(records[at..at + 8].try_into().expect("8 bytes"));
+        let len = 12 + i32::from_be_bytes(records[at + 8..at + 12].try_into().expect("4 bytes")) as usize;
+        out.push((base, len));
+        at += len;
+    }
+    out
+}
+
+#[test]
+fn fetch_max_bytes_of_zero_or_less_is_a_limit_not_unlimited() {
+    let kafka = EmbeddedKafka::shared();
+    let topic = topic_with_batches(kafka, 20);
+    let mut stream = connect(&kafka.bootstrap());
+    let one_topic = || {
+        vec![
+            FetchTopic::default()
+                .with_topic(TopicName(s(&topic)))
+                .with_partitions(vec![fetch_partition(0)]),
+        ]
+    };
+    let all = call(&mut stream, &fetch_request(50 << 20, one_topic()), 12).expect("fetch");
+    let everything = batches(all.responses[0].partitions[0].records.as_ref().expect("records"));
+    assert_eq!(everything.len(), 20, "{everything:?}");
+    for max_bytes in [0, -1, i32::MIN] {
+        let response = call(&mut stream, &fetch_request(max_bytes, one_topic()), 12).expect("fetch");
+        let partition = &response.responses[0].partitions[0];
+        assert_eq!(partition.error_code, 0);
+        assert_eq!(
+            batches(partition.records.as_ref().expect("records")),
+            everything[..1].to_vec(),
+            "max_bytes {max_bytes}: the first batch only (KIP-74), not the whole log"
+        );
+    }
+}
+
+#[test]
+fn a_partition_named_twice_in_one_fetch_is_served_once() {
+    let kafka = EmbeddedKafka::shared();
+    let topic = topic_with_batches(kafka, 5);
+    let mut stream = connect(&kafka.bootstrap());
+    let name = TopicName(s(&topic));
+    let request = fetch_request(
+        50 << 20,
+        vec![
+            FetchTopic::default().with_topic(name.clone()).with_partitions(vec![
+                fetch_partition(0),
+                fetch_partition(0),
+                fetch_partition(10),
+            ]),
+            FetchTopic::default()
+                .with_topic(name.clone())
+                .with_partitions(vec![fetch_partition(20)]),
+        ],
+    );
+    let response = call(&mut stream, &request, 12).expect("fetch");
+    let served: Vec<_> = response
+        .responses
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(move |p| (t.topic.0.to_string(), p)))
+        .collect();
+    assert_eq!(served.len(), 1, "partition 0 once: {:?}", response.responses);
+    let (served_topic, partition) = &served[0];
+    assert_eq!(served_topic, &topic);
+    assert_eq!(partition.partition_index, 0);
+    let fetched = batches(partition.records.as_ref().expect("records"));
+    assert_eq!(
+        fetched.first().map(|b| b.0),
+        Some(20),
+        "from the last occurrence's offset, as Kafka: {fetched:?}"
+    );
+    assert_eq!(fetched.len(), 3, "{fetched:?}");
+}
+
+/// A v2 batch of `count` records from kafka-protocol's encoder, with its `last_offset_delta` replaced by
+/// `last_offset_delta` and its CRC recomputed (so only the inconsistency is wrong).
+fn batch_with_last_offset_delta(count: usize, last_offset_delta: i32) -> Bytes {
+    let records: Vec<Record> = (0..count)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // kafka-protocol's encoder starts a new batch where offset - sequence changes
+            sequence: i as i32,
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: Some(Bytes::from(format!("value-{i}"))),
+            headers: Default::default(),
+            delete_horizon: false,
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .expect("encode batch");
+    buf[23..27].copy_from_slice(&last_offset_delta.to_be_bytes());
+    let crc = crc32c::crc32c(&buf[21..]);
+    buf[17..21].copy_from_slice(&crc.to_be_bytes());
+    buf.freeze()
+}
+
+fn produce(stream: &mut TcpStream, topic: &str, batch: Bytes) -> (i16, i64) {
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5_000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(TopicName(s(topic)))
+                .with_partition_data(vec![
+                    PartitionProduceData::default().with_index(0).with_records(Some(batch)),
+                ]),
+        ]);
+    let response = call(stream, &request, 9).expect("produce answered");
+    let partition = &response.responses[0].partition_responses[0];
+    (partition.error_code, partition.base_offset)
+}
+
+#[test]
+fn a_batch_whose_last_offset_delta_disagrees_with_its_record_count_is_refused() {
+    let kafka = EmbeddedKafka::shared();
+    let topic = unique_name("limits-produce");
+    kafka.create_topic(&topic, 1);
+    let mut stream = connect(&kafka.bootstrap());
+    assert_eq!(produce(&mut stream, &topic, batch_with_last_offset_delta(2, 1)), (0, 0));
+    for (count, delta) in [(1, 99), (1, i32::MAX), (3, 0), (3, 1)] {
+        let (error, _) = produce(&mut stream, &topic, batch_with_last_offset_delta(count, delta));
+        assert_eq!(
+            error,
+            ResponseError::InvalidRecord.code(),
+            "{count} records with last offset delta {delta}"
+        );
+    }
+    assert_eq!(
+        produce(&mut stream, &topic, batch_with_last_offset_delta(1, 0)),
+        (0, 2),
+        "the refused batches took no offsets"
+    );
+}

@@ -14,7 +14,7 @@ mod support;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
-use kafka_group_operator::api::{ConsumerGroup, OffsetReset, ResetPhase};
+use kafka_group_operator::api::{ConsumerGroup, OffsetReset, ResetPhase, WorkloadClaim};
 use kafka_group_operator::kafka::{NewTopic, TopicPartition};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
@@ -114,13 +114,13 @@ fn deployments(env: &Env) -> Api<Deployment> {
     Api::namespaced(env.client.clone(), &env.ns)
 }
 
-fn leases(env: &Env) -> Api<Lease> {
+fn claims(env: &Env) -> Api<WorkloadClaim> {
     Api::namespaced(env.client.clone(), &env.ns)
 }
 
-/// The claim Lease of a workload: `kgo-claim-<kind lowercased>-<name>`.
+/// The WorkloadClaim of a workload: `<kind lowercased>-<name>`.
 fn claim_name(kind: &str, name: &str) -> String {
-    format!("kgo-claim-{}-{name}", kind.to_lowercase())
+    format!("{}-{name}", kind.to_lowercase())
 }
 
 async fn replicas(env: &Env, name: &str) -> Option<i32> {
@@ -301,22 +301,27 @@ async fn keda_paused(env: &Env, name: &str) -> Option<String> {
     so.annotations().get(KEDA_PAUSE).cloned()
 }
 
-/// The claim Lease names the holding reset: UID as holder, name and original count as annotations. An error
+/// The WorkloadClaim names the holding reset (name and UID) and the original count. An error
 /// rather than a panic, so that a test can look at the claim while it is held and judge it at the end.
 async fn claim_check(env: &Env, claim: &str, holder: &OffsetReset, original: i32) -> Result<(), String> {
-    let lease = leases(env)
+    let found = claims(env)
         .get_opt(claim)
         .await
-        .expect("get Lease")
-        .ok_or_else(|| format!("no claim Lease {claim} while {} holds the workload", holder.name_any()))?;
-    let holder_identity = lease.spec.as_ref().and_then(|s| s.holder_identity.clone());
-    let annotations = lease.annotations();
-    if holder_identity != holder.uid()
-        || annotations.get("kafkagroups.dev/holder") != Some(&holder.name_any())
-        || annotations.get("kafkagroups.dev/original-replicas") != Some(&original.to_string())
+        .expect("get WorkloadClaim")
+        .ok_or_else(|| {
+            format!(
+                "no WorkloadClaim {claim} while {} holds the workload",
+                holder.name_any()
+            )
+        })?;
+    let spec = &found.spec;
+    if Some(spec.holder.uid.clone()) != holder.uid()
+        || spec.holder.name != holder.name_any()
+        || spec.original_replicas != original
+        || spec.workload.kind != "Deployment"
     {
         return Err(format!(
-            "the claim Lease {claim} must name {} (UID {:?}) holding {original} original replicas: {lease:#?}",
+            "the WorkloadClaim {claim} must name {} (UID {:?}) holding {original} original replicas: {found:#?}",
             holder.name_any(),
             holder.uid()
         ));
@@ -324,9 +329,9 @@ async fn claim_check(env: &Env, claim: &str, holder: &OffsetReset, original: i32
     Ok(())
 }
 
-/// No claim Lease once every reset released the workload.
+/// No WorkloadClaim once every reset released the workload.
 async fn assert_released(env: &Env, claim: &str) {
-    wait_gone(&leases(env), claim, Duration::from_secs(15), "claim Lease").await;
+    wait_gone(&claims(env), claim, Duration::from_secs(15), "WorkloadClaim").await;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -587,14 +592,14 @@ async fn two_scale_down_resets_on_one_deployment_take_turns(kafka: &'static dyn 
     let claim_while_held = if finished(&first) {
         Ok(())
     } else {
-        let all: Vec<String> = leases(&env)
+        let all: Vec<String> = claims(&env)
             .list(&Default::default())
             .await
             .map(|l| l.items.iter().map(|x| x.name_any()).collect())
             .unwrap_or_default();
         claim_check(&env, &claim, &first, 2)
             .await
-            .map_err(|e| format!("{e}\nLeases in the namespace: {all:?}"))
+            .map_err(|e| format!("{e}\nWorkloadClaims in the namespace: {all:?}"))
     };
 
     let first = finish(&env, "first", T).await;

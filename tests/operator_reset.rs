@@ -10,7 +10,6 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kafka_group_operator::api::{OffsetReset, ResetPhase};
 use kafka_group_operator::kafka::{NewTopic, TopicPartition};
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
-use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -356,41 +355,11 @@ async fn bad_input_is_rejected_with_clear_messages(kafka: &'static dyn TestBroke
 }
 
 fn scaled_objects(env: &Env) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("keda.sh", "v1alpha1", "ScaledObject");
-    Api::namespaced_with(env.client.clone(), &env.ns, &ApiResource::from_gvk(&gvk))
+    support::keda::scaled_objects(&env.client, &env.ns)
 }
 
-/// KEDA's ScaledObject CRD, reduced to what the operator reads (KEDA itself does not run in the harness).
 async fn install_keda_crd(client: &kube::Client) {
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    let crd: CustomResourceDefinition = serde_json::from_value(json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": "scaledobjects.keda.sh"},
-        "spec": {"group": "keda.sh", "scope": "Namespaced",
-            "names": {"kind": "ScaledObject", "plural": "scaledobjects", "singular": "scaledobject"},
-            "versions": [{"name": "v1alpha1", "served": true, "storage": true,
-                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
-    }))
-    .expect("crd");
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    api.patch(
-        "scaledobjects.keda.sh",
-        &PatchParams::apply("kgo-tests").force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .expect("apply KEDA CRD");
-    tokio::time::timeout(
-        Duration::from_secs(30),
-        kube::runtime::wait::await_condition(
-            api,
-            "scaledobjects.keda.sh",
-            kube::runtime::wait::conditions::is_crd_established(),
-        ),
-    )
-    .await
-    .expect("established")
-    .expect("watch");
+    support::keda::install_crd(client).await
 }
 
 async fn consumers(env: &Env, topic: &str, group: &str, replicas: i32, extra: &[(&str, &str)]) -> Kubelet {

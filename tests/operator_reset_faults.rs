@@ -18,7 +18,6 @@ use kafka_group_operator::api::{ConsumerGroup, OffsetReset, ResetPhase, Workload
 use kafka_group_operator::kafka::{NewTopic, TopicPartition};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
-use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -258,42 +257,11 @@ async fn assert_failed_through_restoring(history: &ResetHistory, name: &str) {
 }
 
 fn scaled_objects(env: &Env) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("keda.sh", "v1alpha1", "ScaledObject");
-    Api::namespaced_with(env.client.clone(), &env.ns, &ApiResource::from_gvk(&gvk))
+    support::keda::scaled_objects(&env.client, &env.ns)
 }
 
-/// KEDA's ScaledObject CRD, reduced to what the operator reads (KEDA itself does not run in the harness).
 async fn install_keda_crd(client: &kube::Client) {
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    use kube::api::{Patch, PatchParams};
-    let crd: CustomResourceDefinition = serde_json::from_value(json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": "scaledobjects.keda.sh"},
-        "spec": {"group": "keda.sh", "scope": "Namespaced",
-            "names": {"kind": "ScaledObject", "plural": "scaledobjects", "singular": "scaledobject"},
-            "versions": [{"name": "v1alpha1", "served": true, "storage": true,
-                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
-    }))
-    .expect("crd");
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    api.patch(
-        "scaledobjects.keda.sh",
-        &PatchParams::apply("kgo-tests").force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .expect("apply KEDA CRD");
-    tokio::time::timeout(
-        Duration::from_secs(30),
-        kube::runtime::wait::await_condition(
-            api,
-            "scaledobjects.keda.sh",
-            kube::runtime::wait::conditions::is_crd_established(),
-        ),
-    )
-    .await
-    .expect("established")
-    .expect("watch");
+    support::keda::install_crd(client).await
 }
 
 async fn keda_paused(env: &Env, name: &str) -> Option<String> {

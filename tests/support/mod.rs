@@ -10,6 +10,7 @@ pub mod control_plane;
 pub mod crds;
 pub mod embedded;
 pub mod kafka;
+pub mod keda;
 pub mod kubelet;
 pub mod operator;
 pub mod pki;

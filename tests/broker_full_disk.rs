@@ -3,7 +3,8 @@
 //! records are produced and more offsets committed; the broker is killed with SIGKILL and restarted. Every
 //! record and commit acknowledged before, and after, the full disk is there: a failed write left no fragment
 //! for later writes to be appended after (recovery would have cut the log at it). A topic created while the
-//! disk is full is refused rather than kept in memory only (a restart would forget it and its records).
+//! disk is full is refused rather than kept in memory only (a restart would forget it and its records), and
+//! a commit that was refused is not served by OffsetFetch either.
 //!
 //! Needs root to mount the tmpfs; it fails (never skips) when the mount is impossible.
 
@@ -238,6 +239,13 @@ fn a_full_disk_loses_no_acknowledged_record_or_commit() {
             "commit {attempt} to a full disk: {errors:?}"
         );
     }
+
+    // A commit that was refused is not served either (Kafka caches a commit only once it is written).
+    let while_full = describe_group_offsets_with_cli(&bootstrap, &committer);
+    assert!(
+        while_full.len() == PARTITIONS as usize && while_full.iter().all(|r| r.current_offset == Some(3)),
+        "the refused commits are not served: {while_full:?}"
+    );
 
     // A topic created on the full disk is refused, not half-created: the catalog on disk could not say it
     // exists, so it must not take records that a restart would forget.

@@ -39,6 +39,8 @@ pub(super) async fn offset_commit(
     let now_ms = wall_ms();
     // The whole request fails with one error, or each partition gets its own.
     let mut errors: Vec<Vec<i16>> = r.topics.iter().map(|t| vec![0; t.partitions.len()]).collect();
+    // (topic, partition, what it replaced, what it put): to take back what a failed write did not make durable.
+    let mut undo: Vec<(String, i32, Option<CommittedOffset>, CommittedOffset)> = Vec::new();
     let durable = {
         let mut groups = c.lock();
         let verdict = if group_id.is_empty() {
@@ -91,6 +93,13 @@ pub(super) async fn offset_commit(
                                     expire_timestamp: (version <= 4 && r.retention_time_ms >= 0)
                                         .then(|| now_ms.saturating_add(r.retention_time_ms)),
                                 };
+                                let replaced = group.offsets.get(&topic.name.0, partition.partition_index).cloned();
+                                undo.push((
+                                    topic.name.0.to_string(),
+                                    partition.partition_index,
+                                    replaced,
+                                    committed.clone(),
+                                ));
                                 group
                                     .offsets
                                     .put(&topic.name.0, partition.partition_index, committed.clone());
@@ -113,7 +122,21 @@ pub(super) async fn offset_commit(
     if let Some(rx) = durable
         && !matches!(rx.await, Ok(Ok(())))
     {
-        // Applied in memory but not durable: the client must not take it as committed.
+        // Not durable: the client must not take it as committed, and nobody else may see it (as in Kafka, where
+        // a commit reaches the cache only once its append succeeded). A later commit of the same partition
+        // that got in meanwhile stays.
+        if let Some(group) = c.lock().get_mut(&group_id) {
+            for (topic, partition, replaced, put) in undo {
+                if group.offsets.get(&topic, partition) == Some(&put) {
+                    match replaced {
+                        Some(previous) => group.offsets.put(&topic, partition, previous),
+                        None => {
+                            group.offsets.remove(&topic, partition);
+                        }
+                    }
+                }
+            }
+        }
         for e in errors.iter_mut().flatten() {
             if *e == 0 {
                 *e = ResponseError::CoordinatorNotAvailable.code();

@@ -269,6 +269,11 @@ fn a_full_disk_loses_no_acknowledged_record_or_commit() {
         String::from_utf8_lossy(&refused.stdout)
     );
 
+    assert!(
+        !data_dir.join("topics.json.tmp").exists(),
+        "a failed catalog write leaves no half-written file taking space"
+    );
+
     // Freed: more records (rskafka to partition 0, confluent-kafka to every partition) and commits.
     std::fs::remove_file(&filler).expect("free the file system");
     rt.block_on(produce_rounds(&p0, "after", 5, &mut acknowledged));

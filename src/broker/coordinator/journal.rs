@@ -550,10 +550,14 @@ pub fn image<'a>(groups: impl Iterator<Item = (&'a str, Option<&'a str>, i32, &'
 /// appending. A crash at any point leaves either the old log or the new one.
 fn replace_file(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<File> {
     let tmp: PathBuf = dir.join(format!("{FILE_NAME}.tmp"));
-    {
-        let mut f = File::create(&tmp)?;
+    let written = File::create(&tmp).and_then(|mut f| {
         f.write_all(bytes)?;
-        f.sync_all()?;
+        f.sync_all()
+    });
+    if let Err(e) = written {
+        // A full disk is not kept full by half a log that nobody will read.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
     }
     std::fs::rename(&tmp, path)?;
     if let Ok(d) = File::open(dir) {

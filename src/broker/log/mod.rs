@@ -10,7 +10,7 @@ pub mod segment;
 use crate::broker::coordinator::TopicCatalog;
 use kafka_protocol::ResponseError;
 use partition::PartitionLog;
-use segment::{SegmentWriter, sync_dir};
+use segment::{SegmentWriter, sync_dir, write_synced};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -231,11 +231,7 @@ impl Store {
         };
         let bytes = serde_json::to_vec_pretty(&catalog).map_err(std::io::Error::other)?;
         let tmp = dir.join("topics.json.tmp");
-        {
-            let mut file = std::fs::File::create(&tmp)?;
-            std::io::Write::write_all(&mut file, &bytes)?;
-            file.sync_all()?;
-        }
+        write_synced(&tmp, &bytes)?;
         std::fs::rename(&tmp, dir.join("topics.json"))?;
         sync_dir(dir)
     }

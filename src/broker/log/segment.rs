@@ -202,11 +202,7 @@ impl SegmentWriter {
     /// offsets below it.
     pub fn delete_below(&mut self, log_start: i64) -> std::io::Result<()> {
         let tmp = self.dir.join(format!("{LOG_START_FILE}.tmp"));
-        {
-            let mut file = File::create(&tmp)?;
-            file.write_all(log_start.to_string().as_bytes())?;
-            file.sync_all()?;
-        }
+        write_synced(&tmp, log_start.to_string().as_bytes())?;
         std::fs::rename(&tmp, self.dir.join(LOG_START_FILE))?;
         sync_dir(&self.dir)?;
         let all = segments(&self.dir)?;
@@ -218,6 +214,19 @@ impl SegmentWriter {
         }
         Ok(())
     }
+}
+
+/// Writes `bytes` as a new file at `path` and fsyncs it (to be renamed into place); a failed write removes
+/// the file, so that a full disk is not kept full by a fragment nobody will read.
+pub fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let written = File::create(path).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()
+    });
+    if written.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    written
 }
 
 /// fsyncs a directory, so that a created or renamed file in it survives a crash.

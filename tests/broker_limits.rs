@@ -289,6 +289,25 @@ fn a_partition_named_twice_in_one_fetch_is_served_once() {
         "from the last occurrence's offset, as Kafka: {fetched:?}"
     );
     assert_eq!(fetched.len(), 3, "{fetched:?}");
+
+    // v13+ names topics by id: the same.
+    let metadata_request = MetadataRequest::default().with_topics(Some(vec![
+        kafka_protocol::messages::metadata_request::MetadataRequestTopic::default().with_name(Some(name.clone())),
+    ]));
+    let topic_id = call(&mut stream, &metadata_request, 12).expect("metadata").topics[0].topic_id;
+    let by_id = |offset| {
+        FetchTopic::default()
+            .with_topic_id(topic_id)
+            .with_partitions(vec![fetch_partition(offset)])
+    };
+    let request = fetch_request(50 << 20, vec![by_id(0), by_id(30), by_id(40)]);
+    let response = call(&mut stream, &request, 13).expect("fetch v13");
+    assert_eq!(response.responses.len(), 1, "{:?}", response.responses);
+    assert_eq!(response.responses[0].topic_id, topic_id);
+    let partitions = &response.responses[0].partitions;
+    assert_eq!(partitions.len(), 1);
+    let fetched = batches(partitions[0].records.as_ref().expect("records"));
+    assert_eq!(fetched, vec![(40, fetched[0].1)], "once, from offset 40");
 }
 
 /// A v2 batch of `count` records from kafka-protocol's encoder, with its `last_offset_delta` replaced by

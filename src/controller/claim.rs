@@ -40,11 +40,7 @@ pub fn claim_name(kind: &str, name: &str) -> String {
     if full.len() <= 253 {
         return full;
     }
-    // FNV-1a: stable across builds, unlike std's hasher.
-    let hash = full.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    format!("{}-{hash:016x}", &full[..200])
+    format!("{}-{:016x}", &full[..200], stable_hash(full.as_bytes()))
 }
 
 impl WorkloadClaim {
@@ -151,6 +147,14 @@ impl WorkloadClaim {
             },
         }
     }
+}
+
+/// FNV-1a: the same value for the same bytes in every build and process, unlike std's hasher (names and
+/// ledger entries are compared across operator versions).
+pub fn stable_hash(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 #[cfg(test)]

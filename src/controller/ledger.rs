@@ -16,10 +16,7 @@ pub const MAX_ENTRIES: usize = 500;
 /// A stable hash of a reset's spec (FNV-1a over its JSON, whose field order the type fixes).
 pub fn spec_hash(spec: &OffsetResetSpec) -> String {
     let json = serde_json::to_string(spec).unwrap_or_default();
-    let hash = json.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    format!("{hash:016x}")
+    format!("{:016x}", super::claim::stable_hash(json.as_bytes()))
 }
 
 /// The entry that says `reset` (same name and spec, another object) was applied before, if any.

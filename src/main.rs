@@ -217,6 +217,23 @@ struct BrokerArgs {
     /// Drop records older than this (e.g. 7d). Default: keep everything.
     #[arg(long, value_parser = duration)]
     retention: Option<Duration>,
+    /// SASL mechanisms clients must authenticate with, comma-separated: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+    /// (SASL_PLAINTEXT, or SASL_SSL with --tls-cert). Default: none, every client is accepted.
+    #[arg(long, value_delimiter = ',', env = "KGO_BROKER_SASL_MECHANISMS")]
+    sasl_mechanisms: Vec<String>,
+    /// The users, one `name:password` per line. They are stored salted (SCRAM credentials, never the
+    /// password) in --data-dir; without this flag a broker with a data dir keeps the users stored there.
+    #[arg(long, env = "KGO_BROKER_USERS_FILE")]
+    users_file: Option<PathBuf>,
+    /// The listener's TLS certificate chain (PEM file): clients connect with SSL or SASL_SSL.
+    #[arg(long, env = "KGO_BROKER_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM file: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "KGO_BROKER_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// CA bundle (PEM file) for mutual TLS: every client must present a certificate it issued.
+    #[arg(long, env = "KGO_BROKER_TLS_CLIENT_CA")]
+    tls_client_ca: Option<PathBuf>,
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -300,7 +317,15 @@ async fn shutdown_signal() {
 }
 
 async fn run_broker(args: BrokerArgs) -> Result<()> {
+    let security = cli::broker_security::security(cli::broker_security::SecurityFiles {
+        mechanisms: &args.sasl_mechanisms,
+        users_file: args.users_file.as_deref(),
+        tls_cert: args.tls_cert.as_ref(),
+        tls_key: args.tls_key.as_ref(),
+        tls_client_ca: args.tls_client_ca.as_ref(),
+    })?;
     let config = BrokerConfig {
+        security,
         listen: args.listen,
         advertised: args.advertised_address,
         node_id: args.node_id,

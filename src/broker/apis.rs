@@ -19,6 +19,9 @@ pub const BROKER_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DescribeCluster, 0, 2),
+    // Answered by the connection itself (`authenticate`), before any request reaches the dispatch.
+    (ApiKey::SaslHandshake, 0, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
 ];
 
 /// Every API and version range the broker answers, in API key order.

@@ -1,19 +1,44 @@
-//! One client connection: frames are read, handled and answered strictly in order (like Kafka, which mutes
-//! a connection until its response is sent), so a waiting Fetch or JoinGroup holds back the requests behind
-//! it on the same connection and no other. A malformed frame closes only this connection.
+//! One client connection: TLS first if the listener has it, then frames read, handled and answered strictly
+//! in order (like Kafka, which mutes a connection until its response is sent), so a waiting Fetch or
+//! JoinGroup holds back the requests behind it on the same connection and no other. On a SASL listener only
+//! ApiVersions and the SASL requests are answered until the client has authenticated (`authenticate`). A
+//! malformed frame, a failed handshake or a failed authentication closes only this connection.
 
-use super::Node;
-use super::dispatch::{self, Outcome};
+use super::auth::Principal;
+use super::auth::sasl::SaslState;
+use super::authenticate;
+use super::dispatch::{self, Caller, Outcome};
+use super::{Listener, Node};
 use crate::wire::{WireError, read_frame};
+use bytes::Bytes;
+use kafka_protocol::messages::ApiKey;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::io::{AsyncWriteExt, BufReader};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-pub async fn serve(stream: TcpStream, peer: SocketAddr, node: Arc<Node>, mut stop: watch::Receiver<bool>) {
+/// How long a client has to complete the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    node: Arc<Node>,
+    listener: Arc<Listener>,
+    mut stop: watch::Receiver<bool>,
+) {
     node.metrics.connections.inc();
-    let reason = run(stream, peer, &node, &mut stop).await;
+    let security = listener.security();
+    let reason = match &security.tls {
+        None => run(stream, peer, &node, &listener, &mut stop).await,
+        Some(acceptor) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => run(tls, peer, &node, &listener, &mut stop).await,
+            Ok(Err(e)) => Closed::Error("tls", format!("TLS handshake failed: {e}")),
+            Err(_) => Closed::Error("tls", format!("no TLS handshake within {TLS_HANDSHAKE_TIMEOUT:?}")),
+        },
+    };
     node.metrics.connections.dec();
     match reason {
         Closed::ByClient | Closed::Shutdown => tracing::debug!(%peer, ?reason, "connection closed"),
@@ -32,9 +57,21 @@ enum Closed {
     Error(&'static str, String),
 }
 
-async fn run(stream: TcpStream, peer: SocketAddr, node: &Node, stop: &mut watch::Receiver<bool>) -> Closed {
-    let (read, mut write) = stream.into_split();
+async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    peer: SocketAddr,
+    node: &Node,
+    listener: &Listener,
+    stop: &mut watch::Receiver<bool>,
+) -> Closed {
+    let security = listener.security();
+    let (read, mut write) = tokio::io::split(stream);
     let mut read = BufReader::with_capacity(64 * 1024, read);
+    let mut sasl = if security.sasl() {
+        SaslState::Start
+    } else {
+        SaslState::Authenticated(Principal::anonymous())
+    };
     loop {
         if *stop.borrow() {
             return Closed::Shutdown;
@@ -54,25 +91,69 @@ async fn run(stream: TcpStream, peer: SocketAddr, node: &Node, stop: &mut watch:
             Ok(Err(e)) => return Closed::Error("io", e.to_string()),
         };
         node.metrics.bytes_in.inc_by(frame.len() as u64 + 4);
-        // A request in progress may finish within the shutdown grace; then the connection closes.
-        let handling = dispatch::handle(node, frame, Some(peer));
-        tokio::pin!(handling);
-        let outcome = tokio::select! {
-            outcome = &mut handling => outcome,
-            _ = stop.changed() => match tokio::time::timeout(node.config.shutdown_grace, &mut handling).await {
-                Ok(outcome) => outcome,
-                Err(_) => return Closed::Shutdown,
-            },
-        };
-        match outcome {
-            Outcome::Respond(bytes) => {
-                node.metrics.bytes_out.inc_by(bytes.len() as u64);
-                if let Err(e) = write.write_all(&bytes).await {
-                    return Closed::Error("io", e.to_string());
+        let outcome = if sasl.raw() {
+            // After a v0 SaslHandshake the tokens come as bare frames (no request header).
+            authenticate::raw_token(&mut sasl, &security, &frame)
+        } else {
+            match api_key(&frame) {
+                Some(ApiKey::SaslHandshake) => authenticate::handshake(&mut sasl, &security, frame),
+                Some(ApiKey::SaslAuthenticate) => authenticate::authenticate(&mut sasl, &security, frame),
+                key => {
+                    let principal = match &sasl {
+                        SaslState::Authenticated(principal) => principal.clone(),
+                        // What a client may send before it authenticates (KIP-511's ApiVersions).
+                        _ if key == Some(ApiKey::ApiVersions) => Principal::anonymous(),
+                        _ => {
+                            return Closed::Error(
+                                "unauthenticated",
+                                format!("a {key:?} request before SASL authentication"),
+                            );
+                        }
+                    };
+                    let caller = Caller {
+                        peer: Some(peer),
+                        endpoint: &listener.endpoint,
+                        principal: &principal,
+                    };
+                    match handle(node, frame, &caller, stop).await {
+                        Some(outcome) => outcome,
+                        None => return Closed::Shutdown,
+                    }
                 }
             }
-            Outcome::NoResponse => {}
+        };
+        let (bytes, close) = match outcome {
+            Outcome::Respond(bytes) => (bytes, None),
+            Outcome::RespondAndClose(bytes, why) => (bytes, Some(why)),
+            Outcome::NoResponse => continue,
             Outcome::Close(message) => return Closed::Error("malformed", message),
+        };
+        node.metrics.bytes_out.inc_by(bytes.len() as u64);
+        if let Err(e) = write.write_all(&bytes).await {
+            return Closed::Error("io", e.to_string());
+        }
+        if let Some(why) = close {
+            let _ = write.flush().await;
+            let _ = write.shutdown().await;
+            return Closed::Error("authentication", why);
+        }
+        if let Err(e) = write.flush().await {
+            return Closed::Error("io", e.to_string());
         }
     }
+}
+
+/// A request in progress may finish within the shutdown grace; then the connection closes (None).
+async fn handle(node: &Node, frame: Bytes, caller: &Caller<'_>, stop: &mut watch::Receiver<bool>) -> Option<Outcome> {
+    let handling = dispatch::handle(node, frame, caller);
+    tokio::pin!(handling);
+    tokio::select! {
+        outcome = &mut handling => Some(outcome),
+        _ = stop.changed() => tokio::time::timeout(node.config.shutdown_grace, &mut handling).await.ok(),
+    }
+}
+
+fn api_key(frame: &[u8]) -> Option<ApiKey> {
+    let key = i16::from_be_bytes([*frame.first()?, *frame.get(1)?]);
+    ApiKey::try_from(key).ok()
 }

@@ -3,10 +3,11 @@
 //! and routed to the broker's handlers or to the group coordinator. Anything that cannot be understood well
 //! enough to answer closes the connection, as Kafka does; nothing here panics on input.
 
-use super::Node;
 use super::apis;
+use super::auth::Principal;
 use super::coordinator::ClientInfo;
 use super::handlers::{self, Handled};
+use super::{Endpoint, Node};
 use crate::wire::{Api, encode_response_kind};
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
@@ -20,20 +21,31 @@ use std::time::Instant;
 pub enum Outcome {
     /// Send this frame (length prefix included).
     Respond(Bytes),
+    /// Send this frame, then close the connection (a failed authentication); the text says why.
+    RespondAndClose(Bytes, String),
     /// Send nothing (a Produce with acks=0).
     NoResponse,
     /// Close the connection; the text says why (for the log).
     Close(String),
 }
 
-/// A decoded request's context: its header and version.
-pub struct Request {
+/// Who sends a request, through which listener.
+pub struct Caller<'a> {
+    pub peer: Option<SocketAddr>,
+    /// What the listener advertises (Metadata, FindCoordinator answer with it).
+    pub endpoint: &'a Endpoint,
+    pub principal: &'a Principal,
+}
+
+/// A decoded request's context: its header and version, and where it came from.
+pub struct Request<'a> {
     pub header: RequestHeader,
     pub version: i16,
+    pub endpoint: &'a Endpoint,
 }
 
 /// Handles one request frame (without its length prefix).
-pub async fn handle(node: &Node, frame: Bytes, peer: Option<SocketAddr>) -> Outcome {
+pub async fn handle(node: &Node, frame: Bytes, caller: &Caller<'_>) -> Outcome {
     let started = Instant::now();
     if frame.len() < 8 {
         return Outcome::Close(format!("a {}-byte frame cannot hold a request header", frame.len()));
@@ -54,7 +66,7 @@ pub async fn handle(node: &Node, frame: Bytes, peer: Option<SocketAddr>) -> Outc
     } else {
         match apis::versions(key) {
             Some((min, max)) if (min..=max).contains(&version) => {
-                dispatch(node, key, header, version, body, peer).await
+                dispatch(node, key, header, version, body, caller).await
             }
             _ => unsupported(key, version, correlation_id),
         }
@@ -71,7 +83,7 @@ async fn dispatch(
     header: RequestHeader,
     version: i16,
     mut body: Bytes,
-    peer: Option<SocketAddr>,
+    caller: &Caller<'_>,
 ) -> Outcome {
     let request = match RequestKind::decode(key, &mut body, version) {
         Ok(request) => request,
@@ -84,7 +96,11 @@ async fn dispatch(
         ));
     }
     let correlation_id = header.correlation_id;
-    let context = Request { header, version };
+    let context = Request {
+        header,
+        version,
+        endpoint: caller.endpoint,
+    };
     let response = if apis::BROKER_APIS.iter().any(|(k, _, _)| *k == key) {
         match handlers::handle(node, &context, request).await {
             Handled::Response(response) => *response,
@@ -92,7 +108,7 @@ async fn dispatch(
             Handled::NotMine => return unsupported(key, version, correlation_id),
         }
     } else if apis::is_coordinator_api(key) {
-        let client = ClientInfo::new(context.header.client_id.as_deref(), peer);
+        let client = ClientInfo::new(context.header.client_id.as_deref(), caller.peer);
         node.coordinator
             .handle_from(request, version, &client, node.store.as_ref())
             .await
@@ -298,8 +314,8 @@ mod tests {
             .expect("store");
             Node {
                 config: BrokerConfig::default(),
-                advertised_host: "127.0.0.1".into(),
-                advertised_port: 9092,
+                listeners: Vec::new(),
+                users: Arc::new(crate::broker::auth::UserStore::open(None).expect("users")),
                 store: Arc::new(store),
                 coordinator: GroupCoordinator::new(CoordinatorConfig::default()).expect("coordinator"),
                 metrics: Default::default(),
@@ -336,7 +352,17 @@ mod tests {
 
     fn run(frame: Bytes) -> Outcome {
         runtime().block_on(async {
-            tokio::time::timeout(Duration::from_secs(3600), handle(node(), frame, None))
+            let endpoint = crate::broker::Endpoint {
+                host: "127.0.0.1".into(),
+                port: 9092,
+            };
+            let principal = Principal::anonymous();
+            let caller = Caller {
+                peer: None,
+                endpoint: &endpoint,
+                principal: &principal,
+            };
+            tokio::time::timeout(Duration::from_secs(3600), handle(node(), frame, &caller))
                 .await
                 .unwrap_or(Outcome::Close("timed out".into()))
         })
@@ -377,7 +403,7 @@ mod tests {
                 Some(crate::wire::decode_response::<R>(payload, version).expect("decode"))
             }
             Outcome::NoResponse => None,
-            Outcome::Close(why) => panic!("connection closed: {why}"),
+            Outcome::Close(why) | Outcome::RespondAndClose(_, why) => panic!("connection closed: {why}"),
         }
     }
 

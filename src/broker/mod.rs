@@ -4,6 +4,8 @@
 //! `telemetry` to serve metrics); the operator reaches it over the network like any other Kafka.
 
 pub mod apis;
+pub mod auth;
+mod authenticate;
 mod connection;
 pub mod coordinator;
 pub mod dispatch;
@@ -12,12 +14,13 @@ pub mod log;
 pub mod metrics;
 mod server;
 
+use auth::{ListenerSecurity, Mechanism, SecurityConfig, UserStore};
 use coordinator::{CoordinatorConfig, GroupCoordinator};
 use log::{Store, StoreConfig};
 use metrics::BrokerMetrics;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -64,6 +67,11 @@ pub struct BrokerConfig {
     pub retention: Option<Duration>,
     /// How long graceful shutdown waits for requests in progress.
     pub shutdown_grace: Duration,
+    /// How the listener authenticates clients (TLS, SASL, users). Default: PLAINTEXT, no authentication.
+    pub security: SecurityConfig,
+    /// A second listener, SASL_PLAINTEXT with SCRAM-SHA-512 only, for the operator's own connections to a
+    /// broker it serves (bind it to loopback); it advertises its own address, so Metadata keeps the operator on it.
+    pub internal_listen: Option<SocketAddr>,
 }
 
 impl Default for BrokerConfig {
@@ -88,6 +96,8 @@ impl Default for BrokerConfig {
             retention_bytes: None,
             retention: None,
             shutdown_grace: Duration::from_secs(5),
+            security: SecurityConfig::default(),
+            internal_listen: None,
         }
     }
 }
@@ -102,13 +112,45 @@ pub enum BrokerError {
     Store(#[from] log::StoreError),
     #[error("group coordinator: {0}")]
     Coordinator(std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] auth::tls::TlsError),
+    #[error(transparent)]
+    Users(#[from] auth::UsersError),
+    #[error("SASL is enabled but no user is configured or stored in the data dir: nobody could connect")]
+    NoUsers,
+}
+
+/// Where clients are told to connect for one listener.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: i32,
+}
+
+/// One listening socket's identity: its address, what it advertises and how it authenticates.
+pub struct Listener {
+    pub bound: SocketAddr,
+    pub endpoint: Endpoint,
+    security: RwLock<Arc<ListenerSecurity>>,
+}
+
+impl Listener {
+    /// The security new connections get (a reconfiguration applies to connections accepted after it).
+    pub fn security(&self) -> Arc<ListenerSecurity> {
+        self.security.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn protocol(&self) -> &'static str {
+        self.security().protocol
+    }
 }
 
 /// What every connection shares: the config, the logs, the coordinator, the metrics.
 pub struct Node {
     pub config: BrokerConfig,
-    pub advertised_host: String,
-    pub advertised_port: i32,
+    /// The main listener first, then the internal one if any.
+    pub listeners: Vec<Arc<Listener>>,
+    pub users: Arc<UserStore>,
     pub store: Arc<Store>,
     pub coordinator: Arc<GroupCoordinator>,
     pub metrics: Arc<BrokerMetrics>,
@@ -119,23 +161,45 @@ pub struct Broker {
     addr: SocketAddr,
     node: Arc<Node>,
     stop: watch::Sender<bool>,
-    server: JoinHandle<()>,
+    servers: Vec<JoinHandle<()>>,
 }
 
 impl Broker {
     /// Recovers the data dir (if any), binds the listener and starts serving in the background.
     pub async fn start(config: BrokerConfig) -> Result<Broker, BrokerError> {
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| BrokerError::Bind {
-                addr: config.listen,
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| BrokerError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+        let (listener, addr) = bind(config.listen).await?;
+        let internal = match config.internal_listen {
+            Some(at) => Some(bind(at).await?),
+            None => None,
+        };
         let (advertised_host, advertised_port) = advertised(&config, addr)?;
+        let users = Arc::new(UserStore::open(config.data_dir.as_deref())?);
+        if let Some(configured) = &config.security.users {
+            users.replace(configured)?;
+        }
+        if !config.security.mechanisms.is_empty() && users.names().is_empty() {
+            return Err(BrokerError::NoUsers);
+        }
+        let mut listeners = vec![Arc::new(Listener {
+            bound: addr,
+            endpoint: Endpoint {
+                host: advertised_host,
+                port: advertised_port,
+            },
+            security: RwLock::new(Arc::new(ListenerSecurity::build(&config.security, users.clone())?)),
+        })];
+        let mut sockets = vec![listener];
+        if let Some((socket, bound)) = internal {
+            listeners.push(Arc::new(Listener {
+                bound,
+                endpoint: Endpoint {
+                    host: bound.ip().to_string(),
+                    port: i32::from(bound.port()),
+                },
+                security: RwLock::new(Arc::new(ListenerSecurity::build(&internal_security(), users.clone())?)),
+            }));
+            sockets.push(socket);
+        }
         let store = Arc::new(Store::open(
             StoreConfig {
                 data_dir: config.data_dir.clone(),
@@ -154,17 +218,28 @@ impl Broker {
         .map_err(BrokerError::Coordinator)?;
         let node = Arc::new(Node {
             config,
-            advertised_host,
-            advertised_port,
+            listeners,
+            users,
             store,
             coordinator,
             metrics: Arc::new(BrokerMetrics::default()),
         });
         let (stop, stopped) = watch::channel(false);
-        let server = tokio::spawn(server::run(listener, node.clone(), stopped));
+        let mut servers = vec![tokio::spawn(server::flush_loop(node.clone(), stopped.clone()))];
+        for (socket, listener) in sockets.into_iter().zip(node.listeners.clone()) {
+            servers.push(tokio::spawn(server::run(
+                socket,
+                listener,
+                node.clone(),
+                stopped.clone(),
+            )));
+        }
         tracing::info!(
             %addr,
-            advertised = %format!("{}:{}", node.advertised_host, node.advertised_port),
+            advertised = %node.listeners[0].endpoint.host,
+            port = node.listeners[0].endpoint.port,
+            protocol = node.listeners[0].protocol(),
+            internal = ?node.listeners.get(1).map(|l| l.bound),
             node_id = node.config.node_id,
             cluster_id = node.store.cluster_id(),
             data_dir = ?node.config.data_dir,
@@ -174,8 +249,38 @@ impl Broker {
             addr,
             node,
             stop,
-            server,
+            servers,
         })
+    }
+
+    /// Applies new security to the main listener (connections accepted from now on) and new users (the next
+    /// authentication), without a restart: a rotated password or certificate needs no downtime.
+    pub fn reconfigure(&self, security: &SecurityConfig) -> Result<(), BrokerError> {
+        let main = ListenerSecurity::build(security, self.node.users.clone())?;
+        if let Some(users) = &security.users {
+            self.node.users.replace(users)?;
+        }
+        if !security.mechanisms.is_empty() && self.node.users.names().is_empty() {
+            return Err(BrokerError::NoUsers);
+        }
+        *self.node.listeners[0]
+            .security
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Arc::new(main);
+        tracing::info!(
+            protocol = security.protocol(),
+            users = self.node.users.names().len(),
+            "embedded broker security reconfigured"
+        );
+        Ok(())
+    }
+
+    /// `host:port` of the internal listener, if configured.
+    pub fn internal_bootstrap(&self) -> Option<String> {
+        self.node
+            .listeners
+            .get(1)
+            .map(|l| format!("{}:{}", l.endpoint.host, l.endpoint.port))
     }
 
     /// The address the listener is bound to.
@@ -185,7 +290,8 @@ impl Broker {
 
     /// `host:port` as advertised to clients: what to use as `bootstrap.servers`.
     pub fn bootstrap(&self) -> String {
-        format!("{}:{}", self.node.advertised_host, self.node.advertised_port)
+        let endpoint = &self.node.listeners[0].endpoint;
+        format!("{}:{}", endpoint.host, endpoint.port)
     }
 
     pub fn cluster_id(&self) -> &str {
@@ -200,7 +306,9 @@ impl Broker {
     /// connection, stops the coordinator and fsyncs the logs.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        let _ = self.server.await;
+        for server in self.servers {
+            let _ = server.await;
+        }
         self.node.coordinator.shutdown();
         server::sync_all(&self.node.store).await;
         tracing::info!(addr = %self.addr, "embedded Kafka broker stopped");
@@ -213,6 +321,22 @@ pub async fn serve(config: BrokerConfig, shutdown: impl std::future::Future<Outp
     shutdown.await;
     broker.shutdown().await;
     Ok(())
+}
+
+async fn bind(at: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), BrokerError> {
+    let failed = |source| BrokerError::Bind { addr: at, source };
+    let listener = tokio::net::TcpListener::bind(at).await.map_err(failed)?;
+    let bound = listener.local_addr().map_err(failed)?;
+    Ok((listener, bound))
+}
+
+/// The internal listener: SASL_PLAINTEXT, SCRAM-SHA-512, the shared users.
+fn internal_security() -> SecurityConfig {
+    SecurityConfig {
+        mechanisms: vec![Mechanism::ScramSha512],
+        tls: None,
+        users: None,
+    }
 }
 
 fn advertised(config: &BrokerConfig, bound: SocketAddr) -> Result<(String, i32), BrokerError> {

@@ -1,9 +1,9 @@
-//! The accept loop: one task per connection, a background task that fsyncs the logs every flush interval
-//! and applies retention, and graceful shutdown (stop accepting, let connections finish, wait for them).
+//! The accept loop of each listener: one task per connection; a background task that fsyncs the logs every
+//! flush interval and applies retention; graceful shutdown (stop accepting, let connections finish, wait).
 
-use super::Node;
 use super::connection;
 use super::log::Store;
+use super::{Listener, Node};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -14,16 +14,16 @@ use tracing::Instrument;
 /// How often retention runs (when configured).
 const RETENTION_INTERVAL: Duration = Duration::from_secs(30);
 
-pub async fn run(listener: TcpListener, node: Arc<Node>, mut stop: watch::Receiver<bool>) {
+pub async fn run(socket: TcpListener, listener: Arc<Listener>, node: Arc<Node>, mut stop: watch::Receiver<bool>) {
     let mut connections = JoinSet::new();
-    let flusher = tokio::spawn(flush_loop(node.clone(), stop.clone()));
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = socket.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let span = tracing::info_span!("connection", %peer);
-                    connections.spawn(connection::serve(stream, peer, node.clone(), stop.clone()).instrument(span));
+                    let serve = connection::serve(stream, peer, node.clone(), listener.clone(), stop.clone());
+                    connections.spawn(serve.instrument(span));
                 }
                 Err(e) => {
                     // e.g. EMFILE: back off instead of spinning
@@ -35,7 +35,7 @@ pub async fn run(listener: TcpListener, node: Arc<Node>, mut stop: watch::Receiv
             _ = stop.changed() => break,
         }
     }
-    drop(listener);
+    drop(socket);
     let grace = node.config.shutdown_grace + Duration::from_secs(1);
     if tokio::time::timeout(grace, async { while connections.join_next().await.is_some() {} })
         .await
@@ -47,10 +47,9 @@ pub async fn run(listener: TcpListener, node: Arc<Node>, mut stop: watch::Receiv
         );
         connections.shutdown().await;
     }
-    let _ = flusher.await;
 }
 
-async fn flush_loop(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
+pub async fn flush_loop(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
     let mut flush = tokio::time::interval(node.config.flush_interval);
     let mut retention = tokio::time::interval(RETENTION_INTERVAL);
     loop {

@@ -3,6 +3,7 @@
 //! says what to fix, with exit code 1.
 
 pub mod apply;
+pub mod broker_security;
 pub mod connect;
 pub mod export;
 pub mod lag;

@@ -1,10 +1,9 @@
 //! SASL mechanisms as pure message exchanges: PLAIN (RFC 4616) and SCRAM-SHA-256/512 (RFC 5802/7677).
 //! The connection carries the messages in SaslAuthenticate requests; nothing here does I/O.
 
+use crate::wire::scram::{MIN_ITERATIONS, client_proofs};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use hmac::{Mac, SimpleHmac};
-use sha2::{Digest, Sha256, Sha512};
 
 /// The single PLAIN message: `\0user\0password`.
 pub fn plain_message(username: &str, password: &[u8]) -> Vec<u8> {
@@ -16,11 +15,7 @@ pub fn plain_message(username: &str, password: &[u8]) -> Vec<u8> {
     msg
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ScramHash {
-    Sha256,
-    Sha512,
-}
+pub use crate::wire::scram::ScramHash;
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ScramError {
@@ -87,15 +82,13 @@ impl ScramClient {
         let iterations: u32 = attribute(server_first, 'i')
             .and_then(|i| i.parse().ok())
             .ok_or(ScramError::Malformed("no iteration count"))?;
-        if iterations < 4096 {
+        if iterations < MIN_ITERATIONS {
             return Err(ScramError::TooFewIterations(iterations));
         }
         let without_proof = format!("c=biws,r={nonce}");
         let auth_message = format!("{},{server_first},{without_proof}", self.client_first_bare());
-        let (proof, server_signature) = match self.hash {
-            ScramHash::Sha256 => proofs::<Sha256>(&self.password, &salt, iterations, auth_message.as_bytes()),
-            ScramHash::Sha512 => proofs::<Sha512>(&self.password, &salt, iterations, auth_message.as_bytes()),
-        };
+        let (proof, server_signature) =
+            client_proofs(self.hash, &self.password, &salt, iterations, auth_message.as_bytes());
         self.server_signature = Some(server_signature);
         Ok(format!("{without_proof},p={}", B64.encode(proof)).into_bytes())
     }
@@ -119,26 +112,6 @@ fn attribute(message: &str, name: char) -> Option<&str> {
     message
         .split(',')
         .find_map(|part| part.strip_prefix(name).and_then(|rest| rest.strip_prefix('=')))
-}
-
-/// (ClientProof, ServerSignature) for the hash `D`.
-fn proofs<D>(password: &[u8], salt: &[u8], iterations: u32, auth_message: &[u8]) -> (Vec<u8>, Vec<u8>)
-where
-    D: Digest + hmac::digest::core_api::BlockSizeUser + Clone + Sync,
-{
-    let mut salted = vec![0u8; <D as Digest>::output_size()];
-    pbkdf2::pbkdf2::<SimpleHmac<D>>(password, salt, iterations, &mut salted).expect("HMAC accepts keys of any length");
-    let hmac = |key: &[u8], data: &[u8]| {
-        let mut mac = <SimpleHmac<D> as Mac>::new_from_slice(key).expect("HMAC accepts keys of any length");
-        mac.update(data);
-        mac.finalize().into_bytes().to_vec()
-    };
-    let client_key = hmac(&salted, b"Client Key");
-    let stored_key = D::digest(&client_key).to_vec();
-    let client_signature = hmac(&stored_key, auth_message);
-    let proof = client_key.iter().zip(&client_signature).map(|(a, b)| a ^ b).collect();
-    let server_key = hmac(&salted, b"Server Key");
-    (proof, hmac(&server_key, auth_message))
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@ use kafka_protocol::messages::{RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+pub mod scram;
+
 /// Largest frame accepted by default (Kafka's `socket.request.max.bytes` is 100 MiB).
 pub const DEFAULT_MAX_FRAME: usize = 100 * 1024 * 1024;
 

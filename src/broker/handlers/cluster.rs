@@ -2,10 +2,10 @@
 //! FindCoordinator. One node, leader of every partition, coordinator of every group.
 
 use super::text;
-use crate::broker::Node;
 use crate::broker::apis;
 use crate::broker::log::Topic;
 use crate::broker::log::partition::LEADER_EPOCH;
+use crate::broker::{Endpoint, Node};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
@@ -42,7 +42,7 @@ pub fn api_versions(error_code: i16) -> ApiVersionsResponse {
         .with_finalized_features_epoch(-1)
 }
 
-pub fn metadata(node: &Node, request: MetadataRequest, version: i16) -> MetadataResponse {
+pub fn metadata(node: &Node, endpoint: &Endpoint, request: MetadataRequest, version: i16) -> MetadataResponse {
     let store = &node.store;
     let wanted = match request.topics {
         Some(topics) if !(version == 0 && topics.is_empty()) => Some(topics),
@@ -71,8 +71,8 @@ pub fn metadata(node: &Node, request: MetadataRequest, version: i16) -> Metadata
         .with_brokers(vec![
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(node.config.node_id))
-                .with_host(text(node.advertised_host.clone()))
-                .with_port(node.advertised_port),
+                .with_host(text(endpoint.host.clone()))
+                .with_port(endpoint.port),
         ])
         .with_cluster_id(Some(text(store.cluster_id())))
         .with_controller_id(BrokerId(node.config.node_id))
@@ -123,7 +123,7 @@ fn topic_metadata(node: &Node, topic: &Arc<Topic>) -> MetadataResponseTopic {
         .with_topic_authorized_operations(OPERATIONS_UNSET)
 }
 
-pub fn describe_cluster(node: &Node, request: DescribeClusterRequest) -> DescribeClusterResponse {
+pub fn describe_cluster(node: &Node, endpoint: &Endpoint, request: DescribeClusterRequest) -> DescribeClusterResponse {
     let response = DescribeClusterResponse::default()
         .with_endpoint_type(request.endpoint_type)
         .with_cluster_id(text(node.store.cluster_id()))
@@ -138,20 +138,20 @@ pub fn describe_cluster(node: &Node, request: DescribeClusterRequest) -> Describ
     response.with_brokers(vec![
         DescribeClusterBroker::default()
             .with_broker_id(BrokerId(node.config.node_id))
-            .with_host(text(node.advertised_host.clone()))
-            .with_port(node.advertised_port),
+            .with_host(text(endpoint.host.clone()))
+            .with_port(endpoint.port),
     ])
 }
 
 /// Group keys (type 0) are coordinated by this node; transactions (1) and share groups (2) are not
 /// supported; anything else is an invalid request.
-fn coordinator_for(node: &Node, key: &str, key_type: i8) -> Coordinator {
+fn coordinator_for(node: &Node, endpoint: &Endpoint, key: &str, key_type: i8) -> Coordinator {
     let coordinator = Coordinator::default().with_key(text(key));
     match key_type {
         0 => coordinator
             .with_node_id(BrokerId(node.config.node_id))
-            .with_host(text(node.advertised_host.clone()))
-            .with_port(node.advertised_port),
+            .with_host(text(endpoint.host.clone()))
+            .with_port(endpoint.port),
         1 | 2 => coordinator
             .with_node_id(BrokerId(-1))
             .with_port(-1)
@@ -167,16 +167,21 @@ fn coordinator_for(node: &Node, key: &str, key_type: i8) -> Coordinator {
     }
 }
 
-pub fn find_coordinator(node: &Node, request: FindCoordinatorRequest, version: i16) -> FindCoordinatorResponse {
+pub fn find_coordinator(
+    node: &Node,
+    endpoint: &Endpoint,
+    request: FindCoordinatorRequest,
+    version: i16,
+) -> FindCoordinatorResponse {
     if version >= 4 {
         let coordinators = request
             .coordinator_keys
             .iter()
-            .map(|key| coordinator_for(node, key, request.key_type))
+            .map(|key| coordinator_for(node, endpoint, key, request.key_type))
             .collect();
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
-    let c = coordinator_for(node, &request.key, request.key_type);
+    let c = coordinator_for(node, endpoint, &request.key, request.key_type);
     FindCoordinatorResponse::default()
         .with_error_code(c.error_code)
         .with_error_message(c.error_message)

@@ -93,10 +93,22 @@ fn broker_configs(node: &Node) -> Vec<ConfigEntry> {
         ("process.roles", "broker,controller".to_owned(), LIST),
         (
             "advertised.listeners",
-            format!("PLAINTEXT://{}:{}", node.advertised_host, node.advertised_port),
+            node.listeners
+                .iter()
+                .map(|l| format!("{}://{}:{}", l.protocol(), l.endpoint.host, l.endpoint.port))
+                .collect::<Vec<_>>()
+                .join(","),
             STRING,
         ),
-        ("listeners", format!("PLAINTEXT://{}", c.listen), STRING),
+        (
+            "listeners",
+            node.listeners
+                .iter()
+                .map(|l| format!("{}://{}", l.protocol(), l.bound))
+                .collect::<Vec<_>>()
+                .join(","),
+            STRING,
+        ),
         ("num.partitions", c.default_partitions.to_string(), INT),
         ("auto.create.topics.enable", c.auto_create_topics.to_string(), BOOLEAN),
         ("default.replication.factor", "1".to_owned(), INT),

@@ -23,13 +23,17 @@ pub enum Handled {
     NotMine,
 }
 
-pub async fn handle(node: &Node, request: &Request, body: RequestKind) -> Handled {
+pub async fn handle(node: &Node, request: &Request<'_>, body: RequestKind) -> Handled {
     let v = request.version;
     let response = match body {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(cluster::api_versions(0)),
-        RequestKind::Metadata(r) => ResponseKind::Metadata(cluster::metadata(node, r, v)),
-        RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(cluster::describe_cluster(node, r)),
-        RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(cluster::find_coordinator(node, r, v)),
+        RequestKind::Metadata(r) => ResponseKind::Metadata(cluster::metadata(node, request.endpoint, r, v)),
+        RequestKind::DescribeCluster(r) => {
+            ResponseKind::DescribeCluster(cluster::describe_cluster(node, request.endpoint, r))
+        }
+        RequestKind::FindCoordinator(r) => {
+            ResponseKind::FindCoordinator(cluster::find_coordinator(node, request.endpoint, r, v))
+        }
         RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(topics::create_topics(node, r, v)),
         RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(topics::delete_topics(node, r, v)),
         RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(topics::create_partitions(node, r)),

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[x_kube(validation = Rule::new("has(self.bootstrapServers) != has(self.embedded)").message("set exactly one of bootstrapServers (an external Kafka cluster) and embedded: {} (the operator's own broker)"))]
-#[x_kube(validation = Rule::new("!has(self.embedded) || (!has(self.tls) && !has(self.sasl))").message("the embedded broker speaks plaintext without authentication: remove tls and sasl"))]
+#[x_kube(validation = Rule::new("!has(self.embedded) || (!has(self.tls) && !has(self.sasl))").message("tls and sasl are for external clusters: the operator connects to its embedded broker with a credential of its own; declare the broker's TLS and users in embedded.authentication"))]
 #[serde(rename_all = "camelCase")]
 pub struct KafkaClusterSpec {
     /// Brokers to bootstrap from, as `host:port` (e.g. `kafka-0.kafka.svc:9092`). The others are discovered
@@ -71,6 +71,96 @@ pub struct EmbeddedSpec {
     #[x_kube(validation = Rule::new("self.startsWith('/')").message("embedded.dataDir must be an absolute path in the operator's pod, e.g. /var/lib/kafka-group-operator/dev"))]
     #[schemars(length(max = 4096))]
     pub data_dir: Option<String>,
+    /// Who may connect. Default: SCRAM-SHA-512 with no users, so only the operator itself can connect until
+    /// users are declared. Unauthenticated access needs `mechanism: none` said explicitly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<EmbeddedAuthentication>,
+}
+
+/// How clients of the embedded broker authenticate (SASL_PLAINTEXT, SASL_SSL, SSL or, with `mechanism: none`
+/// and no `tls`, PLAINTEXT).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.mechanism != 'none' || size(self.users) == 0").message("users authenticate with SASL: set mechanism to SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN, or remove the users"))]
+#[x_kube(validation = Rule::new("self.users.all(u, self.users.exists_one(v, v.name == u.name))").message("each user name may appear only once"))]
+pub struct EmbeddedAuthentication {
+    /// `SCRAM-SHA-512` (default), `SCRAM-SHA-256`, `PLAIN` (use it with `tls`: the password travels as is),
+    /// or `none` (no SASL: anyone who can reach the port may connect).
+    #[serde(default)]
+    pub mechanism: EmbeddedMechanism,
+    /// The users who may connect, each with a password in a Secret (labelled `kafkagroups.dev/credentials: "true"`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub users: Vec<EmbeddedUser>,
+    /// Serve TLS with the certificate of a `kubernetes.io/tls` Secret (e.g. from cert-manager).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<EmbeddedTls>,
+}
+
+impl Default for EmbeddedAuthentication {
+    fn default() -> Self {
+        EmbeddedAuthentication {
+            mechanism: EmbeddedMechanism::ScramSha512,
+            users: Vec::new(),
+            tls: None,
+        }
+    }
+}
+
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EmbeddedMechanism {
+    #[serde(rename = "none")]
+    None,
+    #[serde(rename = "PLAIN")]
+    Plain,
+    #[serde(rename = "SCRAM-SHA-256")]
+    ScramSha256,
+    #[default]
+    #[serde(rename = "SCRAM-SHA-512")]
+    ScramSha512,
+}
+
+/// One user of the embedded broker.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EmbeddedUser {
+    /// The SASL user name.
+    #[x_kube(validation = Rule::new("size(self) > 0 && size(self) <= 255").message("a user name must be 1 to 255 characters"))]
+    #[x_kube(validation = Rule::new("self != 'kafka-group-operator'").message("the user name kafka-group-operator is the operator's own: choose another"))]
+    #[schemars(length(max = 256))]
+    pub name: String,
+    /// Where the password is: a key of a Secret in the same namespace.
+    pub password_secret_ref: SecretKeyRef,
+    /// What the user may name. Default: every topic and group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow: Option<EmbeddedAllow>,
+}
+
+/// Topic and group name prefixes a user is limited to (`""` allows every name).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EmbeddedAllow {
+    /// Topic name prefixes: produce, fetch, list offsets, create, delete, describe. Empty: no topic.
+    #[serde(default)]
+    #[schemars(length(max = 64), inner(length(max = 249)))]
+    pub topics: Vec<String>,
+    /// Group id prefixes: join, commit, fetch offsets, describe, delete. Empty: no group.
+    #[serde(default)]
+    #[schemars(length(max = 64), inner(length(max = 255)))]
+    pub groups: Vec<String>,
+}
+
+/// The embedded broker's TLS.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EmbeddedTls {
+    /// A Secret with `tls.crt` (the certificate chain) and `tls.key` (its private key), in PEM.
+    #[x_kube(validation = Rule::new("size(self) > 0").message("tls.secretName needs the Secret's name"))]
+    pub secret_name: String,
+    /// Mutual TLS: every client must present a certificate issued by the CA(s) in this key (PEM), e.g. the
+    /// `ca.crt` of a cert-manager Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca_secret_ref: Option<SecretKeyRef>,
 }
 
 impl EmbeddedSpec {

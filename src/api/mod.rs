@@ -11,8 +11,8 @@ pub mod reset;
 
 pub use claim::{ClaimHolder, ClaimedWorkload, WorkloadClaim, WorkloadClaimSpec};
 pub use cluster::{
-    ClientCertificateRef, EmbeddedSpec, KafkaCluster, KafkaClusterSpec, KafkaClusterStatus, SaslSpec, SecretKeyRef,
-    TlsSpec,
+    ClientCertificateRef, EmbeddedAllow, EmbeddedAuthentication, EmbeddedMechanism, EmbeddedSpec, EmbeddedTls,
+    EmbeddedUser, KafkaCluster, KafkaClusterSpec, KafkaClusterStatus, SaslSpec, SecretKeyRef, TlsSpec,
 };
 pub use group::{
     ClusterRef, ConsumerGroup, ConsumerGroupSpec, ConsumerGroupStatus, DeletionPolicy, GroupMemberStatus, OffsetInit,

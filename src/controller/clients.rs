@@ -3,7 +3,7 @@
 //! rotated password or certificate is picked up without a restart.
 
 use super::Error;
-use super::embedded::EmbeddedHost;
+use super::embedded::{EmbeddedHost, Served};
 use crate::api::{EmbeddedSpec, KafkaCluster, SecretKeyRef};
 use crate::kafka::{ClientConfig, KafkaClient, SaslConfig, SaslMechanism, Secret as SecretBytes, TlsConfig};
 use k8s_openapi::api::core::v1::Secret;
@@ -52,8 +52,14 @@ impl ClusterClients {
         }
     }
 
-    /// Where an embedded cluster's broker listens, starting it if needed.
-    async fn embedded_bootstrap(&self, cluster: &KafkaCluster, spec: &EmbeddedSpec) -> Result<String, Error> {
+    /// Where an embedded cluster's broker listens for the operator, and its credential there, starting the
+    /// broker if needed.
+    async fn embedded_served(
+        &self,
+        kube: &kube::Client,
+        cluster: &KafkaCluster,
+        spec: &EmbeddedSpec,
+    ) -> Result<Served, Error> {
         if cluster.metadata.deletion_timestamp.is_some() {
             // Its broker was (or is being) stopped: a group reconcile must not start it again.
             return Err(Error::Config(format!(
@@ -67,9 +73,13 @@ impl ClusterClients {
             )
         })?;
         let (namespace, name) = key_of(cluster);
-        host.ensure(&format!("{namespace}/{name}"), spec)
+        let secrets: Api<Secret> = Api::namespaced(kube.clone(), &namespace);
+        // The fingerprint of the served broker is the host's business: the client's comes from `Served`.
+        let mut ignored = std::collections::hash_map::DefaultHasher::new();
+        let serve = super::embedded_serve::resolve(Some(&secrets), spec, &mut ignored).await?;
+        host.ensure(&format!("{namespace}/{name}"), &serve)
             .await
-            .map_err(|e| Error::Config(format!("the embedded broker cannot start: {e}")))
+            .map_err(|e| Error::Config(format!("the embedded broker cannot serve: {e}")))
     }
 
     /// Stops a deleted embedded cluster's broker and forgets its client.
@@ -109,11 +119,23 @@ impl ClusterClients {
         cluster: &KafkaCluster,
         settings: &ClientSettings,
     ) -> Result<KafkaClient, Error> {
-        let bootstrap = match &cluster.spec.embedded {
-            Some(spec) => vec![self.embedded_bootstrap(cluster, spec).await?],
-            None => cluster.spec.bootstrap_servers.clone(),
+        let (bootstrap, credential) = match &cluster.spec.embedded {
+            Some(spec) => {
+                let served = self.embedded_served(kube, cluster, spec).await?;
+                (vec![served.bootstrap], served.credential)
+            }
+            None => (cluster.spec.bootstrap_servers.clone(), None),
         };
-        let (config, fingerprint) = client_config(Some(kube), cluster, bootstrap, settings).await?;
+        let (mut config, mut fingerprint) = client_config(Some(kube), cluster, bootstrap, settings).await?;
+        if let Some(credential) = credential {
+            // The operator's own credential on a broker it serves (new when the broker restarts).
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            fingerprint.hash(&mut hasher);
+            credential.username.hash(&mut hasher);
+            credential.password.expose().hash(&mut hasher);
+            fingerprint = hasher.finish();
+            config.sasl = Some(credential);
+        }
         let key = key_of(cluster);
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(entry) = entries.get(&key)
@@ -271,7 +293,7 @@ async fn client_config(
     Ok((config, hasher.finish()))
 }
 
-async fn secret_value(
+pub(crate) async fn secret_value(
     secrets: Option<&Api<Secret>>,
     reference: &SecretKeyRef,
     hasher: &mut impl Hasher,

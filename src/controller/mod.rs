@@ -5,6 +5,7 @@ pub mod claim;
 pub mod clients;
 pub mod cluster;
 pub mod embedded;
+mod embedded_serve;
 pub mod finalizers;
 pub mod group;
 pub mod keda;

@@ -74,9 +74,10 @@ class Errors:
             self.die(f"authentication failed: {err.str()}")
         if err.code() == KafkaError._SSL:
             self.die(f"TLS failed: {err.str()}")
-        if err.code() == KafkaError._TRANSPORT and "ssl/tls alert" in err.str():
+        if err.code() == KafkaError._TRANSPORT and ("ssl/tls alert" in err.str() or "tlsv13 alert" in err.str()):
             # With TLS 1.3 the client's handshake is over before the broker checks the client certificate;
-            # a refusal comes as an alert on the first read, which librdkafka reports as a transport error.
+            # a refusal comes as an alert on the first read, which librdkafka reports as a transport error
+            # ("ssl/tls alert bad certificate" from Java's TLS, "tlsv13 alert certificate required" from rustls).
             self.die(f"TLS failed (the broker sent an alert): {err.str()}")
         if err.fatal():
             self.die(f"fatal error: {err.str()}")

@@ -155,8 +155,7 @@ fn scram_first(hash: ScramHash, raw: bool, token: &[u8], users: &UserStore) -> (
     let Some(user) = users.get(&name) else {
         return (Step::Failed(invalid_credentials(mechanism_of(hash))), None);
     };
-    let server_nonce: [u8; 18] = rand::random();
-    let nonce = format!("{client_nonce}{}", B64.encode(server_nonce));
+    let nonce = format!("{client_nonce}{}", server_nonce());
     let credential = user.credential(hash);
     let server_first = format!(
         "r={nonce},s={},i={}",
@@ -180,6 +179,17 @@ fn scram_first(hash: ScramHash, raw: bool, token: &[u8], users: &UserStore) -> (
     )
 }
 
+/// Letters and digits only, as Kafka's own (`ScramFormatter.secureRandomString`): older librdkafka clients
+/// mishandle a nonce with base64's `+` and `/`.
+fn server_nonce() -> String {
+    use rand::Rng as _;
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..32)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
 fn scram_final(pending: ScramPending, token: &[u8]) -> Step {
     let malformed = |what: &str| Step::Failed(format!("Invalid SCRAM client final message: {what}"));
     let Ok(message) = std::str::from_utf8(token) else {
@@ -198,7 +208,9 @@ fn scram_final(pending: ScramPending, token: &[u8]) -> Step {
     {
         return malformed("channel binding does not match the GS2 header");
     }
-    if attribute(without_proof, 'r') != Some(pending.nonce.as_str()) {
+    // Kafka checks that the nonce *ends with* the one it sent (ScramSaslServer), and librdkafka 2.0 sends the
+    // client nonce once more in front of it: accept what Kafka accepts (the nonce is signed in any case).
+    if !attribute(without_proof, 'r').is_some_and(|r| r.ends_with(pending.nonce.as_str())) {
         return malformed("nonce does not match the server's");
     }
     let auth_message = format!("{},{},{without_proof}", pending.client_first_bare, pending.server_first);

@@ -212,6 +212,9 @@ fn write(path: &Path, users: &BTreeMap<String, StoredUser>) -> Result<(), UsersE
     let temp = path.with_extension("json.tmp");
     let written = (|| {
         use std::io::Write as _;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create(true).truncate(true);
         #[cfg(unix)]

@@ -1,0 +1,492 @@
+//! Who may connect to the embedded broker (issue 15): SASL PLAIN and SCRAM-SHA-256/512 over SASL_SSL and
+//! SASL_PLAINTEXT, TLS with and without client certificates, tried with clients no one here wrote —
+//! confluent-kafka (librdkafka), kcat and Kafka's Java CLI tools (AdminClient) — and with the operator's own
+//! client. A wrong password, a missing client certificate and an unauthenticated client each fail with the
+//! error Kafka gives; credentials are stored salted in the data dir and survive a restart; users and
+//! passwords change without a restart.
+
+mod support;
+
+use kafka_group_operator::broker::BrokerConfig;
+use kafka_group_operator::broker::auth::{Mechanism, SecurityConfig, TlsIdentity, User};
+use kafka_group_operator::kafka::{
+    ClientConfig, KafkaClient, KafkaError, SaslConfig, SaslMechanism, Secret, TlsConfig,
+};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+use support::clients::{
+    ClientSecurity, GroupProtocol, SecurityProtocol, confluent_client, consume_and_commit_with, produce_with,
+};
+use support::embedded::BrokerProcess;
+
+use support::pki::{IssuedCert, KeyAlgorithm, Pki};
+use support::secure_kafka::{SaslCredentials, SaslMechanism as FixtureMechanism};
+use support::tools::{clients_venv, kafka_home, system_tool};
+use support::{EmbeddedKafka, unique_name};
+
+const PASSWORD: &str = "a-long-password-for-alice";
+
+struct Tls {
+    pki: Pki,
+    server: IssuedCert,
+    client: IssuedCert,
+}
+
+fn tls() -> Tls {
+    let dir = support::process::fixture_dir("broker-security-pki");
+    let pki = Pki::create(&dir, "kgo-embedded-ca", KeyAlgorithm::EcP256);
+    let server = pki.server_cert("broker", "/CN=localhost", &[]);
+    let client = pki.client_cert("client", "/CN=kgo-embedded-client");
+    Tls { pki, server, client }
+}
+
+fn alice() -> User {
+    User {
+        name: "alice".into(),
+        password: PASSWORD.as_bytes().to_vec(),
+        allow: None,
+    }
+}
+
+fn identity(tls: &Tls, mutual: bool) -> TlsIdentity {
+    TlsIdentity {
+        certificate_chain_pem: std::fs::read(&tls.server.cert).expect("server cert"),
+        private_key_pem: std::fs::read(&tls.server.key).expect("server key"),
+        client_ca_pem: mutual.then(|| std::fs::read(tls.pki.ca_cert()).expect("ca")),
+    }
+}
+
+fn broker(security: SecurityConfig) -> EmbeddedKafka {
+    EmbeddedKafka::start_with(BrokerConfig {
+        listen: "127.0.0.1:0".parse().expect("address"),
+        group_initial_rebalance_delay: Duration::ZERO,
+        auto_create_topics: false,
+        security,
+        ..BrokerConfig::default()
+    })
+}
+
+fn fixture_mechanism(mechanism: Mechanism) -> FixtureMechanism {
+    match mechanism {
+        Mechanism::Plain => FixtureMechanism::Plain,
+        Mechanism::ScramSha256 => FixtureMechanism::ScramSha256,
+        Mechanism::ScramSha512 => FixtureMechanism::ScramSha512,
+    }
+}
+
+fn librdkafka(
+    protocol: SecurityProtocol,
+    mechanism: Option<Mechanism>,
+    password: &str,
+    ca: Option<&Path>,
+) -> ClientSecurity {
+    ClientSecurity {
+        protocol,
+        sasl: mechanism.map(|m| SaslCredentials {
+            username: "alice".into(),
+            password: password.into(),
+            mechanism: fixture_mechanism(m),
+        }),
+        ca: ca.map(Path::to_path_buf),
+        cert: None,
+        key: None,
+    }
+}
+
+/// The operator's client (our own SASL and TLS implementation) against the broker.
+fn our_client(bootstrap: &str, mechanism: Option<Mechanism>, password: &str, ca: Option<&Path>) -> KafkaClient {
+    let mut config = ClientConfig::new([bootstrap.to_owned()]);
+    config.operation_timeout = Duration::from_secs(5);
+    config.request_timeout = Duration::from_secs(5);
+    config.sasl = mechanism.map(|m| SaslConfig {
+        mechanism: match m {
+            Mechanism::Plain => SaslMechanism::Plain,
+            Mechanism::ScramSha256 => SaslMechanism::ScramSha256,
+            Mechanism::ScramSha512 => SaslMechanism::ScramSha512,
+        },
+        username: "alice".into(),
+        password: Secret::new(password.as_bytes().to_vec()),
+    });
+    config.tls = ca.map(|ca| TlsConfig {
+        ca_pem: Some(std::fs::read(ca).expect("ca")),
+        ..Default::default()
+    });
+    KafkaClient::new(config).expect("client")
+}
+
+/// A client properties file for Kafka's Java tools.
+fn java_properties(
+    dir: &Path,
+    protocol: &str,
+    mechanism: Option<Mechanism>,
+    password: &str,
+    ca: Option<&Path>,
+) -> PathBuf {
+    let mut text = format!("security.protocol={protocol}\n");
+    if let Some(m) = mechanism {
+        let module = match m {
+            Mechanism::Plain => "org.apache.kafka.common.security.plain.PlainLoginModule",
+            _ => "org.apache.kafka.common.security.scram.ScramLoginModule",
+        };
+        text.push_str(&format!(
+            "sasl.mechanism={}\nsasl.jaas.config={module} required username=\"alice\" password=\"{password}\";\n",
+            m.name()
+        ));
+    }
+    if let Some(ca) = ca {
+        text.push_str(&format!(
+            "ssl.truststore.type=PEM\nssl.truststore.location={}\n",
+            ca.display()
+        ));
+    }
+    let path = dir.join(format!("{}.properties", unique_name("client")));
+    std::fs::write(&path, text).expect("write properties");
+    path
+}
+
+/// Runs a Kafka Java tool class with `--command-config`; (success, stdout + stderr).
+fn java_tool(bootstrap: &str, properties: &Path, class: &str, args: &[&str]) -> (bool, String) {
+    let home = kafka_home();
+    let java = system_tool("java", "install a Java 17+ runtime");
+    let out = Command::new("timeout")
+        .arg("120")
+        .arg(java)
+        .args(["-Xmx256m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"])
+        .arg(format!(
+            "-Dlog4j2.configurationFile={}",
+            home.join("tools-log4j2.properties").display()
+        ))
+        .arg("-cp")
+        .arg(format!("{}/libs/*", home.display()))
+        .arg(class)
+        .args(["--bootstrap-server", bootstrap, "--command-config"])
+        .arg(properties)
+        .args(args)
+        .output()
+        .expect("run a Kafka tool");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// kcat with a config file (`-F`) so that the password is not an argument.
+fn kcat(bootstrap: &str, config: &[(&str, &str)], args: &[&str]) -> (bool, String) {
+    clients_venv();
+    let kcat = system_tool(
+        "kcat",
+        "run `bash scripts/provision-clients.sh` (Debian: apt-get install kcat)",
+    );
+    let file = support::process::fixture_dir("kcat").join("kcat.conf");
+    let text: String = config.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    std::fs::write(&file, text).expect("kcat config");
+    let out = Command::new("timeout")
+        .arg("30")
+        .arg(kcat)
+        .arg("-F")
+        .arg(&file)
+        .args(["-b", bootstrap])
+        .args(args)
+        .output()
+        .expect("run kcat");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn every_mechanism_works_over_sasl_ssl_with_confluent_kafka_kcat_and_the_java_tools() {
+    let tls = tls();
+    let kafka = broker(SecurityConfig {
+        mechanisms: Mechanism::ALL.to_vec(),
+        tls: Some(identity(&tls, false)),
+        users: Some(vec![alice()]),
+    });
+    let bootstrap = kafka.bootstrap();
+    let ca = tls.pki.ca_cert();
+    for mechanism in Mechanism::ALL {
+        let security = librdkafka(SecurityProtocol::SaslSsl, Some(mechanism), PASSWORD, Some(ca));
+        let topic = unique_name("sasl-ssl");
+        let group = unique_name("sasl-ssl-group");
+        let properties = java_properties(tls.pki.dir(), "SASL_SSL", Some(mechanism), PASSWORD, Some(ca));
+        let (ok, out) = java_tool(
+            &bootstrap,
+            &properties,
+            "org.apache.kafka.tools.TopicCommand",
+            &["--create", "--topic", &topic, "--partitions", "2"],
+        );
+        assert!(ok, "kafka-topics --create over SASL_SSL {}: {out}", mechanism.name());
+        produce_with(&bootstrap, &security, &topic, 10);
+        let committed = consume_and_commit_with(&bootstrap, &security, &topic, &group, GroupProtocol::Classic, 10);
+        assert_eq!(committed.values().sum::<i64>(), 10, "{committed:?}");
+        let (ok, out) = java_tool(
+            &bootstrap,
+            &properties,
+            "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+            &["--describe", "--group", &group],
+        );
+        assert!(ok && out.contains(&topic), "kafka-consumer-groups --describe: {out}");
+        let ca_text = ca.display().to_string();
+        let (ok, out) = kcat(
+            &bootstrap,
+            &[
+                ("security.protocol", "SASL_SSL"),
+                ("sasl.mechanisms", mechanism.name()),
+                ("sasl.username", "alice"),
+                ("sasl.password", PASSWORD),
+                ("ssl.ca.location", &ca_text),
+            ],
+            &["-L", "-t", &topic],
+        );
+        assert!(
+            ok && out.contains("2 partitions"),
+            "kcat -L over SASL_SSL {}: {out}",
+            mechanism.name()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sasl_plaintext_authenticates_our_client_and_refuses_an_unauthenticated_one() {
+    let kafka = broker(SecurityConfig {
+        mechanisms: vec![Mechanism::ScramSha512],
+        tls: None,
+        users: Some(vec![alice()]),
+    });
+    let bootstrap = kafka.bootstrap();
+    let metadata = our_client(&bootstrap, Some(Mechanism::ScramSha512), PASSWORD, None)
+        .metadata()
+        .await
+        .expect("SCRAM-SHA-512 over SASL_PLAINTEXT");
+    assert_eq!(metadata.brokers.len(), 1);
+
+    // No SASL at all: the broker answers ApiVersions, then closes on the first other request.
+    let err = our_client(&bootstrap, None, "", None)
+        .metadata()
+        .await
+        .expect_err("an unauthenticated client");
+    assert!(
+        !matches!(err, KafkaError::Authentication { .. }),
+        "a client that does not authenticate just loses its connection: {err}"
+    );
+    // A mechanism the listener does not offer: UNSUPPORTED_SASL_MECHANISM with the list.
+    let err = our_client(&bootstrap, Some(Mechanism::Plain), PASSWORD, None)
+        .metadata()
+        .await
+        .expect_err("PLAIN is not offered");
+    let text = err.to_string();
+    assert!(
+        text.contains("SCRAM-SHA-512") || text.to_lowercase().contains("mechanism"),
+        "{text}"
+    );
+    // librdkafka with the wrong protocol (no SASL) does not get metadata either.
+    let failure = confluent_client(
+        &[
+            "produce",
+            "--bootstrap",
+            &bootstrap,
+            "--topic",
+            "t",
+            "--count",
+            "1",
+            "--timeout",
+            "8",
+        ],
+        &ClientSecurity::default(),
+    )
+    .expect_err("a PLAINTEXT client of a SASL_PLAINTEXT listener");
+    assert!(!failure.status.success(), "{failure}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_password_fails_at_once_with_kafkas_error_for_every_client() {
+    let tls = tls();
+    let kafka = broker(SecurityConfig {
+        mechanisms: Mechanism::ALL.to_vec(),
+        tls: Some(identity(&tls, false)),
+        users: Some(vec![alice()]),
+    });
+    let bootstrap = kafka.bootstrap();
+    let ca = tls.pki.ca_cert();
+    for mechanism in Mechanism::ALL {
+        let started = std::time::Instant::now();
+        let err = our_client(&bootstrap, Some(mechanism), "wrong", Some(ca))
+            .metadata()
+            .await
+            .expect_err("wrong password");
+        assert!(matches!(err, KafkaError::Authentication { .. }), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+
+        let failure = confluent_client(
+            &["produce", "--bootstrap", &bootstrap, "--topic", "t", "--count", "1"],
+            &librdkafka(SecurityProtocol::SaslSsl, Some(mechanism), "wrong", Some(ca)),
+        )
+        .expect_err("wrong password");
+        let expected = match mechanism {
+            Mechanism::Plain => "Invalid username or password".to_owned(),
+            m => format!("invalid credentials with SASL mechanism {}", m.name()),
+        };
+        assert_eq!(failure.status.code(), Some(3), "{failure}");
+        assert!(failure.stderr.contains(&expected), "{failure}");
+
+        let properties = java_properties(tls.pki.dir(), "SASL_SSL", Some(mechanism), "wrong", Some(ca));
+        let (ok, out) = java_tool(
+            &bootstrap,
+            &properties,
+            "org.apache.kafka.tools.TopicCommand",
+            &["--list"],
+        );
+        assert!(
+            !ok && out.contains("SaslAuthenticationException") && out.contains(&expected),
+            "{out}"
+        );
+    }
+    // An unknown user gets the same answer as a wrong password.
+    let mut config = ClientConfig::new([bootstrap.clone()]);
+    config.operation_timeout = Duration::from_secs(5);
+    config.sasl = Some(SaslConfig {
+        mechanism: SaslMechanism::ScramSha256,
+        username: "mallory".into(),
+        password: Secret::new(PASSWORD.as_bytes().to_vec()),
+    });
+    config.tls = Some(TlsConfig {
+        ca_pem: Some(std::fs::read(ca).expect("ca")),
+        ..Default::default()
+    });
+    let err = KafkaClient::new(config)
+        .expect("client")
+        .metadata()
+        .await
+        .expect_err("unknown user");
+    assert!(matches!(err, KafkaError::Authentication { .. }), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mutual_tls_refuses_a_client_without_a_certificate_and_serves_one_with_it() {
+    let tls = tls();
+    let kafka = broker(SecurityConfig {
+        mechanisms: Vec::new(),
+        tls: Some(identity(&tls, true)),
+        users: None,
+    });
+    let bootstrap = kafka.bootstrap();
+    let ca = tls.pki.ca_cert();
+    let topic = unique_name("mtls");
+    let with_cert = ClientSecurity {
+        protocol: SecurityProtocol::Ssl,
+        sasl: None,
+        ca: Some(ca.to_path_buf()),
+        cert: Some(tls.client.cert.clone()),
+        key: Some(tls.client.key.clone()),
+    };
+    let mut config = ClientConfig::new([bootstrap.clone()]);
+    config.tls = Some(TlsConfig {
+        ca_pem: Some(std::fs::read(ca).expect("ca")),
+        client_cert_pem: Some(std::fs::read(&tls.client.cert).expect("cert")),
+        client_key_pem: Some(Secret::new(std::fs::read(&tls.client.key).expect("key"))),
+        ..Default::default()
+    });
+    let client = KafkaClient::new(config).expect("client");
+    client
+        .create_topics(&[kafka_group_operator::kafka::NewTopic::new(topic.clone(), 1)])
+        .await
+        .expect("create over mutual TLS");
+    produce_with(&bootstrap, &with_cert, &topic, 3);
+
+    let without_cert = ClientSecurity {
+        cert: None,
+        key: None,
+        ..with_cert.clone()
+    };
+    let failure = confluent_client(
+        &["produce", "--bootstrap", &bootstrap, "--topic", &topic, "--count", "1"],
+        &without_cert,
+    )
+    .expect_err("no client certificate");
+    assert_eq!(failure.status.code(), Some(3), "{failure}");
+    assert!(failure.stderr.contains("TLS failed"), "{failure}");
+    let mut config = ClientConfig::new([bootstrap.clone()]);
+    config.operation_timeout = Duration::from_secs(5);
+    config.tls = Some(TlsConfig {
+        ca_pem: Some(std::fs::read(ca).expect("ca")),
+        ..Default::default()
+    });
+    let err = KafkaClient::new(config)
+        .expect("client")
+        .metadata()
+        .await
+        .expect_err("no client certificate");
+    assert!(matches!(err, KafkaError::Tls { .. }), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn users_are_stored_salted_in_the_data_dir_and_known_after_a_restart_without_the_users_file() {
+    let dir = support::process::fixture_dir("broker-users");
+    let data = dir.join("data");
+    let users = dir.join("users");
+    std::fs::write(
+        &users,
+        format!("# the broker's users\nalice:{PASSWORD}\nbob:bobs-password\n"),
+    )
+    .expect("users");
+    let data_arg = data.display().to_string();
+    let users_arg = users.display().to_string();
+    let broker = BrokerProcess::start(&[
+        "--data-dir",
+        &data_arg,
+        "--sasl-mechanisms",
+        "SCRAM-SHA-256,SCRAM-SHA-512",
+        "--users-file",
+        &users_arg,
+    ]);
+    our_client(&broker.bootstrap(), Some(Mechanism::ScramSha256), PASSWORD, None)
+        .metadata()
+        .await
+        .expect("alice");
+    let stored = std::fs::read_to_string(data.join("credentials.json")).expect("credentials.json");
+    assert!(
+        !stored.contains(PASSWORD) && !stored.contains("bobs-password"),
+        "{stored}"
+    );
+    assert!(stored.contains("storedKey") && stored.contains("\"bob\""), "{stored}");
+    broker.kill9();
+
+    let broker = BrokerProcess::start(&["--data-dir", &data_arg, "--sasl-mechanisms", "SCRAM-SHA-512"]);
+    our_client(&broker.bootstrap(), Some(Mechanism::ScramSha512), PASSWORD, None)
+        .metadata()
+        .await
+        .expect("alice after a restart without the users file");
+    let err = our_client(&broker.bootstrap(), Some(Mechanism::ScramSha512), "bobs-password", None)
+        .metadata()
+        .await
+        .expect_err("alice with bob's password");
+    assert!(matches!(err, KafkaError::Authentication { .. }), "{err}");
+}
+
+#[test]
+fn sasl_without_any_user_refuses_to_start() {
+    let dir = support::process::fixture_dir("broker-no-users");
+    let data = dir.join("data").display().to_string();
+    let binary = env!("CARGO_BIN_EXE_kafka-group-operator");
+    let out = Command::new(binary)
+        .args([
+            "broker",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            &data,
+            "--sasl-mechanisms",
+            "PLAIN",
+        ])
+        .output()
+        .expect("run the broker");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no user"), "{stderr}");
+}

@@ -145,13 +145,14 @@ struct RunArgs {
     /// Reconciles in flight at once, per controller.
     #[arg(long, default_value_t = 8)]
     concurrency: u16,
-    /// Serve the embedded broker of each KafkaCluster with `spec.embedded` from this process
-    /// (`--embedded-brokers=false`: such clusters report Ready=False).
-    #[arg(long, env = "KGO_EMBEDDED_BROKERS", default_value_t = true, action = clap::ArgAction::Set)]
+    /// Serve the embedded broker of each KafkaCluster with `spec.embedded` from this process. Off by default
+    /// (such clusters report Ready=False): a broker is served only where the installation says so (the chart's
+    /// `embedded.enabled`).
+    #[arg(long, env = "KGO_EMBEDDED_BROKERS", default_value_t = false, action = clap::ArgAction::Set)]
     embedded_brokers: bool,
-    /// Interface the embedded brokers listen on (all by default: applications reach them through the
-    /// operator's Service).
-    #[arg(long, env = "KGO_EMBEDDED_BIND_ADDRESS", default_value = "0.0.0.0")]
+    /// Interface the embedded brokers listen on. Default: loopback only; the chart binds all interfaces so
+    /// that applications reach the brokers through the operator's Service (and a NetworkPolicy limits who).
+    #[arg(long, env = "KGO_EMBEDDED_BIND_ADDRESS", default_value = "127.0.0.1")]
     embedded_bind_address: std::net::IpAddr,
     /// Host the embedded brokers advertise to clients, e.g. the operator Service's DNS name. Default: the
     /// bind address, or 127.0.0.1 when bound to all interfaces.

@@ -490,3 +490,157 @@ fn sasl_without_any_user_refuses_to_start() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no user"), "{stderr}");
 }
+
+/// `users[].allow`: a user limited to topic and group prefixes gets TOPIC_AUTHORIZATION_FAILED and
+/// GROUP_AUTHORIZATION_FAILED for anything else, from every client, and sees only what it may in listings.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_limited_to_prefixes_is_refused_everything_else_as_kafka_refuses_it() {
+    use kafka_group_operator::broker::auth::Allow;
+    let admin = User {
+        name: "admin".into(),
+        password: b"admin-password".to_vec(),
+        allow: None,
+    };
+    let limited = User {
+        allow: Some(Allow {
+            topics: vec!["orders".into()],
+            groups: vec!["shipping".into()],
+        }),
+        ..alice()
+    };
+    let kafka = broker(SecurityConfig {
+        mechanisms: vec![Mechanism::ScramSha512],
+        tls: None,
+        users: Some(vec![admin, limited]),
+    });
+    let bootstrap = kafka.bootstrap();
+    let orders = unique_name("orders");
+    let payments = unique_name("payments");
+    let mut admin_config = ClientConfig::new([bootstrap.clone()]);
+    admin_config.sasl = Some(SaslConfig {
+        mechanism: SaslMechanism::ScramSha512,
+        username: "admin".into(),
+        password: Secret::new(b"admin-password".to_vec()),
+    });
+    let admin_client = KafkaClient::new(admin_config).expect("admin client");
+    admin_client
+        .create_topics(&[
+            kafka_group_operator::kafka::NewTopic::new(orders.clone(), 1),
+            kafka_group_operator::kafka::NewTopic::new(payments.clone(), 1),
+        ])
+        .await
+        .expect("admin creates both topics");
+    let admin_security = ClientSecurity {
+        protocol: SecurityProtocol::SaslPlaintext,
+        sasl: Some(SaslCredentials {
+            username: "admin".into(),
+            password: "admin-password".into(),
+            mechanism: FixtureMechanism::ScramSha512,
+        }),
+        ..Default::default()
+    };
+    produce_with(&bootstrap, &admin_security, &payments, 3);
+    let committed = consume_and_commit_with(
+        &bootstrap,
+        &admin_security,
+        &payments,
+        "billing",
+        GroupProtocol::Classic,
+        3,
+    );
+    assert_eq!(committed.values().sum::<i64>(), 3);
+
+    let security = librdkafka(
+        SecurityProtocol::SaslPlaintext,
+        Some(Mechanism::ScramSha512),
+        PASSWORD,
+        None,
+    );
+    // Allowed: its topic and its group.
+    produce_with(&bootstrap, &security, &orders, 5);
+    let committed = consume_and_commit_with(&bootstrap, &security, &orders, "shipping-eu", GroupProtocol::Classic, 5);
+    assert_eq!(committed.values().sum::<i64>(), 5);
+    // Another topic: refused, nothing written.
+    let failure = confluent_client(
+        &[
+            "produce",
+            "--bootstrap",
+            &bootstrap,
+            "--topic",
+            &payments,
+            "--count",
+            "1",
+            "--timeout",
+            "15",
+        ],
+        &security,
+    )
+    .expect_err("produce to a topic outside the prefixes");
+    assert!(
+        failure.stderr.contains("TOPIC_AUTHORIZATION_FAILED") || failure.stderr.contains("Topic authorization failed"),
+        "{failure}"
+    );
+    // Another group: refused.
+    let out = confluent_client(
+        &[
+            "consume",
+            "--bootstrap",
+            &bootstrap,
+            "--topic",
+            &orders,
+            "--group",
+            "billing",
+            "--count",
+            "1",
+            "--timeout",
+            "15",
+        ],
+        &security,
+    );
+    let failure = out.expect_err("a group outside the prefixes");
+    assert!(
+        failure.stderr.contains("GROUP_AUTHORIZATION_FAILED") || failure.stderr.contains("Group authorization failed"),
+        "{failure}"
+    );
+    // Listings show only what it may see; describing another group is refused.
+    let dir = support::process::fixture_dir("authz");
+    let properties = java_properties(&dir, "SASL_PLAINTEXT", Some(Mechanism::ScramSha512), PASSWORD, None);
+    let (ok, out) = java_tool(
+        &bootstrap,
+        &properties,
+        "org.apache.kafka.tools.TopicCommand",
+        &["--list"],
+    );
+    assert!(ok && out.contains(&orders) && !out.contains(&payments), "{out}");
+    let (ok, out) = java_tool(
+        &bootstrap,
+        &properties,
+        "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+        &["--list"],
+    );
+    assert!(ok && out.contains("shipping-eu") && !out.contains("billing"), "{out}");
+    let (_, out) = java_tool(
+        &bootstrap,
+        &properties,
+        "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+        &["--describe", "--group", "billing"],
+    );
+    assert!(
+        out.contains("GroupAuthorizationException") || out.contains("Not authorized"),
+        "{out}"
+    );
+    // The admin still sees everything, and the refused produce wrote nothing.
+    let partition = kafka_group_operator::kafka::TopicPartition {
+        topic: payments.clone(),
+        partition: 0,
+    };
+    let offsets = admin_client
+        .list_offsets(
+            std::slice::from_ref(&partition),
+            kafka_group_operator::kafka::OffsetSpec::Latest,
+            kafka_group_operator::kafka::Isolation::ReadUncommitted,
+        )
+        .await
+        .expect("log end of payments");
+    assert_eq!(offsets[&partition].offset, 3, "{offsets:?}");
+}

@@ -198,7 +198,11 @@ async fn an_embedded_cluster_is_served_by_the_operator_to_real_clients_and_stops
     let client = cp.client().await;
     support::crds::install(&client).await;
     let ns = cp.fresh_namespace(&client, "kc-embedded").await;
-    let _operator = Operator::start(cp, &ns, &["--embedded-bind-address=127.0.0.1"]);
+    let _operator = Operator::start(
+        cp,
+        &ns,
+        &["--embedded-brokers=true", "--embedded-bind-address=127.0.0.1"],
+    );
     let port = support::process::free_port();
     let api: Api<KafkaCluster> = Api::namespaced(client.clone(), &ns);
     api.create(

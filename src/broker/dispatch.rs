@@ -5,6 +5,7 @@
 
 use super::apis;
 use super::auth::Principal;
+use super::authorize::{self, Denied};
 use super::coordinator::ClientInfo;
 use super::handlers::{self, Handled};
 use super::{Endpoint, Node};
@@ -85,7 +86,7 @@ async fn dispatch(
     mut body: Bytes,
     caller: &Caller<'_>,
 ) -> Outcome {
-    let request = match RequestKind::decode(key, &mut body, version) {
+    let mut request = match RequestKind::decode(key, &mut body, version) {
         Ok(request) => request,
         Err(e) => return Outcome::Close(format!("{key:?} v{version} request body: {e:#}")),
     };
@@ -96,12 +97,30 @@ async fn dispatch(
         ));
     }
     let correlation_id = header.correlation_id;
+    let allow = caller.principal.allow.as_deref();
+    let denied = match allow {
+        Some(allow) => authorize::filter(node, allow, &mut request, version),
+        None => Denied::Nothing,
+    };
+    if matches!(denied, Denied::Group) {
+        tracing::debug!(api = ?key, principal = caller.principal.name, "group authorization failed");
+        return match error_response(key, authorize::GROUP_REFUSED.code()) {
+            Some(response) => encode(
+                key,
+                &response,
+                version,
+                correlation_id,
+                key.response_header_version(version),
+            ),
+            None => Outcome::Close(format!("{key:?}: group authorization failed")),
+        };
+    }
     let context = Request {
         header,
         version,
         endpoint: caller.endpoint,
     };
-    let response = if apis::BROKER_APIS.iter().any(|(k, _, _)| *k == key) {
+    let mut response = if apis::BROKER_APIS.iter().any(|(k, _, _)| *k == key) {
         match handlers::handle(node, &context, request).await {
             Handled::Response(response) => *response,
             Handled::NoResponse => return Outcome::NoResponse,
@@ -116,6 +135,9 @@ async fn dispatch(
         // versions() only names APIs of the two lists above
         return unsupported(key, version, correlation_id);
     };
+    if let Some(allow) = allow {
+        authorize::restore(allow, &mut response, denied);
+    }
     encode(
         key,
         &response,

@@ -6,6 +6,7 @@
 pub mod apis;
 pub mod auth;
 mod authenticate;
+mod authorize;
 mod connection;
 pub mod coordinator;
 pub mod dispatch;

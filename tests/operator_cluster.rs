@@ -188,12 +188,16 @@ async fn a_missing_secret_is_an_invalid_configuration() {
     assert!(message.contains("Secret absent does not exist"), "{message}");
 }
 
-/// `spec.embedded`: the operator serves a broker for the cluster in its own process; real clients use it, the
-/// operator reaches it over the wire like any cluster, and deleting the cluster stops it.
+/// `spec.embedded` with SCRAM-SHA-512 over TLS: the operator serves a broker for the cluster in its own
+/// process, reads the users' passwords and the certificate from labelled Secrets, connects with a credential
+/// of its own; real clients authenticate as the declared user, an unauthenticated one is refused, a rotated
+/// password applies without a restart, and deleting the cluster stops the broker.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_embedded_cluster_is_served_by_the_operator_to_real_clients_and_stops_with_it() {
     use kafka_group_operator::api::ConsumerGroup;
-    use support::clients::{GroupProtocol, consume_and_commit, kcat, produce};
+    use kafka_group_operator::kafka::{ClientConfig, KafkaClient, NewTopic, SaslConfig, SaslMechanism, TlsConfig};
+    use support::clients::{ClientSecurity, GroupProtocol, SecurityProtocol, consume_and_commit_with, produce_with};
+    use support::secure_kafka::{SaslCredentials, SaslMechanism as FixtureMechanism};
     let cp = ControlPlane::shared();
     let client = cp.client().await;
     support::crds::install(&client).await;
@@ -204,10 +208,48 @@ async fn an_embedded_cluster_is_served_by_the_operator_to_real_clients_and_stops
         &["--embedded-brokers=true", "--embedded-bind-address=127.0.0.1"],
     );
     let port = support::process::free_port();
+
+    let pki_dir = support::process::fixture_dir("embedded-pki");
+    let pki = support::pki::Pki::create(&pki_dir, "kgo-embedded-ca", support::pki::KeyAlgorithm::EcP256);
+    let server = pki.server_cert("broker", "/CN=localhost", &[]);
+    let read = |p: &std::path::Path| String::from_utf8(std::fs::read(p).expect("read PEM")).expect("PEM text");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let labelled = |name: &str, data: serde_json::Value| -> Secret {
+        serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "labels": {"kafkagroups.dev/credentials": "true"}},
+            "stringData": data
+        }))
+        .expect("Secret JSON")
+    };
+    secrets
+        .create(
+            &PostParams::default(),
+            &labelled("dev-users", json!({"app": "first-password"})),
+        )
+        .await
+        .expect("users Secret");
+    secrets
+        .create(
+            &PostParams::default(),
+            &labelled(
+                "dev-tls",
+                json!({"tls.crt": read(&server.cert), "tls.key": read(&server.key)}),
+            ),
+        )
+        .await
+        .expect("TLS Secret");
     let api: Api<KafkaCluster> = Api::namespaced(client.clone(), &ns);
     api.create(
         &PostParams::default(),
-        &cluster("dev", json!({"embedded": {"port": port}})),
+        &cluster(
+            "dev",
+            json!({"embedded": {"port": port, "authentication": {
+                "mechanism": "SCRAM-SHA-512",
+                "users": [{"name": "app", "passwordSecretRef": {"name": "dev-users", "key": "app"}}],
+                "tls": {"secretName": "dev-tls"}
+            }}}),
+        ),
     )
     .await
     .expect("create");
@@ -225,20 +267,69 @@ async fn an_embedded_cluster_is_served_by_the_operator_to_real_clients_and_stops
         ready.finalizers()
     );
 
-    // Real clients: kcat sees the broker, confluent-kafka produces and a consumer group commits.
+    // Real clients over SASL_SSL as the declared user: confluent-kafka produces and a consumer group commits.
     let bootstrap = format!("127.0.0.1:{port}");
+    let app = |password: &str| {
+        let mut config = ClientConfig::new([bootstrap.clone()]);
+        config.operation_timeout = Duration::from_secs(5);
+        config.sasl = Some(SaslConfig {
+            mechanism: SaslMechanism::ScramSha512,
+            username: "app".into(),
+            password: kafka_group_operator::kafka::Secret::new(password.as_bytes().to_vec()),
+        });
+        config.tls = Some(TlsConfig {
+            ca_pem: Some(std::fs::read(pki.ca_cert()).expect("ca")),
+            ..Default::default()
+        });
+        KafkaClient::new(config).expect("client")
+    };
     let topic = support::unique_name("embedded");
     let group = support::unique_name("embedded-group");
-    kafka_group_operator::kafka::KafkaClient::new(kafka_group_operator::kafka::ClientConfig::new([bootstrap.clone()]))
-        .expect("client")
-        .create_topics(&[kafka_group_operator::kafka::NewTopic::new(topic.clone(), 2)])
+    app("first-password")
+        .create_topics(&[NewTopic::new(topic.clone(), 2)])
         .await
-        .expect("create topic");
-    let metadata = kcat(&bootstrap, &["-L", "-t", &topic]);
-    assert!(metadata.contains("2 partitions"), "{metadata}");
-    produce(&bootstrap, &topic, 20);
-    let committed = consume_and_commit(&bootstrap, &topic, &group, GroupProtocol::Classic, 20);
+        .expect("create topic as app");
+    let security = ClientSecurity {
+        protocol: SecurityProtocol::SaslSsl,
+        sasl: Some(SaslCredentials {
+            username: "app".into(),
+            password: "first-password".into(),
+            mechanism: FixtureMechanism::ScramSha512,
+        }),
+        ca: Some(pki.ca_cert().to_path_buf()),
+        cert: None,
+        key: None,
+    };
+    produce_with(&bootstrap, &security, &topic, 20);
+    let committed = consume_and_commit_with(&bootstrap, &security, &topic, &group, GroupProtocol::Classic, 20);
     assert_eq!(committed.values().sum::<i64>(), 20, "{committed:?}");
+    // No credentials, or plaintext to the TLS port: no metadata.
+    let mut anonymous = ClientConfig::new([bootstrap.clone()]);
+    anonymous.operation_timeout = Duration::from_secs(3);
+    assert!(KafkaClient::new(anonymous).expect("client").metadata().await.is_err());
+
+    // A rotated password reaches the broker at the next check, without a restart.
+    secrets
+        .patch(
+            "dev-users",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {"app": "second-password"}})),
+        )
+        .await
+        .expect("rotate the password");
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        let new_works = app("second-password").metadata().await.is_ok();
+        let old_fails = app("first-password").metadata().await.is_err();
+        if new_works && old_fails {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "rotated password: new works {new_works}, old refused {old_fails}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 
     // The operator observes the group on the embedded cluster like on any other.
     let groups: Api<ConsumerGroup> = Api::namespaced(client.clone(), &ns);

@@ -272,6 +272,35 @@ fn non_default_values_render_leader_election_a_namespaced_role_and_the_embedded_
     assert_eq!(broker["spec"]["ports"][0]["port"], 9092);
     assert_eq!(find(&docs, "PersistentVolumeClaim").len(), 1);
     assert_eq!(find(&docs, "ServiceMonitor").len(), 1);
+
+    // The broker port admits only the release namespace by default; the metrics port stays open.
+    let policies = find(&docs, "NetworkPolicy");
+    assert_eq!(policies.len(), 1, "one NetworkPolicy for the embedded broker");
+    let ingress = &policies[0]["spec"]["ingress"];
+    assert_eq!(ingress[0]["from"], serde_json::json!([{"podSelector": {}}]), "{ingress}");
+    assert_eq!(ingress[0]["ports"][0]["port"], 9092, "{ingress}");
+    assert!(ingress[1].get("from").is_none() && ingress[1]["ports"][0]["port"] == 8080, "{ingress}");
+    assert_eq!(
+        policies[0]["spec"]["podSelector"]["matchLabels"],
+        deployment["spec"]["selector"]["matchLabels"],
+        "the policy selects the operator's pods"
+    );
+    let docs = documents(&render(
+        "kgo",
+        "ops",
+        &[
+            "embedded.enabled=true",
+            "embedded.allowedClients[0].namespaceSelector.matchLabels.team=shipping",
+        ],
+    ));
+    let ingress = &find(&docs, "NetworkPolicy")[0]["spec"]["ingress"];
+    assert_eq!(
+        ingress[0]["from"],
+        serde_json::json!([{"namespaceSelector": {"matchLabels": {"team": "shipping"}}}]),
+        "{ingress}"
+    );
+    // Without the embedded broker there is no broker port to guard.
+    assert!(find(&documents(&render("kgo", "ops", &[])), "NetworkPolicy").is_empty());
 }
 
 #[test]

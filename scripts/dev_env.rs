@@ -27,7 +27,11 @@ const PRODUCE_PER_SECOND: usize = 50;
 fn main() -> Result<()> {
     let started = Instant::now();
     let control_plane = ControlPlane::start();
-    let operator = Operator::start(&control_plane, NAMESPACE, &["--embedded-bind-address=127.0.0.1"]);
+    let operator = Operator::start(
+        &control_plane,
+        NAMESPACE,
+        &["--embedded-brokers=true", "--embedded-bind-address=127.0.0.1"],
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dev = root.join(".dev");

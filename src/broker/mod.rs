@@ -152,6 +152,10 @@ impl Broker {
             max_session_timeout: config.group_max_session_timeout,
         })
         .map_err(BrokerError::Coordinator)?;
+        coordinator
+            .delete_offsets_of_missing_topics(store.as_ref())
+            .await
+            .map_err(BrokerError::Coordinator)?;
         let node = Arc::new(Node {
             config,
             advertised_host,

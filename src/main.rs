@@ -217,6 +217,10 @@ struct BrokerArgs {
     /// Drop records older than this (e.g. 7d). Default: keep everything.
     #[arg(long, value_parser = duration)]
     retention: Option<Duration>,
+    /// Partitions the broker holds at most, over all topics: CreateTopics, CreatePartitions and auto-creation
+    /// beyond it are refused (POLICY_VIOLATION).
+    #[arg(long, default_value_t = kafka_group_operator::broker::log::DEFAULT_MAX_PARTITIONS)]
+    max_partitions: usize,
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -317,6 +321,7 @@ async fn run_broker(args: BrokerArgs) -> Result<()> {
         segment_bytes: args.segment_bytes,
         retention_bytes: args.retention_bytes,
         retention: args.retention,
+        max_partitions: args.max_partitions,
         ..BrokerConfig::default()
     };
     let broker = Broker::start(config).await?;

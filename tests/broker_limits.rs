@@ -8,6 +8,9 @@
 //!   Kafka's map of fetch partitions).
 //! - Produce: a batch whose `last_offset_delta` does not match its `records_count` is INVALID_RECORD and
 //!   takes no offsets.
+//! - Partitions: `--max-partitions` bounds the partitions of all topics together; CreateTopics (even
+//!   validate-only, even with a count of 2^31-1), CreatePartitions and auto-creation beyond it are
+//!   POLICY_VIOLATION, and nothing is allocated.
 
 mod support;
 
@@ -383,4 +386,142 @@ fn a_batch_whose_last_offset_delta_disagrees_with_its_record_count_is_refused() 
         (0, 2),
         "the refused batches took no offsets"
     );
+}
+
+fn create_topic_request(
+    name: &str,
+    partitions: i32,
+    validate_only: bool,
+) -> kafka_protocol::messages::CreateTopicsRequest {
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    kafka_protocol::messages::CreateTopicsRequest::default()
+        .with_topics(vec![
+            CreatableTopic::default()
+                .with_name(TopicName(s(name)))
+                .with_num_partitions(partitions)
+                .with_replication_factor(-1),
+        ])
+        .with_timeout_ms(10_000)
+        .with_validate_only(validate_only)
+}
+
+/// (error code, message) of the one topic of a CreateTopics.
+fn create_topic(stream: &mut TcpStream, name: &str, partitions: i32, validate_only: bool) -> (i16, String) {
+    let response =
+        call(stream, &create_topic_request(name, partitions, validate_only), 5).expect("CreateTopics answer");
+    let topic = &response.topics[0];
+    (
+        topic.error_code,
+        topic.error_message.as_ref().map(|m| m.to_string()).unwrap_or_default(),
+    )
+}
+
+fn create_partitions(stream: &mut TcpStream, name: &str, count: i32) -> (i16, String) {
+    use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+    let request = kafka_protocol::messages::CreatePartitionsRequest::default()
+        .with_topics(vec![
+            CreatePartitionsTopic::default()
+                .with_name(TopicName(s(name)))
+                .with_count(count),
+        ])
+        .with_timeout_ms(10_000);
+    let response = call(stream, &request, 2).expect("CreatePartitions answer");
+    let result = &response.results[0];
+    (
+        result.error_code,
+        result.error_message.as_ref().map(|m| m.to_string()).unwrap_or_default(),
+    )
+}
+
+/// Topic name -> partition count, from a Metadata request for all topics.
+fn topics(stream: &mut TcpStream) -> std::collections::BTreeMap<String, usize> {
+    let response = call(stream, &MetadataRequest::default().with_topics(None), 9).expect("Metadata answer");
+    response
+        .topics
+        .iter()
+        .filter_map(|t| Some((t.name.as_ref()?.0.to_string(), t.partitions.len())))
+        .collect()
+}
+
+#[test]
+fn partitions_beyond_max_partitions_are_a_policy_violation_and_nothing_is_allocated() {
+    // The binary, so that the flag is what is tested; auto-creation on (its default).
+    let broker = BrokerProcess::start(&["--max-partitions", "10"]);
+    let bootstrap = broker.bootstrap();
+    let policy = ResponseError::PolicyViolation.code();
+    let (full, other, auto) = (
+        unique_name("limit-full"),
+        unique_name("limit-other"),
+        unique_name("limit-auto"),
+    );
+    create_topic_with_cli(&bootstrap, &full, 8);
+    let mut stream = connect(&bootstrap);
+
+    let (code, message) = create_topic(&mut stream, &other, 3, false);
+    assert_eq!(code, policy, "{message}");
+    assert!(
+        message.contains("would bring this broker to 11 partitions, more than its limit of 10"),
+        "{message}"
+    );
+    assert_eq!(
+        create_topic(&mut stream, &other, 3, true).0,
+        policy,
+        "validate-only too"
+    );
+    // A count no broker could allocate is refused at once, and the broker carries on.
+    let started = std::time::Instant::now();
+    let (code, message) = create_topic(&mut stream, &other, i32::MAX, false);
+    assert_eq!(code, policy, "{message}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        create_topic(&mut stream, &other, 2, false).0,
+        0,
+        "up to the limit is fine"
+    );
+
+    let (code, message) = create_partitions(&mut stream, &full, 9);
+    assert_eq!(code, policy, "{message}");
+    assert!(message.contains("limit of 10"), "{message}");
+
+    // Auto-creation through Metadata is refused the same way.
+    let request = MetadataRequest::default()
+        .with_topics(Some(vec![
+            kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                .with_name(Some(TopicName(s(&auto)))),
+        ]))
+        .with_allow_auto_topic_creation(true);
+    let response = call(&mut stream, &request, 9).expect("Metadata answer");
+    assert_eq!(response.topics[0].error_code, policy, "{:?}", response.topics[0]);
+    let expected: std::collections::BTreeMap<String, usize> = [(full.clone(), 8), (other.clone(), 2)].into();
+    assert_eq!(topics(&mut stream), expected, "nothing beyond the limit was created");
+
+    // Kafka's own tool reports the refusal with the broker's message.
+    let out = support::kafka::kafka_tool(
+        &bootstrap,
+        "org.apache.kafka.tools.TopicCommand",
+        &["--create", "--topic", &auto, "--partitions", "1"],
+    );
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        printed.contains("PolicyViolationException") && printed.contains("limit of 10"),
+        "{printed}"
+    );
+
+    // The limit counts what exists: deleting a topic makes room again.
+    support::kafka::kafka_tool_ok(
+        &bootstrap,
+        "org.apache.kafka.tools.TopicCommand",
+        &["--delete", "--topic", &other],
+    );
+    assert_eq!(create_partitions(&mut stream, &full, 10).0, 0);
+    let expected: std::collections::BTreeMap<String, usize> = [(full.clone(), 10)].into();
+    assert_eq!(topics(&mut stream), expected);
 }

@@ -292,6 +292,7 @@ mod tests {
                     segment_bytes: 1 << 20,
                     retention_bytes: None,
                     retention_ms: None,
+                    max_partitions: crate::broker::log::DEFAULT_MAX_PARTITIONS,
                 },
                 "test-cluster".into(),
             )

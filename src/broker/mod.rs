@@ -64,6 +64,9 @@ pub struct BrokerConfig {
     pub retention: Option<Duration>,
     /// How long graceful shutdown waits for requests in progress.
     pub shutdown_grace: Duration,
+    /// Partitions the broker holds at most, over all topics (CreateTopics, CreatePartitions and
+    /// auto-creation beyond it are refused with POLICY_VIOLATION).
+    pub max_partitions: usize,
 }
 
 impl Default for BrokerConfig {
@@ -88,6 +91,7 @@ impl Default for BrokerConfig {
             retention_bytes: None,
             retention: None,
             shutdown_grace: Duration::from_secs(5),
+            max_partitions: log::DEFAULT_MAX_PARTITIONS,
         }
     }
 }
@@ -142,6 +146,7 @@ impl Broker {
                 segment_bytes: config.segment_bytes,
                 retention_bytes: config.retention_bytes,
                 retention_ms: config.retention.map(|d| d.as_millis() as i64),
+                max_partitions: config.max_partitions,
             },
             config.cluster_id.clone().unwrap_or_else(random_cluster_id),
         )?);

@@ -29,7 +29,13 @@ pub struct StoreConfig {
     /// Retention (None: keep forever); whole batches are dropped from the start of a partition's log.
     pub retention_bytes: Option<u64>,
     pub retention_ms: Option<i64>,
+    /// Partitions the broker holds at most, over all topics: a CreateTopics, CreatePartitions or
+    /// auto-creation beyond it is refused (POLICY_VIOLATION) before anything is allocated.
+    pub max_partitions: usize,
 }
+
+/// The embedded broker's default limit on partitions in total (`--max-partitions`).
+pub const DEFAULT_MAX_PARTITIONS: usize = 10_000;
 
 pub struct Topic {
     pub name: String,
@@ -296,6 +302,7 @@ impl Store {
                 message: format!("Topic '{name}' already exists."),
             });
         }
+        self.check_partition_limit(partitions)?;
         let logs = if validate_only {
             Vec::new()
         } else {
@@ -360,6 +367,23 @@ impl Store {
         Ok(removed)
     }
 
+    /// Refuses `adding` more partitions when the broker would then hold more than `max_partitions` (call with
+    /// `catalog_write` held, so that concurrent creations cannot pass it together).
+    fn check_partition_limit(&self, adding: i32) -> Result<(), TopicError> {
+        let total: u64 = self.topics().iter().map(|t| t.partition_count().max(0) as u64).sum();
+        let limit = self.config.max_partitions as u64;
+        let after = total.saturating_add(adding.max(0) as u64);
+        if after > limit {
+            return Err(TopicError {
+                code: ResponseError::PolicyViolation,
+                message: format!(
+                    "Adding {adding} partition(s) would bring this broker to {after} partitions, more than its limit of {limit} (--max-partitions); it holds {total}."
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Grows a topic to `count` partitions.
     pub fn create_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<(), TopicError> {
         let _guard = self.catalog_write.lock().unwrap_or_else(|p| p.into_inner());
@@ -378,6 +402,7 @@ impl Store {
                 },
             });
         }
+        self.check_partition_limit(count - current)?;
         if validate_only {
             return Ok(());
         }
@@ -510,6 +535,7 @@ mod tests {
             segment_bytes: 1 << 20,
             retention_bytes: None,
             retention_ms: None,
+            max_partitions: DEFAULT_MAX_PARTITIONS,
         }
     }
 

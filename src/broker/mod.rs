@@ -5,6 +5,7 @@
 
 pub mod apis;
 mod connection;
+pub mod connection_limits;
 pub mod coordinator;
 pub mod dispatch;
 mod handlers;
@@ -67,6 +68,10 @@ pub struct BrokerConfig {
     /// Partitions the broker holds at most, over all topics (CreateTopics, CreatePartitions and
     /// auto-creation beyond it are refused with POLICY_VIOLATION).
     pub max_partitions: usize,
+    /// Connections served at once, in total and from one IP address (Kafka's `max.connections` and
+    /// `max.connections.per.ip`); a connection beyond either is closed as soon as it is accepted.
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for BrokerConfig {
@@ -92,6 +97,8 @@ impl Default for BrokerConfig {
             retention: None,
             shutdown_grace: Duration::from_secs(5),
             max_partitions: log::DEFAULT_MAX_PARTITIONS,
+            max_connections: connection_limits::DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: connection_limits::DEFAULT_MAX_CONNECTIONS_PER_IP,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use super::Node;
 use super::connection;
+use super::connection_limits::ConnectionLimits;
 use super::log::Store;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,15 +17,31 @@ const RETENTION_INTERVAL: Duration = Duration::from_secs(30);
 
 pub async fn run(listener: TcpListener, node: Arc<Node>, mut stop: watch::Receiver<bool>) {
     let mut connections = JoinSet::new();
+    let limits = ConnectionLimits::new(node.config.max_connections, node.config.max_connections_per_ip);
     let flusher = tokio::spawn(flush_loop(node.clone(), stop.clone()));
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    let span = tracing::info_span!("connection", %peer);
-                    connections.spawn(connection::serve(stream, peer, node.clone(), stop.clone()).instrument(span));
-                }
+                Ok((stream, peer)) => match limits.try_acquire(peer.ip()) {
+                    Ok(permit) => {
+                        let _ = stream.set_nodelay(true);
+                        let span = tracing::info_span!("connection", %peer);
+                        let serve = connection::serve(stream, peer, node.clone(), stop.clone());
+                        connections.spawn(
+                            async move {
+                                serve.await;
+                                drop(permit);
+                            }
+                            .instrument(span),
+                        );
+                    }
+                    Err(refused) => {
+                        // Closed at once, as Kafka closes a connection over its quota.
+                        node.metrics.closed(refused.reason());
+                        tracing::debug!(%peer, reason = refused.reason(), "refusing a connection");
+                        drop(stream);
+                    }
+                },
                 Err(e) => {
                     // e.g. EMFILE: back off instead of spinning
                     tracing::warn!(error = %e, "accept failed");

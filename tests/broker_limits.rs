@@ -8,6 +8,10 @@
 //!   Kafka's map of fetch partitions).
 //! - Produce: a batch whose `last_offset_delta` does not match its `records_count` is INVALID_RECORD and
 //!   takes no offsets.
+//! - Producer ids: a Produce with a producer id the broker never handed out is UNKNOWN_PRODUCER_ID; an
+//!   InitProducerId without a transactional id always gets a new id (as Apache Kafka answers it), so naming
+//!   another producer's id and epoch cannot bump, and so fence, that producer; handed-out ids stay valid,
+//!   and are never handed out again, across a restart on the same data dir.
 //! - Partitions: `--max-partitions` bounds the partitions of all topics together; CreateTopics (even
 //!   validate-only, even with a count of 2^31-1), CreatePartitions and auto-creation beyond it are
 //!   POLICY_VIOLATION, and nothing is allocated.
@@ -524,4 +528,125 @@ fn partitions_beyond_max_partitions_are_a_policy_violation_and_nothing_is_alloca
     assert_eq!(create_partitions(&mut stream, &full, 10).0, 0);
     let expected: std::collections::BTreeMap<String, usize> = [(full.clone(), 10)].into();
     assert_eq!(topics(&mut stream), expected);
+}
+
+/// A v2 batch of `count` records from producer `id` at `epoch`, its first record at `first_sequence`.
+fn idempotent_batch(id: i64, epoch: i16, first_sequence: i32, count: usize) -> Bytes {
+    let records: Vec<Record> = (0..count)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: -1,
+            producer_id: id,
+            producer_epoch: epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: first_sequence + i as i32,
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: Some(Bytes::from(format!("value-{i}"))),
+            headers: Default::default(),
+            delete_horizon: false,
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .expect("encode batch");
+    buf.freeze()
+}
+
+/// InitProducerId without a transactional id, naming `(id, epoch)` as a KIP-360 client does (-1, -1: none).
+fn init_producer_id(stream: &mut TcpStream, id: i64, epoch: i16) -> (i16, i64, i16) {
+    let request = kafka_protocol::messages::InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(kafka_protocol::messages::ProducerId(id))
+        .with_producer_epoch(epoch);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let response = call(stream, &request, 4).expect("InitProducerId answer");
+        // A fresh Apache Kafka answers COORDINATOR_LOAD_IN_PROGRESS (or NOT_AVAILABLE) for a moment.
+        let retriable = [
+            ResponseError::CoordinatorLoadInProgress.code(),
+            ResponseError::CoordinatorNotAvailable.code(),
+        ];
+        if !retriable.contains(&response.error_code) || std::time::Instant::now() > deadline {
+            return (response.error_code, response.producer_id.0, response.producer_epoch);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn init_producer_id_never_bumps_a_named_producer_on_apache_kafka_either() {
+    let kafka = support::ApacheKafka::shared();
+    let mut stream = connect(&kafka.bootstrap());
+    let (error, first, epoch) = init_producer_id(&mut stream, -1, -1);
+    assert_eq!((error, epoch), (0, 0));
+    let (error, second, epoch) = init_producer_id(&mut stream, first, 0);
+    assert_eq!((error, epoch), (0, 0), "Apache Kafka hands out a new id at epoch 0");
+    assert_ne!(second, first);
+}
+
+#[test]
+fn producer_ids_are_only_those_handed_out_and_no_client_bumps_another_producers_epoch() {
+    let dir = tempfile::tempdir().expect("data dir");
+    let data_dir = dir.path().display().to_string();
+    let broker = BrokerProcess::start(&["--data-dir", &data_dir]);
+    let topic = unique_name("limits-pid");
+    create_topic_with_cli(&broker.bootstrap(), &topic, 1);
+    let mut stream = connect(&broker.bootstrap());
+    let unknown = ResponseError::UnknownProducerId.code();
+
+    let (error, a, epoch) = init_producer_id(&mut stream, -1, -1);
+    assert_eq!((error, epoch), (0, 0));
+    assert_eq!(produce(&mut stream, &topic, idempotent_batch(a, 0, 0, 2)), (0, 0));
+    for never in [a + 1, a + 10_000, 0, 999, i64::MAX] {
+        assert_eq!(
+            produce(&mut stream, &topic, idempotent_batch(never, 0, 0, 1)).0,
+            unknown,
+            "producer id {never} was never handed out"
+        );
+    }
+    // Non-idempotent batches (producer id -1) need no id.
+    assert_eq!(produce(&mut stream, &topic, idempotent_batch(-1, -1, -1, 1)), (0, 2));
+
+    // Another client naming a's id and epoch gets an id of its own: a is not bumped, so not fenced.
+    let (error, b, epoch) = init_producer_id(&mut stream, a, 0);
+    assert_eq!((error, epoch), (0, 0));
+    assert_ne!(b, a);
+    assert_eq!(
+        produce(&mut stream, &topic, idempotent_batch(a, 0, 2, 1)),
+        (0, 3),
+        "a carries on at epoch 0"
+    );
+    // A producer may still bump its own epoch (the Java client does so locally after an error).
+    assert_eq!(produce(&mut stream, &topic, idempotent_batch(a, 1, 0, 1)), (0, 4));
+
+    // After a kill -9 and a restart on the same data dir, ids handed out before stay valid — also b, which
+    // never wrote — and new ones are new.
+    drop(stream);
+    broker.kill9();
+    let broker = BrokerProcess::start(&["--data-dir", &data_dir]);
+    let mut stream = connect(&broker.bootstrap());
+    assert_eq!(produce(&mut stream, &topic, idempotent_batch(a, 1, 1, 1)), (0, 5));
+    assert_eq!(produce(&mut stream, &topic, idempotent_batch(b, 0, 0, 1)), (0, 6));
+    let (error, c, _) = init_producer_id(&mut stream, -1, -1);
+    assert_eq!(error, 0);
+    assert!(
+        c > a && c > b,
+        "a new id ({c}) collides with one handed out before the restart ({a}, {b})"
+    );
+    assert_eq!(
+        produce(&mut stream, &topic, idempotent_batch(c + 1, 0, 0, 1)).0,
+        unknown,
+        "an id not handed out yet"
+    );
 }

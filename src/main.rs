@@ -235,6 +235,16 @@ struct BrokerArgs {
     /// CA bundle (PEM file) for mutual TLS: every client must present a certificate it issued.
     #[arg(long, env = "KGO_BROKER_TLS_CLIENT_CA")]
     tls_client_ca: Option<PathBuf>,
+    /// Partitions the broker holds at most, over all topics: CreateTopics, CreatePartitions and auto-creation
+    /// beyond it are refused (POLICY_VIOLATION).
+    #[arg(long, default_value_t = kafka_group_operator::broker::log::DEFAULT_MAX_PARTITIONS)]
+    max_partitions: usize,
+    /// Connections served at once (Kafka's `max.connections`); more are closed as soon as they are accepted.
+    #[arg(long, default_value_t = kafka_group_operator::broker::connection_limits::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// Connections served at once from one IP address (Kafka's `max.connections.per.ip`).
+    #[arg(long, default_value_t = kafka_group_operator::broker::connection_limits::DEFAULT_MAX_CONNECTIONS_PER_IP)]
+    max_connections_per_ip: usize,
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -343,6 +353,9 @@ async fn run_broker(args: BrokerArgs) -> Result<()> {
         segment_bytes: args.segment_bytes,
         retention_bytes: args.retention_bytes,
         retention: args.retention,
+        max_partitions: args.max_partitions,
+        max_connections: args.max_connections,
+        max_connections_per_ip: args.max_connections_per_ip,
         ..BrokerConfig::default()
     };
     let broker = Broker::start(config).await?;

@@ -1,6 +1,7 @@
 //! Durability of the embedded broker with a data dir: the binary is killed with SIGKILL in the middle of an
 //! acks=all produce loop (and a torn write is added to the log's tail); after a restart every acknowledged
-//! record is there at its offset, the torn tail is gone, and committed group offsets survived too.
+//! record is there at its offset, the torn tail is gone, and committed group offsets survived too. Time-based
+//! retention counts from the batches' own timestamps, so a restart does not reset it.
 
 mod support;
 
@@ -192,4 +193,97 @@ fn survives_kill_9(policy: &[&str]) {
     let rows = parse_group_offsets(&described);
     assert_eq!(rows.len(), 1, "{described}");
     assert_eq!(rows[0].current_offset, Some(10), "{described}");
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64
+}
+
+/// The partition's log start offset, once it is `expected` (retention runs when the broker starts, then every
+/// 30 s), or whatever it is after 10 s.
+fn log_start_once(rt: &tokio::runtime::Runtime, bootstrap: &str, topic: &str, expected: i64) -> i64 {
+    use rskafka::client::partition::OffsetAt;
+    rt.block_on(async {
+        let p = partition(bootstrap, topic, 0).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let start = p.get_offset(OffsetAt::Earliest).await.expect("earliest offset");
+            if start == expected || tokio::time::Instant::now() > deadline {
+                return start;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+}
+
+/// `--retention` (Kafka's `retention.ms`) counts from each batch's largest timestamp, as Kafka counts from a
+/// segment's: records produced with old timestamps go at the first retention pass although they were just
+/// appended, and a restart (which re-reads the log) does not restart the clock of the ones that are kept.
+#[test]
+fn time_based_retention_counts_from_the_batches_timestamps_across_restarts() {
+    let data = tempfile::tempdir().expect("data dir");
+    let data_dir = data.path().to_str().expect("utf-8 path").to_owned();
+    let args = ["--data-dir", data_dir.as_str(), "--retention", "20s"];
+    let broker = BrokerProcess::start(&args);
+    let topic = unique_name("retention");
+    support::kafka::create_topic_with_cli(&broker.bootstrap(), &topic, 1);
+    let rt = runtime();
+    let now = now_ms();
+    let young = now - 12_000;
+    rt.block_on(async {
+        let p = partition(&broker.bootstrap(), &topic, 0).await;
+        for (i, ts) in [now - 7_200_000, now - 7_200_000, young, now].into_iter().enumerate() {
+            let record = Record {
+                timestamp: rskafka::chrono::DateTime::from_timestamp_millis(ts).expect("timestamp"),
+                ..record(format!("record-{i}"))
+            };
+            let offsets = p
+                .produce(vec![record], Compression::NoCompression)
+                .await
+                .expect("produce");
+            assert_eq!(offsets, vec![i as i64]);
+        }
+    });
+
+    // Restarted (kill -9), the broker runs retention at once: the two-hour-old batches go although they were
+    // appended seconds ago; the 12-second-old one stays.
+    broker.kill9();
+    let broker = BrokerProcess::start(&args);
+    assert_eq!(
+        log_start_once(&rt, &broker.bootstrap(), &topic, 2),
+        2,
+        "{}",
+        broker.log_tail(20)
+    );
+    assert!(
+        now_ms() - young < 20_000,
+        "too slow to check that the young batch is kept"
+    );
+
+    // Once the young batch's own timestamp is more than 20 s old, the next start drops it: the restart in
+    // between did not reset its clock.
+    let wait = (young + 21_000 - now_ms()).max(0) as u64;
+    std::thread::sleep(Duration::from_millis(wait));
+    broker.kill9();
+    let broker = BrokerProcess::start(&args);
+    assert_eq!(
+        log_start_once(&rt, &broker.bootstrap(), &topic, 3),
+        3,
+        "{}",
+        broker.log_tail(20)
+    );
+    // The last batch always stays (the active tail), and is read back.
+    let (records, high_watermark) = rt.block_on(async {
+        partition(&broker.bootstrap(), &topic, 0)
+            .await
+            .fetch_records(3, 1..1_000_000, 1_000)
+            .await
+            .expect("fetch")
+    });
+    assert_eq!(high_watermark, 4);
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].offset, 3);
 }

@@ -663,3 +663,75 @@ fn a_static_java_consumer_restarting_as_leader_skips_the_assignment_and_resumes(
         "still a static member until its session ends:\n{described}"
     );
 }
+
+/// The offsets `confluent_admin.py offsets` (OffsetFetch through librdkafka's AdminClient) reads for `group` on
+/// the partitions 0..`partitions` of `topic`; librdkafka reports "no committed offset" (-1 on the wire) as -1001.
+fn fetched_offsets(bootstrap: &str, group: &str, topic: &str, partitions: &str) -> serde_json::Value {
+    confluent_admin(
+        bootstrap,
+        &[
+            "offsets",
+            "--group",
+            group,
+            "--topic",
+            topic,
+            "--partitions",
+            partitions,
+        ],
+    )["offsets"]
+        .clone()
+}
+
+/// DeleteTopics deletes the topic's committed offsets in every group, as Kafka does, and durably: a topic
+/// re-created with the same name starts without them, before and after a restart on the same data dir; the
+/// groups' offsets of other topics stay.
+#[test]
+fn deleting_a_topic_deletes_its_committed_offsets_in_every_group_durably() {
+    use support::clients::commit_offsets;
+    let dir = tempfile::tempdir().expect("data dir");
+    let mut broker = Embedded::start(Some(dir.path().to_owned()));
+    let bootstrap = broker.bootstrap();
+    let (topic, other) = (unique_name("deleted"), unique_name("kept"));
+    let (group, both) = (unique_name("deleted-group"), unique_name("both-group"));
+    broker.create_topic(&topic, 2);
+    broker.create_topic(&other, 1);
+    commit_offsets(&bootstrap, &topic, &group, 2, 5).expect("commit");
+    commit_offsets(&bootstrap, &topic, &both, 2, 7).expect("commit");
+    commit_offsets(&bootstrap, &other, &both, 1, 3).expect("commit");
+    let before = fetched_offsets(&bootstrap, &group, &topic, "0,1");
+    assert_eq!(
+        before,
+        serde_json::json!({format!("{topic}:0"): 5, format!("{topic}:1"): 5})
+    );
+
+    broker.tool_ok("org.apache.kafka.tools.TopicCommand", &["--delete", "--topic", &topic]);
+    broker.create_topic(&topic, 2);
+    let none = serde_json::json!({format!("{topic}:0"): -1001, format!("{topic}:1"): -1001});
+    let kept = serde_json::json!({format!("{other}:0"): 3});
+    let check = |broker: &Embedded, when: &str| {
+        let bootstrap = broker.bootstrap();
+        for g in [&group, &both] {
+            assert_eq!(fetched_offsets(&bootstrap, g, &topic, "0,1"), none, "{g} {when}");
+        }
+        assert_eq!(fetched_offsets(&bootstrap, &both, &other, "0"), kept, "{when}");
+        // All of a group's offsets, as kafka-consumer-groups lists them: only the other topic's.
+        let all = confluent_admin(&bootstrap, &["offsets", "--group", &both]);
+        assert_eq!(all["offsets"], kept, "{when}");
+        let rows = broker.describe_offsets(&both);
+        assert!(
+            !rows.is_empty() && rows.iter().all(|r| r.topic == other),
+            "{when}: {rows:?}"
+        );
+    };
+    check(&broker, "after the topic was re-created");
+    broker.restart();
+    check(&broker, "after a restart");
+
+    // A commit to the re-created topic is its own, and survives the restart like any other.
+    commit_offsets(&broker.bootstrap(), &topic, &group, 2, 1).expect("commit to the new topic");
+    broker.restart();
+    assert_eq!(
+        fetched_offsets(&broker.bootstrap(), &group, &topic, "0,1"),
+        serde_json::json!({format!("{topic}:0"): 1, format!("{topic}:1"): 1})
+    );
+}

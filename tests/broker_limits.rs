@@ -8,6 +8,13 @@
 //!   Kafka's map of fetch partitions).
 //! - Produce: a batch whose `last_offset_delta` does not match its `records_count` is INVALID_RECORD and
 //!   takes no offsets.
+//! - Producer ids: a Produce with a producer id the broker never handed out is UNKNOWN_PRODUCER_ID; an
+//!   InitProducerId without a transactional id always gets a new id (as Apache Kafka answers it), so naming
+//!   another producer's id and epoch cannot bump, and so fence, that producer; handed-out ids stay valid,
+//!   and are never handed out again, across a restart on the same data dir.
+//! - Partitions: `--max-partitions` bounds the partitions of all topics together; CreateTopics (even
+//!   validate-only, even with a count of 2^31-1), CreatePartitions and auto-creation beyond it are
+//!   POLICY_VIOLATION, and nothing is allocated.
 
 mod support;
 
@@ -382,5 +389,264 @@ fn a_batch_whose_last_offset_delta_disagrees_with_its_record_count_is_refused() 
         produce(&mut stream, &topic, batch_with_last_offset_delta(1, 0)),
         (0, 2),
         "the refused batches took no offsets"
+    );
+}
+
+fn create_topic_request(
+    name: &str,
+    partitions: i32,
+    validate_only: bool,
+) -> kafka_protocol::messages::CreateTopicsRequest {
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    kafka_protocol::messages::CreateTopicsRequest::default()
+        .with_topics(vec![
+            CreatableTopic::default()
+                .with_name(TopicName(s(name)))
+                .with_num_partitions(partitions)
+                .with_replication_factor(-1),
+        ])
+        .with_timeout_ms(10_000)
+        .with_validate_only(validate_only)
+}
+
+/// (error code, message) of the one topic of a CreateTopics.
+fn create_topic(stream: &mut TcpStream, name: &str, partitions: i32, validate_only: bool) -> (i16, String) {
+    let response =
+        call(stream, &create_topic_request(name, partitions, validate_only), 5).expect("CreateTopics answer");
+    let topic = &response.topics[0];
+    (
+        topic.error_code,
+        topic.error_message.as_ref().map(|m| m.to_string()).unwrap_or_default(),
+    )
+}
+
+fn create_partitions(stream: &mut TcpStream, name: &str, count: i32) -> (i16, String) {
+    use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+    let request = kafka_protocol::messages::CreatePartitionsRequest::default()
+        .with_topics(vec![
+            CreatePartitionsTopic::default()
+                .with_name(TopicName(s(name)))
+                .with_count(count),
+        ])
+        .with_timeout_ms(10_000);
+    let response = call(stream, &request, 2).expect("CreatePartitions answer");
+    let result = &response.results[0];
+    (
+        result.error_code,
+        result.error_message.as_ref().map(|m| m.to_string()).unwrap_or_default(),
+    )
+}
+
+/// Topic name -> partition count, from a Metadata request for all topics.
+fn topics(stream: &mut TcpStream) -> std::collections::BTreeMap<String, usize> {
+    let response = call(stream, &MetadataRequest::default().with_topics(None), 9).expect("Metadata answer");
+    response
+        .topics
+        .iter()
+        .filter_map(|t| Some((t.name.as_ref()?.0.to_string(), t.partitions.len())))
+        .collect()
+}
+
+#[test]
+fn partitions_beyond_max_partitions_are_a_policy_violation_and_nothing_is_allocated() {
+    // The binary, so that the flag is what is tested; auto-creation on (its default).
+    let broker = BrokerProcess::start(&["--max-partitions", "10"]);
+    let bootstrap = broker.bootstrap();
+    let policy = ResponseError::PolicyViolation.code();
+    let (full, other, auto) = (
+        unique_name("limit-full"),
+        unique_name("limit-other"),
+        unique_name("limit-auto"),
+    );
+    create_topic_with_cli(&bootstrap, &full, 8);
+    let mut stream = connect(&bootstrap);
+
+    let (code, message) = create_topic(&mut stream, &other, 3, false);
+    assert_eq!(code, policy, "{message}");
+    assert!(
+        message.contains("would bring this broker to 11 partitions, more than its limit of 10"),
+        "{message}"
+    );
+    assert_eq!(
+        create_topic(&mut stream, &other, 3, true).0,
+        policy,
+        "validate-only too"
+    );
+    // A count no broker could allocate is refused at once, and the broker carries on.
+    let started = std::time::Instant::now();
+    let (code, message) = create_topic(&mut stream, &other, i32::MAX, false);
+    assert_eq!(code, policy, "{message}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        create_topic(&mut stream, &other, 2, false).0,
+        0,
+        "up to the limit is fine"
+    );
+
+    let (code, message) = create_partitions(&mut stream, &full, 9);
+    assert_eq!(code, policy, "{message}");
+    assert!(message.contains("limit of 10"), "{message}");
+
+    // Auto-creation through Metadata is refused the same way.
+    let request = MetadataRequest::default()
+        .with_topics(Some(vec![
+            kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                .with_name(Some(TopicName(s(&auto)))),
+        ]))
+        .with_allow_auto_topic_creation(true);
+    let response = call(&mut stream, &request, 9).expect("Metadata answer");
+    assert_eq!(response.topics[0].error_code, policy, "{:?}", response.topics[0]);
+    let expected: std::collections::BTreeMap<String, usize> = [(full.clone(), 8), (other.clone(), 2)].into();
+    assert_eq!(topics(&mut stream), expected, "nothing beyond the limit was created");
+
+    // Kafka's own tool reports the refusal with the broker's message.
+    let out = support::kafka::kafka_tool(
+        &bootstrap,
+        "org.apache.kafka.tools.TopicCommand",
+        &["--create", "--topic", &auto, "--partitions", "1"],
+    );
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        printed.contains("PolicyViolationException") && printed.contains("limit of 10"),
+        "{printed}"
+    );
+
+    // The limit counts what exists: deleting a topic makes room again.
+    support::kafka::kafka_tool_ok(
+        &bootstrap,
+        "org.apache.kafka.tools.TopicCommand",
+        &["--delete", "--topic", &other],
+    );
+    assert_eq!(create_partitions(&mut stream, &full, 10).0, 0);
+    let expected: std::collections::BTreeMap<String, usize> = [(full.clone(), 10)].into();
+    assert_eq!(topics(&mut stream), expected);
+}
+
+/// A v2 batch of `count` records from producer `id` at `epoch`, its first record at `first_sequence`.
+fn idempotent_batch(id: i64, epoch: i16, first_sequence: i32, count: usize) -> Bytes {
+    let records: Vec<Record> = (0..count)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: -1,
+            producer_id: id,
+            producer_epoch: epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: first_sequence + i as i32,
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: Some(Bytes::from(format!("value-{i}"))),
+            headers: Default::default(),
+            delete_horizon: false,
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .expect("encode batch");
+    buf.freeze()
+}
+
+/// InitProducerId without a transactional id, naming `(id, epoch)` as a KIP-360 client does (-1, -1: none).
+fn init_producer_id(stream: &mut TcpStream, id: i64, epoch: i16) -> (i16, i64, i16) {
+    let request = kafka_protocol::messages::InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(kafka_protocol::messages::ProducerId(id))
+        .with_producer_epoch(epoch);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let response = call(stream, &request, 4).expect("InitProducerId answer");
+        // A fresh Apache Kafka answers COORDINATOR_LOAD_IN_PROGRESS (or NOT_AVAILABLE) for a moment.
+        let retriable = [
+            ResponseError::CoordinatorLoadInProgress.code(),
+            ResponseError::CoordinatorNotAvailable.code(),
+        ];
+        if !retriable.contains(&response.error_code) || std::time::Instant::now() > deadline {
+            return (response.error_code, response.producer_id.0, response.producer_epoch);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn init_producer_id_never_bumps_a_named_producer_on_apache_kafka_either() {
+    let kafka = support::ApacheKafka::shared();
+    let mut stream = connect(&kafka.bootstrap());
+    let (error, first, epoch) = init_producer_id(&mut stream, -1, -1);
+    assert_eq!((error, epoch), (0, 0));
+    let (error, second, epoch) = init_producer_id(&mut stream, first, 0);
+    assert_eq!((error, epoch), (0, 0), "Apache Kafka hands out a new id at epoch 0");
+    assert_ne!(second, first);
+}
+
+#[test]
+fn producer_ids_are_only_those_handed_out_and_no_client_bumps_another_producers_epoch() {
+    let dir = tempfile::tempdir().expect("data dir");
+    let data_dir = dir.path().display().to_string();
+    let broker = BrokerProcess::start(&["--data-dir", &data_dir]);
+    let topic = unique_name("limits-pid");
+    create_topic_with_cli(&broker.bootstrap(), &topic, 1);
+    let mut stream = connect(&broker.bootstrap());
+    let unknown = ResponseError::UnknownProducerId.code();
+
+    let (error, a, epoch) = init_producer_id(&mut stream, -1, -1);
+    assert_eq!((error, epoch), (0, 0));
+    assert_eq!(produce(&mut stream, &topic, idempotent_batch(a, 0, 0, 2)), (0, 0));
+    for never in [a + 1, a + 10_000, 0, 999, i64::MAX] {
+        assert_eq!(
+            produce(&mut stream, &topic, idempotent_batch(never, 0, 0, 1)).0,
+            unknown,
+            "producer id {never} was never handed out"
+        );
+    }
+    // Non-idempotent batches (producer id -1) need no id.
+    assert_eq!(produce(&mut stream, &topic, idempotent_batch(-1, -1, -1, 1)), (0, 2));
+
+    // Another client naming a's id and epoch gets an id of its own: a is not bumped, so not fenced.
+    let (error, b, epoch) = init_producer_id(&mut stream, a, 0);
+    assert_eq!((error, epoch), (0, 0));
+    assert_ne!(b, a);
+    assert_eq!(
+        produce(&mut stream, &topic, idempotent_batch(a, 0, 2, 1)),
+        (0, 3),
+        "a carries on at epoch 0"
+    );
+    // A producer may still bump its own epoch (the Java client does so locally after an error).
+    assert_eq!(produce(&mut stream, &topic, idempotent_batch(a, 1, 0, 1)), (0, 4));
+
+    // After a kill -9 and a restart on the same data dir, ids handed out before stay valid — also b, which
+    // never wrote — and new ones are new.
+    drop(stream);
+    broker.kill9();
+    let broker = BrokerProcess::start(&["--data-dir", &data_dir]);
+    let mut stream = connect(&broker.bootstrap());
+    assert_eq!(produce(&mut stream, &topic, idempotent_batch(a, 1, 1, 1)), (0, 5));
+    assert_eq!(produce(&mut stream, &topic, idempotent_batch(b, 0, 0, 1)), (0, 6));
+    let (error, c, _) = init_producer_id(&mut stream, -1, -1);
+    assert_eq!(error, 0);
+    assert!(
+        c > a && c > b,
+        "a new id ({c}) collides with one handed out before the restart ({a}, {b})"
+    );
+    assert_eq!(
+        produce(&mut stream, &topic, idempotent_batch(c + 1, 0, 0, 1)).0,
+        unknown,
+        "an id not handed out yet"
     );
 }

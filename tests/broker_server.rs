@@ -1,5 +1,6 @@
 //! The embedded broker's server: requests pipelined on one connection are answered in order, idle
-//! connections are closed, and a graceful shutdown lets a request in progress finish, then closes.
+//! connections are closed, connections beyond `--max-connections` / `--max-connections-per-ip` are closed at
+//! once (and counted), and a graceful shutdown lets a request in progress finish, then closes.
 
 mod support;
 
@@ -146,4 +147,120 @@ fn the_binary_serves_per_api_metrics() {
         "{text}"
     );
     assert!(text.contains("kafka_broker_connections"), "{text}");
+}
+
+/// A TCP connection to `broker` from the loopback address `source` (any of 127.0.0.0/8 is local on Linux).
+fn connect_from(source: &str, broker: &str) -> TcpStream {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let stream = runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(format!("{source}:0").parse().expect("source address"))
+            .expect("bind the source address");
+        socket
+            .connect(broker.parse().expect("broker address"))
+            .await
+            .expect("connect")
+    });
+    let stream = stream.into_std().expect("std stream");
+    stream.set_nonblocking(false).expect("blocking");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    stream
+}
+
+/// Whether the broker answers an ApiVersions on `stream` (false: it closed the connection instead).
+fn answers(stream: &mut TcpStream, correlation_id: i32) -> bool {
+    let request = ApiVersionsRequest::default()
+        .with_client_software_name(StrBytes::from_static_str("limits-test"))
+        .with_client_software_version(StrBytes::from_static_str("1"));
+    let frame = encode_request(&request, 3, correlation_id, Some("limits-test")).expect("encode");
+    if stream.write_all(&frame).is_err() {
+        return false;
+    }
+    let mut len = [0u8; 4];
+    match stream.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+            ) =>
+        {
+            return false;
+        }
+        Err(e) => panic!("neither an answer nor a closed connection: {e}"),
+    }
+    let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+    stream.read_exact(&mut body).expect("response body");
+    decode_response::<ApiVersionsRequest>(Bytes::from(body), 3).expect("ApiVersions response");
+    true
+}
+
+/// The value of `kafka_broker_connections_closed_total{reason=REASON}` in the broker's metrics.
+fn closed_for(kafka: &EmbeddedKafka, reason: &str) -> u64 {
+    let prefix = format!("kafka_broker_connections_closed_total{{reason=\"{reason}\"}} ");
+    kafka
+        .metrics_text()
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0)
+}
+
+#[test]
+fn connections_beyond_the_limits_are_closed_at_once_and_counted() {
+    let kafka = EmbeddedKafka::start_with(BrokerConfig {
+        listen: "127.0.0.1:0".parse().expect("address"),
+        max_connections: 5,
+        max_connections_per_ip: 3,
+        ..BrokerConfig::default()
+    });
+    let broker = kafka.bootstrap();
+    let mut id = 0;
+    let mut next = || {
+        id += 1;
+        id
+    };
+    let mut first: Vec<TcpStream> = (0..3).map(|_| connect_from("127.0.0.1", &broker)).collect();
+    for stream in &mut first {
+        assert!(answers(stream, next()), "within both limits");
+    }
+    // A fourth from the same address: closed without an answer.
+    let started = Instant::now();
+    let mut over_ip = connect_from("127.0.0.1", &broker);
+    assert!(
+        !answers(&mut over_ip, next()),
+        "a 4th connection from one address was served"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert_eq!(closed_for(&kafka, "max_connections_per_ip"), 1);
+
+    // Other addresses may connect, up to the total.
+    let mut second: Vec<TcpStream> = (0..2).map(|_| connect_from("127.0.0.2", &broker)).collect();
+    for stream in &mut second {
+        assert!(answers(stream, next()), "another address within the total");
+    }
+    let mut over_total = connect_from("127.0.0.3", &broker);
+    assert!(!answers(&mut over_total, next()), "a 6th connection was served");
+    assert_eq!(closed_for(&kafka, "max_connections"), 1);
+    // The refused connections were never counted as open.
+    assert!(
+        kafka.metrics_text().contains("kafka_broker_connections 5\n"),
+        "{}",
+        kafka.metrics_text()
+    );
+
+    // A closed connection frees its place (once the broker has seen it close).
+    drop(first.pop());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut again = connect_from("127.0.0.1", &broker);
+        if answers(&mut again, next()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the freed place was never given again");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

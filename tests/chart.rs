@@ -277,12 +277,18 @@ fn non_default_values_render_leader_election_a_namespaced_role_and_the_embedded_
     let policies = find(&docs, "NetworkPolicy");
     assert_eq!(policies.len(), 1, "one NetworkPolicy for the embedded broker");
     let ingress = &policies[0]["spec"]["ingress"];
-    assert_eq!(ingress[0]["from"], serde_json::json!([{"podSelector": {}}]), "{ingress}");
-    assert_eq!(ingress[0]["ports"][0]["port"], 9092, "{ingress}");
-    assert!(ingress[1].get("from").is_none() && ingress[1]["ports"][0]["port"] == 8080, "{ingress}");
     assert_eq!(
-        policies[0]["spec"]["podSelector"]["matchLabels"],
-        deployment["spec"]["selector"]["matchLabels"],
+        ingress[0]["from"],
+        serde_json::json!([{"podSelector": {}}]),
+        "{ingress}"
+    );
+    assert_eq!(ingress[0]["ports"][0]["port"], 9092, "{ingress}");
+    assert!(
+        ingress[1].get("from").is_none() && ingress[1]["ports"][0]["port"] == 8080,
+        "{ingress}"
+    );
+    assert_eq!(
+        policies[0]["spec"]["podSelector"]["matchLabels"], deployment["spec"]["selector"]["matchLabels"],
         "the policy selects the operator's pods"
     );
     let docs = documents(&render(

@@ -803,6 +803,45 @@ async fn a_cluster_manifest_reads_its_secrets_through_the_kubeconfig() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    let unlabelled_manifest = format!(
+        "apiVersion: kafkagroups.dev/v1alpha1\nkind: KafkaCluster\nmetadata:\n  name: secure\n  namespace: {ns}\nspec:\n  bootstrapServers: [\"{}\"]\n  tls:\n    caSecretRef: {{name: kafka-ca, key: ca.crt}}\n",
+        secure.sasl_ssl_bootstrap(),
+    );
+    // The command line reads Secrets as the operator does: only those labelled for it.
+    let dir = tempfile::tempdir().expect("dir");
+    let kubeconfig = control_plane.kubeconfig().display().to_string();
+    let unlabelled = write(dir.path(), "unlabelled.yaml", &unlabelled_manifest);
+    let run = kgo(&[
+        "export",
+        "--group",
+        &group,
+        "--cluster",
+        &unlabelled,
+        "--kubeconfig",
+        &kubeconfig,
+    ])
+    .expect(1, "unlabelled Secret");
+    assert!(
+        run.stderr.contains(&format!(
+            "run `kubectl label secret kafka-ca -n {ns} kafkagroups.dev/credentials=true`"
+        )),
+        "{}",
+        run.stderr
+    );
+    let out = control_plane.kubectl(&[
+        "label",
+        "secret",
+        "kafka-ca",
+        "kafka-password",
+        "kafkagroups.dev/credentials=true",
+        "-n",
+        ns.as_str(),
+    ]);
+    assert!(
+        out.status.success(),
+        "kubectl label: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let manifest = |password_secret: &str| {
         format!(
             "apiVersion: kafkagroups.dev/v1alpha1\nkind: KafkaCluster\nmetadata:\n  name: secure\n  namespace: {ns}\nspec:\n  bootstrapServers: [\"{}\"]\n  tls:\n    caSecretRef: {{name: kafka-ca, key: ca.crt}}\n  sasl:\n    mechanism: SCRAM-SHA-512\n    username: {}\n    passwordSecretRef: {{name: {password_secret}, key: password}}\n",
@@ -810,8 +849,6 @@ async fn a_cluster_manifest_reads_its_secrets_through_the_kubeconfig() {
             user.username
         )
     };
-    let dir = tempfile::tempdir().expect("dir");
-    let kubeconfig = control_plane.kubeconfig().display().to_string();
     let good = write(dir.path(), "cluster.yaml", &manifest("kafka-password"));
     let export = kgo(&[
         "export",

@@ -1,6 +1,6 @@
 //! Proves the secure Kafka fixture is real: confluent-kafka (librdkafka) produces and consumes over SASL_SSL
 //! with each SASL mechanism and over mutual TLS, verifying the broker's certificate and host name against the
-//! fixture's CA; wrong credentials and missing certificates are refused.
+//! fixture's CA, and over SASL_PLAINTEXT; wrong credentials and missing certificates are refused.
 
 mod support;
 
@@ -65,6 +65,28 @@ fn plain_user_produces_and_consumes_over_sasl_ssl() {
         &kafka.sasl_ssl_client(carol),
         GroupProtocol::Classic,
     );
+}
+
+#[test]
+fn every_sasl_user_produces_and_consumes_over_sasl_plaintext_too() {
+    let kafka = SecureKafka::shared();
+    for user in kafka.users() {
+        round_trip(
+            kafka,
+            &kafka.sasl_plaintext_bootstrap(),
+            &kafka.sasl_plaintext_client(user),
+            GroupProtocol::Classic,
+        );
+    }
+    let wrong = kafka.scram_sha_512_user().with_password("wrong-password");
+    let topic = unique_name("secure-refused");
+    kafka.plaintext().create_topic(&topic, 1);
+    let failure = refused_producer(
+        &kafka.sasl_plaintext_bootstrap(),
+        &kafka.sasl_plaintext_client(&wrong),
+        &topic,
+    );
+    assert!(failure.stderr.contains("produce: authentication failed"), "{failure}");
 }
 
 #[test]

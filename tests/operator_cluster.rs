@@ -103,10 +103,14 @@ async fn an_unreachable_cluster_says_so_and_recovers_when_reachable() {
     .await;
 }
 
+/// The label without which the operator reads no Secret.
+const CREDENTIALS: (&str, &str) = ("kafkagroups.dev/credentials", "true");
+
 async fn password_secret(client: &kube::Client, ns: &str, password: &str) {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let secret: Secret = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "kafka-password"},
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "kafka-password", "labels": {CREDENTIALS.0: CREDENTIALS.1}},
         "stringData": {"password": password}
     }))
     .expect("secret");
@@ -120,18 +124,193 @@ async fn password_secret(client: &kube::Client, ns: &str, password: &str) {
         .expect("apply secret");
 }
 
+/// The fixture's CA as the Secret `kafka-ca` (labelled for the operator).
+async fn ca_secret(secrets: &Api<Secret>, kafka: &SecureKafka) {
+    let ca: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "kafka-ca", "labels": {CREDENTIALS.0: CREDENTIALS.1}},
+        "stringData": {"ca.crt": std::fs::read_to_string(kafka.ca_pem()).expect("ca")}
+    }))
+    .expect("ca secret");
+    secrets.create(&PostParams::default(), &ca).await.expect("ca secret");
+}
+
+/// A KafkaCluster can name any Secret of its namespace: the operator reads only those labelled
+/// `kafkagroups.dev/credentials: "true"`, and the condition says how to label one that is not.
+#[tokio::test]
+async fn a_secret_without_the_credentials_label_is_not_read_and_the_condition_says_how_to_label_it() {
+    let kafka = SecureKafka::shared();
+    let (client, ns, operator) = setup("kc-label").await;
+    let user = kafka.scram_sha_512_user();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    ca_secret(&secrets, kafka).await;
+    let unlabelled: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "kafka-password"},
+        "stringData": {"password": user.password}
+    }))
+    .expect("secret");
+    secrets
+        .create(&PostParams::default(), &unlabelled)
+        .await
+        .expect("create secret");
+    let api: Api<KafkaCluster> = Api::namespaced(client.clone(), &ns);
+    let spec = json!({
+        "bootstrapServers": [kafka.sasl_ssl_bootstrap()],
+        "tls": {"caSecretRef": {"name": "kafka-ca", "key": "ca.crt"}},
+        "sasl": {"mechanism": "SCRAM-SHA-512", "username": user.username, "passwordSecretRef": {"name": "kafka-password", "key": "password"}}
+    });
+    api.create(&PostParams::default(), &cluster("secure", spec))
+        .await
+        .expect("create");
+    let refused = until(&api, "secure", T, "InvalidConfiguration", |c| {
+        has_condition(c, "Ready", "False", "InvalidConfiguration")
+    })
+    .await;
+    let (_, _, message) = condition(&refused, "Ready").expect("condition");
+    assert!(
+        message.contains("Secret kafka-password is not labelled kafkagroups.dev/credentials=true")
+            && message.contains(&format!(
+                "kubectl label secret kafka-password -n {ns} kafkagroups.dev/credentials=true"
+            )),
+        "{message}"
+    );
+    assert!(
+        !message.contains(&user.password),
+        "the password leaked into status: {message}"
+    );
+    let note = event(&client, &ns, "secure", "InvalidConfiguration", T).await;
+    assert!(note.contains("is not labelled"), "{note}");
+
+    // A label with another value is no opt-in either.
+    let label = |value: &str| {
+        let out = ControlPlane::shared().kubectl(&[
+            "label",
+            "--overwrite",
+            "secret",
+            "kafka-password",
+            "-n",
+            &ns,
+            &format!("kafkagroups.dev/credentials={value}"),
+        ]);
+        assert!(out.status.success(), "kubectl label: {out:?}");
+    };
+    label("yes");
+    tokio::time::sleep(Duration::from_secs(8)).await; // more than two checks (--cluster-interval=3s)
+    let still = api.get("secure").await.expect("get");
+    assert!(
+        has_condition(&still, "Ready", "False", "InvalidConfiguration"),
+        "{:?}",
+        still.status
+    );
+    label("true");
+    until(&api, "secure", T, "Ready once the Secret is labelled", |c| {
+        has_condition(c, "Ready", "True", "Connected")
+    })
+    .await;
+    assert!(
+        !operator.log().contains(&user.password),
+        "the password leaked into the log"
+    );
+}
+
+/// Counts the TCP connections made to a loopback port nothing else listens on.
+struct Decoy {
+    address: String,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Decoy {
+    fn start() -> Decoy {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("address").to_string();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = accepted.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                drop(stream);
+            }
+        });
+        Decoy { address, accepted }
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// SASL without `tls` is refused before anything is sent (a listener that counts connections gets none) unless
+/// the KafkaCluster says `allowPlaintextCredentials: true`; then the real SASL_PLAINTEXT listener accepts it.
+#[tokio::test]
+async fn sasl_over_plaintext_is_refused_before_anything_is_sent_unless_the_cluster_allows_it() {
+    let kafka = SecureKafka::shared();
+    let (client, ns, _operator) = setup("kc-plainsasl").await;
+    let user = kafka.plain_user();
+    password_secret(&client, &ns, &user.password).await;
+    let decoy = Decoy::start();
+    let api: Api<KafkaCluster> = Api::namespaced(client.clone(), &ns);
+    let sasl = json!({"mechanism": "PLAIN", "username": user.username, "passwordSecretRef": {"name": "kafka-password", "key": "password"}});
+    for (name, bootstrap) in [
+        ("decoy", decoy.address.clone()),
+        ("plain", kafka.sasl_plaintext_bootstrap()),
+    ] {
+        let spec = json!({"bootstrapServers": [bootstrap], "sasl": sasl});
+        api.create(&PostParams::default(), &cluster(name, spec))
+            .await
+            .expect("create");
+    }
+    for name in ["decoy", "plain"] {
+        let refused = until(&api, name, T, "InsecureCredentials", |c| {
+            has_condition(c, "Ready", "False", "InsecureCredentials")
+        })
+        .await;
+        let (_, _, message) = condition(&refused, "Ready").expect("condition");
+        assert!(
+            message
+                .contains("refusing to send SASL credentials (PLAIN (the password as is)) over a plaintext connection")
+                && message.contains("set `allowPlaintextCredentials: true`")
+                && message.contains("add `tls`"),
+            "{message}"
+        );
+    }
+    let note = event(&client, &ns, "plain", "InsecureCredentials", T).await;
+    assert!(note.contains("allowPlaintextCredentials"), "{note}");
+    tokio::time::sleep(Duration::from_secs(8)).await; // more than two checks (--cluster-interval=3s)
+    assert_eq!(
+        decoy.accepted(),
+        0,
+        "the operator connected although it refused the cluster"
+    );
+
+    let allow = json!({"spec": {"allowPlaintextCredentials": true}});
+    for name in ["decoy", "plain"] {
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&allow))
+            .await
+            .expect("patch");
+    }
+    let ready = until(&api, "plain", T, "Ready over SASL_PLAINTEXT once allowed", |c| {
+        has_condition(c, "Ready", "True", "Connected")
+    })
+    .await;
+    assert!(ready.spec.allow_plaintext_credentials);
+    // The decoy does see the operator once it is allowed: it would have seen the refused attempts too.
+    let deadline = std::time::Instant::now() + T;
+    while decoy.accepted() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the allowed cluster was never connected to"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_wrong_sasl_password_is_reported_and_a_fixed_secret_is_picked_up_without_restart() {
     let kafka = SecureKafka::shared();
     let (client, ns, operator) = setup("kc-sasl").await;
     let user = kafka.scram_sha_512_user();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
-    let ca: Secret = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "kafka-ca"},
-        "stringData": {"ca.crt": std::fs::read_to_string(kafka.ca_pem()).expect("ca")}
-    }))
-    .expect("ca secret");
-    secrets.create(&PostParams::default(), &ca).await.expect("ca secret");
+    ca_secret(&secrets, kafka).await;
     password_secret(&client, &ns, "definitely-wrong").await;
     let api: Api<KafkaCluster> = Api::namespaced(client.clone(), &ns);
     let spec = json!({
@@ -175,6 +354,7 @@ async fn a_missing_secret_is_an_invalid_configuration() {
     let api: Api<KafkaCluster> = Api::namespaced(client.clone(), &ns);
     let spec = json!({
         "bootstrapServers": [kafka.bootstrap()],
+        "allowPlaintextCredentials": true,
         "sasl": {"mechanism": "PLAIN", "username": "u", "passwordSecretRef": {"name": "absent", "key": "password"}}
     });
     api.create(&PostParams::default(), &cluster("main", spec))

@@ -49,6 +49,13 @@ pub struct KafkaClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sasl: Option<SaslSpec>,
 
+    /// Allow `sasl` without `tls`, i.e. the SASL exchange over a plaintext connection (`SASL_PLAINTEXT`), where
+    /// anyone on the network path can read a PLAIN password or replay a SCRAM exchange. Default: false, and the
+    /// operator then refuses to connect (`Ready=False`, reason `InsecureCredentials`) before reading the
+    /// password's Secret or sending anything. Set it only for a network you trust.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_plaintext_credentials: bool,
+
     /// Serve a single-node, Kafka-wire-compatible broker from the operator process for this cluster
     /// (development, demos, CI of consumer applications). The operator reaches it over the wire like any other
     /// cluster; applications reach it through the operator's Service. `embedded: {}` keeps everything in

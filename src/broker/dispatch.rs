@@ -330,6 +330,7 @@ mod tests {
                     segment_bytes: 1 << 20,
                     retention_bytes: None,
                     retention_ms: None,
+                    max_partitions: crate::broker::log::DEFAULT_MAX_PARTITIONS,
                 },
                 "test-cluster".into(),
             )
@@ -472,8 +473,9 @@ mod tests {
     fn an_idempotent_retry_is_answered_with_the_first_offset_and_not_appended() {
         use crate::broker::log::batch::tests::encoded_batch;
         metadata_for("unit-idempotent");
-        let first = encoded_batch(&["a", "b"], Some((4242, 0, 0)));
-        let second = encoded_batch(&["c"], Some((4242, 0, 2)));
+        let id = node().store.allocate_producer_id().expect("a producer id");
+        let first = encoded_batch(&["a", "b"], Some((id, 0, 0)));
+        let second = encoded_batch(&["c"], Some((id, 0, 2)));
         let offset = |batch: &Bytes| {
             let response = call(&produce_request("unit-idempotent", -1, batch.clone()), 9).expect("answered");
             let partition = &response.responses[0].partition_responses[0];
@@ -482,7 +484,7 @@ mod tests {
         assert_eq!(offset(&first), (0, 0));
         assert_eq!(offset(&second), (0, 2));
         assert_eq!(offset(&first), (0, 0), "a retry of the first batch");
-        let gap = encoded_batch(&["z"], Some((4242, 0, 7)));
+        let gap = encoded_batch(&["z"], Some((id, 0, 7)));
         assert_eq!(offset(&gap).0, ResponseError::OutOfOrderSequenceNumber.code());
         let log = node()
             .store

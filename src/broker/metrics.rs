@@ -18,7 +18,8 @@ pub struct ApiLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
-    /// Why a connection was closed: `malformed`, `too_large`, `idle`, `io`.
+    /// Why a connection was closed: `malformed`, `too_large`, `idle`, `io`, or refused at once when accepted:
+    /// `max_connections`, `max_connections_per_ip`.
     pub reason: String,
 }
 

@@ -8,6 +8,7 @@ pub mod auth;
 mod authenticate;
 mod authorize;
 mod connection;
+pub mod connection_limits;
 pub mod coordinator;
 pub mod dispatch;
 mod handlers;
@@ -73,6 +74,13 @@ pub struct BrokerConfig {
     /// A second listener, SASL_PLAINTEXT with SCRAM-SHA-512 only, for the operator's own connections to a
     /// broker it serves (bind it to loopback); it advertises its own address, so Metadata keeps the operator on it.
     pub internal_listen: Option<SocketAddr>,
+    /// Partitions the broker holds at most, over all topics (CreateTopics, CreatePartitions and
+    /// auto-creation beyond it are refused with POLICY_VIOLATION).
+    pub max_partitions: usize,
+    /// Connections served at once, in total and from one IP address (Kafka's `max.connections` and
+    /// `max.connections.per.ip`); a connection beyond either is closed as soon as it is accepted.
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for BrokerConfig {
@@ -99,6 +107,9 @@ impl Default for BrokerConfig {
             shutdown_grace: Duration::from_secs(5),
             security: SecurityConfig::default(),
             internal_listen: None,
+            max_partitions: log::DEFAULT_MAX_PARTITIONS,
+            max_connections: connection_limits::DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: connection_limits::DEFAULT_MAX_CONNECTIONS_PER_IP,
         }
     }
 }
@@ -207,6 +218,7 @@ impl Broker {
                 segment_bytes: config.segment_bytes,
                 retention_bytes: config.retention_bytes,
                 retention_ms: config.retention.map(|d| d.as_millis() as i64),
+                max_partitions: config.max_partitions,
             },
             config.cluster_id.clone().unwrap_or_else(random_cluster_id),
         )?);
@@ -217,6 +229,10 @@ impl Broker {
             max_session_timeout: config.group_max_session_timeout,
         })
         .map_err(BrokerError::Coordinator)?;
+        coordinator
+            .delete_offsets_of_missing_topics(store.as_ref())
+            .await
+            .map_err(BrokerError::Coordinator)?;
         let node = Arc::new(Node {
             config,
             listeners,

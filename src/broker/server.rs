@@ -2,6 +2,7 @@
 //! flush interval and applies retention; graceful shutdown (stop accepting, let connections finish, wait).
 
 use super::connection;
+use super::connection_limits::ConnectionLimits;
 use super::log::Store;
 use super::{Listener, Node};
 use std::sync::Arc;
@@ -16,15 +17,30 @@ const RETENTION_INTERVAL: Duration = Duration::from_secs(30);
 
 pub async fn run(socket: TcpListener, listener: Arc<Listener>, node: Arc<Node>, mut stop: watch::Receiver<bool>) {
     let mut connections = JoinSet::new();
+    let limits = ConnectionLimits::new(node.config.max_connections, node.config.max_connections_per_ip);
     loop {
         tokio::select! {
             accepted = socket.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    let span = tracing::info_span!("connection", %peer);
-                    let serve = connection::serve(stream, peer, node.clone(), listener.clone(), stop.clone());
-                    connections.spawn(serve.instrument(span));
-                }
+                Ok((stream, peer)) => match limits.try_acquire(peer.ip()) {
+                    Ok(permit) => {
+                        let _ = stream.set_nodelay(true);
+                        let span = tracing::info_span!("connection", %peer);
+                        let serve = connection::serve(stream, peer, node.clone(), listener.clone(), stop.clone());
+                        connections.spawn(
+                            async move {
+                                serve.await;
+                                drop(permit);
+                            }
+                            .instrument(span),
+                        );
+                    }
+                    Err(refused) => {
+                        // Closed at once, as Kafka closes a connection over its quota.
+                        node.metrics.closed(refused.reason());
+                        tracing::debug!(%peer, reason = refused.reason(), "refusing a connection");
+                        drop(stream);
+                    }
+                },
                 Err(e) => {
                     // e.g. EMFILE: back off instead of spinning
                     tracing::warn!(error = %e, "accept failed");

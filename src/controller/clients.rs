@@ -233,6 +233,34 @@ pub fn names_secrets(cluster: &KafkaCluster) -> bool {
             .is_some_and(|t| t.ca_secret_ref.is_some() || t.client_certificate.is_some())
 }
 
+/// The label a Secret must carry, with the value `"true"`, for the operator to read it: a KafkaCluster can name
+/// any Secret of its namespace, and without this opt-in creating one would send that Secret's content to
+/// whatever brokers the KafkaCluster points at.
+pub const CREDENTIALS_LABEL: &str = "kafkagroups.dev/credentials";
+
+/// Refuses SASL over a plaintext connection to an external cluster unless the KafkaCluster allows it
+/// (`allowPlaintextCredentials: true`): checked before any Secret is read or any byte is sent.
+fn check_credentials_transport(cluster: &KafkaCluster) -> Result<(), Error> {
+    let spec = &cluster.spec;
+    let Some(sasl) = &spec.sasl else {
+        return Ok(());
+    };
+    if spec.embedded.is_some() || spec.tls.is_some() || spec.allow_plaintext_credentials {
+        return Ok(());
+    }
+    let mechanism = match sasl.mechanism {
+        crate::api::cluster::SaslMechanismName::Plain => "PLAIN (the password as is)",
+        crate::api::cluster::SaslMechanismName::ScramSha256 => "SCRAM-SHA-256",
+        crate::api::cluster::SaslMechanismName::ScramSha512 => "SCRAM-SHA-512",
+    };
+    Err(Error::InsecureCredentials(format!(
+        "refusing to send SASL credentials ({mechanism}) over a plaintext connection to {}: add `tls` to the \
+         KafkaCluster (the brokers' SASL_SSL listener), or set `allowPlaintextCredentials: true` if the network to \
+         the brokers is trusted (SASL_PLAINTEXT); nothing was read from the Secret or sent",
+        spec.bootstrap_servers.join(",")
+    )))
+}
+
 /// Builds the client configuration from the spec and the referenced Secrets, with a fingerprint of both.
 async fn client_config(
     kube: Option<&kube::Client>,
@@ -240,6 +268,7 @@ async fn client_config(
     bootstrap: Vec<String>,
     settings: &ClientSettings,
 ) -> Result<(ClientConfig, u64), Error> {
+    check_credentials_transport(cluster)?;
     let namespace = cluster.namespace().unwrap_or_default();
     let secrets: Option<Api<Secret>> = kube.map(|k| Api::namespaced(k.clone(), &namespace));
     let secrets = secrets.as_ref();
@@ -293,6 +322,10 @@ async fn client_config(
     Ok((config, hasher.finish()))
 }
 
+/// The value of one key of a Secret named by a KafkaCluster, fed into `hasher` (the client's fingerprint). The
+/// one place the operator reads credentials from Secrets: only a Secret labelled
+/// `kafkagroups.dev/credentials: "true"` ([`CREDENTIALS_LABEL`]) is read; any other is `Error::Config` with a
+/// message saying how to label it, and none of its content is used.
 pub(crate) async fn secret_value(
     secrets: Option<&Api<Secret>>,
     reference: &SecretKeyRef,
@@ -313,6 +346,20 @@ pub(crate) async fn secret_value(
             )));
         }
     };
+    let labelled = secret
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(CREDENTIALS_LABEL))
+        .is_some_and(|v| v == "true");
+    if !labelled {
+        let namespace = secrets.namespace().map(|ns| format!(" -n {ns}")).unwrap_or_default();
+        return Err(Error::Config(format!(
+            "Secret {name} is not labelled {CREDENTIALS_LABEL}=true: the operator reads only Secrets marked for it; \
+             run `kubectl label secret {name}{namespace} {CREDENTIALS_LABEL}=true`",
+            name = reference.name
+        )));
+    }
     let value = secret
         .data
         .as_ref()
@@ -330,4 +377,50 @@ pub(crate) async fn secret_value(
     reference.key.hash(hasher);
     value.hash(hasher);
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cluster(spec: serde_json::Value) -> KafkaCluster {
+        serde_json::from_value(json!({
+            "apiVersion": "kafkagroups.dev/v1alpha1", "kind": "KafkaCluster",
+            "metadata": {"name": "c", "namespace": "ns"}, "spec": spec
+        }))
+        .expect("cluster")
+    }
+
+    #[test]
+    fn sasl_over_plaintext_needs_the_explicit_allowance() {
+        let sasl = json!({"mechanism": "PLAIN", "username": "u", "passwordSecretRef": {"name": "pw", "key": "k"}});
+        let refused = check_credentials_transport(&cluster(json!({"bootstrapServers": ["k:9092"], "sasl": sasl})));
+        let Err(Error::InsecureCredentials(message)) = refused else {
+            panic!("SASL over plaintext was not refused: {refused:?}");
+        };
+        assert!(
+            message.contains("k:9092") && message.contains("allowPlaintextCredentials: true"),
+            "{message}"
+        );
+        for allowed in [
+            json!({"bootstrapServers": ["k:9092"], "sasl": sasl, "allowPlaintextCredentials": true}),
+            json!({"bootstrapServers": ["k:9093"], "sasl": sasl, "tls": {}}),
+            json!({"bootstrapServers": ["k:9092"]}),
+        ] {
+            let result = check_credentials_transport(&cluster(allowed.clone()));
+            assert!(result.is_ok(), "{allowed}: {result:?}");
+        }
+    }
+
+    #[test]
+    fn the_allowance_is_left_out_of_manifests_when_false() {
+        let spec = cluster(json!({"bootstrapServers": ["k:9092"]})).spec;
+        assert!(!spec.allow_plaintext_credentials);
+        assert!(
+            !serde_json::to_string(&spec)
+                .expect("json")
+                .contains("allowPlaintextCredentials")
+        );
+    }
 }

@@ -32,6 +32,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
 fn reason_for(error: &Error) -> &'static str {
     match error {
         Error::Config(_) => "InvalidConfiguration",
+        Error::InsecureCredentials(_) => "InsecureCredentials",
         Error::Kube(_) => "KubernetesError",
         Error::Kafka(e) => kafka_reason(e),
     }

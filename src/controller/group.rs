@@ -292,6 +292,7 @@ async fn observe_and_act(api: &Api<ConsumerGroup>, group: &ConsumerGroup, ctx: &
         Err(e) => {
             let reason = match &e {
                 Error::Config(_) => "ClusterNotFound",
+                Error::InsecureCredentials(_) => "InsecureCredentials",
                 Error::Kafka(KafkaError::UnknownTopic(_)) => "TopicNotFound",
                 Error::Kafka(_) => "KafkaUnavailable",
                 Error::Kube(_) => "KubernetesError",

@@ -36,6 +36,9 @@ pub enum Error {
     Kafka(#[from] KafkaError),
     #[error("{0}")]
     Config(String),
+    /// Credentials the spec would send where they can be read on the way (SASL over plaintext).
+    #[error("{0}")]
+    InsecureCredentials(String),
 }
 
 impl Error {
@@ -44,7 +47,7 @@ impl Error {
         match self {
             Error::Kube(_) => "kubernetes",
             Error::Kafka(_) => "kafka",
-            Error::Config(_) => "config",
+            Error::Config(_) | Error::InsecureCredentials(_) => "config",
         }
     }
 }

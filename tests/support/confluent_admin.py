@@ -6,7 +6,8 @@ assert on refusals.
 list:      {"groups": [{"group_id", "state", "simple"}]}
 describe:  --group G: {"state", "assignor", "simple", "members": [{"member_id", "client_id", "host",
            "instance_id", "assignment": [[topic, partition], ...]}]}
-offsets:   --group G: {"offsets": {"topic:partition": offset}}
+offsets:   --group G [--topic T --partitions 0,1]: {"offsets": {"topic:partition": offset}} (all the group's
+           committed offsets, or those of the partitions named; -1001 for a partition without one)
 alter:     --group G --topic T --partitions 0,1 --offset N: {"altered": {"topic:partition": offset}}
 delete:    --group G: {"deleted": G}
 """
@@ -71,7 +72,8 @@ def main():
                 )
             )
         elif args.command == "offsets":
-            request = [ConsumerGroupTopicPartitions(args.group)]
+            named = [TopicPartition(args.topic, int(p)) for p in args.partitions.split(",")] if args.topic else None
+            request = [ConsumerGroupTopicPartitions(args.group, named)]
             result = admin.list_consumer_group_offsets(request, request_timeout=timeout)[args.group].result()
             print(json.dumps({"offsets": partitions_of(result.topic_partitions)}))
         elif args.command == "alter":

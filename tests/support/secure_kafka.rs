@@ -4,7 +4,8 @@
 //! - SASL_SSL: TLS (server authentication only) + SASL with SCRAM-SHA-512 (alice), SCRAM-SHA-256 (bob) and
 //!   PLAIN (carol);
 //! - SSL: mutual TLS, the client must present a certificate signed by the fixture's CA
-//!   (`ssl.client.auth=required`).
+//!   (`ssl.client.auth=required`);
+//! - SASL_PLAINTEXT: the same SASL users without TLS (for tests of what a client sends in the clear).
 //!
 //! TLS comes straight from PEM files (no keystore conversion): `ssl.keystore.type=PEM` with one file holding
 //! the broker's PKCS#8 key, its certificate and the CA; `ssl.truststore.type=PEM` with the CA. The broker
@@ -71,6 +72,7 @@ pub struct SecureKafka {
     broker: ApacheKafka,
     sasl_ssl_port: u16,
     ssl_port: u16,
+    sasl_plaintext_port: u16,
     ca: PathBuf,
     client: IssuedCert,
     users: [SaslCredentials; 3],
@@ -115,7 +117,7 @@ impl SecureKafka {
             }
         }
 
-        let (sasl_ssl_port, ssl_port) = (free_port(), free_port());
+        let (sasl_ssl_port, ssl_port, sasl_plaintext_port) = (free_port(), free_port(), free_port());
         let listeners = [
             Listener {
                 name: "PLAINTEXT",
@@ -132,9 +134,15 @@ impl SecureKafka {
                 protocol: "SSL",
                 port: ssl_port,
             },
+            Listener {
+                name: "SASL_PLAINTEXT",
+                protocol: "SASL_PLAINTEXT",
+                port: sasl_plaintext_port,
+            },
         ];
         let scram_login = "org.apache.kafka.common.security.scram.ScramLoginModule required;";
-        let properties = vec![
+        let plain_login = format!("org.apache.kafka.common.security.plain.PlainLoginModule required{plain_users};");
+        let mut properties = vec![
             "ssl.keystore.type=PEM".to_owned(),
             format!("ssl.keystore.location={}", keystore.display()),
             "ssl.truststore.type=PEM".to_owned(),
@@ -143,11 +151,13 @@ impl SecureKafka {
             "sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512,PLAIN".to_owned(),
             format!("listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config={scram_login}"),
             format!("listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={scram_login}"),
-            format!(
-                "listener.name.sasl_ssl.plain.sasl.jaas.config=\
-                 org.apache.kafka.common.security.plain.PlainLoginModule required{plain_users};"
-            ),
+            format!("listener.name.sasl_ssl.plain.sasl.jaas.config={plain_login}"),
         ];
+        properties.extend([
+            format!("listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config={scram_login}"),
+            format!("listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config={scram_login}"),
+            format!("listener.name.sasl_plaintext.plain.sasl.jaas.config={plain_login}"),
+        ]);
         let broker = ApacheKafka::launch(
             "Apache Kafka (TLS + SASL)",
             dir,
@@ -160,6 +170,7 @@ impl SecureKafka {
             broker,
             sasl_ssl_port,
             ssl_port,
+            sasl_plaintext_port,
             ca,
             client,
             users,
@@ -179,6 +190,11 @@ impl SecureKafka {
     /// `127.0.0.1:<port>` of the SASL_SSL listener (TLS without client certificates, then SASL).
     pub fn sasl_ssl_bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.sasl_ssl_port)
+    }
+
+    /// `127.0.0.1:<port>` of the SASL_PLAINTEXT listener (SASL without TLS: the same users as SASL_SSL).
+    pub fn sasl_plaintext_bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.sasl_plaintext_port)
     }
 
     /// `127.0.0.1:<port>` of the SSL listener (mutual TLS: a client certificate is required).
@@ -227,6 +243,15 @@ impl SecureKafka {
             protocol: SecurityProtocol::SaslSsl,
             sasl: Some(user.clone()),
             ca: Some(self.ca.clone()),
+            ..ClientSecurity::default()
+        }
+    }
+
+    /// How a client reaches the SASL_PLAINTEXT listener as `user` (no TLS).
+    pub fn sasl_plaintext_client(&self, user: &SaslCredentials) -> ClientSecurity {
+        ClientSecurity {
+            protocol: SecurityProtocol::SaslPlaintext,
+            sasl: Some(user.clone()),
             ..ClientSecurity::default()
         }
     }

@@ -191,6 +191,64 @@ impl GroupCoordinator {
         }
     }
 
+    /// Deletes the committed offsets of `topic` in every group, as Kafka's coordinator does when a topic is
+    /// deleted (so a topic re-created with the same name starts without them); resolves once the deletions are
+    /// in the log (at once without a data dir).
+    pub async fn delete_topic_offsets(&self, topic: &str) -> std::io::Result<()> {
+        let durable = {
+            let mut groups = self.lock();
+            let mut records = Vec::new();
+            let mut emptied = Vec::new();
+            for group in groups.values_mut() {
+                let partitions = group.offsets.remove_topic(topic);
+                if partitions.is_empty() {
+                    continue;
+                }
+                for partition in partitions {
+                    records.push(Record::DeleteOffset {
+                        group: group.id.clone(),
+                        topic: topic.to_owned(),
+                        partition,
+                    });
+                }
+                if group.state == GroupState::Empty && group.offsets.is_empty() && group.pending_members.is_empty() {
+                    emptied.push(group.id.clone());
+                }
+            }
+            // As Kafka's cleanup after deleted partitions: an Empty group left without offsets goes away.
+            for id in emptied {
+                if let Some(mut group) = groups.remove(&id) {
+                    group.mark_dead();
+                    records.push(Record::DeleteGroup { group: id });
+                }
+            }
+            self.persist(&records)
+        };
+        match durable {
+            None => Ok(()),
+            Some(rx) => rx
+                .await
+                .unwrap_or_else(|_| Err(std::io::Error::other("the group log writer stopped"))),
+        }
+    }
+
+    /// Deletes the offsets of topics that no longer exist (kept by a log that missed the deletions, e.g. the
+    /// process was killed between a DeleteTopics and its offsets' deletion). A commit needs an existing
+    /// partition, so no other offsets can name a missing topic.
+    pub async fn delete_offsets_of_missing_topics(&self, topics: &dyn TopicCatalog) -> std::io::Result<()> {
+        let missing: std::collections::BTreeSet<String> = self
+            .lock()
+            .values()
+            .flat_map(|g| g.offsets.topics().map(|(t, _)| t.to_owned()).collect::<Vec<_>>())
+            .filter(|t| topics.partitions(t).is_none())
+            .collect();
+        for topic in missing {
+            tracing::info!(topic, "deleting the committed offsets of a topic that no longer exists");
+            self.delete_topic_offsets(&topic).await?;
+        }
+        Ok(())
+    }
+
     /// Stops the timers, answers every waiting JoinGroup/SyncGroup with NOT_COORDINATOR (clients look for the
     /// coordinator again), and flushes the log.
     pub fn shutdown(&self) {

@@ -48,6 +48,14 @@ impl Offsets {
         removed
     }
 
+    /// Removes every offset of `topic`; returns the partitions that had one.
+    pub fn remove_topic(&mut self, topic: &str) -> Vec<i32> {
+        self.by_topic
+            .remove(topic)
+            .map(|partitions| partitions.into_keys().collect())
+            .unwrap_or_default()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.by_topic.is_empty()
     }
@@ -108,6 +116,20 @@ mod tests {
         o.put("t", 0, at(5, 0));
         assert_eq!(o.remove("t", 0).map(|c| c.offset), Some(5));
         assert_eq!(o.iter().count(), 0);
+    }
+
+    #[test]
+    fn removing_a_topic_removes_all_its_partitions_and_nothing_else() {
+        let mut o = Offsets::default();
+        o.put("t", 0, at(1, 0));
+        o.put("t", 3, at(2, 0));
+        o.put("u", 0, at(3, 0));
+        assert_eq!(o.remove_topic("t"), vec![0, 3]);
+        assert!(o.remove_topic("t").is_empty());
+        assert_eq!(
+            o.iter().map(|(t, p, _)| (t.to_owned(), p)).collect::<Vec<_>>(),
+            vec![("u".to_owned(), 0)]
+        );
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub async fn handle(node: &Node, request: &Request<'_>, body: RequestKind) -> Ha
             ResponseKind::FindCoordinator(cluster::find_coordinator(node, request.endpoint, r, v))
         }
         RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(topics::create_topics(node, r, v)),
-        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(topics::delete_topics(node, r, v)),
+        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(topics::delete_topics(node, r, v).await),
         RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(topics::create_partitions(node, r)),
         RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(produce::init_producer_id(node, r)),
         RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(configs::describe_configs(node, r, v)),

@@ -46,14 +46,14 @@ pub async fn produce(node: &Node, request: ProduceRequest, version: i16) -> Opti
                             None => Err((unknown, None)),
                             Some(topic) => match topic.partition(index) {
                                 None => Err((ResponseError::UnknownTopicOrPartition, None)),
-                                Some(partition) => {
-                                    append(&partition, data, max_message_bytes(node, topic)).map(|(offset, new)| {
+                                Some(partition) => append(node, &partition, data, max_message_bytes(node, topic)).map(
+                                    |(offset, new)| {
                                         appended_any |= new;
                                         let log_start = lock(&partition).log_start();
                                         touched.push(partition);
                                         (offset, log_start)
-                                    })
-                                }
+                                    },
+                                ),
                             },
                         }
                     };
@@ -142,6 +142,7 @@ fn max_message_bytes(node: &Node, topic: &Topic) -> usize {
 
 /// Appends one partition's batch: its base offset, and whether it is new (not a producer's retry).
 fn append(
+    node: &Node,
     partition: &Arc<Mutex<PartitionLog>>,
     data: PartitionProduceData,
     max_bytes: usize,
@@ -194,6 +195,15 @@ fn append(
             Some("The embedded broker does not support transactions".into()),
         ));
     }
+    if header.producer_id >= 0 && !node.store.producer_id_handed_out(header.producer_id) {
+        return Err((
+            ResponseError::UnknownProducerId,
+            Some(format!(
+                "Producer id {} was not handed out by this broker (InitProducerId)",
+                header.producer_id
+            )),
+        ));
+    }
     match lock(partition).append(&header, &records) {
         Ok(Appended::New(offset)) => Ok((offset, true)),
         Ok(Appended::Duplicate(offset)) => Ok((offset, false)),
@@ -215,12 +225,17 @@ pub fn init_producer_id(node: &Node, request: InitProducerIdRequest) -> InitProd
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1);
     }
-    // KIP-360: a producer that knows its id asks for the next epoch after an error, rather than a new id.
-    let (id, epoch) =
-        if request.producer_id.0 >= 0 && request.producer_epoch >= 0 && request.producer_epoch < i16::MAX - 1 {
-            (request.producer_id.0, request.producer_epoch + 1)
-        } else {
-            (node.store.allocate_producer_id(), 0)
-        };
-    response.with_producer_id(ProducerId(id)).with_producer_epoch(epoch)
+    // As Apache Kafka answers a request without a transactional id: always a new id at epoch 0, whatever id and
+    // epoch it names (KIP-360's bump applies to transactional ids), so no client can bump, and so fence,
+    // another producer by naming its id. An idempotent producer bumps its own epoch in its batches.
+    match node.store.allocate_producer_id() {
+        Ok(id) => response.with_producer_id(ProducerId(id)).with_producer_epoch(0),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot reserve producer ids");
+            response
+                .with_error_code(ResponseError::CoordinatorNotAvailable.code())
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1)
+        }
+    }
 }

@@ -118,7 +118,7 @@ fn create_one(node: &Node, topic: CreatableTopic, validate_only: bool, version: 
     }
 }
 
-pub fn delete_topics(node: &Node, request: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
+pub async fn delete_topics(node: &Node, request: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
     let targets: Vec<(Option<TopicName>, Uuid)> = if version >= 6 {
         request.topics.into_iter().map(|t| (t.name, t.topic_id)).collect()
     } else {
@@ -128,35 +128,48 @@ pub fn delete_topics(node: &Node, request: DeleteTopicsRequest, version: i16) ->
             .map(|n| (Some(n), Uuid::nil()))
             .collect()
     };
-    let responses = targets
-        .into_iter()
-        .map(|(name, id)| {
-            let name = match name {
-                Some(name) => Some(name.to_string()),
-                None => node.store.topic_by_id(id).map(|t| t.name.clone()),
-            };
-            let result = DeletableTopicResult::default().with_topic_id(id);
-            let Some(name) = name else {
-                return result
-                    .with_error_code(ResponseError::UnknownTopicId.code())
-                    .with_error_message((version >= 5).then(|| text("This server does not host this topic ID.")));
-            };
-            let result = result.with_name(Some(TopicName(text(name.clone()))));
-            match node.store.delete_topic(&name) {
-                Ok(deleted) => {
-                    if version >= 6 {
-                        result.with_topic_id(deleted.id)
-                    } else {
-                        result
-                    }
-                }
-                Err(e) => result
-                    .with_error_code(e.code.code())
-                    .with_error_message((version >= 5).then(|| text(e.message))),
+    let mut responses = Vec::with_capacity(targets.len());
+    for (name, id) in targets {
+        let result = delete_one(node, name, id, version);
+        if result.error_code == 0
+            && let Some(name) = &result.name
+        {
+            // Kafka's coordinator deletes the topic's committed offsets in every group with it, so a topic
+            // re-created with the same name does not inherit them. The topic is gone either way: a failed write
+            // is logged, and the offsets are deleted again at the next start (no topic, no offsets).
+            if let Err(error) = node.coordinator.delete_topic_offsets(name.0.as_str()).await {
+                tracing::error!(topic = name.0.as_str(), %error, "the deletion of a deleted topic's offsets was not written");
             }
-        })
-        .collect();
+        }
+        responses.push(result);
+    }
     DeleteTopicsResponse::default().with_responses(responses)
+}
+
+fn delete_one(node: &Node, name: Option<TopicName>, id: Uuid, version: i16) -> DeletableTopicResult {
+    let name = match name {
+        Some(name) => Some(name.to_string()),
+        None => node.store.topic_by_id(id).map(|t| t.name.clone()),
+    };
+    let result = DeletableTopicResult::default().with_topic_id(id);
+    let Some(name) = name else {
+        return result
+            .with_error_code(ResponseError::UnknownTopicId.code())
+            .with_error_message((version >= 5).then(|| text("This server does not host this topic ID.")));
+    };
+    let result = result.with_name(Some(TopicName(text(name.clone()))));
+    match node.store.delete_topic(&name) {
+        Ok(deleted) => {
+            if version >= 6 {
+                result.with_topic_id(deleted.id)
+            } else {
+                result
+            }
+        }
+        Err(e) => result
+            .with_error_code(e.code.code())
+            .with_error_message((version >= 5).then(|| text(e.message))),
+    }
 }
 
 pub fn create_partitions(node: &Node, request: CreatePartitionsRequest) -> CreatePartitionsResponse {

@@ -14,7 +14,6 @@ use segment::{SegmentWriter, sync_dir, write_synced};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -29,7 +28,13 @@ pub struct StoreConfig {
     /// Retention (None: keep forever); whole batches are dropped from the start of a partition's log.
     pub retention_bytes: Option<u64>,
     pub retention_ms: Option<i64>,
+    /// Partitions the broker holds at most, over all topics: a CreateTopics, CreatePartitions or
+    /// auto-creation beyond it is refused (POLICY_VIOLATION) before anything is allocated.
+    pub max_partitions: usize,
 }
+
+/// The embedded broker's default limit on partitions in total (`--max-partitions`).
+pub const DEFAULT_MAX_PARTITIONS: usize = 10_000;
 
 pub struct Topic {
     pub name: String,
@@ -94,7 +99,22 @@ pub struct Store {
     catalog_write: Mutex<()>,
     /// Bumped after every append: waiting fetches wake up on it.
     appended: watch::Sender<u64>,
-    next_producer_id: AtomicI64,
+    /// Producer ids handed out by InitProducerId: every id in [FIRST_PRODUCER_ID, next).
+    producer_ids: Mutex<ProducerIds>,
+}
+
+/// The first producer id the broker hands out.
+pub const FIRST_PRODUCER_ID: i64 = 1000;
+/// Producer ids are reserved on disk in blocks of this many (as Kafka's controller hands out blocks), so that
+/// ids handed out before a restart stay valid and are never handed out again.
+const PRODUCER_ID_BLOCK: i64 = 1000;
+/// The file holding the end of the reserved block.
+const PRODUCER_IDS_FILE: &str = "producer_ids";
+
+#[derive(Debug)]
+struct ProducerIds {
+    next: i64,
+    reserved_until: i64,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
@@ -135,12 +155,25 @@ impl Store {
             topics: RwLock::new(BTreeMap::new()),
             catalog_write: Mutex::new(()),
             appended: watch::channel(0).0,
-            next_producer_id: AtomicI64::new(1000),
+            producer_ids: Mutex::new(ProducerIds {
+                next: FIRST_PRODUCER_ID,
+                reserved_until: FIRST_PRODUCER_ID,
+            }),
         };
         let Some(dir) = store.config.data_dir.clone() else {
             return Ok(store);
         };
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let ids_path = dir.join(PRODUCER_IDS_FILE);
+        let reserved = match std::fs::read_to_string(&ids_path) {
+            Ok(text) => text.trim().parse::<i64>().map_err(|e| StoreError::Catalog {
+                path: ids_path.clone(),
+                message: e.to_string(),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => FIRST_PRODUCER_ID,
+            Err(e) => return Err(io_err(&ids_path)(e)),
+        };
+        store.skip_producer_ids_below(reserved);
         let path = dir.join("topics.json");
         let catalog: Option<Catalog> = match std::fs::read(&path) {
             Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| StoreError::Catalog {
@@ -174,7 +207,7 @@ impl Store {
                 }),
             );
         }
-        store.next_producer_id = AtomicI64::new(max_producer + 1);
+        store.skip_producer_ids_below(max_producer.saturating_add(1));
         store.topics = RwLock::new(topics);
         tracing::info!(data_dir = %dir.display(), topics = store.topic_names().len(), "recovered the log");
         Ok(store)
@@ -296,6 +329,7 @@ impl Store {
                 message: format!("Topic '{name}' already exists."),
             });
         }
+        self.check_partition_limit(partitions)?;
         let logs = if validate_only {
             Vec::new()
         } else {
@@ -360,6 +394,23 @@ impl Store {
         Ok(removed)
     }
 
+    /// Refuses `adding` more partitions when the broker would then hold more than `max_partitions` (call with
+    /// `catalog_write` held, so that concurrent creations cannot pass it together).
+    fn check_partition_limit(&self, adding: i32) -> Result<(), TopicError> {
+        let total: u64 = self.topics().iter().map(|t| t.partition_count().max(0) as u64).sum();
+        let limit = self.config.max_partitions as u64;
+        let after = total.saturating_add(adding.max(0) as u64);
+        if after > limit {
+            return Err(TopicError {
+                code: ResponseError::PolicyViolation,
+                message: format!(
+                    "Adding {adding} partition(s) would bring this broker to {after} partitions, more than its limit of {limit} (--max-partitions); it holds {total}."
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Grows a topic to `count` partitions.
     pub fn create_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<(), TopicError> {
         let _guard = self.catalog_write.lock().unwrap_or_else(|p| p.into_inner());
@@ -378,6 +429,7 @@ impl Store {
                 },
             });
         }
+        self.check_partition_limit(count - current)?;
         if validate_only {
             return Ok(());
         }
@@ -411,8 +463,37 @@ impl Store {
         self.appended.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    pub fn allocate_producer_id(&self) -> i64 {
-        self.next_producer_id.fetch_add(1, Ordering::Relaxed)
+    /// Hands out the next producer id; with a data dir, a new block of ids is reserved on disk (fsynced)
+    /// before the first id of it is handed out.
+    pub fn allocate_producer_id(&self) -> std::io::Result<i64> {
+        let mut ids = self.producer_ids.lock().unwrap_or_else(|p| p.into_inner());
+        if ids.next >= ids.reserved_until {
+            let until = ids.next.saturating_add(PRODUCER_ID_BLOCK);
+            if let Some(dir) = &self.config.data_dir {
+                let tmp = dir.join(format!("{PRODUCER_IDS_FILE}.tmp"));
+                write_synced(&tmp, until.to_string().as_bytes())?;
+                std::fs::rename(&tmp, dir.join(PRODUCER_IDS_FILE))?;
+                sync_dir(dir)?;
+            }
+            ids.reserved_until = until;
+        }
+        let id = ids.next;
+        ids.next += 1;
+        Ok(id)
+    }
+
+    /// Whether InitProducerId handed out `id` (in this run, or before a restart on the same data dir).
+    pub fn producer_id_handed_out(&self, id: i64) -> bool {
+        id >= FIRST_PRODUCER_ID && id < self.producer_ids.lock().unwrap_or_else(|p| p.into_inner()).next
+    }
+
+    /// Never hands out ids below `id` (reserved or logged before a restart); they count as handed out.
+    fn skip_producer_ids_below(&mut self, id: i64) {
+        let ids = self.producer_ids.get_mut().unwrap_or_else(|p| p.into_inner());
+        if id > ids.next {
+            ids.next = id;
+            ids.reserved_until = id;
+        }
     }
 
     /// File handles of every partition with unsynced writes (to fsync outside the locks).
@@ -510,6 +591,7 @@ mod tests {
             segment_bytes: 1 << 20,
             retention_bytes: None,
             retention_ms: None,
+            max_partitions: DEFAULT_MAX_PARTITIONS,
         }
     }
 

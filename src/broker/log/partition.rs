@@ -18,9 +18,22 @@ struct StoredBatch {
     /// The offset after this batch's last one.
     end_offset: i64,
     max_timestamp: i64,
-    /// When it was appended (ms since the epoch), for time-based retention.
+    /// When it was appended, or recovered from disk (ms since the epoch): what time-based retention counts
+    /// from for a batch without timestamps (max timestamp -1) only.
     appended_ms: i64,
     bytes: Bytes,
+}
+
+impl StoredBatch {
+    /// What time-based retention counts from: the batch's largest timestamp, or for a batch without
+    /// timestamps, when it was appended (recovered).
+    fn retention_timestamp(&self) -> i64 {
+        if self.max_timestamp >= 0 {
+            self.max_timestamp
+        } else {
+            self.appended_ms
+        }
+    }
 }
 
 #[derive(Default)]
@@ -211,7 +224,10 @@ impl PartitionLog {
     }
 
     /// Drops the oldest whole batches while the log is larger than `max_bytes` or older than `max_age_ms`
-    /// (never the active tail: the last batch stays). Returns whether anything was dropped.
+    /// (never the active tail: the last batch stays). Age counts from a batch's largest timestamp, as Kafka's
+    /// `retention.ms` counts from a segment's, so neither an append nor a restart resets it; retention stops at
+    /// the first batch that is young enough (a batch with a future timestamp keeps those after it, as in
+    /// Kafka). Returns whether anything was dropped.
     pub fn apply_retention(
         &mut self,
         max_bytes: Option<u64>,
@@ -223,7 +239,7 @@ impl PartitionLog {
         while drop + 1 < self.batches.len() {
             let batch = &self.batches[drop];
             let too_big = max_bytes.is_some_and(|max| size > max);
-            let too_old = max_age_ms.is_some_and(|age| now - batch.appended_ms.max(batch.max_timestamp) > age);
+            let too_old = max_age_ms.is_some_and(|age| now.saturating_sub(batch.retention_timestamp()) > age);
             if !too_big && !too_old {
                 break;
             }
@@ -334,6 +350,24 @@ mod tests {
             checkpoint,
         );
         assert_eq!((log.log_start(), log.end_offset()), (3, 4));
+    }
+
+    #[test]
+    fn retention_by_age_counts_from_the_batches_timestamps_not_their_append() {
+        let mut log = PartitionLog::default();
+        for _ in 0..3 {
+            append(&mut log, &["x"]); // timestamps 1_700_000_000_000, appended now
+        }
+        let day = 24 * 3600 * 1000;
+        assert!(
+            !log.apply_retention(None, Some(day), 1_700_000_000_000 + day)
+                .expect("retention")
+        );
+        assert!(
+            log.apply_retention(None, Some(day), 1_700_000_000_001 + day)
+                .expect("retention")
+        );
+        assert_eq!(log.log_start(), 2, "the last batch stays");
     }
 
     #[test]

@@ -141,7 +141,7 @@ pub(crate) fn is_transient(error: &Error) -> bool {
                 | crate::kafka::KafkaError::Wire { .. }
         ),
         // A KafkaCluster whose Secret is missing or malformed: the user can fix it while the reset waits.
-        Error::Config(_) => true,
+        Error::Config(_) | Error::InsecureCredentials(_) => true,
     }
 }
 

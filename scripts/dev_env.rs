@@ -1,5 +1,6 @@
 //! `make dev`: the operator at work on one machine. Starts a real kube-apiserver + etcd with the integration
-//! tests' fixtures, the operator (watching `default`) serving an embedded Kafka broker, and applies the
+//! tests' fixtures, the operator (watching `default`) serving an embedded Kafka broker (SCRAM-SHA-512, the
+//! example's users), and applies the
 //! examples (`examples/*.yaml`, adapted for a laptop: the embedded cluster in memory on a free port, groups on
 //! it, quicker scaling). A producer writes to `orders`, the consumers of the `shipping` Deployment run as real
 //! confluent-kafka processes (the kubelet stand-in), the operator scales them on lag, and a minute in, an
@@ -11,13 +12,15 @@ mod support;
 
 use anyhow::{Context, Result};
 use kafka_group_operator::api::{ConsumerGroup, KafkaCluster, OffsetReset};
-use kafka_group_operator::kafka::{ClientConfig, KafkaClient, NewTopic};
+use kafka_group_operator::kafka::{ClientConfig, KafkaClient, NewTopic, SaslConfig, SaslMechanism, Secret};
 use kube::api::{Api, ListParams};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use support::clients::{ClientSecurity, SecurityProtocol};
 use support::kubelet::Kubelet;
 use support::operator::Operator;
+use support::secure_kafka::{SaslCredentials, SaslMechanism as FixtureMechanism};
 use support::{ControlPlane, clients};
 
 const NAMESPACE: &str = "default";
@@ -45,16 +48,48 @@ fn main() -> Result<()> {
         let port = support::process::free_port();
         let bootstrap = format!("127.0.0.1:{port}");
 
-        // The embedded cluster from the example, in memory on a free port.
-        let mut cluster = example(root, "kafkacluster-embedded.yaml")?.remove(0);
-        cluster["spec"]["embedded"] = json!({"port": port});
-        apply(&control_plane, &dev, &[cluster])?;
+        // The embedded cluster from the example (SCRAM-SHA-512, its users' Secret), in memory on a free port.
+        let mut documents = example(root, "kafkacluster-embedded.yaml")?;
+        for doc in &mut documents {
+            if doc["kind"] == "KafkaCluster" {
+                doc["spec"]["embedded"]["port"] = json!(port);
+                if let Some(embedded) = doc["spec"]["embedded"].as_object_mut() {
+                    embedded.remove("dataDir");
+                }
+            }
+        }
+        let password = |user: &str| {
+            documents
+                .iter()
+                .find(|d| d["kind"] == "Secret")
+                .and_then(|s| s["stringData"][user].as_str())
+                .map(str::to_owned)
+                .with_context(|| format!("the example's Secret has no password for {user}"))
+        };
+        // `shipping` may use the orders topic and the shipping group only; `reports` may use everything.
+        let shipping_password = password("shipping")?;
+        let reports = ClientSecurity {
+            protocol: SecurityProtocol::SaslPlaintext,
+            sasl: Some(SaslCredentials {
+                username: "reports".into(),
+                password: password("reports")?,
+                mechanism: FixtureMechanism::ScramSha512,
+            }),
+            ..Default::default()
+        };
+        apply(&control_plane, &dev, &documents)?;
         let clusters: Api<KafkaCluster> = Api::namespaced(client.clone(), NAMESPACE);
         support::wait::until(&clusters, "local", Duration::from_secs(60), "Ready", |c| {
             support::wait::has_condition(c, "Ready", "True", "Connected")
         })
         .await;
-        let kafka = KafkaClient::new(ClientConfig::new([bootstrap.clone()]))?;
+        let mut admin = ClientConfig::new([bootstrap.clone()]);
+        admin.sasl = Some(SaslConfig {
+            mechanism: SaslMechanism::ScramSha512,
+            username: "reports".into(),
+            password: Secret::new(password("reports")?.into_bytes()),
+        });
+        let kafka = KafkaClient::new(admin)?;
         kafka
             .create_topics(&[NewTopic::new("orders", 4), NewTopic::new("refunds", 2)])
             .await?;
@@ -78,7 +113,10 @@ fn main() -> Result<()> {
                     o["spec"]["template"]["spec"]["containers"][0]["env"] = json!([
                         {"name": "KAFKA_GROUP_ID", "value": "shipping"},
                         {"name": "KAFKA_TOPICS", "value": "orders"},
-                        {"name": "KAFKA_PROCESSING_DELAY_MS", "value": "50"}
+                        {"name": "KAFKA_PROCESSING_DELAY_MS", "value": "50"},
+                        {"name": "KAFKA_SASL_MECHANISM", "value": "SCRAM-SHA-512"},
+                        {"name": "KAFKA_SASL_USERNAME", "value": "shipping"},
+                        {"name": "KAFKA_SASL_PASSWORD", "value": shipping_password}
                     ]);
                 }
                 _ => {}
@@ -91,7 +129,7 @@ fn main() -> Result<()> {
         let producer_bootstrap = bootstrap.clone();
         std::thread::spawn(move || {
             loop {
-                clients::produce(&producer_bootstrap, "orders", PRODUCE_PER_SECOND * 2);
+                clients::produce_with(&producer_bootstrap, &reports, "orders", PRODUCE_PER_SECOND * 2);
                 std::thread::sleep(Duration::from_secs(2));
             }
         });
@@ -161,7 +199,8 @@ fn print_banner(cp: &ControlPlane, kubeconfig: &Path, bootstrap: &str, operator:
     println!();
     println!("kafka-group-operator development environment is up ({took:.1?})");
     println!("  Kubernetes API:   {}", cp.server());
-    println!("  Kafka (embedded): {bootstrap}   (KafkaCluster `local`, served by the operator)");
+    println!("  Kafka (embedded): {bootstrap}   (KafkaCluster `local`, served by the operator; SASL_PLAINTEXT,");
+    println!("                    SCRAM-SHA-512 as `shipping` or `reports`, passwords in Secret local-kafka-users)");
     println!("  operator:         /metrics on 127.0.0.1:{}", operator.metrics_port);
     println!("In another shell:");
     println!(

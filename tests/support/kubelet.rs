@@ -21,6 +21,9 @@
 //! | `KAFKA_STATIC_MEMBERSHIP`   | `true`: `group.instance.id` = the pod name, `<workload>-<ordinal>`       |
 //! | `KAFKA_SESSION_TIMEOUT_MS`  | `session.timeout.ms`, classic protocol only (default 10000)              |
 //! | `KAFKA_SHUTDOWN_DELAY_MS`   | after SIGTERM, consume on this long before leaving (default 0)           |
+//! | `KAFKA_SASL_MECHANISM`      | SASL_PLAINTEXT with `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`...       |
+//! | `KAFKA_SASL_USERNAME`       | ... as this user ...                                                    |
+//! | `KAFKA_SASL_PASSWORD`       | ... with this password (a literal `value`: the fixture has no Secrets)   |
 //!
 //! The bootstrap servers are the ones given to [`Kubelet::start`], whatever the template says. Every pod is
 //! named `<workload>-<ordinal>` (for a Deployment too: no ReplicaSet hash), which is also its `client.id`.
@@ -369,6 +372,8 @@ struct ConsumerConfig {
     session_timeout_ms: u64,
     /// Consumes on (in its group) for this long after SIGTERM: a pod that takes long to leave.
     shutdown_delay_ms: u64,
+    /// SASL_PLAINTEXT: (mechanism, user name, password).
+    sasl: Option<(String, String, String)>,
 }
 
 impl ConsumerConfig {
@@ -412,6 +417,18 @@ impl ConsumerConfig {
             static_membership: one_of("KAFKA_STATIC_MEMBERSHIP", &["true", "false"], "false")? == "true",
             session_timeout_ms: number("KAFKA_SESSION_TIMEOUT_MS", 10_000)?,
             shutdown_delay_ms: number("KAFKA_SHUTDOWN_DELAY_MS", 0)?,
+            sasl: match env.get("KAFKA_SASL_MECHANISM") {
+                None => None,
+                Some(_) => Some((
+                    one_of(
+                        "KAFKA_SASL_MECHANISM",
+                        &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"],
+                        "SCRAM-SHA-512",
+                    )?,
+                    required("KAFKA_SASL_USERNAME")?,
+                    required("KAFKA_SASL_PASSWORD")?,
+                )),
+            },
         })
     }
 }
@@ -673,6 +690,11 @@ impl State {
             .env_remove("KGO_SASL_PASSWORD");
         if config.static_membership {
             cmd.args(["--instance-id", &name]);
+        }
+        if let Some((mechanism, username, password)) = &config.sasl {
+            cmd.args(["--security-protocol", "SASL_PLAINTEXT", "--sasl-mechanism", mechanism])
+                .args(["--sasl-username", username])
+                .env("KGO_SASL_PASSWORD", password);
         }
         let child = spawn_tied(cmd, &log);
         Replica {

@@ -38,11 +38,6 @@ impl Workload {
         Ok((replicas, scale.metadata.resource_version))
     }
 
-    /// Writes `spec.replicas` through `/scale`.
-    pub async fn set_replicas(&self, replicas: i32) -> Result<(), Error> {
-        self.set_replicas_at_version(replicas, None).await
-    }
-
     /// Writes `spec.replicas` through `/scale`, failing with 409 Conflict if the workload changed since
     /// `resource_version` was read (when one is given).
     pub async fn set_replicas_at_version(&self, replicas: i32, resource_version: Option<String>) -> Result<(), Error> {

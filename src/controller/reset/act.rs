@@ -64,6 +64,10 @@ fn classified((class, text): (ErrorClass, String)) -> ActError {
 }
 
 /// A 404 from the workload means it is gone (permanent); anything else is retried.
+fn is_conflict(e: &Error) -> bool {
+    matches!(e, Error::Kube(kube::Error::Api(s)) if s.code == 409)
+}
+
 fn workload_error(e: Error) -> ActError {
     match &e {
         Error::Kube(kube::Error::Api(s)) if s.code == 404 => {
@@ -297,14 +301,21 @@ impl<'a> Run<'a> {
             self.persist().await?;
             self.announce(phase, next).await;
         }
+        let workload = Workload::new(&self.ctx.kube, &self.ns, &w.api_version, &w.kind, &w.name);
+        // The version is read before the fence and written with: a replica frozen after its fence check
+        // (the Lease lost meanwhile) cannot scale down a workload the new leader has touched since.
+        let (_, version) = workload.replicas_at_version().await.map_err(workload_error)?;
         if !self.fence().await? {
             return Ok(self.fenced());
         }
         if let Some(so) = &w.paused_scaled_object {
             keda::set_paused(&self.ctx.kube, &self.ns, so, true).await?;
         }
-        let workload = Workload::new(&self.ctx.kube, &self.ns, &w.api_version, &w.kind, &w.name);
-        workload.set_replicas(0).await.map_err(workload_error)?;
+        match workload.set_replicas_at_version(0, version).await {
+            Ok(()) => {}
+            Err(e) if is_conflict(&e) => return Ok(self.workload_changed()),
+            Err(e) => return Err(workload_error(e)),
+        }
         if next == phase {
             tracing::info!(workload = %words::workload(self), "offsetreset scaled the workload down again");
             self.publish(
@@ -412,6 +423,20 @@ impl<'a> Run<'a> {
     /// Scales the workload back to the recorded count, unpauses KEDA and releases the claim; then persists
     /// the end. A failure to scale back is said in a condition with the count to restore, and retried.
     async fn restore(&mut self, next: Phase) -> Result<Outcome, ActError> {
+        // Read before the fence, written with (as in scale_to_zero): a stale leader's restore cannot undo
+        // what another reset or the new leader did to the workload since. A workload that is gone reads as
+        // no version, and the write below reports it.
+        let version = match &self.status.workload {
+            Some(w) => match Workload::new(&self.ctx.kube, &self.ns, &w.api_version, &w.kind, &w.name)
+                .replicas_at_version()
+                .await
+            {
+                Ok((_, version)) => version,
+                Err(Error::Kube(kube::Error::Api(s))) if s.code == 404 => None,
+                Err(e) => return Err(ActError::from(e)),
+            },
+            None => None,
+        };
         if !self.fence().await? {
             return Ok(self.fenced());
         }
@@ -419,7 +444,8 @@ impl<'a> Run<'a> {
         let deleting = self.reset.metadata.deletion_timestamp.is_some();
         if let Some(w) = self.status.workload.clone() {
             let workload = Workload::new(&self.ctx.kube, &self.ns, &w.api_version, &w.kind, &w.name);
-            match workload.set_replicas(w.original_replicas).await {
+            match workload.set_replicas_at_version(w.original_replicas, version).await {
+                Err(e) if is_conflict(&e) => return Ok(self.workload_changed()),
                 Ok(()) => {
                     set_condition(
                         &mut self.status.conditions,
@@ -588,6 +614,12 @@ impl<'a> Run<'a> {
     }
 
     fn fenced(&self) -> Outcome {
+        Outcome::Progressed(Action::requeue(STEP))
+    }
+
+    /// The workload changed between our read and our write (409): look again before acting.
+    fn workload_changed(&self) -> Outcome {
+        tracing::debug!(workload = %words::workload(self), "the workload changed since it was read: looking again");
         Outcome::Progressed(Action::requeue(STEP))
     }
 

@@ -16,7 +16,7 @@ use kafka_group_operator::controller::embedded::{EmbeddedHost, EmbeddedServe, OP
 use kafka_group_operator::kafka::{SaslConfig, SaslMechanism, Secret};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 
 /// Where the embedded brokers listen and what they tell clients.
 #[derive(Clone, Debug)]
@@ -26,6 +26,8 @@ pub struct EmbeddedSettings {
     /// The host the brokers advertise to clients (e.g. the operator Service's DNS name); None: the bound
     /// address, 127.0.0.1 when bound to all interfaces.
     pub advertised_host: Option<String>,
+    /// Every `spec.embedded.dataDir` must lie under this directory.
+    pub data_root: PathBuf,
 }
 
 struct Running {
@@ -108,6 +110,44 @@ fn generated_password() -> Secret {
     Secret::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
+/// The data dir of `serve`, checked: under the data root (lexically: no `..`, no other root), and not the
+/// data dir of another running cluster, nor inside or around one.
+fn data_dir<'a>(
+    root: &Path,
+    cluster: &str,
+    serve: &EmbeddedServe,
+    others: impl Iterator<Item = (&'a String, &'a Running)>,
+) -> Result<Option<PathBuf>, String> {
+    let Some(dir) = serve.spec.data_dir.as_deref().map(PathBuf::from) else {
+        return Ok(None);
+    };
+    let normal = dir
+        .components()
+        .all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
+    if !normal || !dir.starts_with(root) || dir == root {
+        return Err(format!(
+            "embedded.dataDir {} must be a directory under {} (the operator's data volume, --embedded-data-root), without `..`",
+            dir.display(),
+            root.display()
+        ));
+    }
+    for (other, running) in others {
+        if other == cluster {
+            continue;
+        }
+        if let Some(theirs) = running.serving.spec.data_dir.as_deref().map(Path::new)
+            && (theirs.starts_with(&dir) || dir.starts_with(theirs))
+        {
+            return Err(format!(
+                "embedded.dataDir {} overlaps {} of KafkaCluster {other}: each embedded cluster needs a directory of its own",
+                dir.display(),
+                theirs.display()
+            ));
+        }
+    }
+    Ok(Some(dir))
+}
+
 impl EmbeddedHost for InProcessBrokers {
     fn ensure<'a>(&'a self, cluster: &'a str, serve: &'a EmbeddedServe) -> BoxFuture<'a, Result<Served, String>> {
         Box::pin(async move {
@@ -144,11 +184,12 @@ impl EmbeddedHost for InProcessBrokers {
                     "port {port} is taken by the embedded broker of KafkaCluster {other}: give this one another embedded.port"
                 ));
             }
+            let data_dir = data_dir(&self.settings.data_root, cluster, serve, running.iter())?;
             let operator_password = generated_password();
             let config = BrokerConfig {
                 listen: SocketAddr::new(self.settings.bind, port),
                 advertised: self.settings.advertised_host.as_ref().map(|h| format!("{h}:{port}")),
-                data_dir: serve.spec.data_dir.as_ref().map(PathBuf::from),
+                data_dir,
                 security: security(serve, &operator_password),
                 internal_listen: Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)),
                 ..BrokerConfig::default()

@@ -158,6 +158,15 @@ struct RunArgs {
     /// bind address, or 127.0.0.1 when bound to all interfaces.
     #[arg(long, env = "KGO_EMBEDDED_ADVERTISED_HOST")]
     embedded_advertised_host: Option<String>,
+    /// The volume embedded brokers keep their data on: a KafkaCluster's `spec.embedded.dataDir` must lie
+    /// under it (anything else is InvalidConfiguration), so a KafkaCluster cannot make the operator write
+    /// anywhere else in its filesystem.
+    #[arg(
+        long,
+        env = "KGO_EMBEDDED_DATA_ROOT",
+        default_value = "/var/lib/kafka-group-operator"
+    )]
+    embedded_data_root: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -405,6 +414,7 @@ async fn run(args: RunArgs) -> Result<()> {
         Arc::new(InProcessBrokers::new(EmbeddedSettings {
             bind: args.embedded_bind_address,
             advertised_host: args.embedded_advertised_host.clone(),
+            data_root: args.embedded_data_root.clone(),
         }))
     });
     let host = brokers.clone().map(|b| b as Arc<dyn EmbeddedHost>);

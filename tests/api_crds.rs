@@ -85,6 +85,27 @@ async fn valid_objects_are_accepted() {
         )
         .await
         .expect("valid embedded KafkaCluster");
+    for (name, authentication) in [
+        ("open", json!({"mechanism": "none"})),
+        ("scram-default", json!({})),
+        (
+            "scram-users",
+            json!({"users": [{"name": "app", "passwordSecretRef": {"name": "s", "key": "k"}, "allow": {"topics": ["orders"]}}],
+                   "tls": {"secretName": "broker-tls", "clientCaSecretRef": {"name": "broker-tls", "key": "ca.crt"}}}),
+        ),
+    ] {
+        api_for(&client, &ns, "KafkaCluster")
+            .create(
+                &PostParams::default(),
+                &object(
+                    "KafkaCluster",
+                    name,
+                    json!({"embedded": {"authentication": authentication}}),
+                ),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("valid embedded authentication {name}: {e}"));
+    }
     let group = json!({
         "clusterRef": {"name": "main"},
         "topics": ["orders", "payments.v2"],
@@ -144,7 +165,7 @@ async fn kafka_cluster_rules_reject_bad_input_with_clear_messages() {
         ),
         (
             json!({"embedded": {}, "sasl": {"mechanism": "PLAIN", "username": "a", "passwordSecretRef": {"name": "pw", "key": "k"}}}),
-            "the embedded broker speaks plaintext without authentication: remove tls and sasl",
+            "tls and sasl are for external clusters: the operator connects to its embedded broker with a credential of its own",
         ),
         (
             json!({"embedded": {"port": 70000}}),
@@ -153,6 +174,29 @@ async fn kafka_cluster_rules_reject_bad_input_with_clear_messages() {
         (
             json!({"embedded": {"dataDir": "data"}}),
             "embedded.dataDir must be an absolute path in the operator's pod",
+        ),
+        (
+            json!({"embedded": {"dataDir": "/var/lib/kafka-group-operator/../../etc"}}),
+            "embedded.dataDir must not contain '..'",
+        ),
+        (
+            json!({"embedded": {"authentication": {"mechanism": "none", "users": [
+                {"name": "app", "passwordSecretRef": {"name": "s", "key": "k"}}
+            ]}}}),
+            "users authenticate with SASL",
+        ),
+        (
+            json!({"embedded": {"authentication": {"users": [
+                {"name": "kafka-group-operator", "passwordSecretRef": {"name": "s", "key": "k"}}
+            ]}}}),
+            "the user name kafka-group-operator is the operator's own",
+        ),
+        (
+            json!({"embedded": {"authentication": {"users": [
+                {"name": "app", "passwordSecretRef": {"name": "s", "key": "k"}},
+                {"name": "app", "passwordSecretRef": {"name": "s", "key": "j"}}
+            ]}}}),
+            "each user name may appear only once",
         ),
     ];
     for (spec, message) in cases {

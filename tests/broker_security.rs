@@ -22,7 +22,7 @@ use support::embedded::BrokerProcess;
 
 use support::pki::{IssuedCert, KeyAlgorithm, Pki};
 use support::secure_kafka::{SaslCredentials, SaslMechanism as FixtureMechanism};
-use support::tools::{clients_venv, kafka_home, system_tool};
+use support::tools::{clients_venv, system_tool};
 use support::{EmbeddedKafka, unique_name};
 
 const PASSWORD: &str = "a-long-password-for-alice";
@@ -147,24 +147,12 @@ fn java_properties(
 
 /// Runs a Kafka Java tool class with `--command-config`; (success, stdout + stderr).
 fn java_tool(bootstrap: &str, properties: &Path, class: &str, args: &[&str]) -> (bool, String) {
-    let home = kafka_home();
-    let java = system_tool("java", "install a Java 17+ runtime");
-    let out = Command::new("timeout")
-        .arg("120")
-        .arg(java)
-        .args(["-Xmx256m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"])
-        .arg(format!(
-            "-Dlog4j2.configurationFile={}",
-            home.join("tools-log4j2.properties").display()
-        ))
-        .arg("-cp")
-        .arg(format!("{}/libs/*", home.display()))
-        .arg(class)
-        .args(["--bootstrap-server", bootstrap, "--command-config"])
-        .arg(properties)
-        .args(args)
-        .output()
-        .expect("run a Kafka tool");
+    let properties = properties.display().to_string();
+    let args: Vec<&str> = ["--command-config", properties.as_str()]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+    let out = support::kafka::kafka_tool(bootstrap, class, &args);
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

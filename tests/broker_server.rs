@@ -264,3 +264,22 @@ fn connections_beyond_the_limits_are_closed_at_once_and_counted() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Two brokers never share a data dir: the second refuses to start while the first holds its lock, and
+/// starts once the first is gone (a crash releases the lock too).
+#[test]
+fn a_data_dir_in_use_by_another_broker_is_refused() {
+    let dir = support::process::fixture_dir("shared-data-dir").join("data");
+    let data = dir.display().to_string();
+    let first = support::embedded::BrokerProcess::start(&["--data-dir", &data]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kafka-group-operator"))
+        .args(["broker", "--listen", "127.0.0.1:0", "--data-dir", &data])
+        .output()
+        .expect("run a second broker");
+    assert!(!out.status.success(), "a second broker on the same data dir started");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is in use by another broker"), "{stderr}");
+    first.kill9();
+    let again = support::embedded::BrokerProcess::start(&["--data-dir", &data]);
+    assert!(!again.bootstrap().is_empty());
+}

@@ -542,3 +542,58 @@ async fn an_embedded_cluster_is_served_by_the_operator_to_real_clients_and_stops
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// `spec.embedded.dataDir` lies under the operator's data volume (`--embedded-data-root`) and belongs to one
+/// cluster: a second cluster on the same (or a nested) directory, or a directory elsewhere, is
+/// InvalidConfiguration with a message that says why.
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_data_dirs_are_confined_to_the_data_volume_and_never_shared() {
+    let cp = ControlPlane::shared();
+    let client = cp.client().await;
+    support::crds::install(&client).await;
+    let ns = cp.fresh_namespace(&client, "kc-datadir").await;
+    let root = support::process::fixture_dir("embedded-data-root");
+    let root_flag = format!("--embedded-data-root={}", root.display());
+    let _operator = Operator::start(
+        cp,
+        &ns,
+        &[
+            "--embedded-brokers=true",
+            "--embedded-bind-address=127.0.0.1",
+            &root_flag,
+        ],
+    );
+    let api: Api<KafkaCluster> = Api::namespaced(client.clone(), &ns);
+    let none = json!({"mechanism": "none"});
+    let one = root.join("one").display().to_string();
+    let spec = |dir: &str| json!({"embedded": {"port": support::process::free_port(), "dataDir": dir, "authentication": none}});
+    api.create(&PostParams::default(), &cluster("one", spec(&one)))
+        .await
+        .expect("create one");
+    until(&api, "one", T, "Ready", |c| {
+        has_condition(c, "Ready", "True", "Connected")
+    })
+    .await;
+    assert!(
+        root.join("one").join(".lock").exists(),
+        "the broker holds a lock in its data dir"
+    );
+
+    let nested = root.join("one").join("two").display().to_string();
+    for (name, dir, expected) in [
+        ("same", one.as_str(), "overlaps"),
+        ("nested", nested.as_str(), "overlaps"),
+        ("elsewhere", "/tmp/kgo-not-the-data-volume", "must be a directory under"),
+    ] {
+        api.create(&PostParams::default(), &cluster(name, spec(dir)))
+            .await
+            .expect("create");
+        let c = until(&api, name, T, "InvalidConfiguration", |c| {
+            has_condition(c, "Ready", "False", "InvalidConfiguration")
+        })
+        .await;
+        let (_, _, message) = condition(&c, "Ready").expect("condition");
+        assert!(message.contains(expected), "{name}: {message}");
+    }
+    assert!(!std::path::Path::new("/tmp/kgo-not-the-data-volume").exists());
+}

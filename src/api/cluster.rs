@@ -76,6 +76,7 @@ pub struct EmbeddedSpec {
     /// topics and committed offsets are kept there and survive restarts. Default: in memory only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self.startsWith('/')").message("embedded.dataDir must be an absolute path in the operator's pod, e.g. /var/lib/kafka-group-operator/dev"))]
+    #[x_kube(validation = Rule::new("!self.contains('/../') && !self.endsWith('/..')").message("embedded.dataDir must not contain '..': give a directory under the operator's data volume"))]
     #[schemars(length(max = 4096))]
     pub data_dir: Option<String>,
     /// Who may connect. Default: SCRAM-SHA-512 with no users, so only the operator itself can connect until
@@ -88,8 +89,8 @@ pub struct EmbeddedSpec {
 /// and no `tls`, PLAINTEXT).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("self.mechanism != 'none' || size(self.users) == 0").message("users authenticate with SASL: set mechanism to SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN, or remove the users"))]
-#[x_kube(validation = Rule::new("self.users.all(u, self.users.exists_one(v, v.name == u.name))").message("each user name may appear only once"))]
+#[x_kube(validation = Rule::new("!has(self.mechanism) || self.mechanism != 'none' || !has(self.users) || size(self.users) == 0").message("users authenticate with SASL: set mechanism to SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN, or remove the users"))]
+#[x_kube(validation = Rule::new("!has(self.users) || self.users.all(u, self.users.exists_one(v, v.name == u.name))").message("each user name may appear only once"))]
 pub struct EmbeddedAuthentication {
     /// `SCRAM-SHA-512` (default), `SCRAM-SHA-256`, `PLAIN` (use it with `tls`: the password travels as is),
     /// or `none` (no SASL: anyone who can reach the port may connect).

@@ -130,6 +130,10 @@ pub enum BrokerError {
     Users(#[from] auth::UsersError),
     #[error("SASL is enabled but no user is configured or stored in the data dir: nobody could connect")]
     NoUsers,
+    #[error("data dir {0} is in use by another broker (its lock file is held)")]
+    DataDirInUse(PathBuf),
+    #[error("cannot lock data dir {path}: {source}")]
+    DataDirLock { path: PathBuf, source: std::io::Error },
 }
 
 /// Where clients are told to connect for one listener.
@@ -170,6 +174,8 @@ pub struct Node {
 
 /// A running broker: its address, its metrics, and a graceful `shutdown()`.
 pub struct Broker {
+    /// Held while the broker runs: no second broker (in this process or another) opens the same data dir.
+    _data_dir_lock: Option<std::fs::File>,
     addr: SocketAddr,
     node: Arc<Node>,
     stop: watch::Sender<bool>,
@@ -179,6 +185,7 @@ pub struct Broker {
 impl Broker {
     /// Recovers the data dir (if any), binds the listener and starts serving in the background.
     pub async fn start(config: BrokerConfig) -> Result<Broker, BrokerError> {
+        let data_dir_lock = config.data_dir.as_deref().map(lock_data_dir).transpose()?;
         let (listener, addr) = bind(config.listen).await?;
         let internal = match config.internal_listen {
             Some(at) => Some(bind(at).await?),
@@ -263,6 +270,7 @@ impl Broker {
             "embedded Kafka broker started"
         );
         Ok(Broker {
+            _data_dir_lock: data_dir_lock,
             addr,
             node,
             stop,
@@ -338,6 +346,26 @@ pub async fn serve(config: BrokerConfig, shutdown: impl std::future::Future<Outp
     shutdown.await;
     broker.shutdown().await;
     Ok(())
+}
+
+/// An exclusive lock on `<data dir>/.lock` (released when the file is closed, also by a crash).
+fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, BrokerError> {
+    let failed = |source| BrokerError::DataDirLock {
+        path: dir.to_owned(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(failed)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(".lock"))
+        .map_err(failed)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(BrokerError::DataDirInUse(dir.to_owned())),
+        Err(std::fs::TryLockError::Error(e)) => Err(failed(e)),
+    }
 }
 
 async fn bind(at: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), BrokerError> {

@@ -433,6 +433,45 @@ mod tests {
             .collect()
     }
 
+    /// A batch that inflates past the decoder's bound (a decompression bomb from any cluster) is an error,
+    /// not gigabytes; a record count read from the wire does not size an allocation.
+    #[test]
+    fn a_decompression_bomb_and_a_lying_record_count_are_errors_not_allocations() {
+        let zeros = vec![0u8; kafka_protocol::compression::MAX_DECOMPRESSED_BYTES + 1024];
+        let mut bomb = bytes::BytesMut::new();
+        for compression in [Compression::Zstd, Compression::Lz4] {
+            bomb.clear();
+            RecordBatchEncoder::encode(
+                &mut bomb,
+                &[record(0, b"k".to_vec(), Some(zeros.clone()), -1, false, false)],
+                &RecordEncodeOptions {
+                    version: 2,
+                    compression,
+                },
+            )
+            .expect("encode");
+            assert!(
+                bomb.len() < 1024 * 1024,
+                "{compression:?}: {} compressed bytes",
+                bomb.len()
+            );
+            let error = kafka_protocol::records::RecordBatchDecoder::decode(&mut bomb.clone().freeze())
+                .expect_err("a bomb is refused");
+            assert!(
+                format!("{error:#}").contains("decompresses to more than"),
+                "{compression:?}: {error:#}"
+            );
+        }
+        // An uncompressed batch whose header claims 2^31 - 1 records: the decoder runs out of bytes.
+        let mut batch = bytes::BytesMut::from(&encode(&[vec![record(0, b"k".to_vec(), None, -1, false, false)]])[..]);
+        batch[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
+        let crc = crc32c::crc32c(&batch[21..]); // the CRC covers attributes to the end: keep it valid
+        batch[17..21].copy_from_slice(&crc.to_be_bytes());
+        let error =
+            kafka_protocol::records::RecordBatchDecoder::decode(&mut batch.freeze()).expect_err("too few bytes");
+        assert!(!format!("{error:#}").contains("crc"), "the CRC is valid: {error:#}");
+    }
+
     #[test]
     fn committed_transactions_apply_and_aborted_ones_are_skipped() {
         let bytes = encode(&[

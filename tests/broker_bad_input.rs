@@ -7,7 +7,7 @@ mod support;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_group_operator::wire::{decode_response, encode_request, read_frame, strip_length_prefix};
-use kafka_protocol::messages::{ApiVersionsRequest, MetadataRequest, SaslHandshakeRequest};
+use kafka_protocol::messages::{ApiVersionsRequest, DescribeAclsRequest, MetadataRequest, SaslHandshakeRequest};
 use kafka_protocol::protocol::StrBytes;
 use proptest::prelude::*;
 use std::io::{Read, Write};
@@ -144,12 +144,27 @@ fn api_versions_at_an_unknown_version_gets_error_35_and_the_supported_list() {
 fn an_api_the_broker_does_not_implement_gets_unsupported_version() {
     let kafka = EmbeddedKafka::shared();
     let mut stream = connect(kafka);
+    let request = DescribeAclsRequest::default();
+    stream
+        .write_all(&encode_request(&request, 1, 5, None).expect("encode"))
+        .expect("write");
+    let response = decode_response::<DescribeAclsRequest>(read_response(&mut stream), 1).expect("decode");
+    assert_eq!(response.error_code, 35);
+    still_served(&mut stream, 6);
+}
+
+/// On a listener without SASL, SaslHandshake is ILLEGAL_SASL_STATE (34), as Kafka answers it, and the
+/// connection goes on.
+#[test]
+fn sasl_handshake_on_a_plaintext_listener_is_an_illegal_sasl_state() {
+    let kafka = EmbeddedKafka::shared();
+    let mut stream = connect(kafka);
     let request = SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN"));
     stream
         .write_all(&encode_request(&request, 1, 5, None).expect("encode"))
         .expect("write");
     let response = decode_response::<SaslHandshakeRequest>(read_response(&mut stream), 1).expect("decode");
-    assert_eq!(response.error_code, 35);
+    assert_eq!(response.error_code, 34);
     still_served(&mut stream, 6);
 }
 

@@ -38,6 +38,13 @@ pub enum Denied {
     FindCoordinator(Vec<StrBytes>),
 }
 
+/// Keeps in `items` what `allowed` accepts and returns the rest (what goes back as an authorization error).
+fn take_denied<T>(items: &mut Vec<T>, allowed: impl Fn(&T) -> bool) -> Vec<T> {
+    let (ok, denied) = std::mem::take(items).into_iter().partition(|item| allowed(item));
+    *items = ok;
+    denied
+}
+
 fn topic_name(node: &Node, name: &str, id: Uuid) -> String {
     if !name.is_empty() || id.is_nil() {
         return name.to_owned();
@@ -51,10 +58,7 @@ pub fn filter(node: &Node, allow: &Allow, request: &mut RequestKind, version: i1
     let group_ok = |id: &str| allow.group(id);
     match request {
         RequestKind::Produce(r) => {
-            let (ok, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut r.topic_data)
-                .into_iter()
-                .partition(|t| topic_ok(&topic_name(node, &t.name, t.topic_id)));
-            r.topic_data = ok;
+            let denied = take_denied(&mut r.topic_data, |t| topic_ok(&topic_name(node, &t.name, t.topic_id)));
             Denied::Produce(
                 denied
                     .into_iter()
@@ -63,10 +67,7 @@ pub fn filter(node: &Node, allow: &Allow, request: &mut RequestKind, version: i1
             )
         }
         RequestKind::Fetch(r) => {
-            let (ok, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut r.topics)
-                .into_iter()
-                .partition(|t| topic_ok(&topic_name(node, &t.topic, t.topic_id)));
-            r.topics = ok;
+            let denied = take_denied(&mut r.topics, |t| topic_ok(&topic_name(node, &t.topic, t.topic_id)));
             Denied::Fetch(
                 denied
                     .into_iter()
@@ -75,10 +76,7 @@ pub fn filter(node: &Node, allow: &Allow, request: &mut RequestKind, version: i1
             )
         }
         RequestKind::ListOffsets(r) => {
-            let (ok, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut r.topics)
-                .into_iter()
-                .partition(|t| topic_ok(&t.name));
-            r.topics = ok;
+            let denied = take_denied(&mut r.topics, |t| topic_ok(&t.name));
             Denied::ListOffsets(
                 denied
                     .into_iter()
@@ -101,10 +99,7 @@ pub fn filter(node: &Node, allow: &Allow, request: &mut RequestKind, version: i1
             _ => Denied::Metadata(Vec::new(), true),
         },
         RequestKind::CreateTopics(r) => {
-            let (ok, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut r.topics)
-                .into_iter()
-                .partition(|t| topic_ok(&t.name));
-            r.topics = ok;
+            let denied = take_denied(&mut r.topics, |t| topic_ok(&t.name));
             Denied::CreateTopics(denied.into_iter().map(|t| t.name).collect())
         }
         RequestKind::DeleteTopics(r) => {
@@ -125,10 +120,7 @@ pub fn filter(node: &Node, allow: &Allow, request: &mut RequestKind, version: i1
             Denied::DeleteTopics(denied)
         }
         RequestKind::DeleteRecords(r) => {
-            let (ok, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut r.topics)
-                .into_iter()
-                .partition(|t| topic_ok(&t.name));
-            r.topics = ok;
+            let denied = take_denied(&mut r.topics, |t| topic_ok(&t.name));
             Denied::DeleteRecords(
                 denied
                     .into_iter()
@@ -137,10 +129,7 @@ pub fn filter(node: &Node, allow: &Allow, request: &mut RequestKind, version: i1
             )
         }
         RequestKind::CreatePartitions(r) => {
-            let (ok, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut r.topics)
-                .into_iter()
-                .partition(|t| topic_ok(&t.name));
-            r.topics = ok;
+            let denied = take_denied(&mut r.topics, |t| topic_ok(&t.name));
             Denied::CreatePartitions(denied.into_iter().map(|t| t.name).collect())
         }
         RequestKind::DescribeConfigs(r) => {
@@ -166,10 +155,7 @@ pub fn filter(node: &Node, allow: &Allow, request: &mut RequestKind, version: i1
                         .collect(),
                 );
             }
-            let (ok, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut r.topics)
-                .into_iter()
-                .partition(|t| topic_ok(&t.name));
-            r.topics = ok;
+            let denied = take_denied(&mut r.topics, |t| topic_ok(&t.name));
             Denied::OffsetCommit(
                 false,
                 denied
@@ -222,24 +208,17 @@ pub fn filter(node: &Node, allow: &Allow, request: &mut RequestKind, version: i1
         RequestKind::LeaveGroup(r) if !group_ok(&r.group_id) => Denied::Group,
         RequestKind::OffsetDelete(r) if !group_ok(&r.group_id) => Denied::Group,
         RequestKind::DescribeGroups(r) => {
-            let (ok, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut r.groups).into_iter().partition(|g| group_ok(g));
-            r.groups = ok;
+            let denied = take_denied(&mut r.groups, |g| group_ok(g));
             Denied::DescribeGroups(denied.into_iter().map(|g| g.0).collect())
         }
         RequestKind::DeleteGroups(r) => {
-            let (ok, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut r.groups_names)
-                .into_iter()
-                .partition(|g| group_ok(g));
-            r.groups_names = ok;
+            let denied = take_denied(&mut r.groups_names, |g| group_ok(g));
             Denied::DeleteGroups(denied.into_iter().map(|g| g.0).collect())
         }
         RequestKind::ListGroups(_) => Denied::ListGroups,
         RequestKind::FindCoordinator(r) if r.key_type == 0 => {
             if version >= 4 {
-                let (ok, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut r.coordinator_keys)
-                    .into_iter()
-                    .partition(|k| group_ok(k));
-                r.coordinator_keys = ok;
+                let denied = take_denied(&mut r.coordinator_keys, |k| group_ok(k));
                 Denied::FindCoordinator(denied)
             } else if group_ok(&r.key) {
                 Denied::Nothing

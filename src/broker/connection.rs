@@ -4,8 +4,8 @@
 //! ApiVersions and the SASL requests are answered until the client has authenticated (`authenticate`). A
 //! malformed frame, a failed handshake or a failed authentication closes only this connection.
 
-use super::auth::Principal;
 use super::auth::sasl::SaslState;
+use super::auth::{ListenerSecurity, Principal};
 use super::authenticate;
 use super::dispatch::{self, Caller, Outcome};
 use super::{Listener, Node};
@@ -32,9 +32,9 @@ pub async fn serve(
     node.metrics.connections.inc();
     let security = listener.security();
     let reason = match &security.tls {
-        None => run(stream, peer, &node, &listener, &mut stop).await,
+        None => run(stream, peer, &node, &listener, &security, &mut stop).await,
         Some(acceptor) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-            Ok(Ok(tls)) => run(tls, peer, &node, &listener, &mut stop).await,
+            Ok(Ok(tls)) => run(tls, peer, &node, &listener, &security, &mut stop).await,
             Ok(Err(e)) => Closed::Error("tls", format!("TLS handshake failed: {e}")),
             Err(_) => Closed::Error("tls", format!("no TLS handshake within {TLS_HANDSHAKE_TIMEOUT:?}")),
         },
@@ -62,9 +62,10 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     peer: SocketAddr,
     node: &Node,
     listener: &Listener,
+    // The snapshot taken at accept: TLS and SASL of one connection come from the same configuration.
+    security: &ListenerSecurity,
     stop: &mut watch::Receiver<bool>,
 ) -> Closed {
-    let security = listener.security();
     let (read, mut write) = tokio::io::split(stream);
     let mut read = BufReader::with_capacity(64 * 1024, read);
     let mut sasl = if security.sasl() {
@@ -93,11 +94,11 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         node.metrics.bytes_in.inc_by(frame.len() as u64 + 4);
         let outcome = if sasl.raw() {
             // After a v0 SaslHandshake the tokens come as bare frames (no request header).
-            authenticate::raw_token(&mut sasl, &security, &frame)
+            authenticate::raw_token(&mut sasl, security, &frame)
         } else {
             match api_key(&frame) {
-                Some(ApiKey::SaslHandshake) => authenticate::handshake(&mut sasl, &security, frame),
-                Some(ApiKey::SaslAuthenticate) => authenticate::authenticate(&mut sasl, &security, frame),
+                Some(ApiKey::SaslHandshake) => authenticate::handshake(&mut sasl, security, frame),
+                Some(ApiKey::SaslAuthenticate) => authenticate::authenticate(&mut sasl, security, frame),
                 key => {
                     let principal = match &sasl {
                         SaslState::Authenticated(principal) => principal.clone(),

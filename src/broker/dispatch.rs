@@ -339,6 +339,7 @@ mod tests {
                 config: BrokerConfig::default(),
                 listeners: Vec::new(),
                 users: Arc::new(crate::broker::auth::UserStore::open(None).expect("users")),
+                connection_limits: crate::broker::connection_limits::ConnectionLimits::new(10, 10),
                 store: Arc::new(store),
                 coordinator: GroupCoordinator::new(CoordinatorConfig::default()).expect("coordinator"),
                 metrics: Default::default(),

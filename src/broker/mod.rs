@@ -143,6 +143,13 @@ pub struct Endpoint {
     pub port: i32,
 }
 
+impl Endpoint {
+    /// `host:port`, what a client puts in `bootstrap.servers`.
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
 /// One listening socket's identity: its address, what it advertises and how it authenticates.
 pub struct Listener {
     pub bound: SocketAddr,
@@ -167,6 +174,8 @@ pub struct Node {
     /// The main listener first, then the internal one if any.
     pub listeners: Vec<Arc<Listener>>,
     pub users: Arc<UserStore>,
+    /// Shared by every listener: `max_connections` counts the broker's connections, not one socket's.
+    pub connection_limits: Arc<connection_limits::ConnectionLimits>,
     pub store: Arc<Store>,
     pub coordinator: Arc<GroupCoordinator>,
     pub metrics: Arc<BrokerMetrics>,
@@ -193,12 +202,7 @@ impl Broker {
         };
         let (advertised_host, advertised_port) = advertised(&config, addr)?;
         let users = Arc::new(UserStore::open(config.data_dir.as_deref())?);
-        if let Some(configured) = &config.security.users {
-            users.replace(configured)?;
-        }
-        if !config.security.mechanisms.is_empty() && users.names().is_empty() {
-            return Err(BrokerError::NoUsers);
-        }
+        apply_users(&users, &config.security)?;
         let mut listeners = vec![Arc::new(Listener {
             bound: addr,
             endpoint: Endpoint {
@@ -240,10 +244,13 @@ impl Broker {
             .delete_offsets_of_missing_topics(store.as_ref())
             .await
             .map_err(BrokerError::Coordinator)?;
+        let connection_limits =
+            connection_limits::ConnectionLimits::new(config.max_connections, config.max_connections_per_ip);
         let node = Arc::new(Node {
             config,
             listeners,
             users,
+            connection_limits,
             store,
             coordinator,
             metrics: Arc::new(BrokerMetrics::default()),
@@ -282,12 +289,7 @@ impl Broker {
     /// authentication), without a restart: a rotated password or certificate needs no downtime.
     pub fn reconfigure(&self, security: &SecurityConfig) -> Result<(), BrokerError> {
         let main = ListenerSecurity::build(security, self.node.users.clone())?;
-        if let Some(users) = &security.users {
-            self.node.users.replace(users)?;
-        }
-        if !security.mechanisms.is_empty() && self.node.users.names().is_empty() {
-            return Err(BrokerError::NoUsers);
-        }
+        apply_users(&self.node.users, security)?;
         *self.node.listeners[0]
             .security
             .write()
@@ -302,10 +304,7 @@ impl Broker {
 
     /// `host:port` of the internal listener, if configured.
     pub fn internal_bootstrap(&self) -> Option<String> {
-        self.node
-            .listeners
-            .get(1)
-            .map(|l| format!("{}:{}", l.endpoint.host, l.endpoint.port))
+        self.node.listeners.get(1).map(|l| l.endpoint.address())
     }
 
     /// The address the listener is bound to.
@@ -315,8 +314,7 @@ impl Broker {
 
     /// `host:port` as advertised to clients: what to use as `bootstrap.servers`.
     pub fn bootstrap(&self) -> String {
-        let endpoint = &self.node.listeners[0].endpoint;
-        format!("{}:{}", endpoint.host, endpoint.port)
+        self.node.listeners[0].endpoint.address()
     }
 
     pub fn cluster_id(&self) -> &str {
@@ -345,6 +343,17 @@ pub async fn serve(config: BrokerConfig, shutdown: impl std::future::Future<Outp
     let broker = Broker::start(config).await?;
     shutdown.await;
     broker.shutdown().await;
+    Ok(())
+}
+
+/// Makes the store the configured users (if given); SASL with nobody to authenticate is refused.
+fn apply_users(users: &UserStore, security: &SecurityConfig) -> Result<(), BrokerError> {
+    if let Some(configured) = &security.users {
+        users.replace(configured)?;
+    }
+    if !security.mechanisms.is_empty() && users.names().is_empty() {
+        return Err(BrokerError::NoUsers);
+    }
     Ok(())
 }
 

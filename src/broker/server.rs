@@ -2,7 +2,6 @@
 //! flush interval and applies retention; graceful shutdown (stop accepting, let connections finish, wait).
 
 use super::connection;
-use super::connection_limits::ConnectionLimits;
 use super::log::Store;
 use super::{Listener, Node};
 use std::sync::Arc;
@@ -17,11 +16,10 @@ const RETENTION_INTERVAL: Duration = Duration::from_secs(30);
 
 pub async fn run(socket: TcpListener, listener: Arc<Listener>, node: Arc<Node>, mut stop: watch::Receiver<bool>) {
     let mut connections = JoinSet::new();
-    let limits = ConnectionLimits::new(node.config.max_connections, node.config.max_connections_per_ip);
     loop {
         tokio::select! {
             accepted = socket.accept() => match accepted {
-                Ok((stream, peer)) => match limits.try_acquire(peer.ip()) {
+                Ok((stream, peer)) => match node.connection_limits.try_acquire(peer.ip()) {
                     Ok(permit) => {
                         let _ = stream.set_nodelay(true);
                         let span = tracing::info_span!("connection", %peer);

@@ -74,9 +74,7 @@ impl ClusterClients {
         })?;
         let (namespace, name) = key_of(cluster);
         let secrets: Api<Secret> = Api::namespaced(kube.clone(), &namespace);
-        // The fingerprint of the served broker is the host's business: the client's comes from `Served`.
-        let mut ignored = std::collections::hash_map::DefaultHasher::new();
-        let serve = super::embedded_serve::resolve(Some(&secrets), spec, &mut ignored).await?;
+        let serve = super::embedded_serve::resolve(&secrets, spec).await?;
         host.ensure(&format!("{namespace}/{name}"), &serve)
             .await
             .map_err(|e| Error::Config(format!("the embedded broker cannot serve: {e}")))

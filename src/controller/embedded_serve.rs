@@ -9,13 +9,11 @@ use crate::api::{EmbeddedAuthentication, EmbeddedSpec, SecretKeyRef};
 use crate::kafka::Secret as SecretBytes;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
-use std::hash::Hasher;
 
-pub(super) async fn resolve(
-    secrets: Option<&Api<Secret>>,
-    spec: &EmbeddedSpec,
-    hasher: &mut impl Hasher,
-) -> Result<EmbeddedServe, Error> {
+pub(super) async fn resolve(secrets: &Api<Secret>, spec: &EmbeddedSpec) -> Result<EmbeddedServe, Error> {
+    // `secret_value` feeds a client fingerprint; the host compares what it serves itself, so this one is unused.
+    let hasher = &mut std::collections::hash_map::DefaultHasher::new();
+    let secrets = Some(secrets);
     let authentication = spec.authentication.clone().unwrap_or_default();
     let EmbeddedAuthentication { mechanism, users, tls } = authentication;
     let mut credentials = Vec::with_capacity(users.len());

@@ -1,7 +1,7 @@
 //! SASL mechanisms as pure message exchanges: PLAIN (RFC 4616) and SCRAM-SHA-256/512 (RFC 5802/7677).
 //! The connection carries the messages in SaslAuthenticate requests; nothing here does I/O.
 
-use crate::wire::scram::{MIN_ITERATIONS, client_proofs};
+use crate::wire::scram::{MIN_ITERATIONS, attribute, client_proofs};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 
@@ -106,12 +106,6 @@ impl ScramClient {
             _ => Err(ScramError::BadServerSignature),
         }
     }
-}
-
-fn attribute(message: &str, name: char) -> Option<&str> {
-    message
-        .split(',')
-        .find_map(|part| part.strip_prefix(name).and_then(|rest| rest.strip_prefix('=')))
 }
 
 #[cfg(test)]

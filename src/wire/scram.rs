@@ -106,6 +106,13 @@ pub fn verify_client_proof(
     constant_time_eq(&hash.digest(&client_key), &stored.stored_key).then(|| hash.hmac(&stored.server_key, auth_message))
 }
 
+/// The value of attribute `name` (`r`, `s`, `i`, …) in a SCRAM message `a=1,b=2`.
+pub fn attribute(message: &str, name: char) -> Option<&str> {
+    message
+        .split(',')
+        .find_map(|part| part.strip_prefix(name).and_then(|rest| rest.strip_prefix('=')))
+}
+
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

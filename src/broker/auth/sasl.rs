@@ -7,7 +7,7 @@
 
 use super::users::{StoredUser, UserStore};
 use super::{Mechanism, Principal};
-use crate::wire::scram::{ScramHash, verify_client_proof};
+use crate::wire::scram::{ScramHash, attribute, verify_client_proof};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 
@@ -222,12 +222,6 @@ fn scram_final(pending: ScramPending, token: &[u8]) -> Step {
         ),
         None => Step::Failed(invalid_credentials(mechanism_of(pending.hash))),
     }
-}
-
-fn attribute(message: &str, name: char) -> Option<&str> {
-    message
-        .split(',')
-        .find_map(|part| part.strip_prefix(name).and_then(|rest| rest.strip_prefix('=')))
 }
 
 /// RFC 5802 saslname: `=2C` is a comma, `=3D` an equals sign.

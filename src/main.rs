@@ -227,6 +227,9 @@ struct BrokerArgs {
     /// Drop records older than this (e.g. 7d). Default: keep everything.
     #[arg(long, value_parser = duration)]
     retention: Option<Duration>,
+    /// For tests only (a fault hook): while this file exists, every fsync of the log fails with EIO.
+    #[arg(long, hide = true)]
+    test_fail_fsync_while: Option<PathBuf>,
     /// SASL mechanisms clients must authenticate with, comma-separated: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
     /// (SASL_PLAINTEXT, or SASL_SSL with --tls-cert). Default: none, every client is accepted.
     #[arg(long, value_delimiter = ',', env = "KGO_BROKER_SASL_MECHANISMS")]
@@ -365,6 +368,7 @@ async fn run_broker(args: BrokerArgs) -> Result<()> {
         max_partitions: args.max_partitions,
         max_connections: args.max_connections,
         max_connections_per_ip: args.max_connections_per_ip,
+        fail_fsync_while: args.test_fail_fsync_while,
         ..BrokerConfig::default()
     };
     let broker = Broker::start(config).await?;

@@ -331,6 +331,7 @@ mod tests {
                     retention_bytes: None,
                     retention_ms: None,
                     max_partitions: crate::broker::log::DEFAULT_MAX_PARTITIONS,
+                    fail_fsync_while: None,
                 },
                 "test-cluster".into(),
             )

@@ -81,6 +81,8 @@ pub struct BrokerConfig {
     /// `max.connections.per.ip`); a connection beyond either is closed as soon as it is accepted.
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
+    /// A fault hook for tests: while this file exists, every fsync of the log fails (EIO). None in production.
+    pub fail_fsync_while: Option<PathBuf>,
 }
 
 impl Default for BrokerConfig {
@@ -110,6 +112,7 @@ impl Default for BrokerConfig {
             max_partitions: log::DEFAULT_MAX_PARTITIONS,
             max_connections: connection_limits::DEFAULT_MAX_CONNECTIONS,
             max_connections_per_ip: connection_limits::DEFAULT_MAX_CONNECTIONS_PER_IP,
+            fail_fsync_while: None,
         }
     }
 }
@@ -230,6 +233,7 @@ impl Broker {
                 retention_bytes: config.retention_bytes,
                 retention_ms: config.retention.map(|d| d.as_millis() as i64),
                 max_partitions: config.max_partitions,
+                fail_fsync_while: config.fail_fsync_while.clone(),
             },
             config.cluster_id.clone().unwrap_or_else(random_cluster_id),
         )?);

@@ -75,16 +75,7 @@ pub async fn flush_loop(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// fsyncs every partition with unsynced writes, off the async threads.
+/// fsyncs every partition with unsynced writes, off the async threads (a failure takes the log offline).
 pub async fn sync_all(store: &Store) {
-    let files = store.unsynced_files();
-    if files.is_empty() {
-        return;
-    }
-    let result = tokio::task::spawn_blocking(move || files.iter().try_for_each(|f| f.sync_data())).await;
-    match result {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!(error = %e, "fsync of the log failed"),
-        Err(e) => tracing::error!(error = %e, "fsync task failed"),
-    }
+    store.sync(store.unsynced_files()).await;
 }

@@ -93,7 +93,14 @@ fn read_all(node: &Node, request: &FetchRequest, version: i16) -> (FetchResponse
                             .with_records(Some(Default::default()));
                     };
                     let limit = (p.partition_max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
-                    let log = lock(&partition);
+                    if node.store.offline().is_some() {
+                        failed = true;
+                        return data
+                            .with_error_code(ResponseError::KafkaStorageError.code())
+                            .with_high_watermark(-1)
+                            .with_records(Some(Default::default()));
+                    }
+                    let mut log = lock(&partition);
                     match log.read(p.fetch_offset, limit, total == 0) {
                         Ok(read) => {
                             total += read.records.len();

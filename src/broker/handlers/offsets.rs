@@ -30,14 +30,21 @@ pub fn list_offsets(node: &Node, request: ListOffsetsRequest, version: i16) -> L
                     let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition_index)) else {
                         return response.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
+                    if node.store.offline().is_some() {
+                        return response.with_error_code(ResponseError::KafkaStorageError.code());
+                    }
                     let log = lock(&partition);
-                    let (offset, timestamp) = match p.timestamp {
-                        LATEST => (log.end_offset(), -1),
-                        EARLIEST | EARLIEST_LOCAL => (log.log_start(), -1),
+                    let found = match p.timestamp {
+                        LATEST => Ok(Some((log.end_offset(), -1))),
+                        EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start(), -1))),
                         // No tiered storage: nothing is pending upload.
-                        EARLIEST_PENDING_UPLOAD => (-1, -1),
-                        MAX_TIMESTAMP => log.max_timestamp().unwrap_or((-1, -1)),
-                        ts => log.offset_for_timestamp(ts).unwrap_or((-1, -1)),
+                        EARLIEST_PENDING_UPLOAD => Ok(None),
+                        MAX_TIMESTAMP => log.max_timestamp(),
+                        ts => log.offset_for_timestamp(ts),
+                    };
+                    let (offset, timestamp) = match found {
+                        Ok(found) => found.unwrap_or((-1, -1)),
+                        Err(error) => return response.with_error_code(error.code()),
                     };
                     let response = response.with_offset(offset).with_timestamp(timestamp);
                     if version >= 4 {
@@ -72,6 +79,9 @@ pub fn delete_records(node: &Node, request: DeleteRecordsRequest) -> DeleteRecor
                     let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition_index)) else {
                         return result.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
+                    if node.store.offline().is_some() {
+                        return result.with_error_code(ResponseError::KafkaStorageError.code());
+                    }
                     let outcome = lock(&partition).delete_records(p.offset);
                     match outcome {
                         Ok(low_watermark) => result.with_low_watermark(low_watermark),

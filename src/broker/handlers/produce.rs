@@ -88,7 +88,7 @@ pub async fn produce(node: &Node, request: ProduceRequest, version: i16) -> Opti
         && node.config.sync_acks_all
         && node.config.data_dir.is_some()
         && !touched.is_empty()
-        && !sync_partitions(&touched).await
+        && !sync_partitions(node, &touched).await
     {
         // Written but not known to be durable: the producer must not count on it (it retries).
         for partition in responses.iter_mut().flat_map(|t| t.partition_responses.iter_mut()) {
@@ -102,31 +102,19 @@ pub async fn produce(node: &Node, request: ProduceRequest, version: i16) -> Opti
 }
 
 /// fsyncs the partitions an acks=-1 produce wrote to, off the async threads, before it is answered.
-/// Returns whether every fsync succeeded.
-async fn sync_partitions(partitions: &[Arc<Mutex<PartitionLog>>]) -> bool {
+/// Returns whether every fsync succeeded (a failure takes the log directory offline).
+async fn sync_partitions(node: &Node, partitions: &[Arc<Mutex<PartitionLog>>]) -> bool {
     let mut files = Vec::new();
     for partition in partitions {
-        match lock(partition).sync_handle() {
-            Ok(Some(file)) => files.push(file),
-            Ok(None) => {}
+        match lock(partition).sync_handles() {
+            Ok(handles) => files.extend(handles),
             Err(e) => {
                 tracing::error!(error = %e, "cannot sync a partition");
                 return false;
             }
         }
     }
-    let result = tokio::task::spawn_blocking(move || files.iter().try_for_each(|f| f.sync_data())).await;
-    match result {
-        Ok(Ok(())) => true,
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "fsync of the log failed");
-            false
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "fsync task failed");
-            false
-        }
-    }
+    node.store.sync(files).await
 }
 
 type Refusal = (ResponseError, Option<String>);
@@ -147,6 +135,9 @@ fn append(
     data: PartitionProduceData,
     max_bytes: usize,
 ) -> Result<(i64, bool), Refusal> {
+    if let Some(reason) = node.store.offline() {
+        return Err((ResponseError::KafkaStorageError, Some(reason.to_owned())));
+    }
     let records: Bytes = data.records.unwrap_or_default();
     if records.len() > max_bytes {
         return Err((

@@ -61,25 +61,45 @@ impl BatchHeader {
     /// Parses the header at the start of `bytes` and checks that the whole batch is there, is v2 and
     /// matches its CRC-32C.
     pub fn parse_checked(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
+        let header = BatchHeader::parse_header(bytes)?;
+        if header.size > bytes.len() {
+            return Err(BatchError::BadLength {
+                declared: header.size as i64 - LOG_OVERHEAD as i64,
+                available: bytes.len(),
+            });
+        }
+        let computed = crc32c::crc32c(&bytes[CRC_START..header.size]);
+        if computed != header.crc {
+            return Err(BatchError::Crc {
+                stored: header.crc,
+                computed,
+            });
+        }
+        Ok(header)
+    }
+
+    /// Parses the header at the start of `bytes` (at least its [`HEADER_LEN`] bytes) without the batch's body:
+    /// the length, magic and record count are checked, the CRC is not (the body may not have been read).
+    /// What a log reads back from its own files to find batches.
+    pub fn parse_header(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
         if bytes.len() < HEADER_LEN {
             return Err(BatchError::Truncated(bytes.len()));
         }
         let length = i32_at(bytes, 8);
         let size = LOG_OVERHEAD as i64 + i64::from(length);
-        if length < 0 || size < HEADER_LEN as i64 || size > bytes.len() as i64 {
+        if length < 0 || size < HEADER_LEN as i64 {
             return Err(BatchError::BadLength {
                 declared: i64::from(length),
                 available: bytes.len(),
             });
         }
-        let size = size as usize;
         let magic = bytes[16] as i8;
         if magic != 2 {
             return Err(BatchError::Magic(magic));
         }
         let header = BatchHeader {
             base_offset: i64_at(bytes, 0),
-            size,
+            size: size as usize,
             magic,
             crc: u32::from_be_bytes([bytes[17], bytes[18], bytes[19], bytes[20]]),
             attributes: i16_at(bytes, 21),
@@ -91,13 +111,6 @@ impl BatchHeader {
             base_sequence: i32_at(bytes, 53),
             records_count: i32_at(bytes, 57),
         };
-        let computed = crc32c::crc32c(&bytes[CRC_START..size]);
-        if computed != header.crc {
-            return Err(BatchError::Crc {
-                stored: header.crc,
-                computed,
-            });
-        }
         if header.records_count <= 0 || header.last_offset_delta < 0 {
             return Err(BatchError::BadCount(header.records_count));
         }

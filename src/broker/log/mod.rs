@@ -1,6 +1,11 @@
-//! The broker's topics and partition logs: in memory, or mirrored to a data dir (see `segment.rs` for the
-//! write, fsync and recovery policy). The topic catalog (names, ids, partition counts, configs) is one
+//! The broker's topics and partition logs: in memory, or in segment files under a data dir (see `segment.rs`
+//! for the write, fsync and recovery policy). The topic catalog (names, ids, partition counts, configs) is one
 //! JSON file, `topics.json`, replaced atomically (write, fsync, rename, fsync the directory).
+//!
+//! A failed fsync of the log takes the log directory offline, as Kafka does (KIP-112): after it the kernel may
+//! have dropped pages it could not write and will not report them again, so nothing written since the last
+//! good fsync can be trusted to be on disk. Every partition then answers KAFKA_STORAGE_ERROR until the broker
+//! is restarted, and recovery at the restart cuts the log at the first batch that did not make it.
 
 pub mod batch;
 pub mod partition;
@@ -10,7 +15,7 @@ pub mod segment;
 use crate::broker::coordinator::TopicCatalog;
 use kafka_protocol::ResponseError;
 use partition::PartitionLog;
-use segment::{SegmentWriter, sync_dir, write_synced};
+use segment::{sync_dir, write_synced};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -31,6 +36,9 @@ pub struct StoreConfig {
     /// Partitions the broker holds at most, over all topics: a CreateTopics, CreatePartitions or
     /// auto-creation beyond it is refused (POLICY_VIOLATION) before anything is allocated.
     pub max_partitions: usize,
+    /// A fault hook for tests (kfake's control hooks): while this file exists, every fsync of the log fails
+    /// with EIO, as a failing disk's would. None in production.
+    pub fail_fsync_while: Option<PathBuf>,
 }
 
 /// The embedded broker's default limit on partitions in total (`--max-partitions`).
@@ -101,6 +109,8 @@ pub struct Store {
     appended: watch::Sender<u64>,
     /// Producer ids handed out by InitProducerId: every id in [FIRST_PRODUCER_ID, next).
     producer_ids: Mutex<ProducerIds>,
+    /// Why the log directory went offline (a failed fsync), if it did: it stays so until a restart.
+    offline: std::sync::OnceLock<String>,
 }
 
 /// The first producer id the broker hands out.
@@ -159,6 +169,7 @@ impl Store {
                 next: FIRST_PRODUCER_ID,
                 reserved_until: FIRST_PRODUCER_ID,
             }),
+            offline: std::sync::OnceLock::new(),
         };
         let Some(dir) = store.config.data_dir.clone() else {
             return Ok(store);
@@ -224,18 +235,13 @@ impl Store {
     /// same name left on disk (a crash between the catalog write and the removal) is removed first.
     fn open_partition(&self, topic: &str, index: i32, fresh: bool) -> Result<PartitionLog, StoreError> {
         let Some(dir) = self.partition_dir(topic, index) else {
-            return Ok(PartitionLog::default());
+            return Ok(PartitionLog::in_memory(self.config.segment_bytes));
         };
         if fresh && dir.exists() {
             tracing::warn!(dir = %dir.display(), "removing the stale log of a deleted topic");
             std::fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
         }
-        let (writer, batches) = SegmentWriter::open(&dir, self.config.segment_bytes).map_err(io_err(&dir))?;
-        Ok(PartitionLog::recovered(
-            Some(writer),
-            batches.into_iter().map(|b| (b.header, b.bytes)).collect(),
-            SegmentWriter::checkpointed_log_start(&dir),
-        ))
+        PartitionLog::open(&dir, self.config.segment_bytes).map_err(io_err(&dir))
     }
 
     /// Writes the catalog: the topics in memory with `edit` applied. A change to the topics is written
@@ -313,6 +319,7 @@ impl Store {
         validate_only: bool,
     ) -> Result<Arc<Topic>, TopicError> {
         let _guard = self.catalog_write.lock().unwrap_or_else(|p| p.into_inner());
+        self.check_online()?;
         validate_topic_name(name).map_err(|message| TopicError {
             code: ResponseError::InvalidTopicException,
             message,
@@ -414,6 +421,7 @@ impl Store {
     /// Grows a topic to `count` partitions.
     pub fn create_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<(), TopicError> {
         let _guard = self.catalog_write.lock().unwrap_or_else(|p| p.into_inner());
+        self.check_online()?;
         let topic = self.topic(name).ok_or_else(|| TopicError {
             code: ResponseError::UnknownTopicOrPartition,
             message: format!("The topic '{name}' does not exist."),
@@ -503,8 +511,7 @@ impl Store {
             let partitions = topic.partitions.read().unwrap_or_else(|p| p.into_inner()).clone();
             for partition in partitions {
                 match lock(&partition).take_unsynced() {
-                    Ok(Some(file)) => files.push(file),
-                    Ok(None) => {}
+                    Ok(unsynced) => files.extend(unsynced),
                     Err(e) => tracing::error!(topic = %topic.name, error = %e, "cannot sync a partition"),
                 }
             }
@@ -512,9 +519,66 @@ impl Store {
         files
     }
 
+    /// fsyncs `files` (segments of the log) off the async threads. A failure takes the log directory offline
+    /// (see the module's documentation). Returns whether every fsync succeeded.
+    pub async fn sync(&self, files: Vec<std::fs::File>) -> bool {
+        if files.is_empty() {
+            return self.offline().is_none();
+        }
+        let fault = self.config.fail_fsync_while.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            files.iter().try_for_each(|f| {
+                if fault.as_ref().is_some_and(|path| path.exists()) {
+                    return Err(std::io::Error::from_raw_os_error(5)); // EIO, injected by a test
+                }
+                f.sync_data()
+            })
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        match result {
+            Ok(()) => self.offline().is_none(),
+            Err(e) => {
+                self.take_offline(&e);
+                false
+            }
+        }
+    }
+
+    /// Takes the log directory offline after a failed fsync (the first reason is kept).
+    fn take_offline(&self, error: &std::io::Error) {
+        let dir = self.config.data_dir.as_deref().unwrap_or(Path::new("(memory)"));
+        let reason = format!(
+            "the log directory {} is offline after a failed fsync ({error}); restart the broker once the disk is fixed",
+            dir.display()
+        );
+        if self.offline.set(reason.clone()).is_ok() {
+            tracing::error!(data_dir = %dir.display(), %error, "fsync of the log failed: the log directory is offline, every partition answers KAFKA_STORAGE_ERROR until a restart");
+        }
+    }
+
+    /// Why the log directory is offline, if it is: every partition answers KAFKA_STORAGE_ERROR.
+    pub fn offline(&self) -> Option<&str> {
+        self.offline.get().map(String::as_str)
+    }
+
+    /// KAFKA_STORAGE_ERROR with its reason while the log directory is offline.
+    pub fn check_online(&self) -> Result<(), TopicError> {
+        match self.offline() {
+            None => Ok(()),
+            Some(reason) => Err(TopicError {
+                code: ResponseError::KafkaStorageError,
+                message: reason.to_owned(),
+            }),
+        }
+    }
+
     /// Applies retention to every partition: a topic's `retention.bytes` / `retention.ms` (-1: keep) where it
     /// set them, else the broker's settings. `now` is in ms since the epoch.
     pub fn apply_retention(&self, now: i64) {
+        if self.offline().is_some() {
+            return;
+        }
         for topic in self.topics() {
             let limit = |name: &str, broker: Option<i64>| match topic.configs.get(name).map(|v| v.parse::<i64>()) {
                 Some(Ok(v)) if v < 0 => None,
@@ -592,6 +656,7 @@ mod tests {
             retention_bytes: None,
             retention_ms: None,
             max_partitions: DEFAULT_MAX_PARTITIONS,
+            fail_fsync_while: None,
         }
     }
 

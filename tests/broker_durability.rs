@@ -287,3 +287,100 @@ fn time_based_retention_counts_from_the_batches_timestamps_across_restarts() {
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].offset, 3);
 }
+
+/// A failed fsync takes the log directory offline, as Kafka does (KIP-112): the kernel may have dropped pages
+/// it could not write and will not say so again, so from then on every partition answers KAFKA_STORAGE_ERROR
+/// (produce and fetch alike), also once fsync works again, until the broker is restarted. After the restart
+/// every record acknowledged before the failure is there, and the log takes records again. The failure is
+/// injected with the broker's test hook (`--test-fail-fsync-while FILE`: fsync fails with EIO while FILE
+/// exists); no file system here can be made to fail fsync on demand.
+#[test]
+fn a_failed_fsync_takes_the_log_offline_until_a_restart_and_loses_nothing_acknowledged() {
+    use rskafka::client::error::{Error as ClientError, ProtocolError};
+    let data = tempfile::tempdir().expect("data dir");
+    let data_dir = data.path().join("data");
+    let trigger = data.path().join("fail-fsync");
+    let args = [
+        "--data-dir",
+        data_dir.to_str().expect("utf-8 path"),
+        "--sync-acks-all=true",
+        "--test-fail-fsync-while",
+        trigger.to_str().expect("utf-8 path"),
+    ];
+    let broker = BrokerProcess::start(&args);
+    let topic = unique_name("fsync");
+    support::kafka::create_topic_with_cli(&broker.bootstrap(), &topic, 1);
+    let rt = runtime();
+    let storage_error = |result: Result<_, ClientError>, what: &str| match result {
+        Err(ClientError::ServerError {
+            protocol_error: ProtocolError::KafkaStorageError,
+            ..
+        }) => {}
+        other => panic!("{what}: expected KAFKA_STORAGE_ERROR, got {other:?}"),
+    };
+    rt.block_on(async {
+        let p = partition(&broker.bootstrap(), &topic, 0).await;
+        for i in 0..5 {
+            let offsets = p
+                .produce(vec![record(format!("acknowledged-{i}"))], Compression::NoCompression)
+                .await
+                .expect("produce before the failure");
+            assert_eq!(offsets, vec![i]);
+        }
+        std::fs::write(&trigger, b"").expect("trigger");
+        storage_error(
+            p.produce(vec![record("during".into())], Compression::NoCompression)
+                .await
+                .map(|_| ()),
+            "produce while fsync fails",
+        );
+        std::fs::remove_file(&trigger).expect("fsync works again");
+        storage_error(
+            p.produce(vec![record("after".into())], Compression::NoCompression)
+                .await
+                .map(|_| ()),
+            "produce after a failed fsync",
+        );
+        storage_error(
+            p.fetch_records(0, 1..1_000_000, 1_000).await.map(|_| ()),
+            "fetch after a failed fsync",
+        );
+    });
+    assert!(
+        broker.log_tail(50).contains("the log directory is offline"),
+        "the broker says why: {}",
+        broker.log_tail(50)
+    );
+
+    broker.kill9();
+    let broker = BrokerProcess::start(&args);
+    let (records, high_watermark) = rt.block_on(async {
+        let p = partition(&broker.bootstrap(), &topic, 0).await;
+        let read = p
+            .fetch_records(0, 1..1_000_000, 1_000)
+            .await
+            .expect("fetch after the restart");
+        let next = p
+            .produce(vec![record("restarted".into())], Compression::NoCompression)
+            .await
+            .expect("produce after the restart");
+        assert_eq!(next, vec![read.1], "appended at the end");
+        read
+    });
+    let values: Vec<String> = records
+        .iter()
+        .map(|r| String::from_utf8(r.record.value.clone().unwrap_or_default()).expect("utf-8"))
+        .collect();
+    assert_eq!(
+        &values[..5],
+        (0..5)
+            .map(|i| format!("acknowledged-{i}"))
+            .collect::<Vec<_>>()
+            .as_slice(),
+        "every acknowledged record is there: {values:?}"
+    );
+    assert!(
+        (5..=6).contains(&high_watermark),
+        "at most the unacknowledged record written before the failed fsync follows them: {values:?}"
+    );
+}

@@ -196,6 +196,40 @@ impl ApacheKafka {
         }
     }
 
+    /// Kills the broker with SIGKILL and starts it again on the same data and ports (with `jvm_opts`); returns
+    /// once it has started again (log recovery included).
+    pub fn kill9_and_restart(&self, jvm_opts: &str) {
+        let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = child.kill();
+        let _ = child.wait();
+        let home = kafka_home();
+        let java = system_tool("java", "install a Java 17+ runtime");
+        let log = self.dir.join("kafka.log");
+        let started_before = std::fs::read_to_string(&log)
+            .map(|s| s.matches("Kafka Server started").count())
+            .unwrap_or(0);
+        let mut cmd = Command::new(&java);
+        cmd.args(jvm_opts.split_whitespace())
+            .arg(format!(
+                "-Dlog4j2.configurationFile={}",
+                home.join("log4j2.properties").display()
+            ))
+            .args(["-cp", &format!("{}/libs/*", home.display()), "kafka.Kafka"])
+            .arg(self.dir.join("server.properties"));
+        *child = spawn_tied(cmd, &log);
+        wait_until(
+            "Apache Kafka (restarted)",
+            &mut child,
+            &log,
+            Duration::from_secs(600),
+            || {
+                std::fs::read_to_string(&log)
+                    .map(|s| s.matches("Kafka Server started").count() > started_before)
+                    .unwrap_or(false)
+            },
+        );
+    }
+
     /// `127.0.0.1:<port>` of the PLAINTEXT listener.
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.port)

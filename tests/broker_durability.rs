@@ -300,12 +300,15 @@ fn a_failed_fsync_takes_the_log_offline_until_a_restart_and_loses_nothing_acknow
     let data = tempfile::tempdir().expect("data dir");
     let data_dir = data.path().join("data");
     let trigger = data.path().join("fail-fsync");
+    let metrics_addr = format!("127.0.0.1:{}", support::process::free_port());
     let args = [
         "--data-dir",
         data_dir.to_str().expect("utf-8 path"),
         "--sync-acks-all=true",
         "--test-fail-fsync-while",
         trigger.to_str().expect("utf-8 path"),
+        "--metrics-addr",
+        &metrics_addr,
     ];
     let broker = BrokerProcess::start(&args);
     let topic = unique_name("fsync");
@@ -352,6 +355,12 @@ fn a_failed_fsync_takes_the_log_offline_until_a_restart_and_loses_nothing_acknow
         broker.log_tail(50)
     );
 
+    let metrics = http_get(&metrics_addr, "/metrics");
+    assert!(
+        metrics.contains("kafka_broker_offline_log_directories 1"),
+        "the metric says so: {metrics}"
+    );
+
     broker.kill9();
     let broker = BrokerProcess::start(&args);
     let (records, high_watermark) = rt.block_on(async {
@@ -383,4 +392,14 @@ fn a_failed_fsync_takes_the_log_offline_until_a_restart_and_loses_nothing_acknow
         (5..=6).contains(&high_watermark),
         "at most the unacknowledged record written before the failed fsync follows them: {values:?}"
     );
+}
+
+/// The body of a plain HTTP GET (the broker's metrics endpoint).
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the metrics endpoint");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").expect("request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    response
 }

@@ -79,6 +79,18 @@ impl Default for BrokerMetrics {
 }
 
 impl BrokerMetrics {
+    /// The metrics, with the store's own: `kafka_broker_offline_log_directories` (1 once a failed fsync took the
+    /// log directory offline, as Kafka's `OfflineLogDirectoryCount`).
+    pub fn with_store(store: &crate::broker::log::Store) -> BrokerMetrics {
+        let metrics = BrokerMetrics::default();
+        metrics.registry.lock().unwrap_or_else(|p| p.into_inner()).register(
+            "kafka_broker_offline_log_directories",
+            "Log directories taken offline by a failed fsync (the broker must be restarted)",
+            store.offline_gauge(),
+        );
+        metrics
+    }
+
     pub fn observe(&self, api: &str, seconds: f64) {
         let labels = ApiLabels { api: api.to_owned() };
         self.requests.get_or_create(&labels).inc();

@@ -250,6 +250,7 @@ impl Broker {
             .map_err(BrokerError::Coordinator)?;
         let connection_limits =
             connection_limits::ConnectionLimits::new(config.max_connections, config.max_connections_per_ip);
+        let metrics = Arc::new(BrokerMetrics::with_store(&store));
         let node = Arc::new(Node {
             config,
             listeners,
@@ -257,7 +258,7 @@ impl Broker {
             connection_limits,
             store,
             coordinator,
-            metrics: Arc::new(BrokerMetrics::default()),
+            metrics,
         });
         let (stop, stopped) = watch::channel(false);
         let mut servers = vec![tokio::spawn(server::flush_loop(node.clone(), stopped.clone()))];

@@ -6,7 +6,7 @@ use bytes::{Bytes, BytesMut};
 /// Bytes of the v2 batch header, from the base offset to the record count.
 pub const HEADER_LEN: usize = 61;
 /// Bytes before the CRC-covered part: base offset, length, leader epoch, magic, crc.
-const CRC_START: usize = 21;
+pub const CRC_START: usize = 21;
 /// The batch length field counts the bytes after itself (base offset and length are 12 bytes).
 const LOG_OVERHEAD: usize = 12;
 

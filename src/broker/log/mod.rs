@@ -111,6 +111,8 @@ pub struct Store {
     producer_ids: Mutex<ProducerIds>,
     /// Why the log directory went offline (a failed fsync), if it did: it stays so until a restart.
     offline: std::sync::OnceLock<String>,
+    /// 1 once offline (the broker's metrics register it).
+    offline_gauge: prometheus_client::metrics::gauge::Gauge,
 }
 
 /// The first producer id the broker hands out.
@@ -170,6 +172,7 @@ impl Store {
                 reserved_until: FIRST_PRODUCER_ID,
             }),
             offline: std::sync::OnceLock::new(),
+            offline_gauge: Default::default(),
         };
         let Some(dir) = store.config.data_dir.clone() else {
             return Ok(store);
@@ -553,8 +556,14 @@ impl Store {
             dir.display()
         );
         if self.offline.set(reason.clone()).is_ok() {
+            self.offline_gauge.set(1);
             tracing::error!(data_dir = %dir.display(), %error, "fsync of the log failed: the log directory is offline, every partition answers KAFKA_STORAGE_ERROR until a restart");
         }
+    }
+
+    /// The gauge of offline log directories (0 or 1), for the broker's metrics.
+    pub fn offline_gauge(&self) -> prometheus_client::metrics::gauge::Gauge {
+        self.offline_gauge.clone()
     }
 
     /// Why the log directory is offline, if it is: every partition answers KAFKA_STORAGE_ERROR.

@@ -237,6 +237,7 @@ impl PartitionLog {
                 Some(dir) => Segment::create(dir, base_offset)?,
                 None => Segment::in_memory(base_offset),
             };
+            self.active().seal();
             self.segments.push_back(next);
         }
         self.active().append(&stored, &bytes, now_ms())?;

@@ -24,7 +24,7 @@
 //! may have dropped the unwritten pages and will not say so again, so the partition's store takes its log
 //! directory offline (see `mod.rs`).
 
-use super::batch::{BatchHeader, HEADER_LEN};
+use super::batch::{BatchHeader, CRC_START, HEADER_LEN};
 use bytes::{Bytes, BytesMut};
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read, Write};
@@ -172,7 +172,6 @@ impl Segment {
         );
         let mut reader = BufReader::with_capacity(RECOVERY_BUFFER, file.try_clone()?);
         let mut header_bytes = [0u8; HEADER_LEN];
-        let mut body = Vec::new();
         let mut next_offset = expected_base.unwrap_or(base_offset);
         let mut valid = 0u64;
         let mut truncated = false;
@@ -185,10 +184,7 @@ impl Segment {
                 }
             };
             if check_crc {
-                body.clear();
-                body.extend_from_slice(&header_bytes);
-                body.resize(header.size, 0);
-                if reader.read_exact(&mut body[HEADER_LEN..]).is_err() || BatchHeader::parse_checked(&body).is_err() {
+                if !crc_matches(&mut reader, &header, &header_bytes) {
                     truncated = true;
                     break;
                 }
@@ -315,13 +311,11 @@ impl Segment {
         Ok(())
     }
 
-    /// fsyncs the segment now (before the log rolls past it).
-    pub fn sync(&mut self) -> std::io::Result<()> {
-        if let Storage::File { file, .. } = &self.storage {
-            file.sync_data()?;
+    /// The log rolled past this segment: in memory, its buffer gives back what it reserved for growth.
+    pub fn seal(&mut self) {
+        if let Storage::Memory(buffer) = &mut self.storage {
+            *buffer = BytesMut::from(&buffer[..]);
         }
-        self.dirty = false;
-        Ok(())
     }
 
     /// A handle to fsync the segment outside the partition's lock, whether or not it is dirty: an acks=-1
@@ -514,6 +508,23 @@ fn read_header(reader: &mut BufReader<File>, buffer: &mut [u8; HEADER_LEN], rema
     }
     let header = BatchHeader::parse_header(buffer).ok()?;
     (header.size as u64 <= remaining).then_some(header)
+}
+
+/// Whether the batch whose header was just read from `reader` matches its CRC-32C: the rest of the batch is read
+/// through in pieces (a corrupt length cannot make recovery allocate it).
+fn crc_matches(reader: &mut BufReader<File>, header: &BatchHeader, header_bytes: &[u8; HEADER_LEN]) -> bool {
+    let mut crc = crc32c::crc32c(&header_bytes[CRC_START..]);
+    let mut left = header.size - HEADER_LEN;
+    let mut piece = [0u8; 8192];
+    while left > 0 {
+        let n = left.min(piece.len());
+        if reader.read_exact(&mut piece[..n]).is_err() {
+            return false;
+        }
+        crc = crc32c::crc32c_append(crc, &piece[..n]);
+        left -= n;
+    }
+    crc == header.crc
 }
 
 /// The log start offset recorded by [`checkpoint_log_start`], if any.

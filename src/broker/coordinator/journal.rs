@@ -308,6 +308,39 @@ pub fn parse(image: &[u8]) -> io::Result<(Vec<Record>, usize)> {
     Ok((records, pos))
 }
 
+/// Test hook, after kfake's `ControlKey`: group commits that fail as on a full disk, in the order queued (none
+/// outside tests).
+#[derive(Default)]
+struct Faults {
+    #[cfg(test)]
+    queued: std::sync::Mutex<std::collections::VecDeque<(oneshot::Sender<()>, mpsc::Receiver<()>)>>,
+}
+
+impl Faults {
+    /// The error this group commit fails with before any byte is written, once the test lets it go.
+    fn take(&self) -> Option<io::Error> {
+        #[cfg(test)]
+        {
+            let next = self.queued.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+            if let Some((taken, release)) = next {
+                let _ = taken.send(());
+                // Until the test drops its end (or sends on it).
+                let _ = release.recv();
+                return Some(io::Error::from_raw_os_error(28));
+            }
+        }
+        None
+    }
+}
+
+/// A group commit a test made fail: `taken` completes when the writer has taken it (what is queued from then
+/// on goes into later group commits); it fails once `release` is dropped.
+#[cfg(test)]
+pub struct HeldWrite {
+    pub taken: oneshot::Receiver<()>,
+    pub release: mpsc::Sender<()>,
+}
+
 struct Batch {
     bytes: Vec<u8>,
     /// `bytes` is a whole new log (compaction) that replaces the file, rather than records to append.
@@ -323,6 +356,8 @@ pub struct Journal {
     /// grown to several times its live content.
     size: AtomicU64,
     compacted_size: AtomicU64,
+    #[cfg(test)]
+    faults: std::sync::Arc<Faults>,
 }
 
 /// The log is never compacted below this size.
@@ -360,15 +395,19 @@ impl Journal {
         let file = replace_file(dir, &path, &fresh)?;
         let (tx, rx) = mpsc::channel::<Batch>();
         let dir = dir.to_owned();
+        let faults = std::sync::Arc::new(Faults::default());
+        let writer_faults = faults.clone();
         let writer = thread::Builder::new()
             .name("group-log".into())
-            .spawn(move || write_loop(file, fresh_len, &dir, &path, rx))?;
+            .spawn(move || write_loop(file, fresh_len, &dir, &path, rx, &writer_faults))?;
         Ok((
             Journal {
                 tx: std::sync::Mutex::new(Some(tx)),
                 writer: std::sync::Mutex::new(Some(writer)),
                 size: AtomicU64::new(fresh_len),
                 compacted_size: AtomicU64::new(fresh_len),
+                #[cfg(test)]
+                faults,
             },
             groups,
         ))
@@ -441,6 +480,19 @@ impl Journal {
         }
     }
 
+    /// Makes the next group commit not yet taken by the writer fail with ENOSPC, held until `release` is dropped.
+    #[cfg(test)]
+    pub fn fail_next_group_commit(&self) -> HeldWrite {
+        let (taken_tx, taken) = oneshot::channel();
+        let (release, release_rx) = mpsc::channel();
+        self.faults
+            .queued
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back((taken_tx, release_rx));
+        HeldWrite { taken, release }
+    }
+
     /// Flushes what is queued and stops the writer.
     pub fn close(&self) {
         self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -458,7 +510,7 @@ impl Drop for Journal {
 
 /// Appends and syncs what is queued, a group commit at a time. `synced` is the length of the file's whole,
 /// synced records: what a failed write or sync is cut back to.
-fn write_loop(mut file: File, mut synced: u64, dir: &Path, path: &Path, rx: mpsc::Receiver<Batch>) {
+fn write_loop(mut file: File, mut synced: u64, dir: &Path, path: &Path, rx: mpsc::Receiver<Batch>, faults: &Faults) {
     // A failed write's fragment that could not be cut off yet.
     let mut torn = false;
     while let Ok(first) = rx.recv() {
@@ -466,7 +518,11 @@ fn write_loop(mut file: File, mut synced: u64, dir: &Path, path: &Path, rx: mpsc
         while let Ok(more) = rx.try_recv() {
             batches.push(more);
         }
-        let mut result = if torn { cut(&file, synced) } else { Ok(()) };
+        let mut result = match faults.take() {
+            Some(injected) => Err(injected),
+            None if torn => cut(&file, synced),
+            None => Ok(()),
+        };
         let mut end = synced;
         if result.is_ok() {
             torn = false;
@@ -500,7 +556,7 @@ fn write_loop(mut file: File, mut synced: u64, dir: &Path, path: &Path, rx: mpsc
                     }
                 }
             }
-        } else {
+        } else if torn {
             tracing::error!("group log: a failed write is still not cut off; refusing writes");
         }
         for b in batches {

@@ -18,7 +18,8 @@
 //! fragment (replay would stop at it and drop every record after it). If even that fails, the next group
 //! commit retries it first and fails until it succeeds. A record larger than replay accepts (`MAX_RECORD`)
 //! is never written: the APIs refuse what could make one (`limits::MAX_STRING`), and `append`
-//! refuses it too.
+//! refuses it too. Each failed append's rollback (the coordinator taking its change back in memory) runs
+//! before anyone is answered, the newest first, whether or not someone waits for it.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -341,11 +342,17 @@ pub struct HeldWrite {
     pub release: mpsc::Sender<()>,
 }
 
+/// Takes back in memory a change whose records did not become durable.
+pub type Rollback = Box<dyn FnOnce() + Send>;
+
 struct Batch {
     bytes: Vec<u8>,
     /// `bytes` is a whole new log (compaction) that replaces the file, rather than records to append.
     replace: bool,
+    /// Why the records are not written at all (`bytes` is then empty).
+    refused: Option<io::Error>,
     done: Option<oneshot::Sender<io::Result<()>>>,
+    rollback: Option<Rollback>,
 }
 
 /// The open log and its writer thread.
@@ -413,11 +420,14 @@ impl Journal {
         ))
     }
 
-    /// Queues records; the receiver completes once they are synced. Call in the order the state changed.
-    /// Records that replay would not accept are refused (none of them is written).
-    pub fn append(&self, records: &[Record]) -> oneshot::Receiver<io::Result<()>> {
+    /// Queues records; the receiver completes once they are synced, or with the error that kept them from it,
+    /// after `rollback` has run on the writer's thread (so it must not need what the caller holds while calling
+    /// this). Call in the order the state changed. Records that replay would not accept are refused (none of
+    /// them is written).
+    pub fn append(&self, records: &[Record], rollback: Option<Rollback>) -> oneshot::Receiver<io::Result<()>> {
         let (done, rx) = oneshot::channel();
         let mut bytes = Vec::new();
+        let mut refused = None;
         for r in records {
             let start = bytes.len();
             r.encode(&mut bytes);
@@ -427,18 +437,21 @@ impl Journal {
                     limit = MAX_RECORD,
                     "group log: refusing a record larger than replay accepts"
                 );
-                let _ = done.send(Err(io::Error::new(
+                refused = Some(io::Error::new(
                     io::ErrorKind::InvalidInput,
                     format!("a group log record of {} bytes is too large", bytes.len() - start),
-                )));
-                return rx;
+                ));
+                bytes.clear();
+                break;
             }
         }
         self.size.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         self.send(Batch {
             bytes,
             replace: false,
+            refused,
             done: Some(done),
+            rollback,
         });
         rx
     }
@@ -458,10 +471,14 @@ impl Journal {
         self.send(Batch {
             bytes: image,
             replace: true,
+            refused: None,
             done: None,
+            rollback: None,
         });
     }
 
+    /// Hands `batch` to the writer. Once the log is closed, the batch fails without its rollback: the caller
+    /// holds the groups, and the coordinator serves nothing any more.
     fn send(&self, batch: Batch) {
         let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
         match tx.as_ref() {
@@ -559,12 +576,25 @@ fn write_loop(mut file: File, mut synced: u64, dir: &Path, path: &Path, rx: mpsc
         } else if torn {
             tracing::error!("group log: a failed write is still not cut off; refusing writes");
         }
+        let error = |b: &Batch| {
+            b.refused
+                .as_ref()
+                .or(result.as_ref().err())
+                .map(|e| io::Error::new(e.kind(), e.to_string()))
+        };
+        // What did not become durable is taken back before anyone hears of it, the newest change first: each
+        // then finds the state its change left, as far as later changes that failed with it are concerned.
+        for b in batches.iter_mut().rev() {
+            if error(b).is_some()
+                && let Some(rollback) = b.rollback.take()
+            {
+                rollback();
+            }
+        }
         for b in batches {
+            let outcome = error(&b).map_or(Ok(()), Err);
             if let Some(done) = b.done {
-                let _ = done.send(match &result {
-                    Ok(()) => Ok(()),
-                    Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
-                });
+                let _ = done.send(outcome);
             }
         }
     }
@@ -695,7 +725,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let (journal, _) = Journal::open(dir.path()).expect("open");
         for offset in 0..50 {
-            let synced = journal.append(&[commit("g", offset)]).await;
+            let synced = journal.append(&[commit("g", offset)], None).await;
             assert!(matches!(synced, Ok(Ok(()))));
         }
         let mut live = Offsets::default();
@@ -703,7 +733,7 @@ mod tests {
             live.put("t", 0, committed);
         }
         journal.compact(super::image([("g", Some("consumer"), 3, &live)].into_iter()));
-        let synced = journal.append(&[commit("h", 1)]).await;
+        let synced = journal.append(&[commit("h", 1)], None).await;
         assert!(matches!(synced, Ok(Ok(()))));
         drop(journal);
         let path = dir.path().join(FILE_NAME);
@@ -730,9 +760,11 @@ mod tests {
         {
             let (journal, groups) = Journal::open(dir.path()).expect("open");
             assert!(groups.is_empty());
-            let synced = journal.append(&[commit("g", 1), commit("g", 9), commit("h", 4)]).await;
+            let synced = journal
+                .append(&[commit("g", 1), commit("g", 9), commit("h", 4)], None)
+                .await;
             assert!(matches!(synced, Ok(Ok(()))));
-            let synced = journal.append(&[Record::DeleteGroup { group: "h".into() }]).await;
+            let synced = journal.append(&[Record::DeleteGroup { group: "h".into() }], None).await;
             assert!(matches!(synced, Ok(Ok(()))));
         }
         // A crash in the middle of the next append.

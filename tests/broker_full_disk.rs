@@ -4,7 +4,8 @@
 //! record and commit acknowledged before, and after, the full disk is there: a failed write left no fragment
 //! for later writes to be appended after (recovery would have cut the log at it). A topic created while the
 //! disk is full is refused rather than kept in memory only (a restart would forget it and its records), and
-//! a commit that was refused is not served by OffsetFetch either.
+//! a commit that was refused is not served by OffsetFetch either. A group or offset deletion that was refused
+//! deleted nothing, neither in what the broker serves nor in what it finds after a restart.
 //!
 //! Needs root to mount the tmpfs; it fails (never skips) when the mount is impossible.
 
@@ -14,8 +15,12 @@ use bytes::{BufMut, Bytes};
 use kafka_group_operator::wire::{decode_response, encode_request};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
-use kafka_protocol::messages::{GroupId, OffsetCommitRequest, TopicName};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::offset_delete_request::{OffsetDeleteRequestPartition, OffsetDeleteRequestTopic};
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
+use kafka_protocol::messages::{
+    DeleteGroupsRequest, GroupId, OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, TopicName,
+};
+use kafka_protocol::protocol::{Request, StrBytes};
 use rskafka::client::ClientBuilder;
 use rskafka::client::error::{Error as ClientError, ProtocolError};
 use rskafka::client::partition::{Compression, PartitionClient, UnknownTopicHandling};
@@ -160,18 +165,38 @@ async fn read_all(p: &PartitionClient) -> BTreeMap<i64, String> {
     }
 }
 
-/// An OffsetCommit (v8) of `offset` for every partition of `topic`, sent as is: no client retries it, so
-/// the broker's first answer is what comes back. Returns the partitions' error codes.
-fn raw_commit(bootstrap: &str, group: &str, topic: &str, offset: i64) -> Vec<i16> {
+/// `request` sent as is over a fresh connection: no client retries it, so the broker's first answer is what
+/// comes back.
+fn raw_request<R: Request>(bootstrap: &str, request: &R, version: i16) -> R::Response {
+    let mut stream = TcpStream::connect(bootstrap).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let frame = encode_request(request, version, 1, Some("full-disk-test")).expect("encode");
+    stream.write_all(&frame).expect("send");
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).expect("response length");
+    let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+    stream.read_exact(&mut body).expect("response");
+    let mut framed = bytes::BytesMut::new();
+    framed.put_slice(&body);
+    decode_response::<R>(Bytes::from(framed), version).expect("decode")
+}
+
+fn str_bytes(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_owned())
+}
+
+/// An OffsetCommit (v8) of `offset` for partitions 0 to `partitions - 1` of `topic`, without a generation.
+/// Returns the partitions' error codes.
+fn raw_commit(bootstrap: &str, group: &str, topic: &str, partitions: i32, offset: i64) -> Vec<i16> {
     let request = OffsetCommitRequest::default()
-        .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
+        .with_group_id(GroupId(str_bytes(group)))
         .with_generation_id_or_member_epoch(-1)
         .with_member_id(StrBytes::from_static_str(""))
         .with_topics(vec![
             OffsetCommitRequestTopic::default()
-                .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+                .with_name(TopicName(str_bytes(topic)))
                 .with_partitions(
-                    (0..PARTITIONS)
+                    (0..partitions)
                         .map(|p| {
                             OffsetCommitRequestPartition::default()
                                 .with_partition_index(p)
@@ -182,18 +207,57 @@ fn raw_commit(bootstrap: &str, group: &str, topic: &str, offset: i64) -> Vec<i16
                         .collect(),
                 ),
         ]);
-    let mut stream = TcpStream::connect(bootstrap).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
-    let frame = encode_request(&request, 8, 1, Some("full-disk-test")).expect("encode");
-    stream.write_all(&frame).expect("send");
-    let mut len = [0u8; 4];
-    stream.read_exact(&mut len).expect("response length");
-    let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
-    stream.read_exact(&mut body).expect("response");
-    let mut framed = bytes::BytesMut::new();
-    framed.put_slice(&body);
-    let response = decode_response::<OffsetCommitRequest>(Bytes::from(framed), 8).expect("decode");
+    let response = raw_request(bootstrap, &request, 8);
     response.topics[0].partitions.iter().map(|p| p.error_code).collect()
+}
+
+/// A DeleteGroups (v2) of `group`: its error code.
+fn raw_delete_group(bootstrap: &str, group: &str) -> i16 {
+    let request = DeleteGroupsRequest::default().with_groups_names(vec![GroupId(str_bytes(group))]);
+    raw_request(bootstrap, &request, 2).results[0].error_code
+}
+
+/// An OffsetDelete (v0) of `partitions` of `topic` in `group`: the request's error code, then the partitions'.
+fn raw_delete_offsets(bootstrap: &str, group: &str, topic: &str, partitions: &[i32]) -> (i16, Vec<i16>) {
+    let request = OffsetDeleteRequest::default()
+        .with_group_id(GroupId(str_bytes(group)))
+        .with_topics(vec![
+            OffsetDeleteRequestTopic::default()
+                .with_name(TopicName(str_bytes(topic)))
+                .with_partitions(
+                    partitions
+                        .iter()
+                        .map(|p| OffsetDeleteRequestPartition::default().with_partition_index(*p))
+                        .collect(),
+                ),
+        ]);
+    let response = raw_request(bootstrap, &request, 0);
+    let partitions = response
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+        .collect();
+    (response.error_code, partitions)
+}
+
+/// Every committed offset of `group` (OffsetFetch v8 of all its partitions), as `"topic:partition" -> offset`.
+fn raw_fetch(bootstrap: &str, group: &str) -> BTreeMap<String, i64> {
+    let request = OffsetFetchRequest::default().with_groups(vec![
+        OffsetFetchRequestGroup::default()
+            .with_group_id(GroupId(str_bytes(group)))
+            .with_topics(None),
+    ]);
+    let response = raw_request(bootstrap, &request, 8);
+    assert_eq!(response.groups[0].error_code, 0, "OffsetFetch of {group}");
+    response.groups[0]
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |p| (format!("{}:{}", t.name.0, p.partition_index), p.committed_offset))
+        })
+        .collect()
 }
 
 #[test]
@@ -231,7 +295,7 @@ fn a_full_disk_loses_no_acknowledged_record_or_commit() {
             }) => {}
             other => panic!("produce {attempt} to a full disk: expected KAFKA_STORAGE_ERROR, got {other:?}"),
         }
-        let errors = raw_commit(&bootstrap, &committer, &topic, 100 + attempt);
+        let errors = raw_commit(&bootstrap, &committer, &topic, PARTITIONS, 100 + attempt);
         assert!(
             errors
                 .iter()
@@ -344,4 +408,82 @@ fn group_offsets(bootstrap: &str, group: &str, topic: &str) -> BTreeMap<String, 
         .filter(|r| r.topic == topic)
         .filter_map(|r| r.current_offset.map(|o| (format!("{}:{}", r.topic, r.partition), o)))
         .collect()
+}
+
+/// A DeleteGroups and an OffsetDelete refused on a full disk delete nothing: the group and the offsets are still
+/// served, and still there after kill -9 and a restart (the log kept them). With space, both deletions succeed
+/// and stay done after another kill -9.
+#[test]
+fn deletions_refused_on_a_full_disk_delete_nothing() {
+    // Dropped last: the brokers below are stopped before the file system is unmounted.
+    let fs = SmallFileSystem::mount("4m");
+    let data_dir = fs.path().join("data");
+    let data_arg = data_dir.to_str().expect("utf-8 path").to_owned();
+    let args = ["--data-dir", data_arg.as_str()];
+    let broker = BrokerProcess::start(&args);
+    let bootstrap = broker.bootstrap();
+    let topic = unique_name("full-disk-deletions");
+    create_topic_with_cli(&bootstrap, &topic, 4);
+    // Group ids longer than a page: a deletion's record cannot fit into what the last page of the group log has
+    // left, so its write fails however full that page is.
+    let long = |prefix: &str| format!("{}-{}", unique_name(prefix), "x".repeat(5000));
+    let (deleted, trimmed) = (long("full-disk-deleted"), long("full-disk-trimmed"));
+    for group in [&deleted, &trimmed] {
+        assert_eq!(
+            raw_commit(&bootstrap, group, &topic, 4, 3),
+            vec![0; 4],
+            "commit to {group:.40}"
+        );
+    }
+    let offsets = |partitions: std::ops::Range<i32>| -> BTreeMap<String, i64> {
+        partitions.map(|p| (format!("{topic}:{p}"), 3)).collect()
+    };
+
+    let filler = fs.fill();
+    let unavailable = ResponseError::CoordinatorNotAvailable.code();
+    assert_eq!(raw_delete_group(&bootstrap, &deleted), unavailable);
+    assert_eq!(raw_delete_offsets(&bootstrap, &trimmed, &topic, &[0, 1]).0, unavailable);
+    assert_eq!(
+        group_offsets(&bootstrap, &deleted, &topic),
+        offsets(0..4),
+        "the group is still served"
+    );
+    assert_eq!(
+        group_offsets(&bootstrap, &trimmed, &topic),
+        offsets(0..4),
+        "the offsets are still served"
+    );
+
+    std::fs::remove_file(&filler).expect("free the file system");
+    broker.kill9();
+    let restarted = BrokerProcess::start(&args);
+    let bootstrap = restarted.bootstrap();
+    assert_eq!(
+        group_offsets(&bootstrap, &deleted, &topic),
+        offsets(0..4),
+        "the group after kill -9"
+    );
+    assert_eq!(
+        group_offsets(&bootstrap, &trimmed, &topic),
+        offsets(0..4),
+        "the offsets after kill -9"
+    );
+
+    assert_eq!(raw_delete_group(&bootstrap, &deleted), 0);
+    assert_eq!(
+        raw_delete_offsets(&bootstrap, &trimmed, &topic, &[0, 1]),
+        (0, vec![0, 0])
+    );
+    restarted.kill9();
+    let again = BrokerProcess::start(&args);
+    let bootstrap = again.bootstrap();
+    assert!(
+        raw_fetch(&bootstrap, &deleted).is_empty(),
+        "the deleted group after kill -9"
+    );
+    assert_eq!(
+        raw_fetch(&bootstrap, &trimmed),
+        offsets(2..4),
+        "the deleted offsets after kill -9"
+    );
 }

@@ -18,6 +18,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::group::GroupState;
 use super::journal::Record;
 use super::member::JoinOutcome;
+use super::undo::Undo;
 use super::{GroupCoordinator, not_a_coordinator_api};
 
 /// The only group type this coordinator runs (ListGroups v5 `types_filter`, `group_type`).
@@ -135,6 +136,7 @@ pub(super) async fn delete_groups(
     _version: i16,
 ) -> DeleteGroupsResponse {
     let mut records = Vec::new();
+    let mut undo = Undo::default();
     let (mut results, durable) = {
         let mut groups = c.lock();
         let results: Vec<(StrBytes, i16)> = r
@@ -148,6 +150,7 @@ pub(super) async fn delete_groups(
                     Some(g) if g.state != GroupState::Empty => ResponseError::NonEmptyGroup.code(),
                     Some(g) => {
                         g.mark_dead();
+                        undo.removed(g);
                         groups.remove(id.0.as_str());
                         records.push(Record::DeleteGroup {
                             group: id.0.to_string(),
@@ -158,7 +161,7 @@ pub(super) async fn delete_groups(
                 (id.0.clone(), error)
             })
             .collect();
-        let durable = c.persist(&records);
+        let durable = c.persist(&records, undo);
         (results, durable)
     };
     if let Some(rx) = durable

@@ -18,7 +18,8 @@
 //! fragment (replay would stop at it and drop every record after it). If even that fails, the next group
 //! commit retries it first and fails until it succeeds. A record larger than replay accepts (`MAX_RECORD`)
 //! is never written: the APIs refuse what could make one (`limits::MAX_STRING`), and `append`
-//! refuses it too.
+//! refuses it too. Each failed append's rollback (the coordinator taking its change back in memory) runs
+//! before anyone is answered, the newest first, whether or not someone waits for it.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -308,11 +309,50 @@ pub fn parse(image: &[u8]) -> io::Result<(Vec<Record>, usize)> {
     Ok((records, pos))
 }
 
+/// Test hook, after kfake's `ControlKey`: group commits that fail as on a full disk, in the order queued (none
+/// outside tests).
+#[derive(Default)]
+struct Faults {
+    #[cfg(test)]
+    queued: std::sync::Mutex<std::collections::VecDeque<(oneshot::Sender<()>, mpsc::Receiver<()>)>>,
+}
+
+impl Faults {
+    /// The error this group commit fails with before any byte is written, once the test lets it go.
+    fn take(&self) -> Option<io::Error> {
+        #[cfg(test)]
+        {
+            let next = self.queued.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+            if let Some((taken, release)) = next {
+                let _ = taken.send(());
+                // Until the test drops its end (or sends on it).
+                let _ = release.recv();
+                return Some(io::Error::from_raw_os_error(28));
+            }
+        }
+        None
+    }
+}
+
+/// A group commit a test made fail: `taken` completes when the writer has taken it (what is queued from then
+/// on goes into later group commits); it fails once `release` is dropped.
+#[cfg(test)]
+pub struct HeldWrite {
+    pub taken: oneshot::Receiver<()>,
+    pub release: mpsc::Sender<()>,
+}
+
+/// Takes back in memory a change whose records did not become durable.
+pub type Rollback = Box<dyn FnOnce() + Send>;
+
 struct Batch {
     bytes: Vec<u8>,
     /// `bytes` is a whole new log (compaction) that replaces the file, rather than records to append.
     replace: bool,
+    /// Why the records are not written at all (`bytes` is then empty).
+    refused: Option<io::Error>,
     done: Option<oneshot::Sender<io::Result<()>>>,
+    rollback: Option<Rollback>,
 }
 
 /// The open log and its writer thread.
@@ -323,6 +363,8 @@ pub struct Journal {
     /// grown to several times its live content.
     size: AtomicU64,
     compacted_size: AtomicU64,
+    #[cfg(test)]
+    faults: std::sync::Arc<Faults>,
 }
 
 /// The log is never compacted below this size.
@@ -360,25 +402,32 @@ impl Journal {
         let file = replace_file(dir, &path, &fresh)?;
         let (tx, rx) = mpsc::channel::<Batch>();
         let dir = dir.to_owned();
+        let faults = std::sync::Arc::new(Faults::default());
+        let writer_faults = faults.clone();
         let writer = thread::Builder::new()
             .name("group-log".into())
-            .spawn(move || write_loop(file, fresh_len, &dir, &path, rx))?;
+            .spawn(move || write_loop(file, fresh_len, &dir, &path, rx, &writer_faults))?;
         Ok((
             Journal {
                 tx: std::sync::Mutex::new(Some(tx)),
                 writer: std::sync::Mutex::new(Some(writer)),
                 size: AtomicU64::new(fresh_len),
                 compacted_size: AtomicU64::new(fresh_len),
+                #[cfg(test)]
+                faults,
             },
             groups,
         ))
     }
 
-    /// Queues records; the receiver completes once they are synced. Call in the order the state changed.
-    /// Records that replay would not accept are refused (none of them is written).
-    pub fn append(&self, records: &[Record]) -> oneshot::Receiver<io::Result<()>> {
+    /// Queues records; the receiver completes once they are synced, or with the error that kept them from it,
+    /// after `rollback` has run on the writer's thread (so it must not need what the caller holds while calling
+    /// this). Call in the order the state changed. Records that replay would not accept are refused (none of
+    /// them is written).
+    pub fn append(&self, records: &[Record], rollback: Option<Rollback>) -> oneshot::Receiver<io::Result<()>> {
         let (done, rx) = oneshot::channel();
         let mut bytes = Vec::new();
+        let mut refused = None;
         for r in records {
             let start = bytes.len();
             r.encode(&mut bytes);
@@ -388,18 +437,21 @@ impl Journal {
                     limit = MAX_RECORD,
                     "group log: refusing a record larger than replay accepts"
                 );
-                let _ = done.send(Err(io::Error::new(
+                refused = Some(io::Error::new(
                     io::ErrorKind::InvalidInput,
                     format!("a group log record of {} bytes is too large", bytes.len() - start),
-                )));
-                return rx;
+                ));
+                bytes.clear();
+                break;
             }
         }
         self.size.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         self.send(Batch {
             bytes,
             replace: false,
+            refused,
             done: Some(done),
+            rollback,
         });
         rx
     }
@@ -419,10 +471,14 @@ impl Journal {
         self.send(Batch {
             bytes: image,
             replace: true,
+            refused: None,
             done: None,
+            rollback: None,
         });
     }
 
+    /// Hands `batch` to the writer. Once the log is closed, the batch fails without its rollback: the caller
+    /// holds the groups, and the coordinator serves nothing any more.
     fn send(&self, batch: Batch) {
         let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
         match tx.as_ref() {
@@ -439,6 +495,19 @@ impl Journal {
                 }
             }
         }
+    }
+
+    /// Makes the next group commit not yet taken by the writer fail with ENOSPC, held until `release` is dropped.
+    #[cfg(test)]
+    pub fn fail_next_group_commit(&self) -> HeldWrite {
+        let (taken_tx, taken) = oneshot::channel();
+        let (release, release_rx) = mpsc::channel();
+        self.faults
+            .queued
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back((taken_tx, release_rx));
+        HeldWrite { taken, release }
     }
 
     /// Flushes what is queued and stops the writer.
@@ -458,7 +527,7 @@ impl Drop for Journal {
 
 /// Appends and syncs what is queued, a group commit at a time. `synced` is the length of the file's whole,
 /// synced records: what a failed write or sync is cut back to.
-fn write_loop(mut file: File, mut synced: u64, dir: &Path, path: &Path, rx: mpsc::Receiver<Batch>) {
+fn write_loop(mut file: File, mut synced: u64, dir: &Path, path: &Path, rx: mpsc::Receiver<Batch>, faults: &Faults) {
     // A failed write's fragment that could not be cut off yet.
     let mut torn = false;
     while let Ok(first) = rx.recv() {
@@ -466,7 +535,11 @@ fn write_loop(mut file: File, mut synced: u64, dir: &Path, path: &Path, rx: mpsc
         while let Ok(more) = rx.try_recv() {
             batches.push(more);
         }
-        let mut result = if torn { cut(&file, synced) } else { Ok(()) };
+        let mut result = match faults.take() {
+            Some(injected) => Err(injected),
+            None if torn => cut(&file, synced),
+            None => Ok(()),
+        };
         let mut end = synced;
         if result.is_ok() {
             torn = false;
@@ -500,15 +573,28 @@ fn write_loop(mut file: File, mut synced: u64, dir: &Path, path: &Path, rx: mpsc
                     }
                 }
             }
-        } else {
+        } else if torn {
             tracing::error!("group log: a failed write is still not cut off; refusing writes");
         }
+        let error = |b: &Batch| {
+            b.refused
+                .as_ref()
+                .or(result.as_ref().err())
+                .map(|e| io::Error::new(e.kind(), e.to_string()))
+        };
+        // What did not become durable is taken back before anyone hears of it, the newest change first: each
+        // then finds the state its change left, as far as later changes that failed with it are concerned.
+        for b in batches.iter_mut().rev() {
+            if error(b).is_some()
+                && let Some(rollback) = b.rollback.take()
+            {
+                rollback();
+            }
+        }
         for b in batches {
+            let outcome = error(&b).map_or(Ok(()), Err);
             if let Some(done) = b.done {
-                let _ = done.send(match &result {
-                    Ok(()) => Ok(()),
-                    Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
-                });
+                let _ = done.send(outcome);
             }
         }
     }
@@ -639,7 +725,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let (journal, _) = Journal::open(dir.path()).expect("open");
         for offset in 0..50 {
-            let synced = journal.append(&[commit("g", offset)]).await;
+            let synced = journal.append(&[commit("g", offset)], None).await;
             assert!(matches!(synced, Ok(Ok(()))));
         }
         let mut live = Offsets::default();
@@ -647,7 +733,7 @@ mod tests {
             live.put("t", 0, committed);
         }
         journal.compact(super::image([("g", Some("consumer"), 3, &live)].into_iter()));
-        let synced = journal.append(&[commit("h", 1)]).await;
+        let synced = journal.append(&[commit("h", 1)], None).await;
         assert!(matches!(synced, Ok(Ok(()))));
         drop(journal);
         let path = dir.path().join(FILE_NAME);
@@ -674,9 +760,11 @@ mod tests {
         {
             let (journal, groups) = Journal::open(dir.path()).expect("open");
             assert!(groups.is_empty());
-            let synced = journal.append(&[commit("g", 1), commit("g", 9), commit("h", 4)]).await;
+            let synced = journal
+                .append(&[commit("g", 1), commit("g", 9), commit("h", 4)], None)
+                .await;
             assert!(matches!(synced, Ok(Ok(()))));
-            let synced = journal.append(&[Record::DeleteGroup { group: "h".into() }]).await;
+            let synced = journal.append(&[Record::DeleteGroup { group: "h".into() }], None).await;
             assert!(matches!(synced, Ok(Ok(()))));
         }
         // A crash in the middle of the next append.

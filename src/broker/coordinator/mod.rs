@@ -3,7 +3,8 @@
 //! clients cannot tell the difference.
 //!
 //! `group` is the pure state machine, `member` and `offsets` its data, `journal` the durable log of offsets and
-//! group metadata, `membership` and `offset_api`/`admin` turn requests into state changes and responses.
+//! group metadata, `membership` and `offset_api`/`admin` turn requests into state changes and responses, `undo`
+//! takes back a change whose records the log could not make durable.
 
 mod admin;
 mod group;
@@ -13,6 +14,7 @@ mod member;
 mod membership;
 mod offset_api;
 mod offsets;
+mod undo;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -26,6 +28,7 @@ use uuid::Uuid;
 
 use group::{Group, Timing};
 use journal::{Journal, Record};
+use undo::Undo;
 
 pub use group::GroupState;
 pub use offsets::DEFAULT_RETENTION as DEFAULT_OFFSETS_RETENTION;
@@ -87,7 +90,8 @@ impl ClientInfo {
 pub struct GroupCoordinator {
     config: CoordinatorConfig,
     retention: Duration,
-    groups: Mutex<HashMap<String, Group>>,
+    /// Shared with the log's writer, which takes back what it could not make durable.
+    groups: Arc<Mutex<HashMap<String, Group>>>,
     journal: Option<Journal>,
     shutting_down: AtomicBool,
 }
@@ -137,7 +141,7 @@ impl GroupCoordinator {
         let coordinator = Arc::new(GroupCoordinator {
             config,
             retention,
-            groups: Mutex::new(groups),
+            groups: Arc::new(Mutex::new(groups)),
             journal,
             shutting_down: AtomicBool::new(false),
         });
@@ -193,7 +197,8 @@ impl GroupCoordinator {
 
     /// Deletes the committed offsets of `topic` in every group, as Kafka's coordinator does when a topic is
     /// deleted (so a topic re-created with the same name starts without them); resolves once the deletions are
-    /// in the log (at once without a data dir).
+    /// in the log (at once without a data dir). A failed write is not taken back: the topic is gone either way,
+    /// and the next start deletes the offsets of topics that do not exist.
     pub async fn delete_topic_offsets(&self, topic: &str) -> std::io::Result<()> {
         let durable = {
             let mut groups = self.lock();
@@ -222,7 +227,7 @@ impl GroupCoordinator {
                     records.push(Record::DeleteGroup { group: id });
                 }
             }
-            self.persist(&records)
+            self.persist(&records, Undo::default())
         };
         match durable {
             None => Ok(()),
@@ -264,8 +269,7 @@ impl GroupCoordinator {
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Group>> {
-        // A panic while holding the lock is a bug, but the groups stay consistent enough to keep serving.
-        self.groups.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.groups)
     }
 
     fn timing(&self) -> Timing {
@@ -275,23 +279,32 @@ impl GroupCoordinator {
     }
 
     /// Queues `records` for the log (in state-change order: call with the groups locked); the receiver says
-    /// when they are durable. Without a data dir they are at once.
-    fn persist(&self, records: &[Record]) -> Option<tokio::sync::oneshot::Receiver<std::io::Result<()>>> {
+    /// when they are durable. Without a data dir they are at once. If they do not become durable, `undo` is
+    /// applied before the receiver hears of it.
+    fn persist(&self, records: &[Record], undo: Undo) -> Option<tokio::sync::oneshot::Receiver<std::io::Result<()>>> {
         if records.is_empty() {
             return None;
         }
-        self.journal.as_ref().map(|j| j.append(records))
+        let journal = self.journal.as_ref()?;
+        let rollback = (!undo.is_empty()).then(|| {
+            let groups = Arc::clone(&self.groups);
+            Box::new(move || undo.apply(&mut lock(&groups))) as journal::Rollback
+        });
+        Some(journal.append(records, rollback))
     }
 
     /// Persists a group's generation and protocol type when they changed (no one waits for it).
     fn persist_metadata(&self, group: &mut Group) {
         if std::mem::take(&mut group.metadata_changed) {
             // Dropping the receiver: a failed write is logged by the writer.
-            let _ = self.persist(&[Record::GroupMetadata {
-                group: group.id.clone(),
-                protocol_type: group.protocol_type.clone(),
-                generation: group.generation,
-            }]);
+            let _ = self.persist(
+                &[Record::GroupMetadata {
+                    group: group.id.clone(),
+                    protocol_type: group.protocol_type.clone(),
+                    generation: group.generation,
+                }],
+                Undo::default(),
+            );
         }
     }
 
@@ -299,12 +312,16 @@ impl GroupCoordinator {
         let timing = self.timing();
         let mut groups = self.lock();
         let mut records = Vec::new();
+        // Nobody waits for the expiry: a failed write puts the offsets back, and the next check tries again
+        // (kept in the log but gone from memory, they would come back at the next start).
+        let mut undo = Undo::default();
         for group in groups.values_mut() {
             group.poll(timing, now, wall);
             self.persist_metadata(group);
             if expire_offsets && group.state == GroupState::Empty {
                 let base = group.protocol_type.as_ref().and(group.empty_since);
-                for (topic, partition) in group.offsets.expire(wall, base, self.retention) {
+                for (topic, partition, expired) in group.offsets.expire(wall, base, self.retention) {
+                    undo.offset(&group.id, &topic, partition, Some(expired), None);
                     records.push(Record::DeleteOffset {
                         group: group.id.clone(),
                         topic,
@@ -319,12 +336,13 @@ impl GroupCoordinator {
             groups.retain(|id, g| {
                 let keep = g.state != GroupState::Empty || !g.offsets.is_empty() || !g.pending_members.is_empty();
                 if !keep {
+                    undo.removed(g);
                     records.push(Record::DeleteGroup { group: id.clone() });
                 }
                 keep
             });
         }
-        let _ = self.persist(&records);
+        let _ = self.persist(&records, undo);
         if let Some(journal) = &self.journal
             && journal.should_compact()
         {
@@ -361,6 +379,11 @@ fn run_timers(coordinator: Weak<GroupCoordinator>) {
         }
         c.tick(now, wall_ms(), expire);
     }
+}
+
+fn lock(groups: &Mutex<HashMap<String, Group>>) -> MutexGuard<'_, HashMap<String, Group>> {
+    // A panic while holding the lock is a bug, but the groups stay consistent enough to keep serving.
+    groups.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Milliseconds since the Unix epoch (commit timestamps).

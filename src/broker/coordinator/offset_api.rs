@@ -19,6 +19,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::group::{Group, GroupState};
 use super::journal::Record;
 use super::offsets::{CommittedOffset, MAX_METADATA_BYTES};
+use super::undo::Undo;
 use super::{GroupCoordinator, TopicCatalog, wall_ms};
 
 fn known_partition(topics: &dyn TopicCatalog, topic: &str, partition: i32) -> bool {
@@ -39,8 +40,9 @@ pub(super) async fn offset_commit(
     let now_ms = wall_ms();
     // The whole request fails with one error, or each partition gets its own.
     let mut errors: Vec<Vec<i16>> = r.topics.iter().map(|t| vec![0; t.partitions.len()]).collect();
-    // (topic, partition, what it replaced, what it put): to take back what a failed write did not make durable.
-    let mut undo: Vec<(String, i32, Option<CommittedOffset>, CommittedOffset)> = Vec::new();
+    // Not durable, a commit is taken back: nobody may see it (as in Kafka, where a commit reaches the cache only
+    // once its append succeeded).
+    let mut undo = Undo::default();
     let durable = {
         let mut groups = c.lock();
         let verdict = if group_id.is_empty() {
@@ -57,6 +59,7 @@ pub(super) async fn offset_commit(
                 // commit; a commit naming a generation of a group that does not exist is stale.
                 None if r.generation_id_or_member_epoch < 0 => {
                     groups.insert(group_id.clone(), Group::new(&group_id));
+                    undo.created(&group_id);
                     Ok(())
                 }
                 None => Err(ResponseError::IllegalGeneration.code()),
@@ -94,12 +97,13 @@ pub(super) async fn offset_commit(
                                         .then(|| now_ms.saturating_add(r.retention_time_ms)),
                                 };
                                 let replaced = group.offsets.get(&topic.name.0, partition.partition_index).cloned();
-                                undo.push((
-                                    topic.name.0.to_string(),
+                                undo.offset(
+                                    &group_id,
+                                    &topic.name.0,
                                     partition.partition_index,
                                     replaced,
-                                    committed.clone(),
-                                ));
+                                    Some(committed.clone()),
+                                );
                                 group
                                     .offsets
                                     .put(&topic.name.0, partition.partition_index, committed.clone());
@@ -115,28 +119,13 @@ pub(super) async fn offset_commit(
                         }
                     }
                 }
-                c.persist(&records)
+                c.persist(&records, undo)
             }
         }
     };
     if let Some(rx) = durable
         && !matches!(rx.await, Ok(Ok(())))
     {
-        // Not durable: the client must not take it as committed, and nobody else may see it (as in Kafka, where
-        // a commit reaches the cache only once its append succeeded). A later commit of the same partition
-        // that got in meanwhile stays.
-        if let Some(group) = c.lock().get_mut(&group_id) {
-            for (topic, partition, replaced, put) in undo {
-                if group.offsets.get(&topic, partition) == Some(&put) {
-                    match replaced {
-                        Some(previous) => group.offsets.put(&topic, partition, previous),
-                        None => {
-                            group.offsets.remove(&topic, partition);
-                        }
-                    }
-                }
-            }
-        }
         for e in errors.iter_mut().flatten() {
             if *e == 0 {
                 *e = ResponseError::CoordinatorNotAvailable.code();
@@ -325,6 +314,7 @@ pub(super) async fn offset_delete(
 ) -> OffsetDeleteResponse {
     let group_id = r.group_id.0.to_string();
     let mut records = Vec::new();
+    let mut undo = Undo::default();
     let (top, answer, durable) = {
         let mut groups = c.lock();
         let (top, answer) = match groups.get_mut(&group_id).filter(|g| g.state != GroupState::Dead) {
@@ -350,7 +340,8 @@ pub(super) async fn offset_delete(
                                 } else if active && group.is_subscribed_to(&t.name.0) {
                                     ResponseError::GroupSubscribedToTopic.code()
                                 } else {
-                                    if group.offsets.remove(&t.name.0, p.partition_index).is_some() {
+                                    if let Some(removed) = group.offsets.remove(&t.name.0, p.partition_index) {
+                                        undo.offset(&group_id, &t.name.0, p.partition_index, Some(removed), None);
                                         records.push(Record::DeleteOffset {
                                             group: group_id.clone(),
                                             topic: t.name.0.to_string(),
@@ -373,7 +364,7 @@ pub(super) async fn offset_delete(
             }
         };
         // Queued while the groups are locked: the log keeps the order in which the state changed.
-        let durable = c.persist(&records);
+        let durable = c.persist(&records, undo);
         (top, answer, durable)
     };
     if let Some(rx) = durable

@@ -73,8 +73,14 @@ impl Offsets {
     /// Removes the offsets that retention drops at `now_ms`, as Kafka does for an Empty group: with
     /// `empty_since` (a group that had members under a protocol type) every offset goes once the group has
     /// been empty for `retention`; otherwise (offsets committed by admin tools or standalone consumers) each
-    /// offset goes `retention` after its own commit. An explicit expire timestamp wins in both cases.
-    pub fn expire(&mut self, now_ms: i64, empty_since: Option<i64>, retention: Duration) -> Vec<(String, i32)> {
+    /// offset goes `retention` after its own commit. An explicit expire timestamp wins in both cases. Returns
+    /// what it removed.
+    pub fn expire(
+        &mut self,
+        now_ms: i64,
+        empty_since: Option<i64>,
+        retention: Duration,
+    ) -> Vec<(String, i32, CommittedOffset)> {
         let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
         let mut expired = Vec::new();
         for (topic, partitions) in &self.by_topic {
@@ -89,10 +95,13 @@ impl Offsets {
                 }
             }
         }
-        for (topic, partition) in &expired {
-            self.remove(topic, *partition);
-        }
         expired
+            .into_iter()
+            .filter_map(|(topic, partition)| {
+                let removed = self.remove(&topic, partition)?;
+                Some((topic, partition, removed))
+            })
+            .collect()
     }
 }
 
@@ -138,7 +147,7 @@ mod tests {
         o.put("t", 0, at(1, 0));
         o.put("t", 1, at(2, 5_000));
         let expired = o.expire(10_000, None, Duration::from_secs(10));
-        assert_eq!(expired, vec![("t".to_owned(), 0)]);
+        assert_eq!(expired, vec![("t".to_owned(), 0, at(1, 0))]);
         assert!(o.get("t", 1).is_some());
     }
 

@@ -422,3 +422,264 @@ async fn retention_drops_expired_offsets_and_then_the_empty_group() {
     assert!(!groups.contains_key("old"), "expired offsets, then the group itself");
     assert!(groups.contains_key("fresh"));
 }
+
+fn journal(c: &Arc<GroupCoordinator>) -> &journal::Journal {
+    c.journal.as_ref().expect("a coordinator with a data dir")
+}
+
+/// The coordinator of `dir` after a restart: `c` stops, a new one replays the log.
+fn restart(c: &Arc<GroupCoordinator>, dir: &std::path::Path) -> Arc<GroupCoordinator> {
+    c.shutdown();
+    coordinator(Some(dir.to_owned()))
+}
+
+async fn delete_group(c: &Arc<GroupCoordinator>, group: &str) -> i16 {
+    let request = DeleteGroupsRequest::default().with_groups_names(vec![gid(group)]);
+    match call(c, RequestKind::DeleteGroups(request), 2).await {
+        ResponseKind::DeleteGroups(r) => r.results[0].error_code,
+        other => panic!("not a DeleteGroups response: {other:?}"),
+    }
+}
+
+/// OffsetDelete of `partitions` of topic `t`: the top-level error code.
+async fn delete_offsets(c: &Arc<GroupCoordinator>, group: &str, partitions: &[i32]) -> i16 {
+    let request = OffsetDeleteRequest::default()
+        .with_group_id(gid(group))
+        .with_topics(vec![
+            OffsetDeleteRequestTopic::default()
+                .with_name(TopicName(s("t")))
+                .with_partitions(
+                    partitions
+                        .iter()
+                        .map(|p| OffsetDeleteRequestPartition::default().with_partition_index(*p))
+                        .collect(),
+                ),
+        ]);
+    match call(c, RequestKind::OffsetDelete(request), 0).await {
+        ResponseKind::OffsetDelete(r) => r.error_code,
+        other => panic!("not an OffsetDelete response: {other:?}"),
+    }
+}
+
+/// The ids ListGroups answers.
+async fn listed_groups(c: &Arc<GroupCoordinator>) -> Vec<String> {
+    match call(c, RequestKind::ListGroups(ListGroupsRequest::default()), 4).await {
+        ResponseKind::ListGroups(r) => r.groups.iter().map(|g| g.group_id.0.to_string()).collect(),
+        other => panic!("not a ListGroups response: {other:?}"),
+    }
+}
+
+/// Yields to the spawned requests until `done` holds of the groups (a 5 s deadline).
+async fn until(c: &Arc<GroupCoordinator>, what: &str, done: impl Fn(&HashMap<String, group::Group>) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !done(&c.lock()) {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::task::yield_now().await;
+    }
+}
+
+fn offset_in(groups: &HashMap<String, group::Group>, group: &str, partition: i32) -> Option<i64> {
+    groups.get(group)?.offsets.get("t", partition).map(|c| c.offset)
+}
+
+fn t(partition: i32, offset: i64) -> (String, i32, i64) {
+    ("t".to_owned(), partition, offset)
+}
+
+#[tokio::test]
+async fn a_group_deletion_that_is_not_written_leaves_the_group_and_its_offsets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let c = coordinator(Some(dir.path().to_owned()));
+    assert_eq!(commit(&c, "g", "", -1, "t", 0, 5).await, 0);
+    assert_eq!(commit(&c, "g", "", -1, "t", 1, 6).await, 0);
+
+    let _ = journal(&c).fail_next_group_commit();
+    assert_eq!(
+        delete_group(&c, "g").await,
+        ResponseError::CoordinatorNotAvailable.code()
+    );
+    assert_eq!(committed(&fetch(&c, &[("g", None)]).await, 0), vec![t(0, 5), t(1, 6)]);
+    assert_eq!(listed_groups(&c).await, vec!["g".to_owned()]);
+
+    let c = restart(&c, dir.path());
+    assert_eq!(committed(&fetch(&c, &[("g", None)]).await, 0), vec![t(0, 5), t(1, 6)]);
+    assert_eq!(delete_group(&c, "g").await, 0);
+    let c = restart(&c, dir.path());
+    assert!(committed(&fetch(&c, &[("g", None)]).await, 0).is_empty());
+    assert!(listed_groups(&c).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_offset_deletion_that_is_not_written_leaves_the_offsets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let c = coordinator(Some(dir.path().to_owned()));
+    for partition in 0..3 {
+        assert_eq!(commit(&c, "g", "", -1, "t", partition, 5).await, 0);
+    }
+
+    let _ = journal(&c).fail_next_group_commit();
+    assert_eq!(
+        delete_offsets(&c, "g", &[0, 1]).await,
+        ResponseError::CoordinatorNotAvailable.code()
+    );
+    let all = vec![t(0, 5), t(1, 5), t(2, 5)];
+    assert_eq!(committed(&fetch(&c, &[("g", None)]).await, 0), all);
+
+    let c = restart(&c, dir.path());
+    assert_eq!(committed(&fetch(&c, &[("g", None)]).await, 0), all);
+    assert_eq!(delete_offsets(&c, "g", &[0, 1]).await, 0);
+    let c = restart(&c, dir.path());
+    assert_eq!(committed(&fetch(&c, &[("g", None)]).await, 0), vec![t(2, 5)]);
+}
+
+#[tokio::test]
+async fn a_failed_group_deletion_keeps_a_commit_made_while_it_was_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let c = coordinator(Some(dir.path().to_owned()));
+    assert_eq!(commit(&c, "g", "", -1, "t", 0, 1).await, 0);
+    assert_eq!(commit(&c, "g", "", -1, "t", 1, 2).await, 0);
+
+    let held = journal(&c).fail_next_group_commit();
+    let deletion = tokio::spawn({
+        let c = c.clone();
+        async move { delete_group(&c, "g").await }
+    });
+    held.taken.await.expect("the deletion's write is taken");
+    // A new group of the same id, created by a commit, while the deletion is being written.
+    let recommit = tokio::spawn({
+        let c = c.clone();
+        async move { commit(&c, "g", "", -1, "t", 0, 9).await }
+    });
+    until(&c, "the new commit", |g| offset_in(g, "g", 0) == Some(9)).await;
+    drop(held.release);
+    assert_eq!(deletion.await.ok(), Some(ResponseError::CoordinatorNotAvailable.code()));
+    assert_eq!(recommit.await.ok(), Some(0));
+
+    assert_eq!(committed(&fetch(&c, &[("g", None)]).await, 0), vec![t(0, 9), t(1, 2)]);
+    let c = restart(&c, dir.path());
+    assert_eq!(committed(&fetch(&c, &[("g", None)]).await, 0), vec![t(0, 9), t(1, 2)]);
+}
+
+#[tokio::test]
+async fn a_failed_offset_deletion_keeps_a_commit_made_while_it_was_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let c = coordinator(Some(dir.path().to_owned()));
+    assert_eq!(commit(&c, "g", "", -1, "t", 0, 1).await, 0);
+    assert_eq!(commit(&c, "g", "", -1, "t", 1, 2).await, 0);
+
+    let held = journal(&c).fail_next_group_commit();
+    let deletion = tokio::spawn({
+        let c = c.clone();
+        async move { delete_offsets(&c, "g", &[0, 1]).await }
+    });
+    held.taken.await.expect("the deletion's write is taken");
+    let recommit = tokio::spawn({
+        let c = c.clone();
+        async move { commit(&c, "g", "", -1, "t", 0, 9).await }
+    });
+    until(&c, "the new commit", |g| offset_in(g, "g", 0) == Some(9)).await;
+    drop(held.release);
+    assert_eq!(deletion.await.ok(), Some(ResponseError::CoordinatorNotAvailable.code()));
+    assert_eq!(recommit.await.ok(), Some(0));
+
+    assert_eq!(committed(&fetch(&c, &[("g", None)]).await, 0), vec![t(0, 9), t(1, 2)]);
+    let c = restart(&c, dir.path());
+    assert_eq!(committed(&fetch(&c, &[("g", None)]).await, 0), vec![t(0, 9), t(1, 2)]);
+}
+
+#[tokio::test]
+async fn changes_failing_in_one_group_commit_are_taken_back_newest_first() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let c = coordinator(Some(dir.path().to_owned()));
+    assert_eq!(commit(&c, "g", "", -1, "t", 0, 3).await, 0);
+
+    // The first failing group commit is held, so that the commit and the deletion after it are queued
+    // together and fail together in the second.
+    let held = journal(&c).fail_next_group_commit();
+    let _ = journal(&c).fail_next_group_commit();
+    let other = tokio::spawn({
+        let c = c.clone();
+        async move { commit(&c, "other", "", -1, "u", 0, 1).await }
+    });
+    held.taken.await.expect("the first write is taken");
+    let recommit = tokio::spawn({
+        let c = c.clone();
+        async move { commit(&c, "g", "", -1, "t", 0, 5).await }
+    });
+    until(&c, "the new commit", |g| offset_in(g, "g", 0) == Some(5)).await;
+    let deletion = tokio::spawn({
+        let c = c.clone();
+        async move { delete_group(&c, "g").await }
+    });
+    until(&c, "the deletion", |g| !g.contains_key("g")).await;
+    drop(held.release);
+    let failed = ResponseError::CoordinatorNotAvailable.code();
+    assert_eq!(other.await.ok(), Some(failed));
+    assert_eq!(recommit.await.ok(), Some(failed));
+    assert_eq!(deletion.await.ok(), Some(failed));
+
+    assert_eq!(committed(&fetch(&c, &[("g", None)]).await, 0), vec![t(0, 3)]);
+    assert_eq!(
+        listed_groups(&c).await,
+        vec!["g".to_owned()],
+        "no trace of the refused commit's group"
+    );
+    let c = restart(&c, dir.path());
+    assert_eq!(committed(&fetch(&c, &[("g", None)]).await, 0), vec![t(0, 3)]);
+}
+
+#[tokio::test]
+async fn a_commit_that_is_not_written_creates_no_group() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let c = coordinator(Some(dir.path().to_owned()));
+    let _ = journal(&c).fail_next_group_commit();
+    assert_eq!(
+        commit(&c, "g", "", -1, "t", 0, 3).await,
+        ResponseError::CoordinatorNotAvailable.code()
+    );
+    assert!(listed_groups(&c).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_expiry_that_is_not_written_is_taken_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let c = GroupCoordinator::with_retention(
+        CoordinatorConfig {
+            data_dir: Some(dir.path().to_owned()),
+            initial_rebalance_delay: Duration::ZERO,
+            ..CoordinatorConfig::default()
+        },
+        Duration::from_secs(60),
+    )
+    .expect("coordinator");
+    assert_eq!(commit(&c, "old", "", -1, "t", 0, 1).await, 0);
+    if let Some(g) = c.lock().get_mut("old")
+        && let Some(committed) = g.offsets.get("t", 0).cloned()
+    {
+        g.offsets.put(
+            "t",
+            0,
+            offsets::CommittedOffset {
+                commit_timestamp: wall_ms() - 120_000,
+                ..committed
+            },
+        );
+    }
+
+    let _ = journal(&c).fail_next_group_commit();
+    c.tick(std::time::Instant::now(), wall_ms(), true);
+    // Answered after the expiry's group commit: its failure has been dealt with by then.
+    commit(&c, "probe", "", -1, "u", 0, 1).await;
+    assert_eq!(
+        committed(&fetch(&c, &[("old", None)]).await, 0),
+        vec![t(0, 1)],
+        "the log still has them: a restart would serve them again"
+    );
+    c.tick(std::time::Instant::now(), wall_ms(), true);
+    commit(&c, "probe", "", -1, "u", 0, 2).await;
+    let c = restart(&c, dir.path());
+    assert!(
+        committed(&fetch(&c, &[("old", None)]).await, 0).is_empty(),
+        "the next retention check expires them"
+    );
+}

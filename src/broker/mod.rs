@@ -297,6 +297,7 @@ impl Broker {
         tracing::info!(
             protocol = security.protocol(),
             users = self.node.users.names().len(),
+            certificate_users = self.node.users.certificate_names().len(),
             "embedded broker security reconfigured"
         );
         Ok(())

@@ -63,7 +63,7 @@ fn users(path: &Path) -> Result<Vec<User>> {
             }
             Ok(User {
                 name: name.to_owned(),
-                password: password.as_bytes().to_vec(),
+                password: Some(password.as_bytes().to_vec()),
                 allow: None,
             })
         })

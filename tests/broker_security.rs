@@ -872,3 +872,69 @@ fn on_sasl_ssl_the_principal_is_the_sasl_user_not_the_certificate() {
     produce_with(&bootstrap, &security, &topic, 1);
     produce_is_refused(&bootstrap, &security, &unique_name("bob-sasl"));
 }
+
+/// `broker --users-file` on an SSL listener with `--tls-client-ca`: a line without a password declares the
+/// certificate of that CN; a `name:password` line there (SASL is off) is refused, never stored as a name.
+#[test]
+fn the_users_file_declares_certificate_users_by_cn() {
+    let tls = tls();
+    let dir = support::process::fixture_dir("broker-certificate-users");
+    let users = dir.join("users");
+    std::fs::write(&users, "# client certificates, by CN\nalice\n").expect("users");
+    let path = |p: &Path| p.display().to_string();
+    let (cert, key, ca, users_arg) = (
+        path(&tls.server.cert),
+        path(&tls.server.key),
+        path(tls.pki.ca_cert()),
+        path(&users),
+    );
+    let broker = BrokerProcess::start(&[
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+        "--tls-client-ca",
+        &ca,
+        "--users-file",
+        &users_arg,
+    ]);
+    let bootstrap = broker.bootstrap();
+    let topic = unique_name("declared");
+    let alice = tls.pki.client_cert("alice", "/CN=alice");
+    tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(
+            our_certificate_client(&bootstrap, &tls, &alice)
+                .create_topics(&[kafka_group_operator::kafka::NewTopic::new(topic.clone(), 1)]),
+        )
+        .expect("alice creates a topic");
+    produce_with(&bootstrap, &with_certificate(&tls, &alice), &topic, 2);
+    let mallory = tls.pki.client_cert("mallory", "/CN=mallory");
+    let (_, out) = kcat(&bootstrap, &kcat_certificate(&tls, &mallory), &["-L", "-t", &topic]);
+    assert!(
+        out.contains("Topic authorization failed"),
+        "kcat -L -t as CN=mallory: {out}"
+    );
+    drop(broker);
+
+    std::fs::write(&users, "alice:a-password-not-a-name\n").expect("users");
+    let out = Command::new(env!("CARGO_BIN_EXE_kafka-group-operator"))
+        .args([
+            "broker",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+        ])
+        .args(["--tls-client-ca", &ca, "--users-file", &users_arg])
+        .output()
+        .expect("run the broker");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("line 1") && stderr.contains("--sasl-mechanisms") && !stderr.contains("a-password-not-a-name"),
+        "{stderr}"
+    );
+}

@@ -84,7 +84,7 @@ fn security(serve: &EmbeddedServe, operator_password: &Secret) -> SecurityConfig
         .iter()
         .map(|u| User {
             name: u.name.clone(),
-            password: Some(u.password.expose().to_vec()),
+            password: u.password.as_ref().map(|p| p.expose().to_vec()),
             allow: u.allow.clone().map(|(topics, groups)| Allow { topics, groups }),
         })
         .collect();

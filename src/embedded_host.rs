@@ -84,13 +84,13 @@ fn security(serve: &EmbeddedServe, operator_password: &Secret) -> SecurityConfig
         .iter()
         .map(|u| User {
             name: u.name.clone(),
-            password: u.password.expose().to_vec(),
+            password: u.password.as_ref().map(|p| p.expose().to_vec()),
             allow: u.allow.clone().map(|(topics, groups)| Allow { topics, groups }),
         })
         .collect();
     users.push(User {
         name: OPERATOR_USER.to_owned(),
-        password: operator_password.expose().to_vec(),
+        password: Some(operator_password.expose().to_vec()),
         allow: None,
     });
     SecurityConfig {

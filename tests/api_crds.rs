@@ -93,6 +93,11 @@ async fn valid_objects_are_accepted() {
             json!({"users": [{"name": "app", "passwordSecretRef": {"name": "s", "key": "k"}, "allow": {"topics": ["orders"]}}],
                    "tls": {"secretName": "broker-tls", "clientCaSecretRef": {"name": "broker-tls", "key": "ca.crt"}}}),
         ),
+        (
+            "certificate-users",
+            json!({"mechanism": "none", "users": [{"name": "alice", "allow": {"topics": ["alice-"]}}],
+                   "tls": {"secretName": "broker-tls", "clientCaSecretRef": {"name": "broker-tls", "key": "ca.crt"}}}),
+        ),
     ] {
         api_for(&client, &ns, "KafkaCluster")
             .create(
@@ -180,10 +185,32 @@ async fn kafka_cluster_rules_reject_bad_input_with_clear_messages() {
             "embedded.dataDir must not contain '..'",
         ),
         (
+            json!({"embedded": {"authentication": {"users": [{"name": "app"}]}}}),
+            "users of a SASL mechanism (SCRAM-SHA-512, the default, SCRAM-SHA-256 or PLAIN) need passwordSecretRef",
+        ),
+        (
+            json!({"embedded": {"authentication": {"users": [{"name": "app", "passwordSecretRef": null}]}}}),
+            "users of a SASL mechanism (SCRAM-SHA-512, the default, SCRAM-SHA-256 or PLAIN) need passwordSecretRef",
+        ),
+        (
+            json!({"embedded": {"authentication": {"mechanism": "PLAIN", "users": [{"name": "app"}],
+                   "tls": {"secretName": "broker-tls", "clientCaSecretRef": {"name": "broker-tls", "key": "ca.crt"}}}}}),
+            "users of a SASL mechanism (SCRAM-SHA-512, the default, SCRAM-SHA-256 or PLAIN) need passwordSecretRef",
+        ),
+        (
+            json!({"embedded": {"authentication": {"mechanism": "none", "users": [{"name": "app"}]}}}),
+            "with mechanism none, users are client certificates (a user's name is its certificate's CN): set tls.clientCaSecretRef",
+        ),
+        (
+            json!({"embedded": {"authentication": {"mechanism": "none", "users": [{"name": "app"}],
+                   "tls": {"secretName": "broker-tls"}}}}),
+            "with mechanism none, users are client certificates (a user's name is its certificate's CN): set tls.clientCaSecretRef",
+        ),
+        (
             json!({"embedded": {"authentication": {"mechanism": "none", "users": [
                 {"name": "app", "passwordSecretRef": {"name": "s", "key": "k"}}
-            ]}}}),
-            "users authenticate with SASL",
+            ], "tls": {"secretName": "broker-tls", "clientCaSecretRef": {"name": "broker-tls", "key": "ca.crt"}}}}}),
+            "with mechanism none, users authenticate with their client certificate, not a password: remove passwordSecretRef",
         ),
         (
             json!({"embedded": {"authentication": {"users": [

@@ -3,12 +3,13 @@
 //! confluent-kafka (librdkafka), kcat and Kafka's Java CLI tools (AdminClient) — and with the operator's own
 //! client. A wrong password, a missing client certificate and an unauthenticated client each fail with the
 //! error Kafka gives; credentials are stored salted in the data dir and survive a restart; users and
-//! passwords change without a restart.
+//! passwords change without a restart. On an SSL listener with required client certificates the principal is
+//! the certificate's CN, and a user declared without a password is that certificate's `allow`.
 
 mod support;
 
 use kafka_group_operator::broker::BrokerConfig;
-use kafka_group_operator::broker::auth::{Mechanism, SecurityConfig, TlsIdentity, User};
+use kafka_group_operator::broker::auth::{Allow, Mechanism, SecurityConfig, TlsIdentity, User};
 use kafka_group_operator::kafka::{
     ClientConfig, KafkaClient, KafkaError, SaslConfig, SaslMechanism, Secret, TlsConfig,
 };
@@ -44,9 +45,83 @@ fn tls() -> Tls {
 fn alice() -> User {
     User {
         name: "alice".into(),
-        password: PASSWORD.as_bytes().to_vec(),
+        password: Some(PASSWORD.as_bytes().to_vec()),
         allow: None,
     }
+}
+
+/// A user without a password: the client certificate whose CN is `name` (mutual TLS, no SASL).
+fn certificate_user(name: &str, allow: Option<Allow>) -> User {
+    User {
+        name: name.into(),
+        password: None,
+        allow,
+    }
+}
+
+fn prefixes(prefix: &str) -> Allow {
+    Allow {
+        topics: vec![prefix.into()],
+        groups: vec![prefix.into()],
+    }
+}
+
+/// An SSL client of the broker with `cert` (confluent-kafka).
+fn with_certificate(tls: &Tls, cert: &IssuedCert) -> ClientSecurity {
+    ClientSecurity {
+        protocol: SecurityProtocol::Ssl,
+        sasl: None,
+        ca: Some(tls.pki.ca_cert().to_path_buf()),
+        cert: Some(cert.cert.clone()),
+        key: Some(cert.key.clone()),
+    }
+}
+
+/// kcat's configuration for an SSL connection with `cert`.
+fn kcat_certificate(tls: &Tls, cert: &IssuedCert) -> Vec<(&'static str, String)> {
+    vec![
+        ("security.protocol", "SSL".to_owned()),
+        ("ssl.ca.location", tls.pki.ca_cert().display().to_string()),
+        ("ssl.certificate.location", cert.cert.display().to_string()),
+        ("ssl.key.location", cert.key.display().to_string()),
+    ]
+}
+
+/// Our client over mutual TLS with `cert`.
+fn our_certificate_client(bootstrap: &str, tls: &Tls, cert: &IssuedCert) -> KafkaClient {
+    let mut config = ClientConfig::new([bootstrap.to_owned()]);
+    config.operation_timeout = Duration::from_secs(5);
+    config.request_timeout = Duration::from_secs(5);
+    config.tls = Some(TlsConfig {
+        ca_pem: Some(std::fs::read(tls.pki.ca_cert()).expect("ca")),
+        client_cert_pem: Some(std::fs::read(&cert.cert).expect("cert")),
+        client_key_pem: Some(Secret::new(std::fs::read(&cert.key).expect("key"))),
+        ..Default::default()
+    });
+    KafkaClient::new(config).expect("client")
+}
+
+/// Produces one record with confluent-kafka and expects TOPIC_AUTHORIZATION_FAILED.
+fn produce_is_refused(bootstrap: &str, security: &ClientSecurity, topic: &str) {
+    let failure = confluent_client(
+        &[
+            "produce",
+            "--bootstrap",
+            bootstrap,
+            "--topic",
+            topic,
+            "--count",
+            "1",
+            "--timeout",
+            "15",
+        ],
+        security,
+    )
+    .expect_err("a produce the principal may not make");
+    assert!(
+        failure.stderr.contains("TOPIC_AUTHORIZATION_FAILED") || failure.stderr.contains("Topic authorization failed"),
+        "{failure}"
+    );
 }
 
 fn identity(tls: &Tls, mutual: bool) -> TlsIdentity {
@@ -162,14 +237,14 @@ fn java_tool(bootstrap: &str, properties: &Path, class: &str, args: &[&str]) -> 
 }
 
 /// kcat with a config file (`-F`) so that the password is not an argument.
-fn kcat(bootstrap: &str, config: &[(&str, &str)], args: &[&str]) -> (bool, String) {
+fn kcat<V: AsRef<str>>(bootstrap: &str, config: &[(&str, V)], args: &[&str]) -> (bool, String) {
     clients_venv();
     let kcat = system_tool(
         "kcat",
         "run `bash scripts/provision-clients.sh` (Debian: apt-get install kcat)",
     );
     let file = support::process::fixture_dir("kcat").join("kcat.conf");
-    let text: String = config.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    let text: String = config.iter().map(|(k, v)| format!("{k}={}\n", v.as_ref())).collect();
     std::fs::write(&file, text).expect("kcat config");
     let out = Command::new("timeout")
         .arg("30")
@@ -483,10 +558,9 @@ fn sasl_without_any_user_refuses_to_start() {
 /// GROUP_AUTHORIZATION_FAILED for anything else, from every client, and sees only what it may in listings.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_user_limited_to_prefixes_is_refused_everything_else_as_kafka_refuses_it() {
-    use kafka_group_operator::broker::auth::Allow;
     let admin = User {
         name: "admin".into(),
-        password: b"admin-password".to_vec(),
+        password: Some(b"admin-password".to_vec()),
         allow: None,
     };
     let limited = User {
@@ -631,4 +705,236 @@ async fn a_user_limited_to_prefixes_is_refused_everything_else_as_kafka_refuses_
         .await
         .expect("log end of payments");
     assert_eq!(offsets[&partition].offset, 3, "{offsets:?}");
+}
+
+/// An SSL listener with required client certificates and certificate users: `admin` may name everything,
+/// `alice` only what starts with `alice-`. The topics `alice-x…` and `bob-x…` exist.
+struct CertificateUsers {
+    tls: Tls,
+    kafka: EmbeddedKafka,
+    alice_topic: String,
+    bob_topic: String,
+}
+
+fn certificate_users() -> CertificateUsers {
+    let tls = tls();
+    let kafka = broker(SecurityConfig {
+        mechanisms: Vec::new(),
+        tls: Some(identity(&tls, true)),
+        users: Some(vec![
+            certificate_user("admin", None),
+            certificate_user("alice", Some(prefixes("alice-"))),
+        ]),
+    });
+    let admin = tls.pki.client_cert("admin", "/O=kgo/CN=admin");
+    let alice_topic = unique_name("alice-x");
+    let bob_topic = unique_name("bob-x");
+    let topics = [
+        kafka_group_operator::kafka::NewTopic::new(alice_topic.clone(), 1),
+        kafka_group_operator::kafka::NewTopic::new(bob_topic.clone(), 1),
+    ];
+    kafka
+        .handle()
+        .block_on(our_certificate_client(&kafka.bootstrap(), &tls, &admin).create_topics(&topics))
+        .expect("the admin certificate creates both topics");
+    CertificateUsers {
+        tls,
+        kafka,
+        alice_topic,
+        bob_topic,
+    }
+}
+
+/// Kafka's principal of an SSL listener is the certificate's subject; with the usual mapping rule
+/// `RULE:^CN=(.*?),.*$/$1/` it is the CN, and the user of that name is what the authorizer checks.
+#[test]
+fn a_client_certificates_cn_is_its_principal_and_that_users_allow_applies() {
+    let setup = certificate_users();
+    let bootstrap = setup.kafka.bootstrap();
+    let alice = setup.tls.pki.client_cert("alice", "/O=kgo/OU=apps/CN=alice");
+    let security = with_certificate(&setup.tls, &alice);
+
+    produce_with(&bootstrap, &security, &setup.alice_topic, 3);
+    let group = unique_name("alice-group");
+    let committed = consume_and_commit_with(
+        &bootstrap,
+        &security,
+        &setup.alice_topic,
+        &group,
+        GroupProtocol::Classic,
+        3,
+    );
+    assert_eq!(committed.values().sum::<i64>(), 3, "{committed:?}");
+    produce_is_refused(&bootstrap, &security, &setup.bob_topic);
+
+    let (ok, out) = kcat(&bootstrap, &kcat_certificate(&setup.tls, &alice), &["-L"]);
+    assert!(
+        ok && out.contains(&setup.alice_topic) && !out.contains(&setup.bob_topic),
+        "kcat -L as CN=alice lists only alice- topics: {out}"
+    );
+}
+
+/// With certificate users declared, a certificate whose CN is none of them is like a principal without ACLs
+/// under Kafka's authorizer: it may connect, and name nothing.
+#[test]
+fn a_certificate_whose_cn_is_not_declared_may_name_nothing() {
+    let setup = certificate_users();
+    let bootstrap = setup.kafka.bootstrap();
+    let mallory = setup.tls.pki.client_cert("mallory", "/O=kgo/CN=mallory");
+
+    let (_, out) = kcat(
+        &bootstrap,
+        &kcat_certificate(&setup.tls, &mallory),
+        &["-L", "-t", &setup.alice_topic],
+    );
+    assert!(
+        out.contains("Topic authorization failed"),
+        "kcat -L -t as CN=mallory: {out}"
+    );
+    let (ok, out) = kcat(&bootstrap, &kcat_certificate(&setup.tls, &mallory), &["-L"]);
+    assert!(
+        ok && out.contains("0 topics") && !out.contains(&setup.alice_topic),
+        "kcat -L as CN=mallory lists nothing: {out}"
+    );
+    produce_is_refused(&bootstrap, &with_certificate(&setup.tls, &mallory), &setup.alice_topic);
+}
+
+/// The CN names the user; a certificate without one names nobody and its connection is closed.
+#[test]
+fn a_client_certificate_without_a_cn_is_refused_at_authentication() {
+    let setup = certificate_users();
+    let bootstrap = setup.kafka.bootstrap();
+    let nameless = setup.tls.pki.client_cert("nameless", "/O=kgo/OU=no-common-name");
+    setup
+        .kafka
+        .handle()
+        .block_on(our_certificate_client(&bootstrap, &setup.tls, &nameless).metadata())
+        .expect_err("a certificate without a CN");
+    // The handshake succeeds (the CA issued the certificate), then the broker closes for want of a CN. Our
+    // client cannot tell that close from a refused handshake; the broker's metrics can.
+    let metrics = setup.kafka.metrics_text();
+    let closed = |reason: &str| {
+        metrics
+            .lines()
+            .any(|l| l.starts_with(&format!("kafka_broker_connections_closed_total{{reason=\"{reason}\"}}")))
+    };
+    assert!(closed("authentication") && !closed("tls"), "{metrics}");
+    let (ok, out) = kcat(&bootstrap, &kcat_certificate(&setup.tls, &nameless), &["-L", "-m", "5"]);
+    assert!(!ok && !out.contains(&setup.alice_topic), "kcat -L with no CN: {out}");
+}
+
+/// On SASL_SSL with required client certificates the principal is the SASL user (Kafka's rule), whatever the
+/// certificate's CN.
+#[test]
+fn on_sasl_ssl_the_principal_is_the_sasl_user_not_the_certificate() {
+    let tls = tls();
+    let kafka = broker(SecurityConfig {
+        mechanisms: vec![Mechanism::ScramSha512],
+        tls: Some(identity(&tls, true)),
+        users: Some(vec![User {
+            allow: Some(prefixes("alice-")),
+            ..alice()
+        }]),
+    });
+    let bootstrap = kafka.bootstrap();
+    let admin = tls.pki.client_cert("admin", "/CN=admin");
+    let topic = unique_name("alice-sasl");
+    let mut config = ClientConfig::new([bootstrap.clone()]);
+    config.sasl = Some(SaslConfig {
+        mechanism: SaslMechanism::ScramSha512,
+        username: "alice".into(),
+        password: Secret::new(PASSWORD.as_bytes().to_vec()),
+    });
+    config.tls = Some(TlsConfig {
+        ca_pem: Some(std::fs::read(tls.pki.ca_cert()).expect("ca")),
+        client_cert_pem: Some(std::fs::read(&admin.cert).expect("cert")),
+        client_key_pem: Some(Secret::new(std::fs::read(&admin.key).expect("key"))),
+        ..Default::default()
+    });
+    kafka
+        .handle()
+        .block_on(
+            KafkaClient::new(config)
+                .expect("client")
+                .create_topics(&[kafka_group_operator::kafka::NewTopic::new(topic.clone(), 1)]),
+        )
+        .expect("alice creates an alice- topic");
+    let security = ClientSecurity {
+        cert: Some(admin.cert.clone()),
+        key: Some(admin.key.clone()),
+        ..librdkafka(
+            SecurityProtocol::SaslSsl,
+            Some(Mechanism::ScramSha512),
+            PASSWORD,
+            Some(tls.pki.ca_cert()),
+        )
+    };
+    produce_with(&bootstrap, &security, &topic, 1);
+    produce_is_refused(&bootstrap, &security, &unique_name("bob-sasl"));
+}
+
+/// `broker --users-file` on an SSL listener with `--tls-client-ca`: a line without a password declares the
+/// certificate of that CN; a `name:password` line there (SASL is off) is refused, never stored as a name.
+#[test]
+fn the_users_file_declares_certificate_users_by_cn() {
+    let tls = tls();
+    let dir = support::process::fixture_dir("broker-certificate-users");
+    let users = dir.join("users");
+    std::fs::write(&users, "# client certificates, by CN\nalice\n").expect("users");
+    let path = |p: &Path| p.display().to_string();
+    let (cert, key, ca, users_arg) = (
+        path(&tls.server.cert),
+        path(&tls.server.key),
+        path(tls.pki.ca_cert()),
+        path(&users),
+    );
+    let broker = BrokerProcess::start(&[
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+        "--tls-client-ca",
+        &ca,
+        "--users-file",
+        &users_arg,
+    ]);
+    let bootstrap = broker.bootstrap();
+    let topic = unique_name("declared");
+    let alice = tls.pki.client_cert("alice", "/CN=alice");
+    tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(
+            our_certificate_client(&bootstrap, &tls, &alice)
+                .create_topics(&[kafka_group_operator::kafka::NewTopic::new(topic.clone(), 1)]),
+        )
+        .expect("alice creates a topic");
+    produce_with(&bootstrap, &with_certificate(&tls, &alice), &topic, 2);
+    let mallory = tls.pki.client_cert("mallory", "/CN=mallory");
+    let (_, out) = kcat(&bootstrap, &kcat_certificate(&tls, &mallory), &["-L", "-t", &topic]);
+    assert!(
+        out.contains("Topic authorization failed"),
+        "kcat -L -t as CN=mallory: {out}"
+    );
+    drop(broker);
+
+    std::fs::write(&users, "alice:a-password-not-a-name\n").expect("users");
+    let out = Command::new(env!("CARGO_BIN_EXE_kafka-group-operator"))
+        .args([
+            "broker",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+        ])
+        .args(["--tls-client-ca", &ca, "--users-file", &users_arg])
+        .output()
+        .expect("run the broker");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("line 1") && stderr.contains("--sasl-mechanisms") && !stderr.contains("a-password-not-a-name"),
+        "{stderr}"
+    );
 }

@@ -597,3 +597,97 @@ async fn embedded_data_dirs_are_confined_to_the_data_volume_and_never_shared() {
     }
     assert!(!std::path::Path::new("/tmp/kgo-not-the-data-volume").exists());
 }
+
+/// `mechanism: none` with `tls.clientCaSecretRef` (an SSL listener with required client certificates): the
+/// certificate's CN is the principal, a user declared without a password limits the certificate of that CN,
+/// an undeclared CN may name nothing, and the operator still connects with its own credential.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_embedded_cluster_with_mutual_tls_limits_each_certificate_to_its_users_allow() {
+    use kafka_group_operator::kafka::{ClientConfig, KafkaClient, NewTopic, TlsConfig};
+    use support::clients::{ClientSecurity, SecurityProtocol, produce_with};
+    let cp = ControlPlane::shared();
+    let client = cp.client().await;
+    support::crds::install(&client).await;
+    let ns = cp.fresh_namespace(&client, "kc-mtls").await;
+    let _operator = Operator::start(
+        cp,
+        &ns,
+        &["--embedded-brokers=true", "--embedded-bind-address=127.0.0.1"],
+    );
+    let port = support::process::free_port();
+    let pki_dir = support::process::fixture_dir("embedded-mtls-pki");
+    let pki = support::pki::Pki::create(&pki_dir, "kgo-embedded-ca", support::pki::KeyAlgorithm::EcP256);
+    let server = pki.server_cert("broker", "/CN=localhost", &[]);
+    let read = |p: &std::path::Path| String::from_utf8(std::fs::read(p).expect("read PEM")).expect("PEM text");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let tls_secret: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "dev-tls", "labels": {"kafkagroups.dev/credentials": "true"}},
+        "stringData": {"tls.crt": read(&server.cert), "tls.key": read(&server.key), "ca.crt": read(pki.ca_cert())}
+    }))
+    .expect("Secret JSON");
+    secrets
+        .create(&PostParams::default(), &tls_secret)
+        .await
+        .expect("TLS Secret");
+    let api: Api<KafkaCluster> = Api::namespaced(client.clone(), &ns);
+    api.create(
+        &PostParams::default(),
+        &cluster(
+            "dev",
+            json!({"embedded": {"port": port, "authentication": {
+                "mechanism": "none",
+                "users": [{"name": "alice", "allow": {"topics": ["alice-"], "groups": ["alice-"]}}],
+                "tls": {"secretName": "dev-tls", "clientCaSecretRef": {"name": "dev-tls", "key": "ca.crt"}}
+            }}}),
+        ),
+    )
+    .await
+    .expect("create");
+    until(&api, "dev", T, "Ready", |c| {
+        has_condition(c, "Ready", "True", "Connected")
+    })
+    .await; // the operator's own connection: internal listener, generated credential, as before
+
+    let bootstrap = format!("127.0.0.1:{port}");
+    let as_certificate = |cert: &support::pki::IssuedCert| {
+        let mut config = ClientConfig::new([bootstrap.clone()]);
+        config.operation_timeout = Duration::from_secs(5);
+        config.tls = Some(TlsConfig {
+            ca_pem: Some(std::fs::read(pki.ca_cert()).expect("ca")),
+            client_cert_pem: Some(std::fs::read(&cert.cert).expect("cert")),
+            client_key_pem: Some(kafka_group_operator::kafka::Secret::new(
+                std::fs::read(&cert.key).expect("key"),
+            )),
+            ..Default::default()
+        });
+        KafkaClient::new(config).expect("client")
+    };
+    let alice = pki.client_cert("alice", "/O=apps/CN=alice");
+    let topic = support::unique_name("alice-orders");
+    as_certificate(&alice)
+        .create_topics(&[NewTopic::new(topic.clone(), 1)])
+        .await
+        .expect("CN=alice creates an alice- topic");
+    let refused = as_certificate(&alice)
+        .create_topics(&[NewTopic::new(support::unique_name("bob-orders"), 1)])
+        .await
+        .expect_err("CN=alice may not create a bob- topic");
+    assert!(refused.to_string().contains("TOPIC_AUTHORIZATION_FAILED"), "{refused}");
+    let security = ClientSecurity {
+        protocol: SecurityProtocol::Ssl,
+        sasl: None,
+        ca: Some(pki.ca_cert().to_path_buf()),
+        cert: Some(alice.cert.clone()),
+        key: Some(alice.key.clone()),
+    };
+    produce_with(&bootstrap, &security, &topic, 5);
+
+    let mallory = pki.client_cert("mallory", "/CN=mallory");
+    let listed = as_certificate(&mallory).metadata().await.expect("CN=mallory connects");
+    assert!(
+        listed.topics.is_empty(),
+        "an undeclared CN sees no topic: {:?}",
+        listed.topics
+    );
+}

@@ -89,14 +89,22 @@ pub struct EmbeddedSpec {
 /// and no `tls`, PLAINTEXT).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!has(self.mechanism) || self.mechanism != 'none' || !has(self.users) || size(self.users) == 0").message("users authenticate with SASL: set mechanism to SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN, or remove the users"))]
+#[x_kube(validation = Rule::new("(has(self.mechanism) && self.mechanism == 'none') || !has(self.users) || self.users.all(u, has(u.passwordSecretRef))").message("users of a SASL mechanism (SCRAM-SHA-512, the default, SCRAM-SHA-256 or PLAIN) need passwordSecretRef: the key of a Secret holding the user's password"))]
+#[x_kube(validation = Rule::new("!has(self.mechanism) || self.mechanism != 'none' || !has(self.users) || size(self.users) == 0 || (has(self.tls) && has(self.tls.clientCaSecretRef))").message("with mechanism none, users are client certificates (a user's name is its certificate's CN): set tls.clientCaSecretRef to require them, or choose a SASL mechanism for users with passwords"))]
+#[x_kube(validation = Rule::new("!has(self.mechanism) || self.mechanism != 'none' || !has(self.users) || self.users.all(u, !has(u.passwordSecretRef))").message("with mechanism none, users authenticate with their client certificate, not a password: remove passwordSecretRef, or choose a SASL mechanism"))]
 #[x_kube(validation = Rule::new("!has(self.users) || self.users.all(u, self.users.exists_one(v, v.name == u.name))").message("each user name may appear only once"))]
 pub struct EmbeddedAuthentication {
     /// `SCRAM-SHA-512` (default), `SCRAM-SHA-256`, `PLAIN` (use it with `tls`: the password travels as is),
-    /// or `none` (no SASL: anyone who can reach the port may connect).
+    /// or `none` (no SASL: anyone who can reach the port may connect, or with `tls.clientCaSecretRef` anyone
+    /// with a client certificate from that CA, whose CN is its user name).
     #[serde(default)]
     pub mechanism: EmbeddedMechanism,
-    /// The users who may connect, each with a password in a Secret (labelled `kafkagroups.dev/credentials: "true"`).
+    /// The users who may connect. With a SASL mechanism each has a password in a Secret (labelled
+    /// `kafkagroups.dev/credentials: "true"`). With `mechanism: none` and `tls.clientCaSecretRef` each is a client
+    /// certificate, the one whose subject CN is the user's name (as Kafka's
+    /// `ssl.principal.mapping.rules=RULE:^CN=(.*?),.*$/$1/` maps it), without a password: then a certificate whose
+    /// CN is not declared may name no topic and no group, while without users every certificate from the CA
+    /// may name everything.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 256))]
     pub users: Vec<EmbeddedUser>,
@@ -132,13 +140,15 @@ pub enum EmbeddedMechanism {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct EmbeddedUser {
-    /// The SASL user name.
+    /// The SASL user name or, with `mechanism: none`, the CN of the user's client certificate.
     #[x_kube(validation = Rule::new("size(self) > 0 && size(self) <= 255").message("a user name must be 1 to 255 characters"))]
     #[x_kube(validation = Rule::new("self != 'kafka-group-operator'").message("the user name kafka-group-operator is the operator's own: choose another"))]
     #[schemars(length(max = 256))]
     pub name: String,
-    /// Where the password is: a key of a Secret in the same namespace.
-    pub password_secret_ref: SecretKeyRef,
+    /// Where the password is: a key of a Secret in the same namespace. Required with a SASL mechanism; not
+    /// given with `mechanism: none`, where the user is a client certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret_ref: Option<SecretKeyRef>,
     /// What the user may name. Default: every topic and group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow: Option<EmbeddedAllow>,
@@ -166,7 +176,8 @@ pub struct EmbeddedTls {
     #[x_kube(validation = Rule::new("size(self) > 0").message("tls.secretName needs the Secret's name"))]
     pub secret_name: String,
     /// Mutual TLS: every client must present a certificate issued by the CA(s) in this key (PEM), e.g. the
-    /// `ca.crt` of a cert-manager Secret.
+    /// `ca.crt` of a cert-manager Secret. With `mechanism: none` the certificate's subject CN is the client's
+    /// user name (a certificate without a CN is refused); with SASL the SASL user is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_ca_secret_ref: Option<SecretKeyRef>,
 }

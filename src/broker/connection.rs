@@ -1,8 +1,9 @@
 //! One client connection: TLS first if the listener has it, then frames read, handled and answered strictly
 //! in order (like Kafka, which mutes a connection until its response is sent), so a waiting Fetch or
 //! JoinGroup holds back the requests behind it on the same connection and no other. On a SASL listener only
-//! ApiVersions and the SASL requests are answered until the client has authenticated (`authenticate`). A
-//! malformed frame, a failed handshake or a failed authentication closes only this connection.
+//! ApiVersions and the SASL requests are answered until the client has authenticated (`authenticate`); on an
+//! SSL listener that requires client certificates the certificate's CN is the principal. A malformed frame, a
+//! failed handshake or a failed authentication closes only this connection.
 
 use super::auth::sasl::SaslState;
 use super::auth::{ListenerSecurity, Principal};
@@ -32,9 +33,23 @@ pub async fn serve(
     node.metrics.connections.inc();
     let security = listener.security();
     let reason = match &security.tls {
-        None => run(stream, peer, &node, &listener, &security, &mut stop).await,
+        None => {
+            run(
+                stream,
+                peer,
+                &node,
+                &listener,
+                &security,
+                Principal::anonymous(),
+                &mut stop,
+            )
+            .await
+        }
         Some(acceptor) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-            Ok(Ok(tls)) => run(tls, peer, &node, &listener, &security, &mut stop).await,
+            Ok(Ok(tls)) => match principal(&security, tls.get_ref().1.peer_certificates()) {
+                Ok(principal) => run(tls, peer, &node, &listener, &security, principal, &mut stop).await,
+                Err(e) => Closed::Error("authentication", e.to_string()),
+            },
             Ok(Err(e)) => Closed::Error("tls", format!("TLS handshake failed: {e}")),
             Err(_) => Closed::Error("tls", format!("no TLS handshake within {TLS_HANDSHAKE_TIMEOUT:?}")),
         },
@@ -47,6 +62,22 @@ pub async fn serve(
             tracing::info!(%peer, reason = kind, message, "closing connection");
         }
     }
+}
+
+/// Who a connection is before SASL, if the listener has it: on SSL with required client certificates, the CN.
+fn principal(
+    security: &ListenerSecurity,
+    certificates: Option<&[rustls_pki_types::CertificateDer<'_>]>,
+) -> Result<Principal, super::auth::certificate::CertificateNameError> {
+    if security.sasl() {
+        // Kafka's rule: on SASL_SSL the principal is the SASL user, whatever the certificate says.
+        return Ok(Principal::anonymous());
+    }
+    let principal = security.certificate_principal(certificates)?;
+    if security.client_certificates {
+        tracing::debug!(principal = principal.name, "client certificate authenticated");
+    }
+    Ok(principal)
 }
 
 #[derive(Debug)]
@@ -64,6 +95,8 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     listener: &Listener,
     // The snapshot taken at accept: TLS and SASL of one connection come from the same configuration.
     security: &ListenerSecurity,
+    // Who the client is without SASL (anonymous, or its certificate's CN).
+    principal: Principal,
     stop: &mut watch::Receiver<bool>,
 ) -> Closed {
     let (read, mut write) = tokio::io::split(stream);
@@ -71,7 +104,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     let mut sasl = if security.sasl() {
         SaslState::Start
     } else {
-        SaslState::Authenticated(Principal::anonymous())
+        SaslState::Authenticated(principal)
     };
     loop {
         if *stop.borrow() {

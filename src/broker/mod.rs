@@ -302,6 +302,7 @@ impl Broker {
         tracing::info!(
             protocol = security.protocol(),
             users = self.node.users.names().len(),
+            certificate_users = self.node.users.certificate_names().len(),
             "embedded broker security reconfigured"
         );
         Ok(())

@@ -24,7 +24,8 @@ pub struct EmbeddedServe {
 #[derive(Clone, Debug, PartialEq)]
 pub struct EmbeddedCredential {
     pub name: String,
-    pub password: Secret,
+    /// None: a certificate user (`mechanism: none` with a client CA), the client certificate whose CN is `name`.
+    pub password: Option<Secret>,
     pub allow: Option<(Vec<String>, Vec<String>)>,
 }
 

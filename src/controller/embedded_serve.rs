@@ -5,7 +5,7 @@
 use super::Error;
 use super::clients::secret_value;
 use super::embedded::{EmbeddedCredential, EmbeddedServe, EmbeddedTlsMaterial};
-use crate::api::{EmbeddedAuthentication, EmbeddedSpec, SecretKeyRef};
+use crate::api::{EmbeddedAuthentication, EmbeddedMechanism, EmbeddedSpec, SecretKeyRef};
 use crate::kafka::Secret as SecretBytes;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
@@ -16,18 +16,44 @@ pub(super) async fn resolve(secrets: &Api<Secret>, spec: &EmbeddedSpec) -> Resul
     let secrets = Some(secrets);
     let authentication = spec.authentication.clone().unwrap_or_default();
     let EmbeddedAuthentication { mechanism, users, tls } = authentication;
+    let client_certificates = tls.as_ref().is_some_and(|t| t.client_ca_secret_ref.is_some());
     let mut credentials = Vec::with_capacity(users.len());
     for user in users {
-        let password = secret_value(secrets, &user.password_secret_ref, hasher).await?;
-        if password.is_empty() {
-            return Err(Error::Config(format!(
-                "the password of embedded user {} (Secret {} key {}) is empty",
-                user.name, user.password_secret_ref.name, user.password_secret_ref.key
-            )));
-        }
+        // The CRD's rules say the same; an object admitted by an older CRD gets the reason here.
+        let password = match (&user.password_secret_ref, mechanism) {
+            (None, EmbeddedMechanism::None) if client_certificates => None,
+            (None, EmbeddedMechanism::None) => {
+                return Err(Error::Config(format!(
+                    "embedded user {} is a client certificate (mechanism none) but tls.clientCaSecretRef is not set",
+                    user.name
+                )));
+            }
+            (Some(_), EmbeddedMechanism::None) => {
+                return Err(Error::Config(format!(
+                    "embedded user {} has a passwordSecretRef but mechanism is none (users are client certificates)",
+                    user.name
+                )));
+            }
+            (None, _) => {
+                return Err(Error::Config(format!(
+                    "embedded user {} needs a passwordSecretRef (users of SASL mechanisms have passwords)",
+                    user.name
+                )));
+            }
+            (Some(reference), _) => {
+                let password = secret_value(secrets, reference, hasher).await?;
+                if password.is_empty() {
+                    return Err(Error::Config(format!(
+                        "the password of embedded user {} (Secret {} key {}) is empty",
+                        user.name, reference.name, reference.key
+                    )));
+                }
+                Some(SecretBytes::new(password))
+            }
+        };
         credentials.push(EmbeddedCredential {
             name: user.name,
-            password: SecretBytes::new(password),
+            password,
             allow: user.allow.map(|a| (a.topics, a.groups)),
         });
     }

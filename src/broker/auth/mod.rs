@@ -1,10 +1,12 @@
 //! Who may connect to the embedded broker, as Apache Kafka decides it: the listener's security protocol
 //! (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL), TLS with an optional client certificate (`tls`), SASL PLAIN
-//! and SCRAM-SHA-256/512 (`sasl`, against the salted credentials of `users`), and what an authenticated user
-//! may name (`authz`: topic and group name prefixes). Nothing is authenticated unless configured; the
-//! operator configures every broker it serves (`authentication: none` must be explicit there).
+//! and SCRAM-SHA-256/512 (`sasl`, against the salted credentials of `users`), the principal of a client
+//! certificate on an SSL listener (`certificate`: its CN), and what an authenticated user may name (`authz`:
+//! topic and group name prefixes). Nothing is authenticated unless configured; the operator configures every
+//! broker it serves (`authentication: none` must be explicit there).
 
 pub mod authz;
+pub mod certificate;
 pub mod sasl;
 pub mod tls;
 pub mod users;
@@ -41,7 +43,9 @@ impl Mechanism {
 #[derive(Clone)]
 pub struct User {
     pub name: String,
-    pub password: Vec<u8>,
+    /// Some: a SASL user. None: a certificate user, the client certificate whose CN is `name` on an SSL listener
+    /// that requires client certificates (it cannot authenticate with SASL).
+    pub password: Option<Vec<u8>>,
     /// What the user may name; None: everything.
     pub allow: Option<Allow>,
 }
@@ -50,7 +54,7 @@ impl std::fmt::Debug for User {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("User")
             .field("name", &self.name)
-            .field("password", &"<redacted>")
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("allow", &self.allow)
             .finish()
     }
@@ -104,7 +108,8 @@ impl SecurityConfig {
 /// Who sent a request: what the authorizer checks names against.
 #[derive(Clone, Debug)]
 pub struct Principal {
-    /// `User:<name>` as Kafka prints principals; `User:ANONYMOUS` without SASL.
+    /// `User:<name>` as Kafka prints principals: the SASL user, the client certificate's CN on an SSL listener
+    /// that requires client certificates, else `User:ANONYMOUS`.
     pub name: String,
     pub allow: Option<Arc<Allow>>,
 }
@@ -131,6 +136,8 @@ pub struct ListenerSecurity {
     pub protocol: &'static str,
     pub mechanisms: Vec<Mechanism>,
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Every client presents a certificate that the TLS handshake verified (`ssl.client.auth=required`).
+    pub client_certificates: bool,
     pub users: Arc<UserStore>,
 }
 
@@ -140,11 +147,30 @@ impl ListenerSecurity {
             protocol: config.protocol(),
             mechanisms: config.mechanisms.clone(),
             tls: config.tls.as_ref().map(tls::acceptor).transpose()?,
+            client_certificates: config.tls.as_ref().is_some_and(|t| t.client_ca_pem.is_some()),
             users,
         })
     }
 
     pub fn sasl(&self) -> bool {
         !self.mechanisms.is_empty()
+    }
+
+    /// The principal of a connection that does not authenticate with SASL, from the certificates the client
+    /// presented (end entity first). On an SSL listener that requires client certificates it is `User:<CN>`,
+    /// the equivalent of Kafka's `ssl.principal.mapping.rules=RULE:^CN=(.*?),.*$/$1/` (Kafka's default is the
+    /// whole DN); a certificate without a CN names nobody. Elsewhere it is `User:ANONYMOUS`.
+    pub fn certificate_principal(
+        &self,
+        certificates: Option<&[rustls_pki_types::CertificateDer<'_>]>,
+    ) -> Result<Principal, certificate::CertificateNameError> {
+        if !self.client_certificates {
+            return Ok(Principal::anonymous());
+        }
+        let end_entity = certificates
+            .and_then(|chain| chain.first())
+            .ok_or(certificate::CertificateNameError::Malformed("no client certificate"))?;
+        let common_name = certificate::common_name(end_entity)?;
+        Ok(self.users.certificate_principal(&common_name))
     }
 }

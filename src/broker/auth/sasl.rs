@@ -240,7 +240,7 @@ mod tests {
         store
             .replace(&[User {
                 name: "ali,ce".into(),
-                password: b"pencil".to_vec(),
+                password: Some(b"pencil".to_vec()),
                 allow: None,
             }])
             .expect("users");

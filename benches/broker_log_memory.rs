@@ -7,7 +7,8 @@
 //! start-up time after the kill and RSS after it. The embedded broker serves records from its segment files
 //! (the page cache, which RSS does not count), so its RSS should not follow the log's size.
 //!
-//! Results go to stdout and target/bench-broker-log-memory.md.
+//! Results go to stdout and target/bench-broker-log-memory.md. KGO_BENCH_LOG_BROKERS=embedded (or kafka) runs one
+//! broker only.
 
 mod common;
 #[path = "../tests/support/mod.rs"]
@@ -186,9 +187,14 @@ struct Measured {
 
 async fn bench(sizes: &[f64]) -> Result<()> {
     let started = Instant::now();
+    let only = std::env::var("KGO_BENCH_LOG_BROKERS").unwrap_or_default();
+    let brokers: Vec<&str> = [EMBEDDED, KAFKA]
+        .into_iter()
+        .filter(|b| only.is_empty() || (only == "embedded") == (*b == EMBEDDED))
+        .collect();
     let mut rows = Vec::new();
     for &gib in sizes {
-        for name in [EMBEDDED, KAFKA] {
+        for &name in &brokers {
             eprintln!("[bench] {name}: {gib} GiB of log");
             let m = measure(name, gib).await?;
             eprintln!(

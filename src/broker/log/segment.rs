@@ -36,8 +36,10 @@ use std::path::{Path, PathBuf};
 pub const INDEX_INTERVAL: u64 = 64 * 1024;
 /// Where the log start offset is checkpointed when it moves past a segment's base offset.
 const LOG_START_FILE: &str = "log-start-offset";
-/// The buffer recovery reads segments through.
-const RECOVERY_BUFFER: usize = 256 * 1024;
+/// The buffers recovery reads segments through: small where only headers are read (a large batch's body is
+/// skipped, not read), large where every byte is checked against the CRC.
+const HEADER_WALK_BUFFER: usize = 16 * 1024;
+const CRC_CHECK_BUFFER: usize = 256 * 1024;
 
 /// An entry of the sparse index: a batch's base offset and position, and the largest timestamp of the
 /// batches from it up to the next entry (-1: none has one).
@@ -170,7 +172,12 @@ impl Segment {
                 path: path.to_owned(),
             },
         );
-        let mut reader = BufReader::with_capacity(RECOVERY_BUFFER, file.try_clone()?);
+        let buffer = if check_crc {
+            CRC_CHECK_BUFFER
+        } else {
+            HEADER_WALK_BUFFER
+        };
+        let mut reader = BufReader::with_capacity(buffer, file.try_clone()?);
         let mut header_bytes = [0u8; HEADER_LEN];
         let mut next_offset = expected_base.unwrap_or(base_offset);
         let mut valid = 0u64;

@@ -152,6 +152,14 @@ impl EmbeddedHost for InProcessBrokers {
     fn ensure<'a>(&'a self, cluster: &'a str, serve: &'a EmbeddedServe) -> BoxFuture<'a, Result<Served, String>> {
         Box::pin(async move {
             let mut running = self.running.lock().await;
+            if let Some(reason) = running.get(cluster).and_then(|r| r.broker.offline()) {
+                // What an administrator does for Kafka after a failed fsync: restart it. Recovery cuts the log
+                // where it stops being whole; if the disk still fails, the start fails and the cluster says so.
+                tracing::warn!(cluster, %reason, "restarting the embedded broker: its log directory went offline");
+                if let Some(previous) = running.remove(cluster) {
+                    previous.broker.shutdown().await;
+                }
+            }
             if let Some(current) = running.get_mut(cluster) {
                 if current.serving == *serve {
                     return Ok(served(&current.broker, &current.operator_password));

@@ -331,6 +331,11 @@ impl Broker {
         self.node.metrics.clone()
     }
 
+    /// Why the broker's log directory is offline (a failed fsync), if it is: only a restart brings it back.
+    pub fn offline(&self) -> Option<String> {
+        self.node.store.offline().map(str::to_owned)
+    }
+
     /// Stops accepting, lets requests in progress finish (up to the shutdown grace), closes every
     /// connection, stops the coordinator and fsyncs the logs.
     pub async fn shutdown(self) {

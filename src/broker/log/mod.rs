@@ -582,11 +582,16 @@ impl Store {
         }
     }
 
-    /// Applies retention to every partition: a topic's `retention.bytes` / `retention.ms` (-1: keep) where it
+    /// Forgets idle producers and applies retention to every partition: a topic's `retention.bytes` / `retention.ms` (-1: keep) where it
     /// set them, else the broker's settings. `now` is in ms since the epoch.
     pub fn apply_retention(&self, now: i64) {
         if self.offline().is_some() {
             return;
+        }
+        for topic in self.topics() {
+            for partition in topic.partitions.read().unwrap_or_else(|p| p.into_inner()).iter() {
+                lock(partition).expire_producers(now);
+            }
         }
         for topic in self.topics() {
             let limit = |name: &str, broker: Option<i64>| match topic.configs.get(name).map(|v| v.parse::<i64>()) {

@@ -106,13 +106,14 @@ impl PartitionLog {
             std::fs::remove_file(&path)?;
         }
         let mut producers = Producers::default();
+        let recovered_at = now_ms();
         let mut segments = VecDeque::new();
         let count = files.len();
         let mut files = files.into_iter().enumerate();
         for (i, (base, path)) in files.by_ref() {
             let expected = segments.back().map(Segment::end_offset);
             let recovered = Segment::recover(&path, base, expected, i + 1 == count, |header| {
-                producers.record(header, header.base_offset)
+                producers.record(header, header.base_offset, recovered_at)
             })?;
             let truncated = recovered.truncated;
             let empty_and_out_of_line = recovered.segment.is_empty() && expected.is_some_and(|e| e != base);
@@ -240,8 +241,9 @@ impl PartitionLog {
             self.active().seal();
             self.segments.push_back(next);
         }
-        self.active().append(&stored, &bytes, now_ms())?;
-        self.producers.record(header, base_offset);
+        let now = now_ms();
+        self.active().append(&stored, &bytes, now)?;
+        self.producers.record(header, base_offset, now);
         self.end_offset = base_offset + header.offset_count();
         Ok(Appended::New(base_offset))
     }
@@ -356,6 +358,11 @@ impl PartitionLog {
         Ok(records_of(&location, batch)
             .into_iter()
             .find(|(_, ts)| *ts == location.max_timestamp))
+    }
+
+    /// Forgets producers idle for longer than Kafka's `producer.id.expiration.ms` (see `producers.rs`).
+    pub fn expire_producers(&mut self, now: i64) -> usize {
+        self.producers.expire(now, super::producers::PRODUCER_EXPIRATION_MS)
     }
 
     /// Drops the oldest whole batches while the log is larger than `max_bytes` or older than `max_age_ms`

@@ -20,7 +20,13 @@ struct Appended {
 struct Producer {
     epoch: i16,
     recent: VecDeque<Appended>,
+    /// When it last appended (or was recovered), ms since the epoch: what expiry counts from.
+    last_seen_ms: i64,
 }
+
+/// Kafka's `producer.id.expiration.ms`: the state of a producer that has not appended for this long is dropped,
+/// so that producers that come and go cannot grow a partition's memory without end.
+pub const PRODUCER_EXPIRATION_MS: i64 = 24 * 3600 * 1000;
 
 /// What to do with a batch, given what its producer sent before.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,12 +83,13 @@ impl Producers {
         }
     }
 
-    /// Remembers an appended batch (also while recovering a log from disk).
-    pub fn record(&mut self, batch: &BatchHeader, base_offset: i64) {
+    /// Remembers an appended batch (also while recovering a log from disk), appended at `now_ms`.
+    pub fn record(&mut self, batch: &BatchHeader, base_offset: i64, now_ms: i64) {
         if batch.producer_id < 0 {
             return;
         }
         let producer = self.by_id.entry(batch.producer_id).or_default();
+        producer.last_seen_ms = producer.last_seen_ms.max(now_ms);
         if batch.producer_epoch != producer.epoch {
             producer.epoch = batch.producer_epoch;
             producer.recent.clear();
@@ -95,6 +102,14 @@ impl Producers {
         while producer.recent.len() > REMEMBERED_BATCHES {
             producer.recent.pop_front();
         }
+    }
+
+    /// Drops the state of producers that have not appended for more than `max_idle_ms`; returns how many.
+    pub fn expire(&mut self, now_ms: i64, max_idle_ms: i64) -> usize {
+        let before = self.by_id.len();
+        self.by_id
+            .retain(|_, p| now_ms.saturating_sub(p.last_seen_ms) <= max_idle_ms);
+        before - self.by_id.len()
     }
 
     /// The largest producer id seen, so ids handed out after a restart never collide with logged ones.
@@ -129,10 +144,10 @@ mod tests {
         let mut p = Producers::default();
         let first = batch(1, 0, 0, 3);
         assert_eq!(p.check(&first), SequenceCheck::Append);
-        p.record(&first, 100);
+        p.record(&first, 100, 0);
         let second = batch(1, 0, 3, 2);
         assert_eq!(p.check(&second), SequenceCheck::Append);
-        p.record(&second, 103);
+        p.record(&second, 103, 0);
         assert_eq!(p.check(&first), SequenceCheck::Duplicate(100));
         assert_eq!(p.check(&second), SequenceCheck::Duplicate(103));
     }
@@ -140,7 +155,7 @@ mod tests {
     #[test]
     fn a_gap_in_the_sequence_is_refused() {
         let mut p = Producers::default();
-        p.record(&batch(1, 0, 0, 3), 0);
+        p.record(&batch(1, 0, 0, 3), 0, 0);
         assert_eq!(
             p.check(&batch(1, 0, 5, 1)),
             SequenceCheck::Refuse(ResponseError::OutOfOrderSequenceNumber)
@@ -155,7 +170,7 @@ mod tests {
     #[test]
     fn an_old_epoch_is_fenced_and_a_new_one_restarts_at_zero() {
         let mut p = Producers::default();
-        p.record(&batch(1, 3, 0, 1), 0);
+        p.record(&batch(1, 3, 0, 1), 0, 0);
         assert_eq!(
             p.check(&batch(1, 2, 1, 1)),
             SequenceCheck::Refuse(ResponseError::InvalidProducerEpoch)
@@ -170,7 +185,22 @@ mod tests {
     #[test]
     fn sequences_continue_across_the_wrap() {
         let mut p = Producers::default();
-        p.record(&batch(1, 0, i32::MAX, 1), 0);
+        p.record(&batch(1, 0, i32::MAX, 1), 0, 0);
         assert_eq!(p.check(&batch(1, 0, 0, 1)), SequenceCheck::Append);
+    }
+
+    #[test]
+    fn producers_idle_longer_than_the_expiration_are_forgotten() {
+        let mut p = Producers::default();
+        p.record(&batch(1, 0, 0, 1), 0, 1_000);
+        p.record(&batch(2, 0, 0, 1), 1, 5_000);
+        assert_eq!(p.expire(1_000 + PRODUCER_EXPIRATION_MS, PRODUCER_EXPIRATION_MS), 0);
+        assert_eq!(p.expire(1_001 + PRODUCER_EXPIRATION_MS, PRODUCER_EXPIRATION_MS), 1);
+        assert_eq!(
+            p.check(&batch(2, 0, 1, 1)),
+            SequenceCheck::Append,
+            "the recent one stays"
+        );
+        assert_eq!(p.max_id(), Some(2));
     }
 }

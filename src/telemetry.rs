@@ -279,7 +279,8 @@ pub mod metrics {
 
     impl PartitionLagPoint<'_> {
         fn lag(&self) -> Option<i64> {
-            self.log_end.map(|end| (end - self.committed).max(0))
+            self.log_end
+                .map(|end| crate::lag::high_watermark_lag(self.committed, end))
         }
     }
 

@@ -363,7 +363,12 @@ fn fill_observation(status: &mut ConsumerGroupStatus, obs: &Observation) {
     let lag: i64 = obs
         .offsets
         .iter()
-        .filter_map(|(tp, c)| obs.sample.log_ends.get(tp).map(|end| (end - c.offset).max(0)))
+        .filter_map(|(tp, c)| {
+            obs.sample
+                .log_ends
+                .get(tp)
+                .map(|end| crate::lag::high_watermark_lag(c.offset, *end))
+        })
         .sum();
     status.total_lag = Some(lag);
     status.oldest_unconsumed_record = obs.sample.oldest_unconsumed_ms().map(time_from_ms);

@@ -5,6 +5,7 @@
 //! show: they are read at every scrape (`LagSource`), not copied into a gauge per partition.
 
 use crate::kafka::{GroupDescription, GroupOffsets, Isolation, KafkaClient, KafkaError, OffsetSpec, TopicPartition};
+use crate::lag::high_watermark_lag;
 use crate::telemetry::metrics::{GroupLagPoint, LagSource, Metrics, PartitionLagPoint};
 use futures_util::StreamExt as _;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -32,7 +33,7 @@ impl GroupSample {
     pub fn total_lag(&self) -> i64 {
         self.offsets
             .iter()
-            .filter_map(|(tp, c)| self.log_ends.get(tp).map(|end| (end - c.offset).max(0)))
+            .filter_map(|(tp, c)| self.log_ends.get(tp).map(|end| high_watermark_lag(c.offset, *end)))
             .sum()
     }
 

@@ -3,12 +3,14 @@
 
 mod budget;
 mod evaluate;
+mod partition;
 mod rate;
 mod time;
 mod window;
 
 pub use budget::{BudgetCheck, BudgetStatus, LagBudget, check_budget};
 pub use evaluate::{LagStatus, evaluate_partition, group_status};
+pub use partition::{AbortedTxn, BatchHeader, BatchKind, ConsumableLag, consumable_lag, high_watermark_lag};
 pub use rate::{Rates, partition_rates};
 pub use time::{interpolated_time_lag_ms, time_lag_ms};
 pub use window::{DEFAULT_WINDOW, GroupLag, Observed, PartitionHistory, Window};
@@ -28,7 +30,7 @@ impl Sample {
     /// Messages behind the log end; None without a committed offset. A committed offset past the log end (a
     /// truncated or recreated topic) leaves nothing to read, so it counts as 0 here and as ERR in evaluation.
     pub fn lag(&self) -> Option<i64> {
-        self.committed.map(|c| (self.log_end - c).max(0))
+        self.committed.map(|c| high_watermark_lag(c, self.log_end))
     }
 
     /// A committed offset can only be past the log end if the log lost data under it.

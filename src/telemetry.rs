@@ -264,6 +264,8 @@ pub mod metrics {
         pub committed: i64,
         /// None when the partition's end could not be read.
         pub log_end: Option<i64>,
+        /// Data records a `read_committed` consumer will still receive, where measured (transactional topics).
+        pub consumable: Option<i64>,
         /// Age of the oldest unconsumed record: 0 when caught up, None when unknown.
         pub lag_seconds: Option<i64>,
     }
@@ -278,7 +280,12 @@ pub mod metrics {
     }
 
     impl PartitionLagPoint<'_> {
+        /// What the group will still read: the consumable lag where measured, the high-watermark lag elsewhere.
         fn lag(&self) -> Option<i64> {
+            self.consumable.or_else(|| self.high_watermark_lag())
+        }
+
+        fn high_watermark_lag(&self) -> Option<i64> {
             self.log_end
                 .map(|end| crate::lag::high_watermark_lag(self.committed, end))
         }
@@ -306,7 +313,7 @@ pub mod metrics {
     type PartitionValue = fn(&PartitionLagPoint<'_>) -> Option<i64>;
     type GroupValue = fn(&GroupLagPoint<'_>) -> Option<i64>;
 
-    const PARTITION_FAMILIES: [(&str, &str, PartitionValue); 3] = [
+    const PARTITION_FAMILIES: [(&str, &str, PartitionValue); 4] = [
         (
             "kafka_consumergroup_group_offset",
             "Committed offset of a group's partition",
@@ -314,8 +321,14 @@ pub mod metrics {
         ),
         (
             "kafka_consumergroup_group_lag",
-            "Lag in messages of a group's partition",
+            "Lag in messages of a group's partition: records the group will still read (transaction markers and \
+             aborted transactions left out)",
             |p| p.lag(),
+        ),
+        (
+            "kafka_consumergroup_group_lag_high_watermark",
+            "Log end offset minus committed offset of a group's partition, as kafka-consumer-groups shows it",
+            |p| p.high_watermark_lag(),
         ),
         (
             "kafka_consumergroup_group_lag_seconds",
@@ -431,8 +444,8 @@ pub mod metrics {
     mod tests {
         use super::*;
 
-        /// (partition, committed, log end, lag seconds)
-        type Partition = (i32, i64, Option<i64>, Option<i64>);
+        /// (partition, committed, log end, lag seconds, consumable lag)
+        type Partition = (i32, i64, Option<i64>, Option<i64>, Option<i64>);
 
         struct Fixed(Vec<(&'static str, Vec<Partition>)>);
 
@@ -446,13 +459,16 @@ pub mod metrics {
                         max_lag_seconds: Some(7),
                         partitions: partitions
                             .iter()
-                            .map(|&(partition, committed, log_end, lag_seconds)| PartitionLagPoint {
-                                topic: "orders",
-                                partition,
-                                committed,
-                                log_end,
-                                lag_seconds,
-                            })
+                            .map(
+                                |&(partition, committed, log_end, lag_seconds, consumable)| PartitionLagPoint {
+                                    topic: "orders",
+                                    partition,
+                                    committed,
+                                    log_end,
+                                    consumable,
+                                    lag_seconds,
+                                },
+                            )
                             .collect(),
                     });
                 }
@@ -470,8 +486,8 @@ pub mod metrics {
         fn lag_series_are_read_from_the_sources_at_each_scrape() {
             let metrics = Metrics::default();
             let source: Arc<dyn LagSource> = Arc::new(Fixed(vec![
-                ("a", vec![(0, 5, Some(9), Some(7)), (1, 3, None, None)]),
-                ("b", vec![(0, 9, Some(9), Some(0))]),
+                ("a", vec![(0, 5, Some(9), Some(7), None), (1, 3, None, None, None)]),
+                ("b", vec![(0, 9, Some(9), Some(0), None)]),
             ]));
             metrics.add_lag_source(Arc::downgrade(&source));
             let text = metrics.encode();
@@ -483,6 +499,14 @@ pub mod metrics {
                 vec![
                     format!("kafka_consumergroup_group_lag{}", p("a", 0, 4)),
                     format!("kafka_consumergroup_group_lag{}", p("b", 0, 0))
+                ],
+                "{text}"
+            );
+            assert_eq!(
+                lines(&text, "kafka_consumergroup_group_lag_high_watermark"),
+                vec![
+                    format!("kafka_consumergroup_group_lag_high_watermark{}", p("a", 0, 4)),
+                    format!("kafka_consumergroup_group_lag_high_watermark{}", p("b", 0, 0))
                 ],
                 "{text}"
             );
@@ -502,6 +526,25 @@ pub mod metrics {
                 text.contains("kafka_consumergroup_members{cluster_name=\"ns/main\",group=\"b\"} 2"),
                 "{text}"
             );
+            // A group caught up behind a transaction marker: lag 0, high-watermark lag 1.
+            let txn: Arc<dyn LagSource> = Arc::new(Fixed(vec![("t", vec![(0, 14, Some(15), Some(0), Some(0))])]));
+            metrics.add_lag_source(Arc::downgrade(&txn));
+            let text = metrics.encode();
+            assert!(
+                lines(&text, "kafka_consumergroup_group_lag")
+                    .contains(&format!("kafka_consumergroup_group_lag{}", p("t", 0, 0))),
+                "{text}"
+            );
+            assert!(
+                lines(&text, "kafka_consumergroup_group_lag_high_watermark")
+                    .contains(&format!("kafka_consumergroup_group_lag_high_watermark{}", p("t", 0, 1))),
+                "{text}"
+            );
+            assert!(
+                text.contains("kafka_consumergroup_group_sum_lag{cluster_name=\"ns/main\",group=\"t\"} 0"),
+                "{text}"
+            );
+            drop(txn);
             // A dropped source is no longer scraped.
             drop(source);
             assert!(lines(&metrics.encode(), "kafka_consumergroup_group_lag").is_empty());

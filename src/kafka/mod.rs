@@ -28,6 +28,6 @@ pub use groups::{
 };
 pub use lag_snapshot::{GroupLag, LagSnapshot, PartitionLag};
 pub use metadata::{BrokerInfo, ClusterMetadata, PartitionInfo, TopicInfo, TopicPartition};
-pub use offsets::{Isolation, LogOffset, OffsetSpec};
+pub use offsets::{FirstRecord, Isolation, LogOffset, OffsetSpec};
 pub use offsets_tail::{LagScan, LagScanner, ScanPath};
 pub use topics::NewTopic;

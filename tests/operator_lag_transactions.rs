@@ -1,0 +1,162 @@
+//! Lag on transactional topics (issue 16), against a real API server, the operator and Apache Kafka (the
+//! embedded broker has no transactions yet): a confluent-kafka transactional producer, a `read_committed`
+//! confluent-kafka group, and what the ConsumerGroup's status and `kafka-group-operator lag` then report.
+
+#[macro_use]
+mod support;
+
+use kafka_group_operator::api::{ConsumerGroup, ConsumerGroupStatus, IsolationLevel, IsolationSource};
+use kafka_group_operator::kafka::NewTopic;
+use kube::api::PostParams;
+use serde_json::json;
+use std::time::Duration;
+use support::scenario::{Scenario, resource};
+use support::wait::{has_condition, until};
+use support::{ApacheKafka, clients, unique_name};
+
+const T: Duration = Duration::from_secs(90);
+
+fn status(g: &ConsumerGroup) -> ConsumerGroupStatus {
+    g.status.clone().unwrap_or_default()
+}
+
+/// The `lag` command's JSON for `group`: (lag, high-watermark lag) of partition 0.
+fn cli_lags(bootstrap: &str, group: &str) -> (i64, i64) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kafka-group-operator"))
+        .args(["lag", "--bootstrap-server", bootstrap, "--group", group, "-o", "json"])
+        .output()
+        .expect("run kafka-group-operator lag");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("lag JSON");
+    let p = &report["groups"][0]["partitions"][0];
+    (
+        p["lag"].as_i64().expect("lag"),
+        p["highWatermarkLag"].as_i64().expect("highWatermarkLag"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_committed_group_is_measured_by_the_records_it_will_still_receive() {
+    let kafka = ApacheKafka::shared();
+    let bootstrap = kafka.bootstrap();
+    let env = Scenario::start("lag-txn", kafka).await;
+    let topic = unique_name("txn");
+    env.kafka
+        .create_topics(&[NewTopic::new(&topic, 1)])
+        .await
+        .expect("topic");
+    let txn_id = format!("{topic}-producer");
+    let group_id = unique_name("txn-group");
+    {
+        let (b, t, id, g) = (bootstrap.clone(), topic.clone(), txn_id.clone(), group_id.clone());
+        tokio::task::spawn_blocking(move || {
+            for _ in 0..3 {
+                clients::transactional_produce(&b, &t, &id, 4, false);
+            }
+            clients::consume_committed_and_commit(&b, &t, &g, 12)
+        })
+        .await
+        .expect("produce and consume");
+    }
+    let spec = json!({"clusterRef": {"name": "main"}, "groupId": group_id, "topics": [topic],
+        "lagBudget": {"maxMessages": 5}});
+    env.groups()
+        .create(&PostParams::default(), &resource("ConsumerGroup", "eos", spec))
+        .await
+        .expect("create");
+
+    // Caught up behind the last COMMIT marker: lag 0, time lag 0, within budget; the marker shows only in the
+    // high-watermark lag.
+    let g = until(&env.groups(), "eos", T, "lag measured", |g| {
+        status(g).isolation_source == Some(IsolationSource::Detected)
+            && has_condition(g, "LagWithinBudget", "True", "WithinBudget")
+    })
+    .await;
+    let s = status(&g);
+    assert_eq!(
+        (s.total_lag, s.high_watermark_lag, s.isolation),
+        (Some(0), Some(1), Some(IsolationLevel::ReadCommitted)),
+        "{s:?}"
+    );
+    assert_eq!(s.oldest_unconsumed_record, None, "{s:?}");
+    assert_eq!(cli_lags(&bootstrap, &group_id), (0, 1));
+
+    // An aborted transaction adds no lag.
+    {
+        let (b, t, id) = (bootstrap.clone(), topic.clone(), txn_id.clone());
+        tokio::task::spawn_blocking(move || clients::transactional_produce(&b, &t, &id, 20, true))
+            .await
+            .expect("aborted transaction");
+    }
+    let g = until(&env.groups(), "eos", T, "the aborted transaction seen", |g| {
+        status(g).high_watermark_lag == Some(22)
+    })
+    .await;
+    let s = status(&g);
+    assert_eq!((s.total_lag, &s.oldest_unconsumed_record), (Some(0), &None), "{s:?}");
+    assert!(has_condition(&g, "LagWithinBudget", "True", "WithinBudget"), "{s:?}");
+    assert_eq!(cli_lags(&bootstrap, &group_id), (0, 22));
+
+    // A real backlog on top is exactly its record count, and its time lag is known.
+    {
+        let (b, t, id) = (bootstrap.clone(), topic.clone(), txn_id.clone());
+        tokio::task::spawn_blocking(move || clients::transactional_produce(&b, &t, &id, 12, false))
+            .await
+            .expect("committed transaction");
+    }
+    let g = until(&env.groups(), "eos", T, "the backlog seen", |g| {
+        status(g).high_watermark_lag == Some(35)
+    })
+    .await;
+    let s = status(&g);
+    assert_eq!(s.total_lag, Some(12), "{s:?}");
+    assert!(s.oldest_unconsumed_record.is_some(), "{s:?}");
+    until(&env.groups(), "eos", T, "over budget", |g| {
+        has_condition(g, "LagWithinBudget", "False", "BudgetExceeded")
+    })
+    .await;
+    assert_eq!(cli_lags(&bootstrap, &group_id), (12, 35));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_group_declared_read_uncommitted_keeps_the_high_watermark_lag() {
+    let kafka = ApacheKafka::shared();
+    let bootstrap = kafka.bootstrap();
+    let env = Scenario::start("lag-txn-ru", kafka).await;
+    let topic = unique_name("txn-ru");
+    env.kafka
+        .create_topics(&[NewTopic::new(&topic, 1)])
+        .await
+        .expect("topic");
+    let group_id = unique_name("txn-ru-group");
+    {
+        let (b, t, g) = (bootstrap.clone(), topic.clone(), group_id.clone());
+        tokio::task::spawn_blocking(move || {
+            clients::transactional_produce(&b, &t, &format!("{t}-producer"), 4, false);
+            clients::consume_committed_and_commit(&b, &t, &g, 4)
+        })
+        .await
+        .expect("produce and consume");
+    }
+    let spec = json!({"clusterRef": {"name": "main"}, "groupId": group_id, "topics": [topic],
+        "isolation": "readUncommitted"});
+    env.groups()
+        .create(&PostParams::default(), &resource("ConsumerGroup", "ru", spec))
+        .await
+        .expect("create");
+    let g = until(&env.groups(), "ru", T, "lag measured", |g| {
+        status(g).total_lag.is_some()
+    })
+    .await;
+    let s = status(&g);
+    assert_eq!(
+        (s.total_lag, s.high_watermark_lag, s.isolation, s.isolation_source),
+        (
+            Some(1),
+            Some(1),
+            Some(IsolationLevel::ReadUncommitted),
+            Some(IsolationSource::Declared)
+        ),
+        "{s:?}"
+    );
+}

@@ -5,11 +5,13 @@
 #[macro_use]
 mod support;
 
+use k8s_openapi::api::apps::v1::Deployment;
 use kafka_group_operator::api::{ConsumerGroup, ConsumerGroupStatus, IsolationLevel, IsolationSource};
 use kafka_group_operator::kafka::NewTopic;
-use kube::api::PostParams;
+use kube::api::{Api, PostParams};
 use serde_json::json;
 use std::time::Duration;
+use support::kubelet::deployment;
 use support::scenario::{Scenario, resource};
 use support::wait::{has_condition, until};
 use support::{ApacheKafka, clients, unique_name};
@@ -159,4 +161,67 @@ async fn a_group_declared_read_uncommitted_keeps_the_high_watermark_lag() {
         ),
         "{s:?}"
     );
+}
+
+/// `minReplicas: 0` with `activationLag: 0`: markers and an aborted transaction (high-watermark lag 22) leave the
+/// workload at zero; three committed records wake it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_workload_scaled_to_zero_is_woken_by_records_not_by_transaction_markers() {
+    let kafka = ApacheKafka::shared();
+    let bootstrap = kafka.bootstrap();
+    let env = Scenario::start("lag-txn-scale", kafka).await;
+    let topic = unique_name("txn-scale");
+    env.kafka
+        .create_topics(&[NewTopic::new(&topic, 1)])
+        .await
+        .expect("topic");
+    let txn_id = format!("{topic}-producer");
+    let group_id = unique_name("txn-scale-group");
+    {
+        let (b, t, id, g) = (bootstrap.clone(), topic.clone(), txn_id.clone(), group_id.clone());
+        tokio::task::spawn_blocking(move || {
+            clients::transactional_produce(&b, &t, &id, 4, false);
+            clients::consume_committed_and_commit(&b, &t, &g, 4);
+            clients::transactional_produce(&b, &t, &id, 20, true);
+        })
+        .await
+        .expect("produce, consume, abort");
+    }
+    let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), &env.ns);
+    deployments
+        .create(&PostParams::default(), &deployment("eos-workers", 0, &[]))
+        .await
+        .expect("deployment");
+    let spec = json!({"clusterRef": {"name": "main"}, "groupId": group_id, "topics": [topic],
+        "scaling": {"targetRef": {"kind": "Deployment", "name": "eos-workers"}, "minReplicas": 0, "maxReplicas": 1,
+            "lagPerReplica": 100, "activationLag": 0}});
+    env.groups()
+        .create(&PostParams::default(), &resource("ConsumerGroup", "eos-scale", spec))
+        .await
+        .expect("create");
+    let g = until(&env.groups(), "eos-scale", T, "a decision on the markers", |g| {
+        let s = status(g);
+        s.high_watermark_lag == Some(22) && s.desired_replicas.is_some()
+    })
+    .await;
+    let s = status(&g);
+    assert_eq!((s.total_lag, s.desired_replicas), (Some(0), Some(0)), "{s:?}");
+    let replicas = deployments.get("eos-workers").await.expect("deployment").spec.replicas;
+    assert_eq!(replicas, Some(0));
+
+    {
+        let (b, t, id) = (bootstrap.clone(), topic.clone(), txn_id.clone());
+        tokio::task::spawn_blocking(move || clients::transactional_produce(&b, &t, &id, 3, false))
+            .await
+            .expect("committed transaction");
+    }
+    let g = until(&env.groups(), "eos-scale", T, "woken by the backlog", |g| {
+        status(g).desired_replicas == Some(1)
+    })
+    .await;
+    assert_eq!(status(&g).total_lag, Some(3), "{:?}", status(&g));
+    until(&deployments, "eos-workers", T, "one replica", |d: &Deployment| {
+        d.spec.replicas == Some(1)
+    })
+    .await;
 }

@@ -5,6 +5,7 @@
 #[macro_use]
 mod support;
 
+use kafka_group_operator::kafka::consumable::HEADER_FETCHES;
 use kafka_group_operator::kafka::{ClientConfig, Isolation, KafkaClient, NewTopic, OffsetSpec, TopicPartition};
 use kafka_group_operator::lag::high_watermark_lag;
 use support::clients;
@@ -116,4 +117,35 @@ async fn consumable_lag_of_a_plain_topic_is_its_high_watermark_lag() {
         ),
         (23, 23, Some(7), true, false)
     );
+}
+
+/// A backlog larger than the header reads of one scan (HEADER_FETCHES × HEADER_FETCH_BYTES = 1 MiB) is reported
+/// as an upper bound, never below the truth and never above the high-watermark lag, after exactly the cap.
+#[tokio::test]
+async fn a_backlog_past_the_read_cap_is_an_upper_bound() {
+    let kafka = ApacheKafka::shared();
+    let bootstrap = kafka.bootstrap();
+    let client = KafkaClient::new(ClientConfig::new([bootstrap.clone()])).expect("client");
+    let topic = unique_name("txn-cap");
+    client
+        .create_topics(&[NewTopic::new(&topic, 1)])
+        .await
+        .expect("create topic");
+    let tp = TopicPartition::new(&topic, 0);
+    // ≈ 2.4 MB of records in one transaction.
+    clients::transactional_produce(&bootstrap, &topic, &format!("{topic}-producer"), 120_000, false);
+    let end = client
+        .list_offsets(
+            std::slice::from_ref(&tp),
+            OffsetSpec::Latest,
+            Isolation::ReadUncommitted,
+        )
+        .await
+        .expect("log end")[&tp]
+        .offset;
+    let read = client.consumable_lag(&tp, 0).await.expect("consumable lag");
+    assert!(!read.lag.exact, "{read:?}");
+    assert_eq!(read.fetches, HEADER_FETCHES);
+    assert!((120_000..=end).contains(&read.lag.records), "{read:?}, log end {end}");
+    assert_eq!(read.lag.first_offset, Some(0));
 }

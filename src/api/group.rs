@@ -266,6 +266,10 @@ pub struct ConsumerGroupStatus {
     /// How `isolation` was decided: Declared, Detected (transactional batches seen) or Default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub isolation_source: Option<IsolationSource>,
+    /// True when `totalLag` is an upper bound: a transactional partition's backlog was larger than what one
+    /// scan reads of its batch headers (4 Fetches of 256 KiB), and every offset past that counts as a record.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub total_lag_is_upper_bound: bool,
     /// Timestamp of the oldest unconsumed record over all partitions (absent when caught up): the time lag
     /// is now minus this, exact even while producers are idle. A time rather than an age, so that a steady
     /// group's status does not change (the age in seconds is in the metrics).

@@ -81,6 +81,10 @@ pub struct PartitionReport {
     pub lag: Option<i64>,
     /// Log end − committed, as `kafka-consumer-groups` shows it.
     pub high_watermark_lag: Option<i64>,
+    /// `lag` is an upper bound: the partition's backlog was larger than what is read of its batch headers
+    /// (`kafka::consumable::HEADER_FETCHES` Fetches of `HEADER_FETCH_BYTES`); the table shows it as `<=N`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub lag_is_upper_bound: bool,
     /// Age of the next record the group will read (0 when caught up).
     pub time_lag_ms: Option<i64>,
     /// The member that owns the partition: its client id and host.
@@ -267,6 +271,7 @@ pub async fn collect(client: &KafkaClient, args: &LagArgs, scanner: Option<&mut 
                             log_end: p.log_end,
                             lag: consumable.or(p.lag),
                             high_watermark_lag: p.lag,
+                            lag_is_upper_bound: m.consumable.is_some_and(|c| !c.exact),
                             time_lag_ms: time_lag,
                             consumer: owners.get(&tp).cloned(),
                         }
@@ -286,6 +291,7 @@ pub async fn collect(client: &KafkaClient, args: &LagArgs, scanner: Option<&mut 
                     log_end: uncommitted_ends.get(tp).copied(),
                     lag: None,
                     high_watermark_lag: None,
+                    lag_is_upper_bound: false,
                     time_lag_ms: None,
                     consumer: Some(owner.clone()),
                 });
@@ -364,11 +370,16 @@ pub fn render_table(report: &LagReport) -> String {
             out.push('\n');
         }
         out.push_str(&format!(
-            "GROUP {}  state={} protocol={} members={} lag={} time-lag={} hw-lag={}\n",
+            "GROUP {}  state={} protocol={} members={} lag={}{} time-lag={} hw-lag={}\n",
             g.group,
             g.state,
             if g.protocol.is_empty() { "-" } else { &g.protocol },
             g.members,
+            if g.partitions.iter().any(|p| p.lag_is_upper_bound) {
+                "<="
+            } else {
+                ""
+            },
             g.total_lag,
             age(g.max_time_lag_ms),
             g.high_watermark_lag
@@ -386,7 +397,10 @@ pub fn render_table(report: &LagReport) -> String {
                     p.partition.to_string(),
                     opt(p.committed),
                     opt(p.log_end),
-                    opt(p.lag),
+                    match (p.lag, p.lag_is_upper_bound) {
+                        (Some(lag), true) => format!("<={lag}"),
+                        (lag, _) => opt(lag),
+                    },
                     age(p.time_lag_ms),
                     opt(p.high_watermark_lag),
                     p.consumer.clone().unwrap_or_else(|| "-".to_owned()),
@@ -423,6 +437,7 @@ mod tests {
             log_end: Some(end),
             lag: Some(end - committed),
             high_watermark_lag: Some(end - committed),
+            lag_is_upper_bound: false,
             time_lag_ms: time_lag,
             consumer: None,
         }
@@ -493,9 +508,9 @@ mod tests {
                     state: "Empty".to_owned(),
                     protocol: "classic".to_owned(),
                     members: 0,
-                    total_lag: 12,
-                    high_watermark_lag: 37,
-                    max_time_lag_ms: Some(9_000),
+                    total_lag: 90_012,
+                    high_watermark_lag: 90_037,
+                    max_time_lag_ms: Some(60_000),
                     partitions: vec![
                         // Caught up behind a COMMIT marker.
                         PartitionReport {
@@ -508,6 +523,13 @@ mod tests {
                             lag: Some(12),
                             time_lag_ms: Some(9_000),
                             ..partition("payments", 1, 14, 50, None)
+                        },
+                        // A backlog larger than the header reads of one scan.
+                        PartitionReport {
+                            lag: Some(90_000),
+                            lag_is_upper_bound: true,
+                            time_lag_ms: Some(60_000),
+                            ..partition("payments", 2, 10_000, 100_000, None)
                         },
                     ],
                 },

@@ -396,6 +396,11 @@ fn fill_observation(status: &mut ConsumerGroupStatus, obs: &Observation, declare
     );
     status.isolation = Some(isolation);
     status.isolation_source = Some(source);
+    status.total_lag_is_upper_bound = isolation == IsolationLevel::ReadCommitted
+        && obs
+            .offsets
+            .keys()
+            .any(|tp| obs.sample.consumable.get(tp).is_some_and(|c| !c.exact));
     status.oldest_unconsumed_record = obs.sample.oldest_unconsumed_ms().map(time_from_ms);
     status.partitions_without_offsets = obs
         .sample

@@ -79,6 +79,11 @@ pub mod metrics {
         pub group: String,
     }
 
+    #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+    pub struct ClusterLabels {
+        pub cluster_name: String,
+    }
+
     /// What the reconciles decide per group. The measured lag (offsets, log ends, lag in messages and
     /// seconds, members) comes from the samplers at scrape time: see [`LagSource`].
     pub struct LagMetrics {
@@ -87,6 +92,9 @@ pub mod metrics {
         pub status: Family<GroupLabels, Gauge>,
         pub desired_replicas: Family<GroupLabels, Gauge>,
         pub current_replicas: Family<GroupLabels, Gauge>,
+        /// READ_COMMITTED Fetches of batch headers the samplers sent for consumable lag, per cluster: only
+        /// partitions seen carrying transactions are read, so this stays 0 on plain topics.
+        pub consumable_lag_fetches: Family<ClusterLabels, Counter>,
     }
 
     #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -134,6 +142,7 @@ pub mod metrics {
                 status: Family::default(),
                 desired_replicas: Family::default(),
                 current_replicas: Family::default(),
+                consumable_lag_fetches: Family::default(),
             };
             let offset_commits = Family::<ResetLabels, Counter>::default();
             registry.register(
@@ -157,6 +166,11 @@ pub mod metrics {
                 "kafka_group_operator_current_replicas",
                 "Replicas of a group's workload as last read",
                 lag.current_replicas.clone(),
+            );
+            registry.register(
+                "kafka_group_operator_consumable_lag_fetches",
+                "Fetches of batch headers sent for consumable lag (partitions carrying transactions only), per cluster",
+                lag.consumable_lag_fetches.clone(),
             );
             registry.register(
                 "kafka_group_operator_rebalances",
@@ -222,6 +236,16 @@ pub mod metrics {
                 self.lag.desired_replicas.get_or_create(&g).set(i64::from(desired));
                 self.lag.current_replicas.get_or_create(&g).set(i64::from(current));
             }
+        }
+
+        /// Counts `fetches` header Fetches sent for consumable lag on `cluster` (0 creates the series).
+        pub fn consumable_lag_fetched(&self, cluster: &str, fetches: u64) {
+            self.lag
+                .consumable_lag_fetches
+                .get_or_create(&ClusterLabels {
+                    cluster_name: cluster.to_owned(),
+                })
+                .inc_by(fetches);
         }
 
         /// Counts a rebalance of a group (each scale step costs one).

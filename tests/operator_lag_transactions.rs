@@ -118,6 +118,79 @@ async fn a_read_committed_group_is_measured_by_the_records_it_will_still_receive
     })
     .await;
     assert_eq!(cli_lags(&bootstrap, &group_id), (12, 35));
+    assert!(
+        consumable_fetches(&env) > 0.0,
+        "the transactional partition's headers were read"
+    );
+}
+
+/// The sampler's header Fetches for consumable lag on cluster `main`, from the operator's /metrics.
+fn consumable_fetches(env: &Scenario) -> f64 {
+    let cluster = format!("{}/main", env.ns);
+    env.operator
+        .as_ref()
+        .expect("operator")
+        .metric(
+            "kafka_group_operator_consumable_lag_fetches_total",
+            &[("cluster_name", cluster.as_str())],
+        )
+        .expect("the consumable-lag Fetch counter")
+}
+
+/// Plain topics keep their cost: a lagging group whose committed offset moves and whose log grows is scanned
+/// again and again without a single consumable-lag Fetch.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plain_topic_costs_no_consumable_lag_fetch() {
+    let kafka = ApacheKafka::shared();
+    let bootstrap = kafka.bootstrap();
+    let env = Scenario::start("lag-plain", kafka).await;
+    let topic = unique_name("plain");
+    env.kafka
+        .create_topics(&[NewTopic::new(&topic, 1)])
+        .await
+        .expect("topic");
+    clients::produce(&bootstrap, &topic, 30);
+    let group_id = unique_name("plain-group");
+    let tp = kafka_group_operator::kafka::TopicPartition::new(&topic, 0);
+    let commit = |offset: i64| {
+        let tp = tp.clone();
+        let (kafka, group) = (&env.kafka, group_id.clone());
+        async move {
+            kafka
+                .commit_offsets(&group, &std::collections::BTreeMap::from([(tp, offset)]))
+                .await
+                .expect("commit")
+        }
+    };
+    commit(10).await;
+    let spec = json!({"clusterRef": {"name": "main"}, "groupId": group_id, "topics": [topic]});
+    env.groups()
+        .create(&PostParams::default(), &resource("ConsumerGroup", "plain", spec))
+        .await
+        .expect("create");
+    let g = until(&env.groups(), "plain", T, "lag 20 with its time lag", |g| {
+        let s = status(g);
+        s.total_lag == Some(20) && s.oldest_unconsumed_record.is_some()
+    })
+    .await;
+    let s = status(&g);
+    assert_eq!(
+        (s.high_watermark_lag, s.isolation, s.isolation_source),
+        (
+            Some(20),
+            Some(IsolationLevel::ReadUncommitted),
+            Some(IsolationSource::Default)
+        ),
+        "{s:?}"
+    );
+    commit(15).await;
+    until(&env.groups(), "plain", T, "lag 15", |g| status(g).total_lag == Some(15)).await;
+    clients::produce(&bootstrap, &topic, 5);
+    until(&env.groups(), "plain", T, "lag 20 again", |g| {
+        status(g).total_lag == Some(20)
+    })
+    .await;
+    assert_eq!(consumable_fetches(&env), 0.0);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -292,7 +292,7 @@ impl ClusterSampler {
             })();
             results.insert(g.clone(), result);
         }
-        self.fill_timestamps(client, &mut results).await;
+        self.fill_timestamps(client, metrics, &mut results).await;
         self.publish(results);
     }
 
@@ -302,6 +302,7 @@ impl ClusterSampler {
     async fn fill_timestamps(
         &self,
         client: &KafkaClient,
+        metrics: &Metrics,
         results: &mut HashMap<String, Result<GroupSample, KafkaError>>,
     ) {
         // Lagging by the cheap measure: (partition, committed, log end).
@@ -329,7 +330,8 @@ impl ClusterSampler {
             }
             to_read
         };
-        consumable.extend(read_consumable(client, to_read).await);
+        let (read, mut fetches) = read_consumable(client, to_read).await;
+        consumable.extend(read);
 
         // Where each lagging partition's time lag is read: the first consumable record, or the committed offset.
         let probe_offset =
@@ -355,7 +357,8 @@ impl ClusterSampler {
             found
         };
         if !found.is_empty() {
-            let read = read_consumable(client, found).await;
+            let (read, more) = read_consumable(client, found).await;
+            fetches += more;
             let again: BTreeSet<(TopicPartition, i64)> = read
                 .iter()
                 .filter_map(|(k, c)| c.first_offset.filter(|f| *f != k.1).map(|f| (k.0.clone(), f)))
@@ -370,6 +373,7 @@ impl ClusterSampler {
             self.probe(client, &again).await;
         }
 
+        metrics.consumable_lag_fetched(&self.name, fetches);
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         // Keep only what this scan needs: the caches follow the committed offsets.
         state.timestamps.retain(|k, _| needed.contains(k));
@@ -576,28 +580,38 @@ impl LagSource for Samplers {
     }
 }
 
-/// The consumable lag of each of `keys` (partition, committed, log end), bounded concurrency; a partition whose
-/// read failed is left out (its lag is then the high-watermark lag).
+/// The consumable lag of each of `keys` (partition, committed, log end), bounded concurrency, and the Fetches
+/// that took; a partition whose read failed is left out (its lag is then the high-watermark lag).
 async fn read_consumable(
     client: &KafkaClient,
     keys: Vec<(TopicPartition, i64, i64)>,
-) -> Vec<((TopicPartition, i64, i64), ConsumableLag)> {
-    futures_util::stream::iter(keys.into_iter().map(|key| {
+) -> (Vec<((TopicPartition, i64, i64), ConsumableLag)>, u64) {
+    let reads: Vec<_> = futures_util::stream::iter(keys.into_iter().map(|key| {
         let client = client.clone();
         async move {
-            match client.consumable_lag(&key.0, key.1).await {
-                Ok(read) => Some((key, read.lag)),
-                Err(e) => {
-                    tracing::debug!(partition = %key.0, error = %e, "consumable lag not read");
-                    None
-                }
-            }
+            let read = client.consumable_lag(&key.0, key.1).await;
+            (key, read)
         }
     }))
     .buffer_unordered(TIMESTAMP_READS_IN_FLIGHT)
-    .filter_map(|r| async move { r })
     .collect()
-    .await
+    .await;
+    let mut fetches = 0;
+    let mut out = Vec::with_capacity(reads.len());
+    for (key, read) in reads {
+        match read {
+            Ok(read) => {
+                fetches += read.fetches as u64;
+                out.push((key, read.lag));
+            }
+            Err(e) => {
+                // At least the one Fetch that failed.
+                fetches += 1;
+                tracing::debug!(partition = %key.0, error = %e, "consumable lag not read");
+            }
+        }
+    }
+    (out, fetches)
 }
 
 /// A group's sample as the lag metrics show it: per partition the committed offset, the log end and the age of

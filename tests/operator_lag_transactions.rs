@@ -234,6 +234,12 @@ async fn a_group_declared_read_uncommitted_keeps_the_high_watermark_lag() {
         ),
         "{s:?}"
     );
+    // The metrics follow the declaration too.
+    let lag = env.operator.as_ref().expect("operator").metric(
+        "kafka_consumergroup_group_lag",
+        &[("group", group_id.as_str()), ("partition", "0")],
+    );
+    assert_eq!(lag, Some(1.0));
 }
 
 /// `minReplicas: 0` with `activationLag: 0`: markers and an aborted transaction (high-watermark lag 22) leave the

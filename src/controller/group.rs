@@ -9,8 +9,8 @@ use super::status::{apply_status, ms_from_time, now, time_from_ms};
 use super::{Context, Error};
 use crate::api::conditions::{READY, condition, find, set_condition};
 use crate::api::{
-    ConsumerGroup, ConsumerGroupStatus, DeletionPolicy, GroupMemberStatus, IsolationLevel, IsolationSource,
-    KafkaCluster, OffsetInitPolicy, RetentionGuardStatus, RetentionProtection, SavedOffset,
+    ConsumerGroup, ConsumerGroupStatus, DeletionPolicy, GroupMemberStatus, IsolationLevel, KafkaCluster,
+    OffsetInitPolicy, RetentionGuardStatus, RetentionProtection, SavedOffset,
 };
 use crate::kafka::{GroupOffsets, GroupProtocol, KafkaClient, KafkaError, TopicPartition};
 use crate::plan::offset_init::{InitPolicy, OffsetInitDecision, plan_offset_init};
@@ -210,6 +210,7 @@ async fn observe(group: &ConsumerGroup, ctx: &Context, sampler: &ClusterSampler)
         .sample(
             &group.group_id(),
             &group.spec.topics,
+            group.spec.isolation,
             ctx.config.client.operation_timeout * 2,
         )
         .await
@@ -253,7 +254,7 @@ async fn observe_and_act(api: &Api<ConsumerGroup>, group: &ConsumerGroup, ctx: &
             sampler.invalidate(&group_id);
         }
         acted?;
-        let (isolation, _) = isolation_of(group.spec.isolation, !obs.sample.transactional.is_empty());
+        let (isolation, _) = obs.sample.isolation();
         let no_consumable = BTreeMap::new();
         let input = super::scaling::LagInput {
             description: &obs.sample.description,
@@ -275,7 +276,7 @@ async fn observe_and_act(api: &Api<ConsumerGroup>, group: &ConsumerGroup, ctx: &
 
     let action = match observed {
         Ok((obs, next_sample_in)) => {
-            fill_observation(&mut status, &obs, group.spec.isolation);
+            fill_observation(&mut status, &obs);
             set_condition(
                 &mut status.conditions,
                 condition(
@@ -344,17 +345,7 @@ fn next_wake(interval: Duration, guard: Option<&RetentionGuardStatus>) -> Durati
     interval.min(Duration::from_millis(until as u64 + 500))
 }
 
-/// The isolation a group's lag is measured for, and how it was decided: declared, or `readCommitted` once its
-/// partitions were seen carrying transactional batches.
-fn isolation_of(declared: Option<IsolationLevel>, transactional: bool) -> (IsolationLevel, IsolationSource) {
-    match (declared, transactional) {
-        (Some(level), _) => (level, IsolationSource::Declared),
-        (None, true) => (IsolationLevel::ReadCommitted, IsolationSource::Detected),
-        (None, false) => (IsolationLevel::ReadUncommitted, IsolationSource::Default),
-    }
-}
-
-fn fill_observation(status: &mut ConsumerGroupStatus, obs: &Observation, declared: Option<IsolationLevel>) {
+fn fill_observation(status: &mut ConsumerGroupStatus, obs: &Observation) {
     let d = &obs.sample.description;
     status.state = Some(d.state.clone());
     status.protocol = d.exists().then(|| {
@@ -376,18 +367,19 @@ fn fill_observation(status: &mut ConsumerGroupStatus, obs: &Observation, declare
             assignment: m.assignment.iter().map(|tp| tp.to_string()).collect(),
         })
         .collect();
-    let (isolation, source) = isolation_of(declared, !obs.sample.transactional.is_empty());
+    let (isolation, source) = obs.sample.isolation();
     let high_watermark = |tp: &TopicPartition, committed: i64| {
         obs.sample
             .log_ends
             .get(tp)
             .map(|end| crate::lag::high_watermark_lag(committed, *end))
     };
-    let lag = |tp: &TopicPartition, committed: i64| match isolation {
-        IsolationLevel::ReadCommitted => obs.sample.partition_lag(tp, committed),
-        IsolationLevel::ReadUncommitted => high_watermark(tp, committed),
-    };
-    status.total_lag = Some(obs.offsets.iter().filter_map(|(tp, c)| lag(tp, c.offset)).sum());
+    status.total_lag = Some(
+        obs.offsets
+            .iter()
+            .filter_map(|(tp, c)| obs.sample.partition_lag(tp, c.offset))
+            .sum(),
+    );
     status.high_watermark_lag = Some(
         obs.offsets
             .iter()
@@ -396,11 +388,10 @@ fn fill_observation(status: &mut ConsumerGroupStatus, obs: &Observation, declare
     );
     status.isolation = Some(isolation);
     status.isolation_source = Some(source);
-    status.total_lag_is_upper_bound = isolation == IsolationLevel::ReadCommitted
-        && obs
-            .offsets
-            .keys()
-            .any(|tp| obs.sample.consumable.get(tp).is_some_and(|c| !c.exact));
+    status.total_lag_is_upper_bound = obs
+        .offsets
+        .keys()
+        .any(|tp| obs.sample.consumable_of(tp).is_some_and(|c| !c.exact));
     status.oldest_unconsumed_record = obs.sample.oldest_unconsumed_ms().map(time_from_ms);
     status.partitions_without_offsets = obs
         .sample
@@ -691,28 +682,6 @@ fn parse(text: &str) -> Result<Duration, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn isolation_is_declared_or_read_committed_once_transactions_were_seen() {
-        use IsolationLevel::*;
-        let cases = [
-            (None, false, (ReadUncommitted, IsolationSource::Default)),
-            (None, true, (ReadCommitted, IsolationSource::Detected)),
-            (
-                Some(ReadUncommitted),
-                true,
-                (ReadUncommitted, IsolationSource::Declared),
-            ),
-            (Some(ReadCommitted), false, (ReadCommitted, IsolationSource::Declared)),
-        ];
-        for (declared, transactional, want) in cases {
-            assert_eq!(
-                isolation_of(declared, transactional),
-                want,
-                "{declared:?}, {transactional}"
-            );
-        }
-    }
 
     #[test]
     fn lag_groups_wake_just_after_the_next_scan_but_never_later_than_the_interval() {

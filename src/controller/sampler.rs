@@ -6,6 +6,7 @@
 //! headers (`KafkaClient::consumable_lag`) while they lag, re-read only when the committed offset or log end moved. Its latest samples are also what the lag metrics
 //! show: they are read at every scrape (`LagSource`), not copied into a gauge per partition.
 
+use crate::api::{IsolationLevel, IsolationSource};
 use crate::kafka::{
     FirstRecord, GroupDescription, GroupOffsets, Isolation, KafkaClient, KafkaError, OffsetSpec, TopicPartition,
 };
@@ -35,14 +36,39 @@ pub struct GroupSample {
     pub consumable: BTreeMap<TopicPartition, ConsumableLag>,
     /// The group's committed partitions that were seen carrying transactional batches.
     pub transactional: BTreeSet<TopicPartition>,
+    /// `spec.isolation` of the group, if declared.
+    pub declared_isolation: Option<IsolationLevel>,
     pub taken_at_ms: i64,
 }
 
+/// The isolation a group's lag is measured for, and how it was decided: declared, or `readCommitted` once its
+/// partitions were seen carrying transactional batches.
+pub fn isolation_of(declared: Option<IsolationLevel>, transactional: bool) -> (IsolationLevel, IsolationSource) {
+    match (declared, transactional) {
+        (Some(level), _) => (level, IsolationSource::Declared),
+        (None, true) => (IsolationLevel::ReadCommitted, IsolationSource::Detected),
+        (None, false) => (IsolationLevel::ReadUncommitted, IsolationSource::Default),
+    }
+}
+
 impl GroupSample {
-    /// What the group will still read of `tp` from `committed`: the consumable lag where it was measured, the
-    /// high-watermark lag elsewhere; None when the log end is unknown.
+    /// The isolation this group's lag is measured for, and how it was decided.
+    pub fn isolation(&self) -> (IsolationLevel, IsolationSource) {
+        isolation_of(self.declared_isolation, !self.transactional.is_empty())
+    }
+
+    /// The consumable lag of `tp`, where it was measured and the group reads committed.
+    pub fn consumable_of(&self, tp: &TopicPartition) -> Option<&ConsumableLag> {
+        match self.isolation().0 {
+            IsolationLevel::ReadCommitted => self.consumable.get(tp),
+            IsolationLevel::ReadUncommitted => None,
+        }
+    }
+
+    /// What the group will still read of `tp` from `committed`: for a `readCommitted` group the consumable lag
+    /// where it was measured, otherwise the high-watermark lag; None when the log end is unknown.
     pub fn partition_lag(&self, tp: &TopicPartition, committed: i64) -> Option<i64> {
-        match self.consumable.get(tp) {
+        match self.consumable_of(tp) {
             Some(c) => Some(c.records),
             None => self.log_ends.get(tp).map(|end| high_watermark_lag(committed, *end)),
         }
@@ -90,6 +116,8 @@ impl GroupSample {
 
 struct Registration {
     topics: Vec<String>,
+    /// `spec.isolation`, if declared.
+    isolation: Option<IsolationLevel>,
     /// When a reconcile last asked for the group: groups nobody asks for are dropped (the resource is gone).
     last_asked: tokio::time::Instant,
 }
@@ -256,18 +284,18 @@ impl ClusterSampler {
                 return;
             }
         };
-        let registered: HashMap<String, Vec<String>> = {
+        let registered: HashMap<String, (Vec<String>, Option<IsolationLevel>)> = {
             let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             state
                 .groups
                 .iter()
-                .map(|(g, r)| (g.clone(), r.topics.clone()))
+                .map(|(g, r)| (g.clone(), (r.topics.clone(), r.isolation)))
                 .collect()
         };
         let mut descriptions = descriptions;
         let mut offsets = offsets;
         for g in &groups {
-            let declared_topics = registered.get(g).cloned().unwrap_or_default();
+            let (declared_topics, declared_isolation) = registered.get(g).cloned().unwrap_or_default();
             let result = (|| {
                 let description = descriptions
                     .remove(g)
@@ -287,6 +315,7 @@ impl ClusterSampler {
                     record_timestamps: BTreeMap::new(),
                     consumable: BTreeMap::new(),
                     transactional: BTreeSet::new(),
+                    declared_isolation,
                     taken_at_ms: now_ms,
                 })
             })();
@@ -456,6 +485,7 @@ impl ClusterSampler {
         &self,
         group: &str,
         topics: &[String],
+        isolation: Option<IsolationLevel>,
         timeout: Duration,
     ) -> Option<Result<Arc<GroupSample>, KafkaError>> {
         let fresh_needed = {
@@ -463,8 +493,9 @@ impl ClusterSampler {
             let changed = match state.groups.get_mut(group) {
                 Some(r) => {
                     r.last_asked = tokio::time::Instant::now();
-                    let changed = r.topics != topics;
+                    let changed = r.topics != topics || r.isolation != isolation;
                     r.topics = topics.to_vec();
+                    r.isolation = isolation;
                     changed
                 }
                 None => {
@@ -472,6 +503,7 @@ impl ClusterSampler {
                         group.to_owned(),
                         Registration {
                             topics: topics.to_vec(),
+                            isolation,
                             last_asked: tokio::time::Instant::now(),
                         },
                     );
@@ -637,7 +669,7 @@ fn lag_point<'a>(cluster: &'a str, group: &'a str, sample: &'a GroupSample) -> G
                 partition: tp.partition,
                 committed: committed.offset,
                 log_end,
-                consumable: sample.consumable.get(tp).map(|c| c.records),
+                consumable: sample.consumable_of(tp).map(|c| c.records),
                 lag_seconds,
             }
         })
@@ -648,5 +680,32 @@ fn lag_point<'a>(cluster: &'a str, group: &'a str, sample: &'a GroupSample) -> G
         members: sample.description.members.len(),
         max_lag_seconds: sample.max_lag_seconds(),
         partitions,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn isolation_is_declared_or_read_committed_once_transactions_were_seen() {
+        use IsolationLevel::*;
+        let cases = [
+            (None, false, (ReadUncommitted, IsolationSource::Default)),
+            (None, true, (ReadCommitted, IsolationSource::Detected)),
+            (
+                Some(ReadUncommitted),
+                true,
+                (ReadUncommitted, IsolationSource::Declared),
+            ),
+            (Some(ReadCommitted), false, (ReadCommitted, IsolationSource::Declared)),
+        ];
+        for (declared, transactional, want) in cases {
+            assert_eq!(
+                isolation_of(declared, transactional),
+                want,
+                "{declared:?}, {transactional}"
+            );
+        }
     }
 }

@@ -79,6 +79,11 @@ pub mod metrics {
         pub group: String,
     }
 
+    #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+    pub struct ClusterLabels {
+        pub cluster_name: String,
+    }
+
     /// What the reconciles decide per group. The measured lag (offsets, log ends, lag in messages and
     /// seconds, members) comes from the samplers at scrape time: see [`LagSource`].
     pub struct LagMetrics {
@@ -87,6 +92,9 @@ pub mod metrics {
         pub status: Family<GroupLabels, Gauge>,
         pub desired_replicas: Family<GroupLabels, Gauge>,
         pub current_replicas: Family<GroupLabels, Gauge>,
+        /// READ_COMMITTED Fetches of batch headers the samplers sent for consumable lag, per cluster: only
+        /// partitions seen carrying transactions are read, so this stays 0 on plain topics.
+        pub consumable_lag_fetches: Family<ClusterLabels, Counter>,
     }
 
     #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -134,6 +142,7 @@ pub mod metrics {
                 status: Family::default(),
                 desired_replicas: Family::default(),
                 current_replicas: Family::default(),
+                consumable_lag_fetches: Family::default(),
             };
             let offset_commits = Family::<ResetLabels, Counter>::default();
             registry.register(
@@ -157,6 +166,11 @@ pub mod metrics {
                 "kafka_group_operator_current_replicas",
                 "Replicas of a group's workload as last read",
                 lag.current_replicas.clone(),
+            );
+            registry.register(
+                "kafka_group_operator_consumable_lag_fetches",
+                "Fetches of batch headers sent for consumable lag (partitions carrying transactions only), per cluster",
+                lag.consumable_lag_fetches.clone(),
             );
             registry.register(
                 "kafka_group_operator_rebalances",
@@ -224,6 +238,16 @@ pub mod metrics {
             }
         }
 
+        /// Counts `fetches` header Fetches sent for consumable lag on `cluster` (0 creates the series).
+        pub fn consumable_lag_fetched(&self, cluster: &str, fetches: u64) {
+            self.lag
+                .consumable_lag_fetches
+                .get_or_create(&ClusterLabels {
+                    cluster_name: cluster.to_owned(),
+                })
+                .inc_by(fetches);
+        }
+
         /// Counts a rebalance of a group (each scale step costs one).
         pub fn rebalanced(&self, cluster: &str, group: &str) {
             self.lag
@@ -264,6 +288,8 @@ pub mod metrics {
         pub committed: i64,
         /// None when the partition's end could not be read.
         pub log_end: Option<i64>,
+        /// Data records a `read_committed` consumer will still receive, where measured (transactional topics).
+        pub consumable: Option<i64>,
         /// Age of the oldest unconsumed record: 0 when caught up, None when unknown.
         pub lag_seconds: Option<i64>,
     }
@@ -278,8 +304,14 @@ pub mod metrics {
     }
 
     impl PartitionLagPoint<'_> {
+        /// What the group will still read: the consumable lag where measured, the high-watermark lag elsewhere.
         fn lag(&self) -> Option<i64> {
-            self.log_end.map(|end| (end - self.committed).max(0))
+            self.consumable.or_else(|| self.high_watermark_lag())
+        }
+
+        fn high_watermark_lag(&self) -> Option<i64> {
+            self.log_end
+                .map(|end| crate::lag::high_watermark_lag(self.committed, end))
         }
     }
 
@@ -305,7 +337,7 @@ pub mod metrics {
     type PartitionValue = fn(&PartitionLagPoint<'_>) -> Option<i64>;
     type GroupValue = fn(&GroupLagPoint<'_>) -> Option<i64>;
 
-    const PARTITION_FAMILIES: [(&str, &str, PartitionValue); 3] = [
+    const PARTITION_FAMILIES: [(&str, &str, PartitionValue); 4] = [
         (
             "kafka_consumergroup_group_offset",
             "Committed offset of a group's partition",
@@ -313,8 +345,14 @@ pub mod metrics {
         ),
         (
             "kafka_consumergroup_group_lag",
-            "Lag in messages of a group's partition",
+            "Lag in messages of a group's partition: records the group will still read (transaction markers and \
+             aborted transactions left out)",
             |p| p.lag(),
+        ),
+        (
+            "kafka_consumergroup_group_lag_high_watermark",
+            "Log end offset minus committed offset of a group's partition, as kafka-consumer-groups shows it",
+            |p| p.high_watermark_lag(),
         ),
         (
             "kafka_consumergroup_group_lag_seconds",
@@ -430,8 +468,8 @@ pub mod metrics {
     mod tests {
         use super::*;
 
-        /// (partition, committed, log end, lag seconds)
-        type Partition = (i32, i64, Option<i64>, Option<i64>);
+        /// (partition, committed, log end, lag seconds, consumable lag)
+        type Partition = (i32, i64, Option<i64>, Option<i64>, Option<i64>);
 
         struct Fixed(Vec<(&'static str, Vec<Partition>)>);
 
@@ -445,13 +483,16 @@ pub mod metrics {
                         max_lag_seconds: Some(7),
                         partitions: partitions
                             .iter()
-                            .map(|&(partition, committed, log_end, lag_seconds)| PartitionLagPoint {
-                                topic: "orders",
-                                partition,
-                                committed,
-                                log_end,
-                                lag_seconds,
-                            })
+                            .map(
+                                |&(partition, committed, log_end, lag_seconds, consumable)| PartitionLagPoint {
+                                    topic: "orders",
+                                    partition,
+                                    committed,
+                                    log_end,
+                                    consumable,
+                                    lag_seconds,
+                                },
+                            )
                             .collect(),
                     });
                 }
@@ -469,8 +510,8 @@ pub mod metrics {
         fn lag_series_are_read_from_the_sources_at_each_scrape() {
             let metrics = Metrics::default();
             let source: Arc<dyn LagSource> = Arc::new(Fixed(vec![
-                ("a", vec![(0, 5, Some(9), Some(7)), (1, 3, None, None)]),
-                ("b", vec![(0, 9, Some(9), Some(0))]),
+                ("a", vec![(0, 5, Some(9), Some(7), None), (1, 3, None, None, None)]),
+                ("b", vec![(0, 9, Some(9), Some(0), None)]),
             ]));
             metrics.add_lag_source(Arc::downgrade(&source));
             let text = metrics.encode();
@@ -482,6 +523,14 @@ pub mod metrics {
                 vec![
                     format!("kafka_consumergroup_group_lag{}", p("a", 0, 4)),
                     format!("kafka_consumergroup_group_lag{}", p("b", 0, 0))
+                ],
+                "{text}"
+            );
+            assert_eq!(
+                lines(&text, "kafka_consumergroup_group_lag_high_watermark"),
+                vec![
+                    format!("kafka_consumergroup_group_lag_high_watermark{}", p("a", 0, 4)),
+                    format!("kafka_consumergroup_group_lag_high_watermark{}", p("b", 0, 0))
                 ],
                 "{text}"
             );
@@ -501,6 +550,25 @@ pub mod metrics {
                 text.contains("kafka_consumergroup_members{cluster_name=\"ns/main\",group=\"b\"} 2"),
                 "{text}"
             );
+            // A group caught up behind a transaction marker: lag 0, high-watermark lag 1.
+            let txn: Arc<dyn LagSource> = Arc::new(Fixed(vec![("t", vec![(0, 14, Some(15), Some(0), Some(0))])]));
+            metrics.add_lag_source(Arc::downgrade(&txn));
+            let text = metrics.encode();
+            assert!(
+                lines(&text, "kafka_consumergroup_group_lag")
+                    .contains(&format!("kafka_consumergroup_group_lag{}", p("t", 0, 0))),
+                "{text}"
+            );
+            assert!(
+                lines(&text, "kafka_consumergroup_group_lag_high_watermark")
+                    .contains(&format!("kafka_consumergroup_group_lag_high_watermark{}", p("t", 0, 1))),
+                "{text}"
+            );
+            assert!(
+                text.contains("kafka_consumergroup_group_sum_lag{cluster_name=\"ns/main\",group=\"t\"} 0"),
+                "{text}"
+            );
+            drop(txn);
             // A dropped source is no longer scraped.
             drop(source);
             assert!(lines(&metrics.encode(), "kafka_consumergroup_group_lag").is_empty());

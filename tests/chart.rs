@@ -777,6 +777,7 @@ fn the_grafana_dashboard_queries_only_metrics_the_operator_exports() {
                     partition: 0,
                     committed: 5,
                     log_end: Some(9),
+                    consumable: None,
                     lag_seconds: Some(3),
                 }],
             });

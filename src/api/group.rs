@@ -72,6 +72,32 @@ pub struct ConsumerGroupSpec {
     /// re-commits or restores them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_guard: Option<RetentionGuardSpec>,
+
+    /// How the group's consumers read transactional topics (their `isolation.level`). `readCommitted`: lag
+    /// counts only the records they will receive (up to the last stable offset, transaction markers and
+    /// aborted transactions left out); `readUncommitted`: lag is log end − committed. Default: detected —
+    /// `readCommitted` once the group's partitions were seen carrying transactional batches
+    /// (`status.isolationSource` says how it was decided).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<IsolationLevel>,
+}
+
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum IsolationLevel {
+    ReadCommitted,
+    ReadUncommitted,
+}
+
+/// How the isolation in `status.isolation` was decided.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IsolationSource {
+    /// From `spec.isolation`.
+    Declared,
+    /// `readCommitted`: the group's partitions carry transactional batches.
+    Detected,
+    /// `readUncommitted`: no transactional batch was seen on the group's partitions.
+    Default,
 }
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
@@ -225,9 +251,25 @@ pub struct ConsumerGroupStatus {
     /// The members, with their assigned partitions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub member_details: Vec<GroupMemberStatus>,
-    /// Sum over partitions with a committed offset of (log end − committed).
+    /// Records the group will still read, summed over partitions with a committed offset: for a
+    /// `readCommitted` group on transactional topics the consumable lag (transaction markers and aborted
+    /// transactions left out), otherwise log end − committed. Drives `lagStatus`, the lag budget and scaling.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_lag: Option<i64>,
+    /// Sum over partitions with a committed offset of (log end − committed), as `kafka-consumer-groups` shows
+    /// it (on transactional topics it also counts markers and aborted records, which no consumer receives).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub high_watermark_lag: Option<i64>,
+    /// The isolation lag is measured for: `spec.isolation`, or detected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<IsolationLevel>,
+    /// How `isolation` was decided: Declared, Detected (transactional batches seen) or Default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation_source: Option<IsolationSource>,
+    /// True when `totalLag` is an upper bound: a transactional partition's backlog was larger than what one
+    /// scan reads of its batch headers (4 Fetches of 256 KiB), and every offset past that counts as a record.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub total_lag_is_upper_bound: bool,
     /// Timestamp of the oldest unconsumed record over all partitions (absent when caught up): the time lag
     /// is now minus this, exact even while producers are idle. A time rather than an age, so that a steady
     /// group's status does not change (the age in seconds is in the metrics).

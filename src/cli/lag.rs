@@ -1,6 +1,8 @@
 //! `lag`: committed offset, log end, lag in messages and in time, state and members of consumer groups, in
 //! a handful of batched requests however many groups (one describe and one OffsetFetch per coordinator, one
-//! ListOffsets per leader), plus one small Fetch per lagging partition for the exact time lag.
+//! ListOffsets per leader), plus one small Fetch per lagging partition for the exact time lag. Where that Fetch
+//! meets transactional batches, the lag is the consumable lag (what a `read_committed` consumer will still
+//! receive, read from batch headers) and the high-watermark lag (what `kafka-consumer-groups` shows) is shown too.
 
 use super::connect::ConnectArgs;
 use super::output::{self, Format, age, opt};
@@ -10,7 +12,7 @@ use futures_util::StreamExt;
 use kafka_group_operator::kafka::{
     GroupDescription, GroupFilter, Isolation, KafkaClient, LagScanner, OffsetSpec, TopicPartition,
 };
-use kafka_group_operator::lag::{Sample, time_lag_ms};
+use kafka_group_operator::lag::{ConsumableLag, Sample, time_lag_ms};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -56,8 +58,10 @@ pub struct GroupReport {
     /// `classic` or `consumer` (KIP-848).
     pub protocol: String,
     pub members: usize,
-    /// Sum of the partitions' lag in messages.
+    /// Sum of the partitions' lag in messages: records the group will still read.
     pub total_lag: i64,
+    /// Sum of the partitions' log end − committed, as `kafka-consumer-groups` shows it.
+    pub high_watermark_lag: i64,
     /// The largest time lag of its partitions.
     pub max_time_lag_ms: Option<i64>,
     pub partitions: Vec<PartitionReport>,
@@ -72,7 +76,15 @@ pub struct PartitionReport {
     pub committed: Option<i64>,
     /// Unknown when the partition's end could not be read (e.g. the topic was deleted).
     pub log_end: Option<i64>,
+    /// Records the group will still read: on a partition carrying transactions, the consumable lag
+    /// (transaction markers and aborted transactions left out), elsewhere the high-watermark lag.
     pub lag: Option<i64>,
+    /// Log end − committed, as `kafka-consumer-groups` shows it.
+    pub high_watermark_lag: Option<i64>,
+    /// `lag` is an upper bound: the partition's backlog was larger than what is read of its batch headers
+    /// (`kafka::consumable::HEADER_FETCHES` Fetches of `HEADER_FETCH_BYTES`); the table shows it as `<=N`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub lag_is_upper_bound: bool,
     /// Age of the next record the group will read (0 when caught up).
     pub time_lag_ms: Option<i64>,
     /// The member that owns the partition: its client id and host.
@@ -164,7 +176,7 @@ pub async fn collect(client: &KafkaClient, args: &LagArgs, scanner: Option<&mut 
             list.join(", ")
         );
     }
-    // The timestamp of the record at each lagging partition's committed offset.
+    // What each lagging partition's lag and time lag need (see `measure`).
     let lagging: Vec<(TopicPartition, i64)> = snapshot
         .groups
         .values()
@@ -174,13 +186,12 @@ pub async fn collect(client: &KafkaClient, args: &LagArgs, scanner: Option<&mut 
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
-    let timestamps: BTreeMap<(TopicPartition, i64), i64> = futures_util::stream::iter(lagging)
+    let measured: BTreeMap<(TopicPartition, i64), Measured> = futures_util::stream::iter(lagging)
         .map(|(tp, offset)| async move {
-            let ts = client.record_timestamp(&tp, offset).await;
-            ((tp, offset), ts)
+            let m = measure(client, &tp, offset).await;
+            ((tp, offset), m)
         })
         .buffer_unordered(TIMESTAMP_CONCURRENCY)
-        .filter_map(|(key, ts)| async move { ts.ok().flatten().map(|t| (key, t)) })
         .collect()
         .await;
     // Partitions that members own but the group has not committed on: shown with their log end, as
@@ -242,11 +253,14 @@ pub async fn collect(client: &KafkaClient, args: &LagArgs, scanner: Option<&mut 
                     .iter()
                     .map(|p| {
                         let tp = TopicPartition::new(&p.topic, p.partition);
+                        let m = measured.get(&(tp.clone(), p.committed)).copied().unwrap_or_default();
+                        let consumable = m.consumable.map(|c| c.records);
                         let time_lag = p.log_end.and_then(|log_end| {
                             let sample = Sample {
                                 committed: Some(p.committed),
                                 log_end,
-                                committed_record_ms: timestamps.get(&(tp.clone(), p.committed)).copied(),
+                                committed_record_ms: m.timestamp,
+                                consumable,
                             };
                             time_lag_ms(&sample, now_ms)
                         });
@@ -255,7 +269,9 @@ pub async fn collect(client: &KafkaClient, args: &LagArgs, scanner: Option<&mut 
                             partition: p.partition,
                             committed: Some(p.committed),
                             log_end: p.log_end,
-                            lag: p.lag,
+                            lag: consumable.or(p.lag),
+                            high_watermark_lag: p.lag,
+                            lag_is_upper_bound: m.consumable.is_some_and(|c| !c.exact),
                             time_lag_ms: time_lag,
                             consumer: owners.get(&tp).cloned(),
                         }
@@ -274,6 +290,8 @@ pub async fn collect(client: &KafkaClient, args: &LagArgs, scanner: Option<&mut 
                     committed: None,
                     log_end: uncommitted_ends.get(tp).copied(),
                     lag: None,
+                    high_watermark_lag: None,
+                    lag_is_upper_bound: false,
                     time_lag_ms: None,
                     consumer: Some(owner.clone()),
                 });
@@ -286,12 +304,52 @@ pub async fn collect(client: &KafkaClient, args: &LagArgs, scanner: Option<&mut 
             protocol: description.map_or_else(String::new, |d| format!("{:?}", d.protocol).to_lowercase()),
             members: description.map_or(0, |d| d.members.len()),
             total_lag: partitions.iter().filter_map(|p| p.lag).sum(),
+            high_watermark_lag: partitions.iter().filter_map(|p| p.high_watermark_lag).sum(),
             max_time_lag_ms: partitions.iter().filter_map(|p| p.time_lag_ms).max(),
             partitions,
         });
     }
     report.groups.sort_by(|a, b| a.group.cmp(&b.group));
     Ok(report)
+}
+
+/// What a lagging partition's lag and time lag need, read at its committed offset.
+#[derive(Clone, Copy, Debug, Default)]
+struct Measured {
+    /// The timestamp of the first record the group will read.
+    timestamp: Option<i64>,
+    /// The consumable lag, on a partition whose first Fetch met transactional batches.
+    consumable: Option<ConsumableLag>,
+}
+
+/// One small Fetch for the first record at `committed`; where it meets transactional batches, the consumable
+/// lag from batch headers and the timestamp of the first consumable record instead. Plain topics cost the one
+/// Fetch only. A read that fails leaves that figure unknown (the lag is then the high-watermark lag).
+async fn measure(client: &KafkaClient, tp: &TopicPartition, committed: i64) -> Measured {
+    let Ok(first) = client.first_record(tp, committed).await else {
+        return Measured::default();
+    };
+    if !first.transactional {
+        return Measured {
+            timestamp: first.timestamp,
+            consumable: None,
+        };
+    }
+    let Ok(read) = client.consumable_lag(tp, committed).await else {
+        return Measured {
+            timestamp: first.timestamp,
+            consumable: None,
+        };
+    };
+    let timestamp = match read.lag.first_offset {
+        None => None,
+        Some(offset) if offset == committed => first.timestamp,
+        Some(offset) => client.record_timestamp(tp, offset).await.ok().flatten(),
+    };
+    Measured {
+        timestamp,
+        consumable: Some(read.lag),
+    }
 }
 
 pub fn render(format: Format, report: &LagReport) -> Result<String> {
@@ -312,13 +370,19 @@ pub fn render_table(report: &LagReport) -> String {
             out.push('\n');
         }
         out.push_str(&format!(
-            "GROUP {}  state={} protocol={} members={} lag={} time-lag={}\n",
+            "GROUP {}  state={} protocol={} members={} lag={}{} time-lag={} hw-lag={}\n",
             g.group,
             g.state,
             if g.protocol.is_empty() { "-" } else { &g.protocol },
             g.members,
+            if g.partitions.iter().any(|p| p.lag_is_upper_bound) {
+                "<="
+            } else {
+                ""
+            },
             g.total_lag,
-            age(g.max_time_lag_ms)
+            age(g.max_time_lag_ms),
+            g.high_watermark_lag
         ));
         if g.partitions.is_empty() {
             out.push_str("  (no committed offsets)\n");
@@ -333,8 +397,12 @@ pub fn render_table(report: &LagReport) -> String {
                     p.partition.to_string(),
                     opt(p.committed),
                     opt(p.log_end),
-                    opt(p.lag),
+                    match (p.lag, p.lag_is_upper_bound) {
+                        (Some(lag), true) => format!("<={lag}"),
+                        (lag, _) => opt(lag),
+                    },
                     age(p.time_lag_ms),
+                    opt(p.high_watermark_lag),
                     p.consumer.clone().unwrap_or_else(|| "-".to_owned()),
                 ]
             })
@@ -348,6 +416,7 @@ pub fn render_table(report: &LagReport) -> String {
                 "LOG-END-OFFSET",
                 "LAG",
                 "TIME-LAG",
+                "HW-LAG",
                 "CONSUMER",
             ],
             &rows,
@@ -367,6 +436,8 @@ mod tests {
             committed: Some(committed),
             log_end: Some(end),
             lag: Some(end - committed),
+            high_watermark_lag: Some(end - committed),
+            lag_is_upper_bound: false,
             time_lag_ms: time_lag,
             consumer: None,
         }
@@ -392,12 +463,14 @@ mod tests {
                     protocol: "classic".to_owned(),
                     members: 0,
                     total_lag: 5000,
+                    high_watermark_lag: 5000,
                     max_time_lag_ms: Some(183_600_000),
                     partitions: vec![
                         partition("invoices", 0, 0, 5000, Some(183_600_000)),
                         PartitionReport {
                             log_end: None,
                             lag: None,
+                            high_watermark_lag: None,
                             time_lag_ms: None,
                             ..partition("invoices-old", 0, 17, 0, None)
                         },
@@ -409,10 +482,12 @@ mod tests {
                     protocol: "consumer".to_owned(),
                     members: 1,
                     total_lag: 0,
+                    high_watermark_lag: 0,
                     max_time_lag_ms: None,
                     partitions: vec![PartitionReport {
                         committed: None,
                         lag: None,
+                        high_watermark_lag: None,
                         time_lag_ms: None,
                         consumer: Some("consumer-new-group-1/10.0.3.40".to_owned()),
                         ..partition("payments", 0, 0, 77, None)
@@ -424,8 +499,39 @@ mod tests {
                     protocol: "classic".to_owned(),
                     members: 0,
                     total_lag: 0,
+                    high_watermark_lag: 0,
                     max_time_lag_ms: None,
                     partitions: Vec::new(),
+                },
+                GroupReport {
+                    group: "payments-eos".to_owned(),
+                    state: "Empty".to_owned(),
+                    protocol: "classic".to_owned(),
+                    members: 0,
+                    total_lag: 90_012,
+                    high_watermark_lag: 90_037,
+                    max_time_lag_ms: Some(60_000),
+                    partitions: vec![
+                        // Caught up behind a COMMIT marker.
+                        PartitionReport {
+                            lag: Some(0),
+                            time_lag_ms: Some(0),
+                            ..partition("payments", 0, 14, 15, None)
+                        },
+                        // An aborted transaction (20 records and its marker), then 12 committed records.
+                        PartitionReport {
+                            lag: Some(12),
+                            time_lag_ms: Some(9_000),
+                            ..partition("payments", 1, 14, 50, None)
+                        },
+                        // A backlog larger than the header reads of one scan.
+                        PartitionReport {
+                            lag: Some(90_000),
+                            lag_is_upper_bound: true,
+                            time_lag_ms: Some(60_000),
+                            ..partition("payments", 2, 10_000, 100_000, None)
+                        },
+                    ],
                 },
                 GroupReport {
                     group: "shipping".to_owned(),
@@ -433,6 +539,7 @@ mod tests {
                     protocol: "classic".to_owned(),
                     members: 2,
                     total_lag: 432,
+                    high_watermark_lag: 432,
                     max_time_lag_ms: Some(192_000),
                     partitions: stable,
                 },

@@ -9,8 +9,8 @@ use super::status::{apply_status, ms_from_time, now, time_from_ms};
 use super::{Context, Error};
 use crate::api::conditions::{READY, condition, find, set_condition};
 use crate::api::{
-    ConsumerGroup, ConsumerGroupStatus, DeletionPolicy, GroupMemberStatus, KafkaCluster, OffsetInitPolicy,
-    RetentionGuardStatus, RetentionProtection, SavedOffset,
+    ConsumerGroup, ConsumerGroupStatus, DeletionPolicy, GroupMemberStatus, IsolationLevel, KafkaCluster,
+    OffsetInitPolicy, RetentionGuardStatus, RetentionProtection, SavedOffset,
 };
 use crate::kafka::{GroupOffsets, GroupProtocol, KafkaClient, KafkaError, TopicPartition};
 use crate::plan::offset_init::{InitPolicy, OffsetInitDecision, plan_offset_init};
@@ -210,6 +210,7 @@ async fn observe(group: &ConsumerGroup, ctx: &Context, sampler: &ClusterSampler)
         .sample(
             &group.group_id(),
             &group.spec.topics,
+            group.spec.isolation,
             ctx.config.client.operation_timeout * 2,
         )
         .await
@@ -253,11 +254,17 @@ async fn observe_and_act(api: &Api<ConsumerGroup>, group: &ConsumerGroup, ctx: &
             sampler.invalidate(&group_id);
         }
         acted?;
+        let (isolation, _) = obs.sample.isolation();
+        let no_consumable = BTreeMap::new();
         let input = super::scaling::LagInput {
             description: &obs.sample.description,
             offsets: &obs.offsets,
             log_ends: &obs.sample.log_ends,
             record_timestamps: &obs.sample.record_timestamps,
+            consumable: match isolation {
+                IsolationLevel::ReadCommitted => &obs.sample.consumable,
+                IsolationLevel::ReadUncommitted => &no_consumable,
+            },
             taken_at_ms: obs.sample.taken_at_ms,
             partitions: obs.sample.declared.len(),
         };
@@ -360,12 +367,31 @@ fn fill_observation(status: &mut ConsumerGroupStatus, obs: &Observation) {
             assignment: m.assignment.iter().map(|tp| tp.to_string()).collect(),
         })
         .collect();
-    let lag: i64 = obs
+    let (isolation, source) = obs.sample.isolation();
+    let high_watermark = |tp: &TopicPartition, committed: i64| {
+        obs.sample
+            .log_ends
+            .get(tp)
+            .map(|end| crate::lag::high_watermark_lag(committed, *end))
+    };
+    status.total_lag = Some(
+        obs.offsets
+            .iter()
+            .filter_map(|(tp, c)| obs.sample.partition_lag(tp, c.offset))
+            .sum(),
+    );
+    status.high_watermark_lag = Some(
+        obs.offsets
+            .iter()
+            .filter_map(|(tp, c)| high_watermark(tp, c.offset))
+            .sum(),
+    );
+    status.isolation = Some(isolation);
+    status.isolation_source = Some(source);
+    status.total_lag_is_upper_bound = obs
         .offsets
-        .iter()
-        .filter_map(|(tp, c)| obs.sample.log_ends.get(tp).map(|end| (end - c.offset).max(0)))
-        .sum();
-    status.total_lag = Some(lag);
+        .keys()
+        .any(|tp| obs.sample.consumable_of(tp).is_some_and(|c| !c.exact));
     status.oldest_unconsumed_record = obs.sample.oldest_unconsumed_ms().map(time_from_ms);
     status.partitions_without_offsets = obs
         .sample

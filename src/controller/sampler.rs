@@ -1,10 +1,16 @@
 //! The lag sampler: one batched scan per interval and per KafkaCluster for every ConsumerGroup on it — one
 //! DescribeGroups/ConsumerGroupDescribe and one OffsetFetch per coordinator, one ListOffsets per leader, and a
 //! small Fetch per lagging partition whose committed offset moved (for time lag) — shared by all the groups'
-//! reconciles, never one connection or scan per resource. Its latest samples are also what the lag metrics
+//! reconciles, never one connection or scan per resource. Partitions that small Fetch found carrying
+//! transactions (and only those: plain topics cost nothing more) also get their consumable lag read from batch
+//! headers (`KafkaClient::consumable_lag`) while they lag, re-read only when the committed offset or log end moved. Its latest samples are also what the lag metrics
 //! show: they are read at every scrape (`LagSource`), not copied into a gauge per partition.
 
-use crate::kafka::{GroupDescription, GroupOffsets, Isolation, KafkaClient, KafkaError, OffsetSpec, TopicPartition};
+use crate::api::{IsolationLevel, IsolationSource};
+use crate::kafka::{
+    FirstRecord, GroupDescription, GroupOffsets, Isolation, KafkaClient, KafkaError, OffsetSpec, TopicPartition,
+};
+use crate::lag::{ConsumableLag, high_watermark_lag};
 use crate::telemetry::metrics::{GroupLagPoint, LagSource, Metrics, PartitionLagPoint};
 use futures_util::StreamExt as _;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -22,17 +28,65 @@ pub struct GroupSample {
     /// Log end offsets read by the scan that took this sample, shared by all the groups it sampled (a copy
     /// per group would cost groups × partitions entries).
     pub log_ends: Arc<BTreeMap<TopicPartition, i64>>,
-    /// Timestamp of the record at the committed offset, for lagging partitions (time lag).
+    /// Timestamp of the first record the group will read at or after its committed offset, for lagging
+    /// partitions (time lag): on a transactional topic, the first consumable one.
     pub record_timestamps: BTreeMap<TopicPartition, i64>,
+    /// The consumable lag of lagging partitions of transactional topics; elsewhere the lag is the
+    /// high-watermark lag.
+    pub consumable: BTreeMap<TopicPartition, ConsumableLag>,
+    /// The group's committed partitions that were seen carrying transactional batches.
+    pub transactional: BTreeSet<TopicPartition>,
+    /// `spec.isolation` of the group, if declared.
+    pub declared_isolation: Option<IsolationLevel>,
     pub taken_at_ms: i64,
 }
 
+/// The isolation a group's lag is measured for, and how it was decided: declared, or `readCommitted` once its
+/// partitions were seen carrying transactional batches.
+pub fn isolation_of(declared: Option<IsolationLevel>, transactional: bool) -> (IsolationLevel, IsolationSource) {
+    match (declared, transactional) {
+        (Some(level), _) => (level, IsolationSource::Declared),
+        (None, true) => (IsolationLevel::ReadCommitted, IsolationSource::Detected),
+        (None, false) => (IsolationLevel::ReadUncommitted, IsolationSource::Default),
+    }
+}
+
 impl GroupSample {
-    /// Sum over committed partitions of (log end − committed), never negative.
+    /// The isolation this group's lag is measured for, and how it was decided.
+    pub fn isolation(&self) -> (IsolationLevel, IsolationSource) {
+        isolation_of(self.declared_isolation, !self.transactional.is_empty())
+    }
+
+    /// The consumable lag of `tp`, where it was measured and the group reads committed.
+    pub fn consumable_of(&self, tp: &TopicPartition) -> Option<&ConsumableLag> {
+        match self.isolation().0 {
+            IsolationLevel::ReadCommitted => self.consumable.get(tp),
+            IsolationLevel::ReadUncommitted => None,
+        }
+    }
+
+    /// What the group will still read of `tp` from `committed`: for a `readCommitted` group the consumable lag
+    /// where it was measured, otherwise the high-watermark lag; None when the log end is unknown.
+    pub fn partition_lag(&self, tp: &TopicPartition, committed: i64) -> Option<i64> {
+        match self.consumable_of(tp) {
+            Some(c) => Some(c.records),
+            None => self.log_ends.get(tp).map(|end| high_watermark_lag(committed, *end)),
+        }
+    }
+
+    /// Sum over committed partitions of what the group will still read.
     pub fn total_lag(&self) -> i64 {
         self.offsets
             .iter()
-            .filter_map(|(tp, c)| self.log_ends.get(tp).map(|end| (end - c.offset).max(0)))
+            .filter_map(|(tp, c)| self.partition_lag(tp, c.offset))
+            .sum()
+    }
+
+    /// Sum over committed partitions of (log end − committed), as `kafka-consumer-groups` shows it.
+    pub fn high_watermark_lag(&self) -> i64 {
+        self.offsets
+            .iter()
+            .filter_map(|(tp, c)| self.log_ends.get(tp).map(|end| high_watermark_lag(c.offset, *end)))
             .sum()
     }
 
@@ -40,18 +94,18 @@ impl GroupSample {
     pub fn oldest_unconsumed_ms(&self) -> Option<i64> {
         self.offsets
             .iter()
-            .filter(|(tp, c)| self.log_ends.get(*tp).is_some_and(|end| *end > c.offset))
+            .filter(|(tp, c)| self.partition_lag(tp, c.offset).is_some_and(|l| l > 0))
             .filter_map(|(tp, _)| self.record_timestamps.get(tp).copied())
             .min()
     }
 
     /// The age in seconds of the oldest unconsumed record over all partitions: exact, from the record's own
-    /// timestamp, so it stays right while producers are idle. 0 when caught up.
+    /// timestamp, so it stays right while producers are idle. 0 when caught up (transaction markers and
+    /// aborted records are never read: behind only those, a group is caught up).
     pub fn max_lag_seconds(&self) -> Option<i64> {
         let mut max = 0;
         for (tp, c) in &self.offsets {
-            let Some(end) = self.log_ends.get(tp) else { continue };
-            if *end > c.offset {
+            if self.partition_lag(tp, c.offset).is_some_and(|l| l > 0) {
                 let ts = self.record_timestamps.get(tp)?;
                 max = max.max((self.taken_at_ms - ts).max(0) / 1000);
             }
@@ -62,6 +116,8 @@ impl GroupSample {
 
 struct Registration {
     topics: Vec<String>,
+    /// `spec.isolation`, if declared.
+    isolation: Option<IsolationLevel>,
     /// When a reconcile last asked for the group: groups nobody asks for are dropped (the resource is gone).
     last_asked: tokio::time::Instant,
 }
@@ -73,8 +129,13 @@ struct ClusterState {
     /// Groups whose latest sample a reconcile invalidated by committing: kept for the metrics until the next
     /// scan replaces it, never handed to a reconcile again.
     stale: HashSet<String>,
-    /// (partition, committed offset) -> record timestamp.
+    /// (partition, offset) -> timestamp of the first record at or after it.
     timestamps: HashMap<(TopicPartition, i64), i64>,
+    /// Partitions seen carrying transactional batches: only these get consumable-lag reads. Kept while a
+    /// sampled group commits on them.
+    transactional: HashSet<TopicPartition>,
+    /// (partition, committed, log end) -> consumable lag: read again only when one of them moved.
+    consumable: HashMap<(TopicPartition, i64, i64), ConsumableLag>,
 }
 
 pub struct ClusterSampler {
@@ -119,6 +180,8 @@ impl ClusterSampler {
                 latest: HashMap::new(),
                 stale: HashSet::new(),
                 timestamps: HashMap::new(),
+                transactional: HashSet::new(),
+                consumable: HashMap::new(),
             }),
             scans: watch::channel(0).0,
             wake: tokio::sync::Notify::new(),
@@ -221,18 +284,18 @@ impl ClusterSampler {
                 return;
             }
         };
-        let registered: HashMap<String, Vec<String>> = {
+        let registered: HashMap<String, (Vec<String>, Option<IsolationLevel>)> = {
             let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             state
                 .groups
                 .iter()
-                .map(|(g, r)| (g.clone(), r.topics.clone()))
+                .map(|(g, r)| (g.clone(), (r.topics.clone(), r.isolation)))
                 .collect()
         };
         let mut descriptions = descriptions;
         let mut offsets = offsets;
         for g in &groups {
-            let declared_topics = registered.get(g).cloned().unwrap_or_default();
+            let (declared_topics, declared_isolation) = registered.get(g).cloned().unwrap_or_default();
             let result = (|| {
                 let description = descriptions
                     .remove(g)
@@ -250,32 +313,129 @@ impl ClusterSampler {
                     declared,
                     log_ends: log_ends.clone(),
                     record_timestamps: BTreeMap::new(),
+                    consumable: BTreeMap::new(),
+                    transactional: BTreeSet::new(),
+                    declared_isolation,
                     taken_at_ms: now_ms,
                 })
             })();
             results.insert(g.clone(), result);
         }
-        self.fill_timestamps(client, &mut results).await;
+        self.fill_timestamps(client, metrics, &mut results).await;
         self.publish(results);
     }
 
-    /// Reads (or takes from the cache) the timestamp of the record at each lagging partition's committed offset.
+    /// Reads (or takes from the caches) what each lagging partition's lag and time lag need: on partitions known
+    /// to carry transactions the consumable lag, then the timestamp of the first record the group will read
+    /// (at the committed offset on plain partitions, where that small Fetch also tells a transactional one).
     async fn fill_timestamps(
         &self,
         client: &KafkaClient,
+        metrics: &Metrics,
         results: &mut HashMap<String, Result<GroupSample, KafkaError>>,
     ) {
-        let mut needed: BTreeSet<(TopicPartition, i64)> = BTreeSet::new();
+        // Lagging by the cheap measure: (partition, committed, log end).
+        let mut lagging: BTreeSet<(TopicPartition, i64, i64)> = BTreeSet::new();
+        let mut committed_on: HashSet<TopicPartition> = HashSet::new();
         for sample in results.values().flatten() {
             for (tp, c) in &sample.offsets {
-                if sample.log_ends.get(tp).is_some_and(|end| *end > c.offset) {
-                    needed.insert((tp.clone(), c.offset));
+                committed_on.insert(tp.clone());
+                if let Some(end) = sample.log_ends.get(tp).filter(|end| **end > c.offset) {
+                    lagging.insert((tp.clone(), c.offset, *end));
                 }
             }
         }
+        let mut consumable: HashMap<(TopicPartition, i64, i64), ConsumableLag> = HashMap::new();
+        let to_read: Vec<(TopicPartition, i64, i64)> = {
+            let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let mut to_read = Vec::new();
+            for key in lagging.iter().filter(|k| state.transactional.contains(&k.0)) {
+                match state.consumable.get(key) {
+                    Some(c) => {
+                        consumable.insert(key.clone(), *c);
+                    }
+                    None => to_read.push(key.clone()),
+                }
+            }
+            to_read
+        };
+        let (read, mut fetches) = read_consumable(client, to_read).await;
+        consumable.extend(read);
+
+        // Where each lagging partition's time lag is read: the first consumable record, or the committed offset.
+        let probe_offset =
+            |key: &(TopicPartition, i64, i64), consumable: &HashMap<_, ConsumableLag>| match consumable.get(key) {
+                Some(c) => c.first_offset,
+                None => Some(key.1),
+            };
+        let mut needed: BTreeSet<(TopicPartition, i64)> = lagging
+            .iter()
+            .filter_map(|k| probe_offset(k, &consumable).map(|o| (k.0.clone(), o)))
+            .collect();
+        let probes = self.probe(client, &needed).await;
+        // Plain partitions whose probe met transactional batches: remembered, and measured now.
+        let found: Vec<(TopicPartition, i64, i64)> = {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let found: Vec<_> = lagging
+                .iter()
+                .filter(|k| !state.transactional.contains(&k.0))
+                .filter(|k| probes.get(&(k.0.clone(), k.1)).is_some_and(|r| r.transactional))
+                .cloned()
+                .collect();
+            state.transactional.extend(found.iter().map(|k| k.0.clone()));
+            found
+        };
+        if !found.is_empty() {
+            let (read, more) = read_consumable(client, found).await;
+            fetches += more;
+            let again: BTreeSet<(TopicPartition, i64)> = read
+                .iter()
+                .filter_map(|(k, c)| c.first_offset.filter(|f| *f != k.1).map(|f| (k.0.clone(), f)))
+                .collect();
+            for (k, c) in &read {
+                needed.remove(&(k.0.clone(), k.1));
+                if let Some(f) = c.first_offset {
+                    needed.insert((k.0.clone(), f));
+                }
+            }
+            consumable.extend(read);
+            self.probe(client, &again).await;
+        }
+
+        metrics.consumable_lag_fetched(&self.name, fetches);
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        // Keep only what this scan needs: the caches follow the committed offsets.
+        state.timestamps.retain(|k, _| needed.contains(k));
+        state.consumable = consumable.clone();
+        state.transactional.retain(|tp| committed_on.contains(tp));
+        for sample in results.values_mut().flatten() {
+            for (tp, c) in &sample.offsets {
+                if state.transactional.contains(tp) {
+                    sample.transactional.insert(tp.clone());
+                }
+                let Some(end) = sample.log_ends.get(tp) else { continue };
+                let key = (tp.clone(), c.offset, *end);
+                if let Some(lag) = consumable.get(&key) {
+                    sample.consumable.insert(tp.clone(), *lag);
+                }
+                let at = probe_offset(&key, &consumable);
+                if let Some(ts) = at.and_then(|o| state.timestamps.get(&(tp.clone(), o))) {
+                    sample.record_timestamps.insert(tp.clone(), *ts);
+                }
+            }
+        }
+    }
+
+    /// Reads the first record at each of `offsets` not in the timestamp cache (bounded concurrency), caches
+    /// the timestamps found and returns what each read found.
+    async fn probe(
+        &self,
+        client: &KafkaClient,
+        offsets: &BTreeSet<(TopicPartition, i64)>,
+    ) -> HashMap<(TopicPartition, i64), FirstRecord> {
         let missing: Vec<(TopicPartition, i64)> = {
             let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            needed
+            offsets
                 .iter()
                 .filter(|k| !state.timestamps.contains_key(*k))
                 .cloned()
@@ -284,32 +444,28 @@ impl ClusterSampler {
         // Bounded: a new operator finds every lagging partition of every group without a timestamp (25,000 in
         // the scale benchmark), and a future per read all in flight at once cost tens of MiB for nothing — the
         // broker answers one request per connection at a time anyway.
-        let fetched: Vec<(TopicPartition, i64, Result<Option<i64>, KafkaError>)> =
+        let fetched: Vec<(TopicPartition, i64, Result<FirstRecord, KafkaError>)> =
             futures_util::stream::iter(missing.into_iter().map(|(tp, offset)| {
                 let client = client.clone();
                 async move {
-                    let ts = client.record_timestamp(&tp, offset).await;
-                    (tp, offset, ts)
+                    let first = client.first_record(&tp, offset).await;
+                    (tp, offset, first)
                 }
             }))
             .buffer_unordered(TIMESTAMP_READS_IN_FLIGHT)
             .collect()
             .await;
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        for (tp, offset, ts) in fetched {
-            if let Ok(Some(ts)) = ts {
-                state.timestamps.insert((tp, offset), ts);
-            }
-        }
-        // Keep only what this scan needs: the cache follows the committed offsets.
-        state.timestamps.retain(|k, _| needed.contains(k));
-        for sample in results.values_mut().flatten() {
-            for (tp, c) in &sample.offsets {
-                if let Some(ts) = state.timestamps.get(&(tp.clone(), c.offset)) {
-                    sample.record_timestamps.insert(tp.clone(), *ts);
+        let mut found = HashMap::new();
+        for (tp, offset, first) in fetched {
+            if let Ok(first) = first {
+                if let Some(ts) = first.timestamp {
+                    state.timestamps.insert((tp.clone(), offset), ts);
                 }
+                found.insert((tp, offset), first);
             }
         }
+        found
     }
 
     fn publish(&self, results: HashMap<String, Result<GroupSample, KafkaError>>) {
@@ -329,6 +485,7 @@ impl ClusterSampler {
         &self,
         group: &str,
         topics: &[String],
+        isolation: Option<IsolationLevel>,
         timeout: Duration,
     ) -> Option<Result<Arc<GroupSample>, KafkaError>> {
         let fresh_needed = {
@@ -336,8 +493,9 @@ impl ClusterSampler {
             let changed = match state.groups.get_mut(group) {
                 Some(r) => {
                     r.last_asked = tokio::time::Instant::now();
-                    let changed = r.topics != topics;
+                    let changed = r.topics != topics || r.isolation != isolation;
                     r.topics = topics.to_vec();
+                    r.isolation = isolation;
                     changed
                 }
                 None => {
@@ -345,6 +503,7 @@ impl ClusterSampler {
                         group.to_owned(),
                         Registration {
                             topics: topics.to_vec(),
+                            isolation,
                             last_asked: tokio::time::Instant::now(),
                         },
                     );
@@ -453,6 +612,40 @@ impl LagSource for Samplers {
     }
 }
 
+/// The consumable lag of each of `keys` (partition, committed, log end), bounded concurrency, and the Fetches
+/// that took; a partition whose read failed is left out (its lag is then the high-watermark lag).
+async fn read_consumable(
+    client: &KafkaClient,
+    keys: Vec<(TopicPartition, i64, i64)>,
+) -> (Vec<((TopicPartition, i64, i64), ConsumableLag)>, u64) {
+    let reads: Vec<_> = futures_util::stream::iter(keys.into_iter().map(|key| {
+        let client = client.clone();
+        async move {
+            let read = client.consumable_lag(&key.0, key.1).await;
+            (key, read)
+        }
+    }))
+    .buffer_unordered(TIMESTAMP_READS_IN_FLIGHT)
+    .collect()
+    .await;
+    let mut fetches = 0;
+    let mut out = Vec::with_capacity(reads.len());
+    for (key, read) in reads {
+        match read {
+            Ok(read) => {
+                fetches += read.fetches as u64;
+                out.push((key, read.lag));
+            }
+            Err(e) => {
+                // At least the one Fetch that failed.
+                fetches += 1;
+                tracing::debug!(partition = %key.0, error = %e, "consumable lag not read");
+            }
+        }
+    }
+    (out, fetches)
+}
+
 /// A group's sample as the lag metrics show it: per partition the committed offset, the log end and the age of
 /// the oldest unconsumed record (0 when caught up, unknown until its timestamp was read).
 fn lag_point<'a>(cluster: &'a str, group: &'a str, sample: &'a GroupSample) -> GroupLagPoint<'a> {
@@ -461,8 +654,8 @@ fn lag_point<'a>(cluster: &'a str, group: &'a str, sample: &'a GroupSample) -> G
         .iter()
         .map(|(tp, committed)| {
             let log_end = sample.log_ends.get(tp).copied();
-            let lag_seconds = log_end.and_then(|end| {
-                if end <= committed.offset {
+            let lag_seconds = sample.partition_lag(tp, committed.offset).and_then(|lag| {
+                if lag == 0 {
                     Some(0)
                 } else {
                     sample
@@ -476,6 +669,7 @@ fn lag_point<'a>(cluster: &'a str, group: &'a str, sample: &'a GroupSample) -> G
                 partition: tp.partition,
                 committed: committed.offset,
                 log_end,
+                consumable: sample.consumable_of(tp).map(|c| c.records),
                 lag_seconds,
             }
         })
@@ -486,5 +680,32 @@ fn lag_point<'a>(cluster: &'a str, group: &'a str, sample: &'a GroupSample) -> G
         members: sample.description.members.len(),
         max_lag_seconds: sample.max_lag_seconds(),
         partitions,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn isolation_is_declared_or_read_committed_once_transactions_were_seen() {
+        use IsolationLevel::*;
+        let cases = [
+            (None, false, (ReadUncommitted, IsolationSource::Default)),
+            (None, true, (ReadCommitted, IsolationSource::Detected)),
+            (
+                Some(ReadUncommitted),
+                true,
+                (ReadUncommitted, IsolationSource::Declared),
+            ),
+            (Some(ReadCommitted), false, (ReadCommitted, IsolationSource::Declared)),
+        ];
+        for (declared, transactional, want) in cases {
+            assert_eq!(
+                isolation_of(declared, transactional),
+                want,
+                "{declared:?}, {transactional}"
+            );
+        }
     }
 }

@@ -44,6 +44,8 @@ pub struct LagInput<'a> {
     pub offsets: &'a GroupOffsets,
     pub log_ends: &'a BTreeMap<TopicPartition, i64>,
     pub record_timestamps: &'a BTreeMap<TopicPartition, i64>,
+    /// Consumable lag of the partitions where it was measured (see `GroupSample::consumable`).
+    pub consumable: &'a BTreeMap<TopicPartition, crate::lag::ConsumableLag>,
     pub taken_at_ms: i64,
     /// Partitions of the declared topics.
     pub partitions: usize,
@@ -87,6 +89,7 @@ pub async fn evaluate(
                                 committed: Some(c.offset),
                                 log_end: *end,
                                 committed_record_ms: input.record_timestamps.get(tp).copied(),
+                                consumable: input.consumable.get(tp).map(|c| c.records),
                             },
                         )
                     })

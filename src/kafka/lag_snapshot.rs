@@ -6,6 +6,7 @@ use super::error::KafkaError;
 use super::groups::GroupOffsets;
 use super::metadata::TopicPartition;
 use super::offsets::{Isolation, OffsetSpec};
+use crate::lag::high_watermark_lag;
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -68,7 +69,7 @@ impl KafkaClient {
                 .map(|(tp, c)| {
                     let log_end = snapshot.log_ends.get(&tp).copied();
                     PartitionLag {
-                        lag: log_end.map(|end| (end - c.offset).max(0)),
+                        lag: log_end.map(|end| high_watermark_lag(c.offset, end)),
                         topic: tp.topic,
                         partition: tp.partition,
                         committed: c.offset,

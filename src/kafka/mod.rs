@@ -6,6 +6,7 @@ pub mod client;
 pub mod cluster_info;
 pub mod config;
 pub mod connection;
+pub mod consumable;
 pub mod error;
 pub mod groups;
 pub mod lag_snapshot;
@@ -20,12 +21,13 @@ pub mod topics;
 pub use client::KafkaClient;
 pub use cluster_info::ClusterInfo;
 pub use config::{ClientConfig, SaslConfig, SaslMechanism, Secret, TlsConfig};
+pub use consumable::ConsumableRead;
 pub use error::KafkaError;
 pub use groups::{
     CommittedOffset, GroupDescription, GroupFilter, GroupListing, GroupOffsets, GroupProtocol, MemberDescription,
 };
 pub use lag_snapshot::{GroupLag, LagSnapshot, PartitionLag};
 pub use metadata::{BrokerInfo, ClusterMetadata, PartitionInfo, TopicInfo, TopicPartition};
-pub use offsets::{Isolation, LogOffset, OffsetSpec};
+pub use offsets::{FirstRecord, Isolation, LogOffset, OffsetSpec};
 pub use offsets_tail::{LagScan, LagScanner, ScanPath};
 pub use topics::NewTopic;

@@ -46,6 +46,15 @@ pub enum Isolation {
     ReadCommitted,
 }
 
+/// What a small Fetch found at an offset.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FirstRecord {
+    /// The timestamp of the first data record at or after the offset; None at the log end.
+    pub timestamp: Option<i64>,
+    /// Whether a batch read was transactional: the partition carries transactions.
+    pub transactional: bool,
+}
+
 /// One partition's answer to ListOffsets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LogOffset {
@@ -202,6 +211,12 @@ impl KafkaClient {
     /// The timestamp (ms since the epoch) of the first record at or after `offset`, read with one Fetch of
     /// at most `max_bytes`; `None` when no record is there yet (the offset is the log end).
     pub async fn record_timestamp(&self, tp: &TopicPartition, offset: i64) -> Result<Option<i64>, KafkaError> {
+        Ok(self.first_record(tp, offset).await?.timestamp)
+    }
+
+    /// The first data record at or after `offset` (its timestamp) and whether the batches read on the way were
+    /// transactional (a transaction's data or markers), with one Fetch of at most 64 KiB.
+    pub async fn first_record(&self, tp: &TopicPartition, offset: i64) -> Result<FirstRecord, KafkaError> {
         const MAX_BYTES: i32 = 64 * 1024;
         let api = Api(FetchRequest::KEY);
         self.with_retries("Fetch", || async {
@@ -242,18 +257,27 @@ impl KafkaClient {
                         format!("partition {tp} at offset {offset}")
                     })?;
                     let Some(mut records) = p.records else { continue };
+                    let mut transactional = false;
                     // A fetch may end in a partial batch: decode whole batches until the bytes run out.
                     while bytes::Buf::has_remaining(&records) {
                         let Ok(batch) = RecordBatchDecoder::decode(&mut records) else {
                             break;
                         };
+                        transactional |= batch.records.iter().any(|r| r.transactional);
                         if let Some(r) = batch.records.iter().find(|r| r.offset >= offset && !r.control) {
-                            return Ok(Some(r.timestamp));
+                            return Ok(FirstRecord {
+                                timestamp: Some(r.timestamp),
+                                transactional,
+                            });
                         }
                     }
+                    return Ok(FirstRecord {
+                        timestamp: None,
+                        transactional,
+                    });
                 }
             }
-            Ok(None)
+            Ok(FirstRecord::default())
         })
         .await
     }

@@ -126,12 +126,7 @@ fn read_string(buf: &mut &[u8], what: &'static str) -> Result<String, RecordErro
     Ok(s)
 }
 
-/// A partition's aborted transaction, as Fetch lists it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AbortedTxn {
-    pub producer_id: i64,
-    pub first_offset: i64,
-}
+pub use crate::lag::AbortedTxn;
 
 /// The records of one partition's Fetch answer that count under READ_COMMITTED, and where to fetch next.
 #[derive(Debug, Default)]

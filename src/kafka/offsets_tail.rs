@@ -17,6 +17,7 @@ use super::lag_snapshot::{GroupLag, LagSnapshot, PartitionLag};
 use super::metadata::TopicPartition;
 use super::offsets::{Isolation, OffsetSpec};
 use super::offsets_records::{AbortedTxn, OffsetsOfGroup, OffsetsRecord, RecordError, read_batches};
+use crate::lag::high_watermark_lag;
 use crate::wire::Api;
 use futures_util::future::join_all;
 use kafka_protocol::error::{ParseResponseErrorCode, ResponseError};
@@ -435,7 +436,7 @@ fn fill(snapshot: &mut LagSnapshot, tail: &Tail, groups: &[String], log_ends: BT
                         partition: *partition,
                         committed: *committed,
                         log_end,
-                        lag: log_end.map(|end| (end - committed).max(0)),
+                        lag: log_end.map(|end| high_watermark_lag(*committed, end)),
                     }
                 })
                 .collect();

@@ -100,6 +100,7 @@ mod tests {
                 committed,
                 log_end,
                 committed_record_ms: None,
+                consumable: None,
             };
             w.push(i as i64 * 10 * SEC, BTreeMap::from([(0u8, s)]));
         }

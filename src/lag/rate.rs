@@ -52,6 +52,7 @@ mod tests {
                         committed,
                         log_end,
                         committed_record_ms: None,
+                        consumable: None,
                     },
                 )]),
             );

@@ -55,6 +55,7 @@ mod tests {
             committed,
             log_end,
             committed_record_ms: record_ms,
+            consumable: None,
         }
     }
 

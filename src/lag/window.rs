@@ -49,6 +49,7 @@ struct Packed {
     committed: i64,
     log_end: i64,
     committed_record_ms: i64,
+    consumable: i64,
 }
 
 const ABSENT: i64 = i64::MIN;
@@ -60,6 +61,7 @@ impl Packed {
             committed: o.sample.committed.unwrap_or(ABSENT),
             log_end: o.sample.log_end,
             committed_record_ms: o.sample.committed_record_ms.unwrap_or(ABSENT),
+            consumable: o.sample.consumable.unwrap_or(ABSENT),
         }
     }
 
@@ -71,6 +73,7 @@ impl Packed {
                 committed: present(self.committed),
                 log_end: self.log_end,
                 committed_record_ms: present(self.committed_record_ms),
+                consumable: present(self.consumable),
             },
         }
     }
@@ -272,6 +275,7 @@ mod tests {
             committed: Some(committed),
             log_end,
             committed_record_ms: None,
+            consumable: None,
         }
     }
 
@@ -321,6 +325,7 @@ mod tests {
             committed: None,
             log_end: 4,
             committed_record_ms: None,
+            consumable: None,
         };
         w.push(1000, one(0, s));
         assert_eq!(w.partition(&0).and_then(|h| h.latest()).map(|o| o.sample), Some(s));
@@ -376,6 +381,7 @@ mod tests {
             committed: Some(c),
             log_end: e,
             committed_record_ms: ts,
+            consumable: None,
         };
         w.push(0, BTreeMap::from([(0u8, s(0, 100, Some(0))), (1, s(50, 50, None))]));
         w.push(
@@ -402,6 +408,7 @@ mod tests {
             committed: Some(c),
             log_end: e,
             committed_record_ms: Some(ts),
+            consumable: None,
         };
         w.push(1000, one(0, s(0, 100, 0)));
         w.push(2000, one(0, s(149, 200, 1450)));

@@ -211,6 +211,61 @@ pub fn transactional_commit(bootstrap: &str, topic: &str, partition: i32, group:
     assert_eq!(out[outcome], true, "confluent-kafka txn-commit printed {out}");
 }
 
+/// Writes `count` records to partition 0 of `topic` in one transaction of a confluent-kafka transactional
+/// producer (`transactional.id` = `transactional_id`), then commits the transaction, or aborts it.
+pub fn transactional_produce(bootstrap: &str, topic: &str, transactional_id: &str, count: usize, abort: bool) {
+    let count_text = count.to_string();
+    let mut args = vec![
+        "txn-produce",
+        "--bootstrap",
+        bootstrap,
+        "--topic",
+        topic,
+        "--count",
+        &count_text,
+        "--transactional-id",
+        transactional_id,
+    ];
+    if abort {
+        args.push("--abort");
+    }
+    let out = confluent(&args, &ClientSecurity::default());
+    let outcome = if abort { "aborted" } else { "committed" };
+    assert_eq!(
+        (&out["produced"], &out[outcome]),
+        (&serde_json::json!(count), &serde_json::json!(true)),
+        "confluent-kafka txn-produce printed {out}"
+    );
+}
+
+/// Consumes `count` records of `topic` in `group` as a `read_committed` consumer (classic protocol), commits
+/// synchronously and leaves; returns the committed offsets as `"topic:partition" -> offset`.
+pub fn consume_committed_and_commit(
+    bootstrap: &str,
+    topic: &str,
+    group: &str,
+    count: usize,
+) -> std::collections::BTreeMap<String, i64> {
+    let out = confluent(
+        &[
+            "consume",
+            "--bootstrap",
+            bootstrap,
+            "--topic",
+            topic,
+            "--group",
+            group,
+            "--isolation",
+            "read_committed",
+            "--count",
+            &count.to_string(),
+        ],
+        &ClientSecurity::default(),
+    );
+    assert_eq!(out["consumed"], count, "confluent-kafka consumed {out}");
+    serde_json::from_value(out["committed"].clone()).expect("committed offsets map")
+}
+
 /// Runs kcat (librdkafka 2.0 from Debian; classic groups only) with `-b bootstrap`; returns stdout.
 pub fn kcat(bootstrap: &str, args: &[&str]) -> String {
     clients_venv(); // provisions kcat too

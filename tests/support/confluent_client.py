@@ -38,6 +38,11 @@ txn-commit: commits --offset for --partition of --topic in --group inside a tran
          send_offsets_to_transaction with the group's metadata (a consumer of --group that never joins: generation
          -1, as for a group without members), then commit_transaction, or abort_transaction with --abort.
          Prints {"committed": true} or {"aborted": true}.
+txn-produce: writes --count records (keys key-<i>) to --partition (default 0) of --topic in one transaction of a
+         transactional producer (--transactional-id), then commits it, or aborts it with --abort. Prints
+         {"produced": N, "committed": true} or {"produced": N, "aborted": true}.
+
+consume takes --isolation read_committed (librdkafka's isolation.level; default read_uncommitted).
 
 Security (all optional; the default is PLAINTEXT): --security-protocol (PLAINTEXT, SSL, SASL_PLAINTEXT,
 SASL_SSL), --sasl-mechanism and --sasl-username with the password in the environment variable
@@ -183,6 +188,7 @@ def consume(args):
         "group.protocol": args.protocol,
         "auto.offset.reset": "earliest",
         "enable.auto.commit": False,
+        "isolation.level": args.isolation,
     }
     if args.protocol == "classic":
         config["session.timeout.ms"] = 10000
@@ -229,6 +235,32 @@ def txn_commit(args):
     finally:
         consumer.close()
     print(json.dumps({"aborted": True} if args.abort else {"committed": True}))
+
+
+def txn_produce(args):
+    errors = Errors("txn-produce")
+    producer = Producer({**client_config(args, errors), "transactional.id": args.transactional_id})
+    failures = []
+
+    def report(err, _msg):
+        if err is not None:
+            failures.append(str(err))
+
+    producer.init_transactions(args.timeout)
+    producer.begin_transaction()
+    for i in range(args.count):
+        producer.produce(
+            args.topic, key=f"key-{i}", value=f"value-{i}", partition=args.partition or 0, on_delivery=report
+        )
+        producer.poll(0)
+    remaining = producer.flush(args.timeout)
+    if remaining or failures:
+        sys.exit(f"txn-produce: {remaining} undelivered, failures: {failures[:3]}, client errors: {errors.summary()}")
+    if args.abort:
+        producer.abort_transaction(args.timeout)
+    else:
+        producer.commit_transaction(args.timeout)
+    print(json.dumps({"produced": args.count, "aborted" if args.abort else "committed": True}))
 
 
 def member(args):
@@ -468,6 +500,7 @@ def main():
             "member",
             "run",
             "txn-commit",
+            "txn-produce",
             "assign-commit",
             "commit",
             "stream",
@@ -493,7 +526,8 @@ def main():
     parser.add_argument("--group")
     parser.add_argument("--offset", type=int, help="txn-commit: the offset to commit; assign-commit: the first one")
     parser.add_argument("--transactional-id", help="txn-commit: the producer's transactional.id")
-    parser.add_argument("--abort", action="store_true", help="txn-commit: abort instead of commit")
+    parser.add_argument("--abort", action="store_true", help="txn-commit, txn-produce: abort instead of commit")
+    parser.add_argument("--isolation", choices=["read_uncommitted", "read_committed"], default="read_uncommitted")
     parser.add_argument("--protocol", choices=["classic", "consumer"], default="classic")
     parser.add_argument("--timeout", type=float, default=60)
     parser.add_argument(
@@ -505,7 +539,7 @@ def main():
     parser.add_argument("--cert", help="client certificate (PEM) for mutual TLS")
     parser.add_argument("--key", help="the client certificate's private key (PEM)")
     args = parser.parse_args()
-    if args.command not in ("produce", "idempotent-produce", "stream") and not args.group:
+    if args.command not in ("produce", "idempotent-produce", "stream", "txn-produce") and not args.group:
         parser.error(f"{args.command} needs --group")
     if args.command == "run" and not args.topics:
         parser.error("run needs --topics")
@@ -518,6 +552,7 @@ def main():
         "member": member,
         "run": run,
         "txn-commit": txn_commit,
+        "txn-produce": txn_produce,
         "assign-commit": assign_commit,
         "commit": commit,
         "stream": stream,

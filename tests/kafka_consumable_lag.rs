@@ -1,0 +1,151 @@
+//! Consumable lag (`KafkaClient::consumable_lag`) against Apache Kafka: what a `read_committed` group will still
+//! receive of a transactional topic, from batch headers, checked against what a confluent-kafka `read_committed`
+//! consumer read. Apache Kafka only: the embedded broker has no transactions yet (issue 16, second half).
+
+#[macro_use]
+mod support;
+
+use kafka_group_operator::kafka::consumable::HEADER_FETCHES;
+use kafka_group_operator::kafka::{ClientConfig, Isolation, KafkaClient, NewTopic, OffsetSpec, TopicPartition};
+use kafka_group_operator::lag::high_watermark_lag;
+use support::clients;
+use support::{ApacheKafka, unique_name};
+
+struct Lags {
+    high_watermark: i64,
+    consumable: i64,
+    first_offset: Option<i64>,
+    exact: bool,
+    transactional: bool,
+}
+
+async fn lags(client: &KafkaClient, tp: &TopicPartition, committed: i64) -> Lags {
+    let end = client
+        .list_offsets(std::slice::from_ref(tp), OffsetSpec::Latest, Isolation::ReadUncommitted)
+        .await
+        .expect("log end")[tp]
+        .offset;
+    let read = client.consumable_lag(tp, committed).await.expect("consumable lag");
+    Lags {
+        high_watermark: high_watermark_lag(committed, end),
+        consumable: read.lag.records,
+        first_offset: read.lag.first_offset,
+        exact: read.lag.exact,
+        transactional: read.transactional,
+    }
+}
+
+#[tokio::test]
+async fn consumable_lag_counts_only_the_records_a_read_committed_consumer_will_receive() {
+    let kafka = ApacheKafka::shared();
+    let bootstrap = kafka.bootstrap();
+    let client = KafkaClient::new(ClientConfig::new([bootstrap.clone()])).expect("client");
+    let topic = unique_name("txn-lag");
+    client
+        .create_topics(&[NewTopic::new(&topic, 1)])
+        .await
+        .expect("create topic");
+    let tp = TopicPartition::new(&topic, 0);
+    let txn_id = format!("{topic}-producer");
+    for _ in 0..3 {
+        clients::transactional_produce(&bootstrap, &topic, &txn_id, 4, false);
+    }
+    let group = unique_name("txn-lag-group");
+    let committed = clients::consume_committed_and_commit(&bootstrap, &topic, &group, 12);
+    let committed = committed[&format!("{topic}:0")];
+
+    // Caught up: the offsets left are the last COMMIT marker's.
+    let caught_up = lags(&client, &tp, committed).await;
+    assert!(
+        caught_up.high_watermark > 0,
+        "the last marker is behind the committed offset"
+    );
+    assert_eq!(
+        (
+            caught_up.consumable,
+            caught_up.first_offset,
+            caught_up.exact,
+            caught_up.transactional
+        ),
+        (0, None, true, true)
+    );
+
+    // An aborted transaction is never received.
+    clients::transactional_produce(&bootstrap, &topic, &txn_id, 20, true);
+    let after_abort = lags(&client, &tp, committed).await;
+    assert_eq!(after_abort.high_watermark, caught_up.high_watermark + 21);
+    assert_eq!(
+        (after_abort.consumable, after_abort.first_offset, after_abort.exact),
+        (0, None, true)
+    );
+
+    // A committed backlog on top is exactly its record count, starting after the aborted range and its marker.
+    clients::transactional_produce(&bootstrap, &topic, &txn_id, 12, false);
+    let backlog = lags(&client, &tp, committed).await;
+    assert_eq!(backlog.high_watermark, after_abort.high_watermark + 13);
+    assert_eq!(backlog.consumable, 12);
+    assert_eq!(backlog.first_offset, Some(committed + after_abort.high_watermark));
+    assert!(backlog.exact);
+
+    // What a read_committed consumer then reads is that backlog, no more.
+    let consumed = clients::consume_committed_and_commit(&bootstrap, &topic, &group, 12);
+    let committed = consumed[&format!("{topic}:0")];
+    let drained = lags(&client, &tp, committed).await;
+    assert_eq!((drained.consumable, drained.high_watermark), (0, 1));
+}
+
+#[tokio::test]
+async fn consumable_lag_of_a_plain_topic_is_its_high_watermark_lag() {
+    let kafka = ApacheKafka::shared();
+    let bootstrap = kafka.bootstrap();
+    let client = KafkaClient::new(ClientConfig::new([bootstrap.clone()])).expect("client");
+    let topic = unique_name("plain-lag");
+    client
+        .create_topics(&[NewTopic::new(&topic, 1)])
+        .await
+        .expect("create topic");
+    clients::produce(&bootstrap, &topic, 30);
+    let tp = TopicPartition::new(&topic, 0);
+    let got = lags(&client, &tp, 7).await;
+    assert_eq!(
+        (
+            got.high_watermark,
+            got.consumable,
+            got.first_offset,
+            got.exact,
+            got.transactional
+        ),
+        (23, 23, Some(7), true, false)
+    );
+}
+
+/// A backlog larger than the header reads of one scan (HEADER_FETCHES × HEADER_FETCH_BYTES = 1 MiB) is reported
+/// as an upper bound, never below the truth and never above the high-watermark lag, after exactly the cap.
+#[tokio::test]
+async fn a_backlog_past_the_read_cap_is_an_upper_bound() {
+    let kafka = ApacheKafka::shared();
+    let bootstrap = kafka.bootstrap();
+    let client = KafkaClient::new(ClientConfig::new([bootstrap.clone()])).expect("client");
+    let topic = unique_name("txn-cap");
+    client
+        .create_topics(&[NewTopic::new(&topic, 1)])
+        .await
+        .expect("create topic");
+    let tp = TopicPartition::new(&topic, 0);
+    // ≈ 2.4 MB of records in one transaction.
+    clients::transactional_produce(&bootstrap, &topic, &format!("{topic}-producer"), 120_000, false);
+    let end = client
+        .list_offsets(
+            std::slice::from_ref(&tp),
+            OffsetSpec::Latest,
+            Isolation::ReadUncommitted,
+        )
+        .await
+        .expect("log end")[&tp]
+        .offset;
+    let read = client.consumable_lag(&tp, 0).await.expect("consumable lag");
+    assert!(!read.lag.exact, "{read:?}");
+    assert_eq!(read.fetches, HEADER_FETCHES);
+    assert!((120_000..=end).contains(&read.lag.records), "{read:?}, log end {end}");
+    assert_eq!(read.lag.first_offset, Some(0));
+}

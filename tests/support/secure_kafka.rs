@@ -92,6 +92,11 @@ impl SecureKafka {
     /// Makes a PKI (RSA 2048 keys), formats a fresh data dir with the SCRAM users and starts a broker on free
     /// ports; waits until it has started. Stopped when dropped (logs kept if the thread is panicking).
     pub fn start() -> SecureKafka {
+        SecureKafka::start_with_jvm_opts(super::kafka::TEST_JVM_OPTS)
+    }
+
+    /// Like `start`, with the broker JVM's options (benchmarks run it as in production).
+    pub fn start_with_jvm_opts(jvm_opts: &str) -> SecureKafka {
         let dir = fixture_dir("securekafka");
         let pki = Pki::create(&dir.join("pki"), "kgo-test-kafka-ca", KeyAlgorithm::Rsa2048);
         let server = pki.server_cert("broker", "/CN=kgo-test-kafka", &[]);
@@ -162,7 +167,7 @@ impl SecureKafka {
             "Apache Kafka (TLS + SASL)",
             dir,
             &listeners,
-            super::kafka::TEST_JVM_OPTS,
+            jvm_opts,
             &properties,
             &format_args,
         );

@@ -24,9 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use support::ApacheKafka;
-use support::tools::{kafka_home, system_tool};
 
-const TOOL_JVM_OPTS: &[&str] = &["-Xmx512M", "-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20"];
 const RECORD_BYTES: usize = 1024;
 const PARTITIONS: i32 = 4;
 
@@ -288,30 +286,8 @@ async fn wait_answering(bootstrap: &str) -> Result<()> {
     }
 }
 
-fn java_tool(class: &str, args: &[&str]) -> Result<String> {
-    let home = kafka_home();
-    let java = system_tool("java", "install a Java 17+ runtime");
-    let out = Command::new("timeout")
-        .arg("3600")
-        .arg(java)
-        .args(TOOL_JVM_OPTS)
-        .arg(format!(
-            "-Dlog4j2.configurationFile={}",
-            home.join("tools-log4j2.properties").display()
-        ))
-        .arg("-cp")
-        .arg(format!("{}/libs/*", home.display()))
-        .arg(class)
-        .args(args)
-        .output()?;
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    ensure!(
-        out.status.success(),
-        "{class} {args:?} failed ({}): {stdout}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(stdout)
+fn java_tool<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(class: &str, args: &[S]) -> Result<String> {
+    common::java_tool(class, args, 3600)
 }
 
 fn producer_perf(bootstrap: &str, topic: &str, records: usize) -> Result<()> {

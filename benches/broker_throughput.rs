@@ -39,11 +39,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::pki::{KeyAlgorithm, Pki};
 use support::secure_kafka::{SaslCredentials, SaslMechanism as FixtureMechanism};
-use support::tools::{clients_venv, kafka_home, system_tool};
+use support::tools::clients_venv;
 use support::{ApacheKafka, SecureKafka};
-
-/// JVM options of Kafka's CLI tools, as `kafka-run-class.sh` starts them.
-const TOOL_JVM_OPTS: &[&str] = &["-Xmx512M", "-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20"];
 
 const KAFKA: &str = "Apache Kafka 4.4.0";
 const OURS: &str = "embedded broker";
@@ -464,30 +461,8 @@ async fn topic(c: &Contender, prefix: &str) -> Result<String> {
     Ok(name)
 }
 
-fn java_tool(class: &str, args: &[String]) -> Result<String> {
-    let home = kafka_home();
-    let java = system_tool("java", "install a Java 17+ runtime");
-    let out = Command::new("timeout")
-        .arg("600")
-        .arg(java)
-        .args(TOOL_JVM_OPTS)
-        .arg(format!(
-            "-Dlog4j2.configurationFile={}",
-            home.join("tools-log4j2.properties").display()
-        ))
-        .arg("-cp")
-        .arg(format!("{}/libs/*", home.display()))
-        .arg(class)
-        .args(args)
-        .output()?;
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    ensure!(
-        out.status.success(),
-        "{class} {args:?} failed ({}): {stdout}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(stdout)
+fn java_tool<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(class: &str, args: &[S]) -> Result<String> {
+    common::java_tool(class, args, 600)
 }
 
 /// What ProducerPerformance measured.

@@ -448,3 +448,38 @@ pub fn env_number(name: &str, default: usize) -> Result<usize> {
         Err(_) => Ok(default),
     }
 }
+
+/// JVM options of Kafka's CLI tools, as `kafka-run-class.sh` starts them.
+pub const TOOL_JVM_OPTS: &[&str] = &["-Xmx512M", "-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20"];
+
+/// Runs one of Kafka's tools (`org.apache.kafka.tools.ProducerPerformance`, …) from the harness's classpath,
+/// killed after `timeout_secs`; its stdout, or an error with everything it printed.
+pub fn java_tool<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(
+    class: &str,
+    args: &[S],
+    timeout_secs: u64,
+) -> Result<String> {
+    let home = crate::support::tools::kafka_home();
+    let java = crate::support::tools::system_tool("java", "install a Java 17+ runtime");
+    let out = Command::new("timeout")
+        .arg(timeout_secs.to_string())
+        .arg(java)
+        .args(TOOL_JVM_OPTS)
+        .arg(format!(
+            "-Dlog4j2.configurationFile={}",
+            home.join("tools-log4j2.properties").display()
+        ))
+        .arg("-cp")
+        .arg(format!("{}/libs/*", home.display()))
+        .arg(class)
+        .args(args)
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    ensure!(
+        out.status.success(),
+        "{class} {args:?} failed ({}): {stdout}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(stdout)
+}

@@ -2,13 +2,9 @@
 //! the last stable offset and its aborted transactions, read with small READ_COMMITTED Fetches, never decoded.
 
 use super::client::KafkaClient;
-use super::error::{KafkaError, check};
+use super::error::KafkaError;
 use super::metadata::TopicPartition;
 use crate::lag::{AbortedTxn, BatchHeader, BatchKind, ConsumableLag, consumable_lag};
-use crate::wire::Api;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
-use kafka_protocol::protocol::{Request, StrBytes};
 
 /// Bytes asked for per header Fetch. Headers are read from whole batches, so a Fetch covers at least one batch
 /// (Kafka returns a first batch larger than this whole).
@@ -128,7 +124,6 @@ impl KafkaClient {
     /// headers only, until the last stable offset (which every answer reports) or the cap
     /// (`HEADER_FETCHES` × `HEADER_FETCH_BYTES`), past which the lag is an upper bound.
     pub async fn consumable_lag(&self, tp: &TopicPartition, committed: i64) -> Result<ConsumableRead, KafkaError> {
-        let api = Api(FetchRequest::KEY);
         let mut headers: Vec<BatchHeader> = Vec::new();
         let mut aborted: Vec<AbortedTxn> = Vec::new();
         let mut position = committed;
@@ -136,51 +131,7 @@ impl KafkaClient {
         let mut fetches = 0;
         while fetches < HEADER_FETCHES {
             fetches += 1;
-            let answer = self
-                .with_retries("Fetch", || async {
-                    let metadata = self.metadata_with(std::slice::from_ref(&tp.topic)).await?;
-                    let leader = metadata.leader(tp).ok_or_else(|| KafkaError::UnknownPartition {
-                        topic: tp.topic.clone(),
-                        partition: tp.partition,
-                    })?;
-                    let conn = self.broker(leader).await?;
-                    // v4 brought READ_COMMITTED answers; v12 is the newest version that names topics.
-                    let version = conn.version_in::<FetchRequest>(4, 12)?;
-                    let request = FetchRequest::default()
-                        .with_replica_id(BrokerId(-1))
-                        .with_max_wait_ms(0)
-                        .with_min_bytes(0)
-                        .with_max_bytes(HEADER_FETCH_BYTES)
-                        .with_isolation_level(1)
-                        .with_session_id(0)
-                        .with_session_epoch(-1)
-                        .with_topics(vec![
-                            FetchTopic::default()
-                                .with_topic(TopicName(StrBytes::from_string(tp.topic.clone())))
-                                .with_partitions(vec![
-                                    FetchPartition::default()
-                                        .with_partition(tp.partition)
-                                        .with_current_leader_epoch(-1)
-                                        .with_fetch_offset(position)
-                                        .with_last_fetched_epoch(-1)
-                                        .with_log_start_offset(-1)
-                                        .with_partition_max_bytes(HEADER_FETCH_BYTES),
-                                ]),
-                        ]);
-                    let response = conn.send_version(&request, version).await?;
-                    check(response.error_code, conn.addr(), api, String::new)?;
-                    let partition = response
-                        .responses
-                        .into_iter()
-                        .flat_map(|t| t.partitions)
-                        .find(|p| p.partition_index == tp.partition)
-                        .ok_or_else(|| KafkaError::Config(format!("no Fetch answer for {tp}")))?;
-                    check(partition.error_code, conn.addr(), api, || {
-                        format!("partition {tp} at offset {position}")
-                    })?;
-                    Ok(partition)
-                })
-                .await?;
+            let answer = self.fetch_partition(tp, position, HEADER_FETCH_BYTES, 1).await?;
             lso = answer.last_stable_offset;
             aborted.extend(
                 answer

@@ -7,6 +7,7 @@ use super::metadata::TopicPartition;
 use crate::wire::Api;
 use futures_util::future::join_all;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{BrokerId, FetchRequest, ListOffsetsRequest, TopicName};
 use kafka_protocol::protocol::{Request, StrBytes};
@@ -218,6 +219,40 @@ impl KafkaClient {
     /// transactional (a transaction's data or markers), with one Fetch of at most 64 KiB.
     pub async fn first_record(&self, tp: &TopicPartition, offset: i64) -> Result<FirstRecord, KafkaError> {
         const MAX_BYTES: i32 = 64 * 1024;
+        let answer = self.fetch_partition(tp, offset, MAX_BYTES, 0).await?;
+        let Some(mut records) = answer.records else {
+            return Ok(FirstRecord::default());
+        };
+        let mut transactional = false;
+        // A fetch may end in a partial batch: decode whole batches until the bytes run out.
+        while bytes::Buf::has_remaining(&records) {
+            let Ok(batch) = RecordBatchDecoder::decode(&mut records) else {
+                break;
+            };
+            transactional |= batch.records.iter().any(|r| r.transactional);
+            if let Some(r) = batch.records.iter().find(|r| r.offset >= offset && !r.control) {
+                return Ok(FirstRecord {
+                    timestamp: Some(r.timestamp),
+                    transactional,
+                });
+            }
+        }
+        Ok(FirstRecord {
+            timestamp: None,
+            transactional,
+        })
+    }
+
+    /// One Fetch of one partition from `offset` (at most `max_bytes`, without waiting) at `isolation_level` (0:
+    /// read uncommitted, 1: read committed), sent to its leader with retries; the partition's answer, its errors
+    /// checked. What the exact time lag and the consumable lag read records and batch headers with.
+    pub(super) async fn fetch_partition(
+        &self,
+        tp: &TopicPartition,
+        offset: i64,
+        max_bytes: i32,
+        isolation_level: i8,
+    ) -> Result<PartitionData, KafkaError> {
         let api = Api(FetchRequest::KEY);
         self.with_retries("Fetch", || async {
             let metadata = self.metadata_with(std::slice::from_ref(&tp.topic)).await?;
@@ -226,14 +261,14 @@ impl KafkaClient {
                 partition: tp.partition,
             })?;
             let conn = self.broker(leader).await?;
-            // v12 is the newest version that names topics (v13+ use topic ids).
+            // v4 brought READ_COMMITTED answers; v12 is the newest version that names topics (v13+ use ids).
             let version = conn.version_in::<FetchRequest>(4, 12)?;
             let request = FetchRequest::default()
                 .with_replica_id(BrokerId(-1))
                 .with_max_wait_ms(0)
-                .with_min_bytes(1)
-                .with_max_bytes(MAX_BYTES)
-                .with_isolation_level(0)
+                .with_min_bytes(0)
+                .with_max_bytes(max_bytes)
+                .with_isolation_level(isolation_level)
                 .with_session_id(0)
                 .with_session_epoch(-1)
                 .with_topics(vec![
@@ -246,38 +281,21 @@ impl KafkaClient {
                                 .with_fetch_offset(offset)
                                 .with_last_fetched_epoch(-1)
                                 .with_log_start_offset(-1)
-                                .with_partition_max_bytes(MAX_BYTES),
+                                .with_partition_max_bytes(max_bytes),
                         ]),
                 ]);
             let response = conn.send_version(&request, version).await?;
             check(response.error_code, conn.addr(), api, String::new)?;
-            for t in response.responses {
-                for p in t.partitions {
-                    check(p.error_code, conn.addr(), api, || {
-                        format!("partition {tp} at offset {offset}")
-                    })?;
-                    let Some(mut records) = p.records else { continue };
-                    let mut transactional = false;
-                    // A fetch may end in a partial batch: decode whole batches until the bytes run out.
-                    while bytes::Buf::has_remaining(&records) {
-                        let Ok(batch) = RecordBatchDecoder::decode(&mut records) else {
-                            break;
-                        };
-                        transactional |= batch.records.iter().any(|r| r.transactional);
-                        if let Some(r) = batch.records.iter().find(|r| r.offset >= offset && !r.control) {
-                            return Ok(FirstRecord {
-                                timestamp: Some(r.timestamp),
-                                transactional,
-                            });
-                        }
-                    }
-                    return Ok(FirstRecord {
-                        timestamp: None,
-                        transactional,
-                    });
-                }
-            }
-            Ok(FirstRecord::default())
+            let partition = response
+                .responses
+                .into_iter()
+                .flat_map(|t| t.partitions)
+                .find(|p| p.partition_index == tp.partition)
+                .ok_or_else(|| KafkaError::Config(format!("no Fetch answer for {tp}")))?;
+            check(partition.error_code, conn.addr(), api, || {
+                format!("partition {tp} at offset {offset}")
+            })?;
+            Ok(partition)
         })
         .await
     }

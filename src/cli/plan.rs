@@ -212,7 +212,12 @@ pub async fn build(client: &KafkaClient, requests: &Requests) -> Result<Plan> {
 }
 
 async fn observe(client: &KafkaClient, group: &str) -> Result<(GroupDescription, GroupOffsets)> {
-    let (description, committed) = tokio::join!(client.describe_group(group), client.group_offsets(group));
+    // require_stable: a pending transactional offset commit is waited for (as the operator does, up to its
+    // default bound), never planned from.
+    let (description, committed) = tokio::join!(
+        client.describe_group(group),
+        client.stable_group_offsets_within(group, kafka_group_operator::controller::DEFAULT_UNSTABLE_OFFSET_WAIT)
+    );
     Ok((
         description.map_err(|e| super::kafka_error(e, ""))?,
         committed.map_err(|e| super::kafka_error(e, ""))?,

@@ -229,13 +229,19 @@ pub(super) async fn kafka_view(run: &Run<'_>) -> Result<KafkaView, (ErrorClass, 
         .get(&run.ctx.kube, &target.cluster, &run.ctx.config.client)
         .await
         .map_err(|e| (classify(&e, FailReason::ClusterNotFound), e.to_string()))?;
+    // Offsets are read with require_stable: a pending transactional offset commit is waited for (bounded),
+    // never planned from.
     let (description, committed) = tokio::join!(
         client.describe_group(&target.group_id),
-        client.group_offsets(&target.group_id)
+        client.stable_group_offsets_within(&target.group_id, run.ctx.config.unstable_offset_wait)
     );
     let kafka = |e: crate::kafka::KafkaError| {
+        let reason = match &e {
+            crate::kafka::KafkaError::UnstableOffsetCommit { .. } => FailReason::UnstableOffsetCommit,
+            _ => FailReason::InvalidPlan,
+        };
         let e = Error::from(e);
-        (classify(&e, FailReason::InvalidPlan), e.to_string())
+        (classify(&e, reason), e.to_string())
     };
     Ok(KafkaView {
         description: description.map_err(kafka)?,

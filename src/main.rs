@@ -139,6 +139,10 @@ struct RunArgs {
     /// budget are evaluated right after each scan.
     #[arg(long, default_value = "5s", value_parser = duration)]
     lag_interval: Duration,
+    /// How long an OffsetReset waits for a pending transactional offset commit of its group
+    /// (UNSTABLE_OFFSET_COMMIT) before it fails with reason UnstableOffsetCommit (e.g. 60s).
+    #[arg(long, default_value = "60s", value_parser = duration)]
+    unstable_offset_wait: Duration,
     /// How long one Kafka operation may take, retries included (e.g. 15s).
     #[arg(long, default_value = "15s", value_parser = duration)]
     kafka_timeout: Duration,
@@ -407,6 +411,7 @@ async fn run(args: RunArgs) -> Result<()> {
         group_interval: args.group_interval,
         cluster_interval: args.cluster_interval,
         lag_interval: args.lag_interval,
+        unstable_offset_wait: args.unstable_offset_wait,
         concurrency: args.concurrency,
         namespace: args.namespace.clone(),
         client: ClientSettings {

@@ -9,7 +9,7 @@ use super::output::{self, Format, opt, signed};
 use anyhow::{Result, anyhow, bail};
 use clap::Args;
 use kafka_group_operator::api::reset::{PartitionOffset, ResetTo};
-use kafka_group_operator::api::{ConsumerGroup, OffsetInitPolicy, OffsetReset};
+use kafka_group_operator::api::{ConsumerGroup, IsolationLevel, OffsetInitPolicy, OffsetReset};
 use kafka_group_operator::controller::resolve::{ResetRequest, ResolveError, resolve_offset_init, resolve_reset};
 use kafka_group_operator::kafka::{GroupDescription, GroupOffsets, KafkaClient};
 use kafka_group_operator::plan::offset_init::InitPolicy;
@@ -168,7 +168,7 @@ pub async fn build(client: &KafkaClient, requests: &Requests) -> Result<Plan> {
                     ..ResetTo::default()
                 };
                 let origin = format!("offsets file {}", path.display());
-                let mut plan = plan_reset_request(client, &origin, group, &to, &[], &[]).await?;
+                let mut plan = plan_reset_request(client, &origin, group, &to, &[], &[], None).await?;
                 plan.target = "the file's offsets".to_owned();
                 groups.push(plan);
             }
@@ -212,7 +212,12 @@ pub async fn build(client: &KafkaClient, requests: &Requests) -> Result<Plan> {
 }
 
 async fn observe(client: &KafkaClient, group: &str) -> Result<(GroupDescription, GroupOffsets)> {
-    let (description, committed) = tokio::join!(client.describe_group(group), client.group_offsets(group));
+    // require_stable: a pending transactional offset commit is waited for (as the operator does, up to its
+    // default bound), never planned from.
+    let (description, committed) = tokio::join!(
+        client.describe_group(group),
+        client.stable_group_offsets_within(group, kafka_group_operator::controller::DEFAULT_UNSTABLE_OFFSET_WAIT)
+    );
     Ok((
         description.map_err(|e| super::kafka_error(e, ""))?,
         committed.map_err(|e| super::kafka_error(e, ""))?,
@@ -232,7 +237,7 @@ async fn plan_offset_reset(
             "{origin}: previousOf {previous} needs that OffsetReset's status, which only the cluster has: apply it with kubectl, or undo a command-line apply with `apply --from-file` and the file it wrote"
         );
     }
-    let (group_id, declared): (String, Vec<String>) = match (&reset.spec.group_ref, &reset.spec.group_id) {
+    let (group_id, declared, isolation) = match (&reset.spec.group_ref, &reset.spec.group_id) {
         (Some(r), _) => {
             let group = consumer_groups
                 .iter()
@@ -243,9 +248,9 @@ async fn plan_offset_reset(
                         r.name
                     )
                 })?;
-            (group.group_id(), group.spec.topics.clone())
+            (group.group_id(), group.spec.topics.clone(), group.spec.isolation)
         }
-        (None, Some(g)) => (g.clone(), Vec::new()),
+        (None, Some(g)) => (g.clone(), Vec::new(), None),
         (None, None) => bail!("{origin}: the reset names no group"),
     };
     plan_reset_request(
@@ -255,6 +260,7 @@ async fn plan_offset_reset(
         &reset.spec.to,
         &reset.spec.topics,
         &declared,
+        isolation,
     )
     .await
 }
@@ -266,6 +272,7 @@ async fn plan_reset_request(
     to: &ResetTo,
     topics: &[kafka_group_operator::api::reset::TopicSelection],
     declared: &[String],
+    isolation: Option<IsolationLevel>,
 ) -> Result<GroupPlan> {
     let (description, committed) = observe(client, group_id).await?;
     let request = ResetRequest {
@@ -273,6 +280,7 @@ async fn plan_reset_request(
         topics,
         to,
         declared_topics: declared,
+        isolation,
         previous_of: None,
     };
     let now_ms = k8s_openapi::jiff::Timestamp::now().as_millisecond();

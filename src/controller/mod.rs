@@ -52,6 +52,10 @@ impl Error {
     }
 }
 
+/// Default bound on waiting for a pending transactional offset commit: one minute, Kafka's default
+/// `transaction.timeout.ms`, after which the broker aborts an abandoned transaction itself.
+pub const DEFAULT_UNSTABLE_OFFSET_WAIT: Duration = Duration::from_secs(60);
+
 /// How the controllers run.
 #[derive(Clone, Debug)]
 pub struct OperatorConfig {
@@ -61,6 +65,9 @@ pub struct OperatorConfig {
     pub cluster_interval: Duration,
     /// How often the lag of all groups of a cluster is sampled (one batched scan per cluster).
     pub lag_interval: Duration,
+    /// How long an OffsetReset waits for a pending transactional offset commit of its group
+    /// (UNSTABLE_OFFSET_COMMIT) to commit or abort before it fails with `UnstableOffsetCommit`.
+    pub unstable_offset_wait: Duration,
     /// Reconciles in flight at once, per controller.
     pub concurrency: u16,
     /// Watch only this namespace (all when `None`).
@@ -74,6 +81,7 @@ impl Default for OperatorConfig {
             group_interval: Duration::from_secs(30),
             cluster_interval: Duration::from_secs(60),
             lag_interval: Duration::from_secs(5),
+            unstable_offset_wait: DEFAULT_UNSTABLE_OFFSET_WAIT,
             concurrency: 8,
             namespace: None,
             client: ClientSettings::default(),

@@ -2,10 +2,11 @@
 //! a time — and hands them to the pure planners. Shared by the OffsetReset reconciler and the command line's
 //! `plan`/`apply`, so both plan a manifest the same way.
 
+use crate::api::IsolationLevel;
 use crate::api::reset::{ResetTo, TopicSelection};
 use crate::kafka::{GroupOffsets, Isolation, KafkaClient, KafkaError, OffsetSpec, TopicPartition};
 use crate::plan::offset_init::{InitPolicy, OffsetInitDecision, plan_offset_init};
-use crate::plan::reset::{PlannedPartition, ResetTarget, plan_reset};
+use crate::plan::reset::{PlannedPartition, ResetTarget, plan_reset, reset_log_end};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Why a target could not be resolved; each message says what to fix.
@@ -32,6 +33,8 @@ pub struct ResetRequest<'a> {
     pub to: &'a ResetTo,
     /// The topics of the ConsumerGroup the reset names, used when nothing else says which partitions move.
     pub declared_topics: &'a [String],
+    /// The ConsumerGroup's declared `spec.isolation`; `None` decides per partition (`plan::reset::reset_log_end`).
+    pub isolation: Option<IsolationLevel>,
     /// For `previousOf`: the offsets that the earlier reset replaced, looked up by the caller (they live in
     /// the cluster's OffsetReset objects).
     pub previous_of: Option<BTreeMap<TopicPartition, i64>>,
@@ -121,19 +124,32 @@ fn existing(wanted: Vec<TopicPartition>, known: &[TopicPartition]) -> Result<Vec
     }
 }
 
-/// Log start and log end of each partition.
+/// Log start and log end of each partition, the end as a group of `isolation` reads it
+/// (`plan::reset::reset_log_end`): the last stable offset (ListOffsets READ_COMMITTED) where it reads committed.
 pub async fn log_bounds(
     client: &KafkaClient,
     partitions: &[TopicPartition],
+    isolation: Option<IsolationLevel>,
 ) -> Result<(BTreeMap<TopicPartition, i64>, BTreeMap<TopicPartition, i64>), ResolveError> {
-    let (starts, ends) = tokio::join!(
+    let (starts, ends, stable) = tokio::join!(
         client.list_offsets(partitions, OffsetSpec::Earliest, Isolation::ReadUncommitted),
-        client.list_offsets(partitions, OffsetSpec::Latest, Isolation::ReadUncommitted)
+        client.list_offsets(partitions, OffsetSpec::Latest, Isolation::ReadUncommitted),
+        async {
+            match isolation {
+                Some(IsolationLevel::ReadUncommitted) => Ok(Default::default()),
+                _ => {
+                    client
+                        .list_offsets(partitions, OffsetSpec::Latest, Isolation::ReadCommitted)
+                        .await
+                }
+            }
+        }
     );
     let offsets = |m: std::collections::BTreeMap<TopicPartition, crate::kafka::LogOffset>| {
         m.into_iter().map(|(k, v)| (k, v.offset)).collect::<BTreeMap<_, _>>()
     };
-    Ok((offsets(starts?), offsets(ends?)))
+    let ends = reset_log_end(isolation, &offsets(ends?), &offsets(stable?));
+    Ok((offsets(starts?), ends))
 }
 
 /// Resolves `request` against the cluster and plans it with `plan::reset`. `committed` is the group's
@@ -146,7 +162,7 @@ pub async fn resolve_reset(
 ) -> Result<ResolvedReset, ResolveError> {
     let to = request.to;
     let partitions = reset_partitions(client, request, committed).await?;
-    let (starts, ends) = log_bounds(client, &partitions).await?;
+    let (starts, ends) = log_bounds(client, &partitions, request.isolation).await?;
     let partitions_ref = &partitions;
     let at_time = |ms: i64| async move {
         client

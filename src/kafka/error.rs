@@ -56,6 +56,13 @@ pub enum KafkaError {
         state: String,
         members: usize,
     },
+    /// OffsetFetch with `require_stable`: a transactional offset commit of the group is still pending on these
+    /// partitions (UNSTABLE_OFFSET_COMMIT), so their committed offset is not known yet.
+    #[error(
+        "group {group} has a pending transactional offset commit (UNSTABLE_OFFSET_COMMIT) on {}: its committed offsets are not stable until that transaction commits or aborts",
+        .partitions.join(", ")
+    )]
+    UnstableOffsetCommit { group: String, partitions: Vec<String> },
     #[error("unknown topic {0}")]
     UnknownTopic(String),
     #[error("unknown partition {topic}-{partition}")]

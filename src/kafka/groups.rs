@@ -24,6 +24,7 @@ use kafka_protocol::protocol::{Decodable, Request, StrBytes};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Which rebalance protocol a group uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -321,7 +322,7 @@ impl KafkaClient {
     /// or one per group on older brokers. An unknown group has no offsets.
     pub async fn committed_offsets(&self, groups: &[String]) -> HashMap<String, Result<GroupOffsets, KafkaError>> {
         self.on_coordinators("OffsetFetch", groups, |conn, _node, groups| async move {
-            fetch_offsets_on(&conn, groups).await
+            fetch_offsets_on(&conn, groups, false).await
         })
         .await
     }
@@ -329,6 +330,47 @@ impl KafkaClient {
     /// Committed offsets of one group.
     pub async fn group_offsets(&self, group: &str) -> Result<GroupOffsets, KafkaError> {
         take_one(self.committed_offsets(&[group.to_owned()]).await, group)
+    }
+
+    /// Committed offsets of one group read with `require_stable` (OffsetFetch v7+): a partition whose
+    /// transactional offset commit is still pending answers `KafkaError::UnstableOffsetCommit` instead of an
+    /// offset that may yet be replaced (commit) or dropped (abort). For what a reset plans from.
+    pub async fn stable_group_offsets(&self, group: &str) -> Result<GroupOffsets, KafkaError> {
+        let groups = [group.to_owned()];
+        let answers = self
+            .on_coordinators("OffsetFetch", &groups, |conn, _node, groups| async move {
+                fetch_offsets_on(&conn, groups, true).await
+            })
+            .await;
+        take_one(answers, group)
+    }
+
+    /// `stable_group_offsets`, retried with backoff (`unstable_offset_backoff`) while a transactional offset
+    /// commit is pending, for at most `wait`; past it the `UnstableOffsetCommit` error is returned.
+    pub async fn stable_group_offsets_within(&self, group: &str, wait: Duration) -> Result<GroupOffsets, KafkaError> {
+        let started = tokio::time::Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            match self.stable_group_offsets(group).await {
+                Err(KafkaError::UnstableOffsetCommit { group: g, partitions }) => {
+                    let elapsed = started.elapsed();
+                    match unstable_offset_backoff(attempt, elapsed, wait) {
+                        Some(delay) => {
+                            tracing::debug!(
+                                group,
+                                ?partitions,
+                                ?delay,
+                                "transactional offset commit pending; waiting"
+                            );
+                            tokio::time::sleep(delay).await;
+                            attempt += 1;
+                        }
+                        None => return Err(KafkaError::UnstableOffsetCommit { group: g, partitions }),
+                    }
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Commits `offsets` for an inactive group, as an admin (what the Java AdminClient's
@@ -670,6 +712,14 @@ fn sorted(mut v: Vec<TopicPartition>) -> Vec<TopicPartition> {
     v
 }
 
+/// How long to wait before asking again for offsets that were unstable on the `attempt`th try (from 0),
+/// `elapsed` after the first: 100 ms doubling to 2 s, never past `wait`; `None` once `wait` has passed.
+pub fn unstable_offset_backoff(attempt: u32, elapsed: Duration, wait: Duration) -> Option<Duration> {
+    let left = wait.checked_sub(elapsed).filter(|left| !left.is_zero())?;
+    let delay = Duration::from_millis(100u64 << attempt.min(5)).min(Duration::from_secs(2));
+    Some(delay.min(left))
+}
+
 /// One OffsetFetch (v8+) for all committed offsets of many groups.
 pub fn offset_fetch_request(groups: &[String]) -> OffsetFetchRequest {
     OffsetFetchRequest::default().with_groups(
@@ -685,11 +735,66 @@ pub fn offset_fetch_request(groups: &[String]) -> OffsetFetchRequest {
     )
 }
 
-async fn fetch_offsets_on(conn: &Connection, groups: Vec<String>) -> Vec<(String, Result<GroupOffsets, KafkaError>)> {
+/// Collects a group's partitions: those answering UNSTABLE_OFFSET_COMMIT become one
+/// `KafkaError::UnstableOffsetCommit` naming them all; any other error is returned as it is.
+struct PartitionsRead {
+    group: String,
+    offsets: GroupOffsets,
+    unstable: Vec<String>,
+}
+
+impl PartitionsRead {
+    fn new(group: &str) -> Self {
+        PartitionsRead {
+            group: group.to_owned(),
+            offsets: GroupOffsets::new(),
+            unstable: Vec::new(),
+        }
+    }
+
+    fn partition(
+        &mut self,
+        broker: &str,
+        tp: TopicPartition,
+        error_code: i16,
+        offset: i64,
+        epoch: i32,
+        metadata: Option<StrBytes>,
+    ) -> Result<(), KafkaError> {
+        if error_code == ResponseError::UnstableOffsetCommit.code() {
+            self.unstable.push(tp.to_string());
+            return Ok(());
+        }
+        let group = &self.group;
+        check(error_code, broker, Api(OffsetFetchRequest::KEY), || {
+            format!("group {group}, partition {tp}")
+        })?;
+        insert_committed(&mut self.offsets, tp, offset, epoch, metadata);
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<GroupOffsets, KafkaError> {
+        if self.unstable.is_empty() {
+            Ok(self.offsets)
+        } else {
+            self.unstable.sort();
+            Err(KafkaError::UnstableOffsetCommit {
+                group: self.group,
+                partitions: self.unstable,
+            })
+        }
+    }
+}
+
+async fn fetch_offsets_on(
+    conn: &Connection,
+    groups: Vec<String>,
+    require_stable: bool,
+) -> Vec<(String, Result<GroupOffsets, KafkaError>)> {
     let api = Api(OffsetFetchRequest::KEY);
     match conn.version_in::<OffsetFetchRequest>(8, 9) {
         Ok(version) => {
-            let request = offset_fetch_request(&groups);
+            let request = offset_fetch_request(&groups).with_require_stable(require_stable);
             match conn.send_version(&request, version).await {
                 Ok(response) => {
                     let mut out: Vec<(String, Result<GroupOffsets, KafkaError>)> = response
@@ -699,23 +804,21 @@ async fn fetch_offsets_on(conn: &Connection, groups: Vec<String>) -> Vec<(String
                             let id = g.group_id.0.to_string();
                             let result =
                                 check(g.error_code, conn.addr(), api, || format!("group {id}")).and_then(|_| {
-                                    let mut offsets = GroupOffsets::new();
+                                    let mut read = PartitionsRead::new(&id);
                                     for t in g.topics {
                                         for p in t.partitions {
                                             let tp = TopicPartition::new(t.name.0.to_string(), p.partition_index);
-                                            check(p.error_code, conn.addr(), api, || {
-                                                format!("group {id}, partition {tp}")
-                                            })?;
-                                            insert_committed(
-                                                &mut offsets,
+                                            read.partition(
+                                                conn.addr(),
                                                 tp,
+                                                p.error_code,
                                                 p.committed_offset,
                                                 p.committed_leader_epoch,
                                                 p.metadata,
-                                            );
+                                            )?;
                                         }
                                     }
-                                    Ok(offsets)
+                                    read.finish()
                                 });
                             (id, result)
                         })
@@ -730,27 +833,30 @@ async fn fetch_offsets_on(conn: &Connection, groups: Vec<String>) -> Vec<(String
             // Brokers before Kafka 3.0: one OffsetFetch per group, all in flight together.
             let calls = groups.into_iter().map(|g| async move {
                 let result = async {
+                    // require_stable needs v7 (Kafka 2.5, the first with KIP-447); older brokers cannot be
+                    // asked, and have no pending transactional commits to hide either way.
                     let version = conn.version_in::<OffsetFetchRequest>(2, 7)?;
                     let request = OffsetFetchRequest::default()
                         .with_group_id(GroupId(StrBytes::from_string(g.clone())))
-                        .with_topics(None);
+                        .with_topics(None)
+                        .with_require_stable(require_stable && version >= 7);
                     let response = conn.send_version(&request, version).await?;
                     check(response.error_code, conn.addr(), api, || format!("group {g}"))?;
-                    let mut offsets = GroupOffsets::new();
+                    let mut read = PartitionsRead::new(&g);
                     for t in response.topics {
                         for p in t.partitions {
                             let tp = TopicPartition::new(t.name.0.to_string(), p.partition_index);
-                            check(p.error_code, conn.addr(), api, || format!("group {g}, partition {tp}"))?;
-                            insert_committed(
-                                &mut offsets,
+                            read.partition(
+                                conn.addr(),
                                 tp,
+                                p.error_code,
                                 p.committed_offset,
                                 p.committed_leader_epoch,
                                 p.metadata,
-                            );
+                            )?;
                         }
                     }
-                    Ok(offsets)
+                    read.finish()
                 }
                 .await;
                 (g, result)
@@ -802,4 +908,60 @@ fn take_one<T>(mut results: HashMap<String, Result<T, KafkaError>>, key: &str) -
     results
         .remove(key)
         .unwrap_or_else(|| Err(KafkaError::Config(format!("no result for {key}"))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unstable_offsets_are_asked_again_at_growing_intervals_up_to_two_seconds() {
+        let wait = Duration::from_secs(60);
+        let delays: Vec<u64> = (0..7)
+            .map(|a| unstable_offset_backoff(a, Duration::ZERO, wait).map_or(0, |d| d.as_millis() as u64))
+            .collect();
+        assert_eq!(delays, [100, 200, 400, 800, 1600, 2000, 2000]);
+    }
+
+    #[test]
+    fn unstable_offset_wait_never_sleeps_past_its_bound_and_stops_there() {
+        let wait = Duration::from_secs(60);
+        assert_eq!(
+            unstable_offset_backoff(9, Duration::from_millis(59_500), wait),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(unstable_offset_backoff(9, wait, wait), None);
+        assert_eq!(unstable_offset_backoff(0, Duration::ZERO, Duration::ZERO), None);
+    }
+
+    #[test]
+    fn a_pending_transactional_commit_names_every_unstable_partition_and_yields_no_offsets() {
+        let mut read = PartitionsRead::new("g");
+        let unstable = ResponseError::UnstableOffsetCommit.code();
+        read.partition("b:9092", TopicPartition::new("t", 1), unstable, -1, -1, None)
+            .expect("partition read");
+        read.partition("b:9092", TopicPartition::new("t", 0), 0, 5, -1, None)
+            .expect("partition read");
+        read.partition("b:9092", TopicPartition::new("t", 2), unstable, -1, -1, None)
+            .expect("partition read");
+        match read.finish() {
+            Err(KafkaError::UnstableOffsetCommit { group, partitions }) => {
+                assert_eq!(group, "g");
+                assert_eq!(partitions, ["t-1", "t-2"]);
+            }
+            other => panic!("expected UnstableOffsetCommit, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn stable_partitions_read_as_committed_offsets() {
+        let mut read = PartitionsRead::new("g");
+        read.partition("b:9092", TopicPartition::new("t", 0), 0, 5, 3, None)
+            .expect("partition read");
+        read.partition("b:9092", TopicPartition::new("t", 1), 0, -1, -1, None)
+            .expect("partition read");
+        let offsets = read.finish().expect("partition read");
+        assert_eq!(offsets.len(), 1);
+        assert_eq!(offsets[&TopicPartition::new("t", 0)].offset, 5);
+    }
 }

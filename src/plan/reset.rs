@@ -2,6 +2,7 @@
 //! way `kafka-consumer-groups.sh --reset-offsets` resolves it, clamping included: a target before the log
 //! start moves to the log start and one beyond the log end to the log end, and the plan says so.
 
+use crate::api::IsolationLevel;
 use std::collections::BTreeMap;
 
 /// A reset target, resolved enough to plan: time-based targets arrive as the offsets Kafka found for the
@@ -54,6 +55,27 @@ pub enum PlanError<K: std::fmt::Debug> {
     UnknownLogBounds(K),
     #[error("no partitions to reset")]
     NoPartitions,
+}
+
+/// The end a reset plans to (`latest`) and clamps at, per partition: the last stable offset for a group that
+/// reads committed, the high watermark for one declared `readUncommitted`. Undeclared, a partition whose last
+/// stable offset is behind its high watermark has an open transaction, so its topic carries transactional
+/// batches and the group is treated as `readCommitted` (the sampler's rule); elsewhere the two are equal.
+pub fn reset_log_end<K: Ord + Clone>(
+    declared: Option<IsolationLevel>,
+    high_watermark: &BTreeMap<K, i64>,
+    last_stable: &BTreeMap<K, i64>,
+) -> BTreeMap<K, i64> {
+    high_watermark
+        .iter()
+        .map(|(p, hw)| {
+            let end = match (declared, last_stable.get(p)) {
+                (Some(IsolationLevel::ReadUncommitted), _) | (_, None) => *hw,
+                (_, Some(lso)) => (*lso).min(*hw),
+            };
+            (p.clone(), end)
+        })
+        .collect()
 }
 
 /// Plans the reset of `partitions`. `committed` holds the group's committed offsets, `log_start` and
@@ -130,6 +152,25 @@ mod tests {
 
     fn tos(plan: &[PlannedPartition<u8>]) -> Vec<(i64, Option<Clamp>)> {
         plan.iter().map(|p| (p.to, p.clamped)).collect()
+    }
+
+    #[test]
+    fn latest_for_a_read_committed_group_is_the_last_stable_offset() {
+        use IsolationLevel::*;
+        let hw = BTreeMap::from([(0, 20), (1, 9)]);
+        let lso = BTreeMap::from([(0, 12), (1, 9)]);
+        let cases = [
+            (Some(ReadCommitted), [12, 9]),
+            // Undeclared: an open transaction (LSO < HW) means a transactional topic, so readCommitted.
+            (None, [12, 9]),
+            (Some(ReadUncommitted), [20, 9]),
+        ];
+        for (declared, want) in cases {
+            let end = reset_log_end(declared, &hw, &lso);
+            assert_eq!([end[&0], end[&1]], want, "{declared:?}");
+        }
+        // No last stable offset known: the high watermark.
+        assert_eq!(reset_log_end(Some(ReadCommitted), &hw, &BTreeMap::new())[&0], 20);
     }
 
     #[test]

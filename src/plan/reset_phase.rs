@@ -67,12 +67,15 @@ pub enum FailReason {
     InvalidPlan,
     /// Another OffsetReset holds the workload's claim that this one held.
     ClaimLost,
+    /// A transactional offset commit of the group stayed pending (UNSTABLE_OFFSET_COMMIT) longer than the
+    /// operator waits for one; nothing was planned from it.
+    UnstableOffsetCommit,
     /// The OffsetReset was deleted before it finished.
     Deleted,
 }
 
 impl FailReason {
-    pub const ALL: [FailReason; 11] = [
+    pub const ALL: [FailReason; 12] = [
         FailReason::GroupActive,
         FailReason::HpaConflict,
         FailReason::Timeout,
@@ -83,6 +86,7 @@ impl FailReason {
         FailReason::WorkloadNotFound,
         FailReason::InvalidPlan,
         FailReason::ClaimLost,
+        FailReason::UnstableOffsetCommit,
         FailReason::Deleted,
     ];
 
@@ -98,6 +102,7 @@ impl FailReason {
             FailReason::WorkloadNotFound => "WorkloadNotFound",
             FailReason::InvalidPlan => "InvalidPlan",
             FailReason::ClaimLost => "ClaimLost",
+            FailReason::UnstableOffsetCommit => "UnstableOffsetCommit",
             FailReason::Deleted => "Deleted",
         }
     }

@@ -211,6 +211,49 @@ pub fn transactional_commit(bootstrap: &str, topic: &str, partition: i32, group:
     assert_eq!(out[outcome], true, "confluent-kafka txn-commit printed {out}");
 }
 
+/// Like `transactional_commit`, but the transaction stays open (its offset commit pending, and `records` more
+/// records of `topic`-`partition` in it, uncommitted) until the returned process is stopped: SIGTERM then
+/// commits it, or aborts it with `abort`.
+pub fn open_transactional_commit(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    group: &str,
+    offset: i64,
+    records: usize,
+    abort: bool,
+) -> ScriptProcess {
+    let transactional_id = format!("{group}-txn");
+    let (partition, offset, records) = (partition.to_string(), offset.to_string(), records.to_string());
+    let mut args = vec![
+        "txn-commit",
+        "--hold",
+        "--bootstrap",
+        bootstrap,
+        "--topic",
+        topic,
+        "--partition",
+        &partition,
+        "--group",
+        group,
+        "--offset",
+        &offset,
+        "--count",
+        &records,
+        "--transactional-id",
+        &transactional_id,
+    ];
+    if abort {
+        args.push("--abort");
+    }
+    ScriptProcess::start(
+        "an open transactional offset commit",
+        &args,
+        "{\"open\"",
+        std::time::Duration::from_secs(60),
+    )
+}
+
 /// Writes `count` records to partition 0 of `topic` in one transaction of a confluent-kafka transactional
 /// producer (`transactional.id` = `transactional_id`), then commits the transaction, or aborts it.
 pub fn transactional_produce(bootstrap: &str, topic: &str, transactional_id: &str, count: usize, abort: bool) {

@@ -37,7 +37,8 @@ txn-commit: commits --offset for --partition of --topic in --group inside a tran
          producer (transactional.id --transactional-id): init_transactions, begin_transaction,
          send_offsets_to_transaction with the group's metadata (a consumer of --group that never joins: generation
          -1, as for a group without members), then commit_transaction, or abort_transaction with --abort.
-         Prints {"committed": true} or {"aborted": true}.
+         Prints {"committed": true} or {"aborted": true}. With --hold it writes --count records to --partition in
+         the same transaction, prints {"open": true, "produced": N} and keeps the transaction open until SIGTERM.
 txn-produce: writes --count records (keys key-<i>) to --partition (default 0) of --topic in one transaction of a
          transactional producer (--transactional-id), then commits it, or aborts it with --abort. Prints
          {"produced": N, "committed": true} or {"produced": N, "aborted": true}.
@@ -228,6 +229,20 @@ def txn_commit(args):
         producer.begin_transaction()
         offsets = [TopicPartition(args.topic, args.partition, args.offset)]
         producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), args.timeout)
+        if args.hold:
+            import signal
+            import time
+
+            # Records in the same open transaction (they hold the partition's last stable offset back).
+            for i in range(args.count):
+                producer.produce(args.topic, key=f"key-{i}", value=f"value-{i}", partition=args.partition)
+            if producer.flush(args.timeout):
+                sys.exit("txn-commit: records undelivered")
+            stop = []
+            signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+            print(json.dumps({"open": True, "produced": args.count}), flush=True)
+            while not stop:
+                time.sleep(0.05)
         if args.abort:
             producer.abort_transaction(args.timeout)
         else:
@@ -527,6 +542,12 @@ def main():
     parser.add_argument("--offset", type=int, help="txn-commit: the offset to commit; assign-commit: the first one")
     parser.add_argument("--transactional-id", help="txn-commit: the producer's transactional.id")
     parser.add_argument("--abort", action="store_true", help="txn-commit, txn-produce: abort instead of commit")
+    parser.add_argument(
+        "--hold",
+        action="store_true",
+        help="txn-commit: after sending the offsets (and --count records to --partition), print"
+        ' {"open": true} and keep the transaction open until SIGTERM, then commit it (or --abort)',
+    )
     parser.add_argument("--isolation", choices=["read_uncommitted", "read_committed"], default="read_uncommitted")
     parser.add_argument("--protocol", choices=["classic", "consumer"], default="classic")
     parser.add_argument("--timeout", type=float, default=60)

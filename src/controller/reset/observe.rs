@@ -23,6 +23,8 @@ pub(super) struct Target {
     pub group_id: String,
     /// The ConsumerGroup's declared topics, if the reset names one.
     pub declared_topics: Vec<String>,
+    /// The ConsumerGroup's declared `spec.isolation`, if the reset names one that declares it.
+    pub isolation: Option<crate::api::IsolationLevel>,
 }
 
 /// The group as observed this time.
@@ -229,13 +231,19 @@ pub(super) async fn kafka_view(run: &Run<'_>) -> Result<KafkaView, (ErrorClass, 
         .get(&run.ctx.kube, &target.cluster, &run.ctx.config.client)
         .await
         .map_err(|e| (classify(&e, FailReason::ClusterNotFound), e.to_string()))?;
+    // Offsets are read with require_stable: a pending transactional offset commit is waited for (bounded),
+    // never planned from.
     let (description, committed) = tokio::join!(
         client.describe_group(&target.group_id),
-        client.group_offsets(&target.group_id)
+        client.stable_group_offsets_within(&target.group_id, run.ctx.config.unstable_offset_wait)
     );
     let kafka = |e: crate::kafka::KafkaError| {
+        let reason = match &e {
+            crate::kafka::KafkaError::UnstableOffsetCommit { .. } => FailReason::UnstableOffsetCommit,
+            _ => FailReason::InvalidPlan,
+        };
         let e = Error::from(e);
-        (classify(&e, FailReason::InvalidPlan), e.to_string())
+        (classify(&e, reason), e.to_string())
     };
     Ok(KafkaView {
         description: description.map_err(kafka)?,
@@ -253,34 +261,36 @@ async fn resolve_target(run: &Run<'_>) -> Result<Target, (ErrorClass, String)> {
         let e = Error::from(e);
         (classify(&e, reason), e.to_string())
     };
-    let (cluster_name, group_id, declared_topics) = match (&spec.group_ref, &spec.cluster_ref, &spec.group_id) {
-        (Some(r), _, _) => {
-            let groups: Api<ConsumerGroup> = Api::namespaced(run.ctx.kube.clone(), &run.ns);
-            let group = groups
-                .get_opt(&r.name)
-                .await
-                .map_err(|e| kube_error(e, FailReason::GroupNotFound))?
-                .ok_or_else(|| {
-                    (
-                        ErrorClass::Permanent(FailReason::GroupNotFound),
-                        format!("ConsumerGroup {} does not exist", r.name),
-                    )
-                })?;
-            (
-                group.spec.cluster_ref.name.clone(),
-                group.group_id(),
-                group.spec.topics.clone(),
-            )
-        }
-        (None, Some(c), Some(g)) => (c.name.clone(), g.clone(), Vec::new()),
-        // The schema requires one or the other; an object from before it did cannot be reset.
-        _ => {
-            return Err((
-                ErrorClass::Permanent(FailReason::GroupNotFound),
-                "the reset names no group: set groupRef, or clusterRef and groupId".to_owned(),
-            ));
-        }
-    };
+    let (cluster_name, group_id, declared_topics, isolation) =
+        match (&spec.group_ref, &spec.cluster_ref, &spec.group_id) {
+            (Some(r), _, _) => {
+                let groups: Api<ConsumerGroup> = Api::namespaced(run.ctx.kube.clone(), &run.ns);
+                let group = groups
+                    .get_opt(&r.name)
+                    .await
+                    .map_err(|e| kube_error(e, FailReason::GroupNotFound))?
+                    .ok_or_else(|| {
+                        (
+                            ErrorClass::Permanent(FailReason::GroupNotFound),
+                            format!("ConsumerGroup {} does not exist", r.name),
+                        )
+                    })?;
+                (
+                    group.spec.cluster_ref.name.clone(),
+                    group.group_id(),
+                    group.spec.topics.clone(),
+                    group.spec.isolation,
+                )
+            }
+            (None, Some(c), Some(g)) => (c.name.clone(), g.clone(), Vec::new(), None),
+            // The schema requires one or the other; an object from before it did cannot be reset.
+            _ => {
+                return Err((
+                    ErrorClass::Permanent(FailReason::GroupNotFound),
+                    "the reset names no group: set groupRef, or clusterRef and groupId".to_owned(),
+                ));
+            }
+        };
     let clusters: Api<KafkaCluster> = Api::namespaced(run.ctx.kube.clone(), &run.ns);
     let cluster = clusters
         .get_opt(&cluster_name)
@@ -296,6 +306,7 @@ async fn resolve_target(run: &Run<'_>) -> Result<Target, (ErrorClass, String)> {
         cluster,
         group_id,
         declared_topics,
+        isolation,
     })
 }
 

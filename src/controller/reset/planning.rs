@@ -32,6 +32,7 @@ pub(super) async fn make_plan(run: &Run<'_>, view: &KafkaView) -> Result<Plan, (
         topics: &spec.topics,
         to: &spec.to,
         declared_topics: &view.target.declared_topics,
+        isolation: view.target.isolation,
         previous_of,
     };
     let now_ms = k8s_openapi::jiff::Timestamp::now().as_millisecond();

@@ -60,6 +60,10 @@ pub(super) fn failure(reason: FailReason, run: &Run<'_>, observed: &Observed, ph
             )
         }
         FailReason::GroupNotFound | FailReason::ClusterNotFound | FailReason::InvalidPlan => detail,
+        FailReason::UnstableOffsetCommit => format!(
+            "{detail}; waited {} s (--unstable-offset-wait). Nothing was committed",
+            run.ctx.config.unstable_offset_wait.as_secs()
+        ),
         FailReason::WorkloadNotFound => format!("{} cannot be scaled: {detail}", workload(run)),
         FailReason::ClaimLost => format!(
             "OffsetReset {} took over {} while this reset held it; nothing more was done here{}",

@@ -589,11 +589,6 @@ impl Store {
             return;
         }
         for topic in self.topics() {
-            for partition in topic.partitions.read().unwrap_or_else(|p| p.into_inner()).iter() {
-                lock(partition).expire_producers(now);
-            }
-        }
-        for topic in self.topics() {
             let limit = |name: &str, broker: Option<i64>| match topic.configs.get(name).map(|v| v.parse::<i64>()) {
                 Some(Ok(v)) if v < 0 => None,
                 Some(Ok(v)) => Some(v),
@@ -601,12 +596,14 @@ impl Store {
             };
             let bytes = limit("retention.bytes", self.config.retention_bytes.map(|b| b as i64)).map(|b| b as u64);
             let age = limit("retention.ms", self.config.retention_ms);
-            if bytes.is_none() && age.is_none() {
-                continue;
-            }
             let partitions = topic.partitions.read().unwrap_or_else(|p| p.into_inner()).clone();
             for (index, partition) in partitions.iter().enumerate() {
-                match lock(partition).apply_retention(bytes, age, now) {
+                let mut log = lock(partition);
+                log.expire_producers(now);
+                if bytes.is_none() && age.is_none() {
+                    continue;
+                }
+                match log.apply_retention(bytes, age, now) {
                     Ok(true) => {
                         tracing::debug!(topic = %topic.name, partition = index, "retention dropped old batches")
                     }

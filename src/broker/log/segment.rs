@@ -362,12 +362,6 @@ impl Segment {
         }
     }
 
-    /// The header of the batch at `position`.
-    pub fn header_at(&self, position: u64) -> std::io::Result<BatchHeader> {
-        let bytes = self.read_at(position, HEADER_LEN)?;
-        BatchHeader::parse_header(&bytes).map_err(std::io::Error::other)
-    }
-
     /// The batch at `location`, whole.
     pub fn batch_at(&self, location: &BatchLocation) -> std::io::Result<Bytes> {
         self.read_at(location.position, location.size as usize)

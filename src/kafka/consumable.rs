@@ -170,25 +170,10 @@ impl KafkaClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
-    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions};
 
     fn record(offset: i64, producer_id: i64, txn: bool, key: Vec<u8>, control: bool) -> Record {
-        Record {
-            transactional: txn,
-            control,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id,
-            producer_epoch: if producer_id >= 0 { 0 } else { -1 },
-            timestamp_type: TimestampType::Creation,
-            offset,
-            sequence: if producer_id >= 0 { offset as i32 } else { -1 },
-            timestamp: 1_700_000_000_000,
-            key: Some(Bytes::from(key)),
-            value: Some(Bytes::from_static(b"value")),
-            headers: Default::default(),
-        }
+        crate::kafka::offsets_records::tests::record(offset, key, Some(b"value".to_vec()), producer_id, txn, control)
     }
 
     fn data(base: i64, count: i64, producer_id: i64, txn: bool) -> Vec<Record> {

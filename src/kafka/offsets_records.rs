@@ -212,7 +212,7 @@ pub fn read_batches(fetch_offset: i64, mut bytes: Bytes, aborted: &[AbortedTxn])
 pub type OffsetsOfGroup = BTreeMap<(std::sync::Arc<str>, i32), i64>;
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use bytes::BufMut;
     use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
@@ -367,7 +367,15 @@ mod tests {
         assert_eq!(parse_record(None, None), Err(RecordError::NoKey));
     }
 
-    fn record(offset: i64, key: Vec<u8>, value: Option<Vec<u8>>, producer_id: i64, txn: bool, control: bool) -> Record {
+    /// A record as a broker stores it (also what the consumable-lag tests build their batches from).
+    pub(crate) fn record(
+        offset: i64,
+        key: Vec<u8>,
+        value: Option<Vec<u8>>,
+        producer_id: i64,
+        txn: bool,
+        control: bool,
+    ) -> Record {
         Record {
             transactional: txn,
             control,

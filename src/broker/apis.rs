@@ -2,6 +2,7 @@
 //! (`GroupCoordinator::APIS`). ApiVersions announces exactly this list.
 
 use super::coordinator::GroupCoordinator;
+use super::transactions::api::APIS as TRANSACTION_APIS;
 use kafka_protocol::messages::ApiKey;
 
 /// APIs answered by the broker itself, with the versions implemented (min, max).
@@ -26,7 +27,7 @@ pub const BROKER_APIS: &[(ApiKey, i16, i16)] = &[
 
 /// Every API and version range the broker answers, in API key order.
 pub fn supported() -> Vec<(ApiKey, i16, i16)> {
-    let mut all: Vec<(ApiKey, i16, i16)> = BROKER_APIS.to_vec();
+    let mut all: Vec<(ApiKey, i16, i16)> = BROKER_APIS.iter().chain(TRANSACTION_APIS).copied().collect();
     for api in GroupCoordinator::APIS {
         if !all.iter().any(|(key, _, _)| key == &api.0) {
             all.push(*api);
@@ -40,9 +41,15 @@ pub fn supported() -> Vec<(ApiKey, i16, i16)> {
 pub fn versions(key: ApiKey) -> Option<(i16, i16)> {
     BROKER_APIS
         .iter()
+        .chain(TRANSACTION_APIS)
         .chain(GroupCoordinator::APIS.iter())
         .find(|(k, _, _)| *k == key)
         .map(|(_, min, max)| (*min, *max))
+}
+
+/// Whether the broker's handlers answer `key` (its own APIs and the transaction coordinator's).
+pub fn is_handler_api(key: ApiKey) -> bool {
+    BROKER_APIS.iter().chain(TRANSACTION_APIS).any(|(k, _, _)| *k == key)
 }
 
 /// Whether the group coordinator answers `key`.

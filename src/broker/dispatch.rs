@@ -43,6 +43,8 @@ pub struct Request<'a> {
     pub header: RequestHeader,
     pub version: i16,
     pub endpoint: &'a Endpoint,
+    /// What the principal may name (None: everything), for handlers that authorize per item themselves.
+    pub allow: Option<&'a super::auth::Allow>,
 }
 
 /// Handles one request frame (without its length prefix).
@@ -119,8 +121,9 @@ async fn dispatch(
         header,
         version,
         endpoint: caller.endpoint,
+        allow,
     };
-    let mut response = if apis::BROKER_APIS.iter().any(|(k, _, _)| *k == key) {
+    let mut response = if apis::is_handler_api(key) {
         match handlers::handle(node, &context, request).await {
             Handled::Response(response) => *response,
             Handled::NoResponse => return Outcome::NoResponse,
@@ -336,13 +339,23 @@ mod tests {
                 "test-cluster".into(),
             )
             .expect("store");
+            let store = Arc::new(store);
+            let coordinator = GroupCoordinator::new(CoordinatorConfig::default()).expect("coordinator");
+            let transactions = crate::broker::transactions::TransactionCoordinator::open(
+                None,
+                store.clone(),
+                coordinator.clone(),
+                crate::broker::transactions::DEFAULT_MAX_TIMEOUT_MS,
+            )
+            .expect("transaction coordinator");
             Node {
                 config: BrokerConfig::default(),
                 listeners: Vec::new(),
                 users: Arc::new(crate::broker::auth::UserStore::open(None).expect("users")),
                 connection_limits: crate::broker::connection_limits::ConnectionLimits::new(10, 10),
-                store: Arc::new(store),
-                coordinator: GroupCoordinator::new(CoordinatorConfig::default()).expect("coordinator"),
+                store,
+                coordinator,
+                transactions,
                 metrics: Default::default(),
             }
         })

@@ -15,6 +15,7 @@ mod handlers;
 pub mod log;
 pub mod metrics;
 mod server;
+pub mod transactions;
 
 use auth::{ListenerSecurity, Mechanism, SecurityConfig, UserStore};
 use coordinator::{CoordinatorConfig, GroupCoordinator};
@@ -127,6 +128,8 @@ pub enum BrokerError {
     Store(#[from] log::StoreError),
     #[error("group coordinator: {0}")]
     Coordinator(std::io::Error),
+    #[error("transaction coordinator: {0}")]
+    Transactions(std::io::Error),
     #[error(transparent)]
     Tls(#[from] auth::tls::TlsError),
     #[error(transparent)]
@@ -181,6 +184,7 @@ pub struct Node {
     pub connection_limits: Arc<connection_limits::ConnectionLimits>,
     pub store: Arc<Store>,
     pub coordinator: Arc<GroupCoordinator>,
+    pub transactions: Arc<transactions::TransactionCoordinator>,
     pub metrics: Arc<BrokerMetrics>,
 }
 
@@ -248,6 +252,14 @@ impl Broker {
             .delete_offsets_of_missing_topics(store.as_ref())
             .await
             .map_err(BrokerError::Coordinator)?;
+        let transactions = transactions::TransactionCoordinator::open(
+            config.data_dir.as_ref().map(|d| d.join("transactions")).as_deref(),
+            store.clone(),
+            coordinator.clone(),
+            transactions::DEFAULT_MAX_TIMEOUT_MS,
+        )
+        .map_err(BrokerError::Transactions)?;
+        transactions.recover().await;
         let connection_limits =
             connection_limits::ConnectionLimits::new(config.max_connections, config.max_connections_per_ip);
         let metrics = Arc::new(BrokerMetrics::with_store(&store));
@@ -258,10 +270,14 @@ impl Broker {
             connection_limits,
             store,
             coordinator,
+            transactions,
             metrics,
         });
         let (stop, stopped) = watch::channel(false);
-        let mut servers = vec![tokio::spawn(server::flush_loop(node.clone(), stopped.clone()))];
+        let mut servers = vec![
+            tokio::spawn(server::flush_loop(node.clone(), stopped.clone())),
+            tokio::spawn(transactions::run_timer(node.transactions.clone(), stopped.clone())),
+        ];
         for (socket, listener) in sockets.into_iter().zip(node.listeners.clone()) {
             servers.push(tokio::spawn(server::run(
                 socket,

@@ -162,7 +162,7 @@ impl Group {
     }
 
     /// Fencing of static members: an instance id registered under another member id.
-    fn is_fenced(&self, member_id: &str, instance_id: Option<&str>) -> bool {
+    pub(super) fn is_fenced(&self, member_id: &str, instance_id: Option<&str>) -> bool {
         match instance_id.and_then(|i| self.static_members.get(i)) {
             Some(registered) => registered != member_id,
             None => false,

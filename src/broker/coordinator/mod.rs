@@ -14,6 +14,7 @@ mod member;
 mod membership;
 mod offset_api;
 mod offsets;
+mod txn_offsets;
 mod undo;
 
 use std::collections::HashMap;
@@ -32,6 +33,8 @@ use undo::Undo;
 
 pub use group::GroupState;
 pub use offsets::DEFAULT_RETENTION as DEFAULT_OFFSETS_RETENTION;
+pub use offsets::MAX_METADATA_BYTES;
+pub use txn_offsets::TxnOffset;
 
 /// How often the timers (session, rebalance, initial delay, sync) are advanced.
 const TICK: Duration = Duration::from_millis(20);
@@ -94,6 +97,8 @@ pub struct GroupCoordinator {
     groups: Arc<Mutex<HashMap<String, Group>>>,
     journal: Option<Journal>,
     shutting_down: AtomicBool,
+    /// Partitions with a transactional offset pending (see `txn_offsets.rs`).
+    pending_txn_offsets: Mutex<txn_offsets::PendingTxnOffsets>,
 }
 
 impl GroupCoordinator {
@@ -144,6 +149,7 @@ impl GroupCoordinator {
             groups: Arc::new(Mutex::new(groups)),
             journal,
             shutting_down: AtomicBool::new(false),
+            pending_txn_offsets: Mutex::default(),
         });
         let weak = Arc::downgrade(&coordinator);
         std::thread::Builder::new()

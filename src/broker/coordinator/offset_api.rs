@@ -161,10 +161,32 @@ pub(super) async fn offset_commit(
 struct Fetched {
     partition: i32,
     committed: Option<CommittedOffset>,
+    error: i16,
 }
 
-/// The committed offsets of `group_id` for `requested` (topic → partitions), or all of them when None.
+/// The committed offsets of `group_id` for `requested` (topic → partitions), or all of them when None. With
+/// `require_stable`, a partition with a transactional offset pending answers UNSTABLE_OFFSET_COMMIT.
 fn fetch_group(
+    c: &GroupCoordinator,
+    group_id: &str,
+    requested: Option<Vec<(String, Vec<i32>)>>,
+    require_stable: bool,
+) -> (i16, Vec<(String, Vec<Fetched>)>) {
+    let (error, mut answer) = fetch_committed(c, group_id, requested);
+    if require_stable {
+        for (topic, fetched) in answer.iter_mut() {
+            for f in fetched.iter_mut() {
+                if c.has_pending_txn_offset(group_id, topic, f.partition) {
+                    f.error = ResponseError::UnstableOffsetCommit.code();
+                    f.committed = None;
+                }
+            }
+        }
+    }
+    (error, answer)
+}
+
+fn fetch_committed(
     c: &GroupCoordinator,
     group_id: &str,
     requested: Option<Vec<(String, Vec<i32>)>>,
@@ -181,6 +203,7 @@ fn fetch_group(
                         .map(|partition| Fetched {
                             partition,
                             committed: group.and_then(|g| g.offsets.get(&topic, partition).cloned()),
+                            error: 0,
                         })
                         .collect();
                     (topic, fetched)
@@ -199,6 +222,7 @@ fn fetch_group(
                                 .map(|(p, committed)| Fetched {
                                     partition: *p,
                                     committed: Some(committed.clone()),
+                                    error: 0,
                                 })
                                 .collect();
                             (topic.to_owned(), fetched)
@@ -234,14 +258,13 @@ fn leader_epoch(f: &Fetched, version: i16) -> i32 {
 }
 
 pub(super) fn offset_fetch(c: &Arc<GroupCoordinator>, r: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
-    // No transactional offsets are ever pending here, so `require_stable` (v7+) is always satisfied.
     if version < 8 {
         let requested = r.topics.as_ref().map(|ts| {
             ts.iter()
                 .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
                 .collect()
         });
-        let (error, answer) = fetch_group(c, r.group_id.0.as_str(), requested);
+        let (error, answer) = fetch_group(c, r.group_id.0.as_str(), requested, r.require_stable);
         let topics = answer
             .into_iter()
             .map(|(topic, fetched)| {
@@ -253,6 +276,7 @@ pub(super) fn offset_fetch(c: &Arc<GroupCoordinator>, r: OffsetFetchRequest, ver
                             .map(|f| {
                                 OffsetFetchResponsePartition::default()
                                     .with_partition_index(f.partition)
+                                    .with_error_code(f.error)
                                     .with_committed_offset(offset(f))
                                     .with_committed_leader_epoch(leader_epoch(f, version))
                                     .with_metadata(metadata(f))
@@ -277,7 +301,7 @@ pub(super) fn offset_fetch(c: &Arc<GroupCoordinator>, r: OffsetFetchRequest, ver
                     .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
                     .collect()
             });
-            let (error, answer) = fetch_group(c, g.group_id.0.as_str(), requested);
+            let (error, answer) = fetch_group(c, g.group_id.0.as_str(), requested, r.require_stable);
             OffsetFetchResponseGroup::default()
                 .with_group_id(g.group_id.clone())
                 .with_error_code(error)
@@ -293,6 +317,7 @@ pub(super) fn offset_fetch(c: &Arc<GroupCoordinator>, r: OffsetFetchRequest, ver
                                         .map(|f| {
                                             OffsetFetchResponsePartitions::default()
                                                 .with_partition_index(f.partition)
+                                                .with_error_code(f.error)
                                                 .with_committed_offset(offset(f))
                                                 .with_committed_leader_epoch(leader_epoch(f, version))
                                                 .with_metadata(metadata(f))

@@ -143,22 +143,20 @@ pub fn describe_cluster(node: &Node, endpoint: &Endpoint, request: DescribeClust
     ])
 }
 
-/// Group keys (type 0) are coordinated by this node; transactions (1) and share groups (2) are not
+/// Group keys (type 0) and transactional ids (1) are coordinated by this node; share groups (2) are not
 /// supported; anything else is an invalid request.
 fn coordinator_for(node: &Node, endpoint: &Endpoint, key: &str, key_type: i8) -> Coordinator {
     let coordinator = Coordinator::default().with_key(text(key));
     match key_type {
-        0 => coordinator
+        0 | 1 => coordinator
             .with_node_id(BrokerId(node.config.node_id))
             .with_host(text(endpoint.host.clone()))
             .with_port(endpoint.port),
-        1 | 2 => coordinator
+        2 => coordinator
             .with_node_id(BrokerId(-1))
             .with_port(-1)
             .with_error_code(ResponseError::CoordinatorNotAvailable.code())
-            .with_error_message(Some(text(
-                "The embedded broker has no transaction or share group coordinator",
-            ))),
+            .with_error_message(Some(text("The embedded broker has no share group coordinator"))),
         _ => coordinator
             .with_node_id(BrokerId(-1))
             .with_port(-1)

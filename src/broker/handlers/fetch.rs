@@ -2,6 +2,8 @@
 //! limits (the first batch of the first partition with data always comes back, as KIP-74 requires). A
 //! fetch with less than `min_bytes` waits up to `max_wait_ms` and wakes as soon as anything is appended.
 //! No fetch sessions (KIP-227): the broker answers session id 0, so clients send full requests.
+//! `read_committed` (isolation level 1) reads up to each partition's last stable offset and lists the aborted
+//! transactions in what it returns, so the consumer drops their records.
 //!
 //! Limits as Kafka has them: the response limit is the request's `max_bytes` capped at the broker's
 //! `fetch.max.bytes` (Kafka's default, 55 MiB), and `max_bytes <= 0` is a limit of nothing but the first
@@ -12,8 +14,8 @@ use crate::broker::Node;
 use crate::broker::log::lock;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -101,16 +103,26 @@ fn read_all(node: &Node, request: &FetchRequest, version: i16) -> (FetchResponse
                             .with_records(Some(Default::default()));
                     }
                     let mut log = lock(&partition);
-                    match log.read(p.fetch_offset, limit, total == 0) {
+                    let read_committed = request.isolation_level == READ_COMMITTED;
+                    match log.read(p.fetch_offset, limit, total == 0, read_committed) {
                         Ok(read) => {
                             total += read.records.len();
                             let data = data
                                 .with_high_watermark(read.high_watermark)
-                                .with_last_stable_offset(read.high_watermark)
+                                .with_last_stable_offset(read.last_stable_offset)
                                 .with_log_start_offset(read.log_start)
                                 .with_records(Some(read.records));
-                            if request.isolation_level == READ_COMMITTED {
-                                data.with_aborted_transactions(Some(Vec::new()))
+                            if read_committed {
+                                data.with_aborted_transactions(Some(
+                                    read.aborted
+                                        .iter()
+                                        .map(|a| {
+                                            AbortedTransaction::default()
+                                                .with_producer_id(ProducerId(a.producer_id))
+                                                .with_first_offset(a.first_offset)
+                                        })
+                                        .collect(),
+                                ))
                             } else {
                                 data
                             }
@@ -119,7 +131,7 @@ fn read_all(node: &Node, request: &FetchRequest, version: i16) -> (FetchResponse
                             failed = true;
                             data.with_error_code(error.code())
                                 .with_high_watermark(log.end_offset())
-                                .with_last_stable_offset(log.end_offset())
+                                .with_last_stable_offset(log.last_stable_offset())
                                 .with_log_start_offset(log.log_start())
                                 .with_records(Some(Default::default()))
                         }

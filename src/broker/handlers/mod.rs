@@ -11,6 +11,7 @@ mod topics;
 
 use super::Node;
 use super::dispatch::Request;
+use super::transactions::api as txn;
 use kafka_protocol::messages::{RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
@@ -37,11 +38,27 @@ pub async fn handle(node: &Node, request: &Request<'_>, body: RequestKind) -> Ha
         RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(topics::create_topics(node, r, v)),
         RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(topics::delete_topics(node, r, v).await),
         RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(topics::create_partitions(node, r)),
-        RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(produce::init_producer_id(node, r)),
+        RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(produce::init_producer_id(node, r).await),
         RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(configs::describe_configs(node, r, v)),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(offsets::list_offsets(node, r, v)),
         RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(offsets::delete_records(node, r)),
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::fetch(node, r, v).await),
+        RequestKind::AddPartitionsToTxn(r) => {
+            ResponseKind::AddPartitionsToTxn(txn::add_partitions_to_txn(node, request.allow, r).await)
+        }
+        RequestKind::AddOffsetsToTxn(r) => {
+            ResponseKind::AddOffsetsToTxn(txn::add_offsets_to_txn(node, request.allow, r).await)
+        }
+        RequestKind::TxnOffsetCommit(r) => {
+            ResponseKind::TxnOffsetCommit(txn::txn_offset_commit(node, request.allow, r, v).await)
+        }
+        RequestKind::EndTxn(r) => ResponseKind::EndTxn(txn::end_txn(node, r).await),
+        RequestKind::DescribeTransactions(r) => {
+            ResponseKind::DescribeTransactions(txn::describe_transactions(&node.transactions, r))
+        }
+        RequestKind::ListTransactions(r) => {
+            ResponseKind::ListTransactions(txn::list_transactions(&node.transactions, r, v))
+        }
         RequestKind::Produce(r) => match produce::produce(node, r, v).await {
             Some(response) => ResponseKind::Produce(response),
             None => return Handled::NoResponse,

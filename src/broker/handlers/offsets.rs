@@ -1,6 +1,6 @@
 //! ListOffsets and DeleteRecords. ListOffsets: the log start (-2, and -4 "earliest local", the same here), the end (-1), the record
-//! with the largest timestamp (-3), or the first record at or after a timestamp. No transactions, so the
-//! isolation level changes nothing (the last stable offset is the end).
+//! with the largest timestamp (-3), or the first record at or after a timestamp. With isolation level
+//! READ_COMMITTED the end is the last stable offset, and a record at or after it is not found (as in Kafka).
 
 use crate::broker::Node;
 use crate::broker::log::lock;
@@ -15,6 +15,7 @@ const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const EARLIEST_PENDING_UPLOAD: i64 = -5;
+const READ_COMMITTED: i8 = 1;
 
 pub fn list_offsets(node: &Node, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
     let topics = request
@@ -34,14 +35,22 @@ pub fn list_offsets(node: &Node, request: ListOffsetsRequest, version: i16) -> L
                         return response.with_error_code(ResponseError::KafkaStorageError.code());
                     }
                     let log = lock(&partition);
+                    let end = if request.isolation_level == READ_COMMITTED {
+                        log.last_stable_offset()
+                    } else {
+                        log.end_offset()
+                    };
                     let found = match p.timestamp {
-                        LATEST => Ok(Some((log.end_offset(), -1))),
+                        LATEST => Ok(Some((end, -1))),
                         EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start(), -1))),
                         // No tiered storage: nothing is pending upload.
                         EARLIEST_PENDING_UPLOAD => Ok(None),
                         MAX_TIMESTAMP => log.max_timestamp(),
                         ts => log.offset_for_timestamp(ts),
                     };
+                    // A record found by its timestamp counts only below the end this isolation level sees.
+                    let by_timestamp = p.timestamp >= 0 || p.timestamp == MAX_TIMESTAMP;
+                    let found = found.map(|f| f.filter(|(offset, _)| !by_timestamp || *offset < end));
                     let (offset, timestamp) = match found {
                         Ok(found) => found.unwrap_or((-1, -1)),
                         Err(error) => return response.with_error_code(error.code()),

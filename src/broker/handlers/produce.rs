@@ -1,6 +1,6 @@
 //! Produce and InitProducerId. A partition's data must be exactly one v2 record batch (Kafka's rule for
-//! produce v3+); it is checked (length, CRC-32C), sequence-checked for idempotent producers, given its
-//! offsets and stored as received. acks=-1 answers after an fsync with a data dir and `sync_acks_all`; acks=0 answers nothing.
+//! produce v3+); it is checked (length, CRC-32C), sequence-checked for idempotent producers, checked against
+//! its transaction for transactional producers, given its offsets and stored as received. acks=-1 answers after an fsync with a data dir and `sync_acks_all`; acks=0 answers nothing.
 
 use super::text;
 use crate::broker::Node;
@@ -46,14 +46,16 @@ pub async fn produce(node: &Node, request: ProduceRequest, version: i16) -> Opti
                             None => Err((unknown, None)),
                             Some(topic) => match topic.partition(index) {
                                 None => Err((ResponseError::UnknownTopicOrPartition, None)),
-                                Some(partition) => append(node, &partition, data, max_message_bytes(node, topic)).map(
-                                    |(offset, new)| {
-                                        appended_any |= new;
-                                        let log_start = lock(&partition).log_start();
-                                        touched.push(partition);
-                                        (offset, log_start)
-                                    },
-                                ),
+                                Some(partition) => {
+                                    append(node, topic, &partition, data, max_message_bytes(node, topic)).map(
+                                        |(offset, new)| {
+                                            appended_any |= new;
+                                            let log_start = lock(&partition).log_start();
+                                            touched.push(partition);
+                                            (offset, log_start)
+                                        },
+                                    )
+                                }
                             },
                         }
                     };
@@ -131,6 +133,7 @@ fn max_message_bytes(node: &Node, topic: &Topic) -> usize {
 /// Appends one partition's batch: its base offset, and whether it is new (not a producer's retry).
 fn append(
     node: &Node,
+    topic: &Topic,
     partition: &Arc<Mutex<PartitionLog>>,
     data: PartitionProduceData,
     max_bytes: usize,
@@ -180,12 +183,6 @@ fn append(
             Some("Clients may not write control batches".into()),
         ));
     }
-    if header.is_transactional() {
-        return Err((
-            ResponseError::InvalidTxnState,
-            Some("The embedded broker does not support transactions".into()),
-        ));
-    }
     if header.producer_id >= 0 && !node.store.producer_id_handed_out(header.producer_id) {
         return Err((
             ResponseError::UnknownProducerId,
@@ -195,7 +192,15 @@ fn append(
             )),
         ));
     }
-    match lock(partition).append(&header, &records) {
+    let index = data.index;
+    let mut log = lock(partition);
+    if header.is_transactional() {
+        // Checked with the partition locked: no marker can end the transaction between the check and the append.
+        node.transactions
+            .verify_produce(header.producer_id, header.producer_epoch, &topic.name, index)
+            .map_err(|error| (error, None))?;
+    }
+    match log.append(&header, &records) {
         Ok(Appended::New(offset)) => Ok((offset, true)),
         Ok(Appended::Duplicate(offset)) => Ok((offset, false)),
         Err(AppendError::Refused(error)) => Err((error, None)),
@@ -206,15 +211,27 @@ fn append(
     }
 }
 
-/// Producer ids for idempotent producers. Transactions are not supported: a transactional id gets
-/// UNSUPPORTED_VERSION (the broker announces none of the transaction APIs either).
-pub fn init_producer_id(node: &Node, request: InitProducerIdRequest) -> InitProducerIdResponse {
+/// Producer ids: for a transactional id, from the transaction coordinator (epoch bump and fencing); for an
+/// idempotent producer, a new one.
+pub async fn init_producer_id(node: &Node, request: InitProducerIdRequest) -> InitProducerIdResponse {
     let response = InitProducerIdResponse::default();
-    if request.transactional_id.is_some() {
-        return response
-            .with_error_code(ResponseError::UnsupportedVersion.code())
-            .with_producer_id(ProducerId(-1))
-            .with_producer_epoch(-1);
+    if let Some(transactional_id) = &request.transactional_id {
+        let outcome = node
+            .transactions
+            .init_producer_id(
+                transactional_id,
+                request.transaction_timeout_ms,
+                request.producer_id.0,
+                request.producer_epoch,
+            )
+            .await;
+        return match outcome {
+            Ok((id, epoch)) => response.with_producer_id(ProducerId(id)).with_producer_epoch(epoch),
+            Err(error) => response
+                .with_error_code(error.code())
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        };
     }
     // As Apache Kafka answers a request without a transactional id: always a new id at epoch 0, whatever id and
     // epoch it names (KIP-360's bump applies to transactional ids), so no client can bump, and so fence,

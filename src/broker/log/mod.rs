@@ -11,6 +11,7 @@ pub mod batch;
 pub mod partition;
 pub mod producers;
 pub mod segment;
+pub mod transactions;
 
 use crate::broker::coordinator::TopicCatalog;
 use kafka_protocol::ResponseError;

@@ -6,6 +6,7 @@
 use super::batch::{BatchHeader, assign_offset};
 use super::producers::{Producers, SequenceCheck};
 use super::segment::{self, BatchLocation, Segment};
+use super::transactions::{AbortedTxn, Marker, PartitionTransactions, marker_batch};
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use kafka_protocol::records::RecordBatchDecoder;
@@ -31,6 +32,8 @@ pub struct PartitionLog {
     start_position: u64,
     end_offset: i64,
     producers: Producers,
+    /// Open and aborted transactions (the last stable offset, the aborted ranges a `read_committed` fetch lists).
+    transactions: PartitionTransactions,
     /// Recent (offset, segment base offset, position) of batch boundaries where a read ended: a consumer
     /// reading on from there finds its batch without a lookup.
     hints: VecDeque<(i64, i64, u64)>,
@@ -63,7 +66,10 @@ pub enum AppendError {
 pub struct Read {
     pub records: Bytes,
     pub high_watermark: i64,
+    pub last_stable_offset: i64,
     pub log_start: i64,
+    /// For a `read_committed` fetch: the aborted transactions overlapping what was read.
+    pub aborted: Vec<AbortedTxn>,
 }
 
 impl PartitionLog {
@@ -87,6 +93,7 @@ impl PartitionLog {
             start_position: 0,
             end_offset,
             producers: Producers::default(),
+            transactions: PartitionTransactions::default(),
             hints: VecDeque::new(),
         }
     }
@@ -106,14 +113,16 @@ impl PartitionLog {
             std::fs::remove_file(&path)?;
         }
         let mut producers = Producers::default();
+        let mut transactions = PartitionTransactions::default();
         let recovered_at = now_ms();
         let mut segments = VecDeque::new();
         let count = files.len();
         let mut files = files.into_iter().enumerate();
         for (i, (base, path)) in files.by_ref() {
             let expected = segments.back().map(Segment::end_offset);
-            let recovered = Segment::recover(&path, base, expected, i + 1 == count, |header| {
-                producers.record(header, header.base_offset, recovered_at)
+            let recovered = Segment::recover(&path, base, expected, i + 1 == count, |header, marker| {
+                producers.record(header, header.base_offset, recovered_at);
+                transactions.on_batch(header, header.base_offset, marker);
             })?;
             let truncated = recovered.truncated;
             let empty_and_out_of_line = recovered.segment.is_empty() && expected.is_some_and(|e| e != base);
@@ -138,10 +147,12 @@ impl PartitionLog {
         }
         let mut log = PartitionLog::with_segments(segments, Some(dir.to_owned()), segment_bytes);
         log.producers = producers;
+        log.transactions = transactions;
         if let Some(checkpoint) = checkpoint.filter(|c| *c > log.log_start && *c <= log.end_offset) {
             log.log_start = checkpoint;
             log.start_position = log.first().position_of(checkpoint)?;
         }
+        log.transactions.trim(log.log_start);
         Ok(log)
     }
 
@@ -184,6 +195,7 @@ impl PartitionLog {
             self.segments[holding].position_of(offset)
         };
         self.log_start = offset;
+        self.transactions.trim(offset);
         while self.segments.len() > 1 && self.segments[1].base_offset() <= offset {
             if let Some(gone) = self.segments.pop_front()
                 && let Err(e) = gone.remove()
@@ -220,6 +232,37 @@ impl PartitionLog {
         self.producers.max_id()
     }
 
+    /// The last stable offset: below it every transaction is decided (the first offset of the oldest open
+    /// transaction, else the high watermark). What a `read_committed` consumer may read up to.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.transactions
+            .first_unstable_offset()
+            .map_or(self.end_offset, |first| first.clamp(self.log_start, self.end_offset))
+    }
+
+    /// Whether `producer_id` has a transaction open on this partition.
+    pub fn has_open_transaction(&self, producer_id: i64) -> bool {
+        self.transactions.has_open(producer_id)
+    }
+
+    /// Ends `producer_id`'s transaction on this partition with a COMMIT or ABORT marker (written even when the
+    /// transaction wrote nothing here, as Kafka's coordinator does); returns the marker's offset. The marker's
+    /// epoch becomes the producer's (a bumped epoch fences the previous producer's batches).
+    pub fn append_marker(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: Marker,
+        coordinator_epoch: i32,
+    ) -> Result<i64, AppendError> {
+        let now = now_ms();
+        let batch = marker_batch(producer_id, producer_epoch, marker, coordinator_epoch, now);
+        let header = BatchHeader::parse_checked(&batch).map_err(std::io::Error::other)?;
+        let offset = self.write(&header, &batch, now)?;
+        self.transactions.on_batch(&header, offset, Some(marker));
+        Ok(offset)
+    }
+
     /// Appends a checked batch (as received) unless its producer already sent it; rolls to a new segment first
     /// when the active one is full. On an error nothing of the batch is in the log.
     pub fn append(&mut self, header: &BatchHeader, batch: &[u8]) -> Result<Appended, AppendError> {
@@ -228,6 +271,15 @@ impl PartitionLog {
             SequenceCheck::Duplicate(offset) => return Ok(Appended::Duplicate(offset)),
             SequenceCheck::Append => {}
         }
+        let now = now_ms();
+        let base_offset = self.write(header, batch, now)?;
+        self.transactions.on_batch(header, base_offset, None);
+        Ok(Appended::New(base_offset))
+    }
+
+    /// Writes a batch at the log end (rolling first when the active segment is full) and remembers its producer;
+    /// returns its base offset.
+    fn write(&mut self, header: &BatchHeader, batch: &[u8], now: i64) -> Result<i64, AppendError> {
         let base_offset = self.end_offset;
         let bytes = assign_offset(batch, base_offset, LEADER_EPOCH);
         let stored = BatchHeader { base_offset, ..*header };
@@ -241,11 +293,10 @@ impl PartitionLog {
             self.active().seal();
             self.segments.push_back(next);
         }
-        let now = now_ms();
         self.active().append(&stored, &bytes, now)?;
         self.producers.record(header, base_offset, now);
         self.end_offset = base_offset + header.offset_count();
-        Ok(Appended::New(base_offset))
+        Ok(base_offset)
     }
 
     /// File handles to fsync outside the lock before an acks=-1 append is answered: every segment with unsynced
@@ -279,16 +330,32 @@ impl PartitionLog {
     /// Whole batches from the one holding `offset`, up to `max_bytes`, from one segment (as Kafka reads); with
     /// `at_least_one`, the first batch even when it alone is larger (so a consumer is never stuck behind a big
     /// batch, as in KIP-74). A failure to read the file is KAFKA_STORAGE_ERROR.
-    pub fn read(&mut self, offset: i64, max_bytes: usize, at_least_one: bool) -> Result<Read, ResponseError> {
+    ///
+    /// `read_committed` reads only below the last stable offset and lists the aborted transactions in what it read.
+    pub fn read(
+        &mut self,
+        offset: i64,
+        max_bytes: usize,
+        at_least_one: bool,
+        read_committed: bool,
+    ) -> Result<Read, ResponseError> {
         if offset < self.log_start || offset > self.end_offset {
             return Err(ResponseError::OffsetOutOfRange);
         }
+        let last_stable_offset = self.last_stable_offset();
+        let upto = if read_committed {
+            last_stable_offset
+        } else {
+            self.end_offset
+        };
         let empty = Read {
             records: Bytes::new(),
             high_watermark: self.end_offset,
+            last_stable_offset,
             log_start: self.log_start,
+            aborted: Vec::new(),
         };
-        let Some(segment) = self.segment_of(offset).filter(|_| offset < self.end_offset) else {
+        let Some(segment) = self.segment_of(offset).filter(|_| offset < upto) else {
             return Ok(empty);
         };
         let segment_base = segment.base_offset();
@@ -302,10 +369,16 @@ impl PartitionLog {
             Some(location) => segment.read_batches(&location, max_bytes, at_least_one),
             None => Ok((Bytes::new(), None)),
         });
-        let (records, next) = found.map_err(|e| {
+        let (mut records, mut next) = found.map_err(|e| {
             tracing::error!(offset, error = %e, "cannot read the log");
             ResponseError::KafkaStorageError
         })?;
+        if read_committed && next.is_some_and(|(next_offset, _)| next_offset > upto) {
+            // The last stable offset is a batch boundary: keep the batches below it.
+            let kept = cut_at_offset(&records, upto);
+            records.truncate(kept);
+            next = None;
+        }
         if let Some((next_offset, next_position)) = next {
             if self.hints.len() == READ_HINTS {
                 self.hints.pop_front();
@@ -314,10 +387,18 @@ impl PartitionLog {
                 .retain(|(o, base, _)| !(*o == next_offset && *base == segment_base));
             self.hints.push_back((next_offset, segment_base, next_position));
         }
+        let aborted = if read_committed && !records.is_empty() {
+            let read_end = last_batch_end(&records).unwrap_or(offset);
+            self.transactions.aborted_between(offset, read_end)
+        } else {
+            Vec::new()
+        };
         Ok(Read {
             records,
             high_watermark: self.end_offset,
+            last_stable_offset,
             log_start: self.log_start,
+            aborted,
         })
     }
 
@@ -361,8 +442,13 @@ impl PartitionLog {
     }
 
     /// Forgets producers idle for longer than Kafka's `producer.id.expiration.ms` (see `producers.rs`).
+    /// Producers with a transaction open here are kept (Kafka expires them only once it is decided).
     pub fn expire_producers(&mut self, now: i64) -> usize {
-        self.producers.expire(now, super::producers::PRODUCER_EXPIRATION_MS)
+        let transactions = &self.transactions;
+        self.producers
+            .expire(now, super::producers::PRODUCER_EXPIRATION_MS, |id| {
+                transactions.has_open(id)
+            })
     }
 
     /// Drops the oldest whole batches while the log is larger than `max_bytes` or older than `max_age_ms`
@@ -427,6 +513,32 @@ impl PartitionLog {
     }
 }
 
+/// Bytes of the whole batches at the start of `records` that lie below `offset`.
+fn cut_at_offset(records: &[u8], offset: i64) -> usize {
+    let mut end = 0usize;
+    while let Ok(header) = BatchHeader::parse_header(&records[end..]) {
+        if header.base_offset >= offset || end + header.size > records.len() {
+            break;
+        }
+        end += header.size;
+    }
+    end
+}
+
+/// The offset after the last whole batch in `records`.
+fn last_batch_end(records: &[u8]) -> Option<i64> {
+    let mut at = 0usize;
+    let mut last = None;
+    while let Ok(header) = BatchHeader::parse_header(&records[at..]) {
+        if at + header.size > records.len() {
+            break;
+        }
+        last = Some(header.base_offset + header.offset_count());
+        at += header.size;
+    }
+    last
+}
+
 fn storage_error(e: std::io::Error) -> ResponseError {
     tracing::error!(error = %e, "cannot read the log");
     ResponseError::KafkaStorageError
@@ -483,7 +595,7 @@ mod tests {
         assert_eq!(append(&mut log, &["a", "b"]), 0);
         assert_eq!(append(&mut log, &["c"]), 2);
         assert_eq!(log.end_offset(), 3);
-        let read = log.read(2, 1 << 20, true).expect("read");
+        let read = log.read(2, 1 << 20, true, false).expect("read");
         let header = BatchHeader::parse_checked(&read.records).expect("batch");
         assert_eq!(header.base_offset, 2);
         assert_eq!(read.high_watermark, 3);
@@ -494,11 +606,11 @@ mod tests {
         let mut log = PartitionLog::default();
         append(&mut log, &["first"]);
         append(&mut log, &["second"]);
-        assert!(log.read(0, 10, false).expect("read").records.is_empty());
-        let one = log.read(0, 10, true).expect("read").records;
+        assert!(log.read(0, 10, false, false).expect("read").records.is_empty());
+        let one = log.read(0, 10, true, false).expect("read").records;
         assert_eq!(BatchHeader::parse_checked(&one).expect("batch").size, one.len());
-        assert!(log.read(4, 10, true).is_err(), "beyond the end");
-        assert!(log.read(2, 10, true).expect("at the end").records.is_empty());
+        assert!(log.read(4, 10, true, false).is_err(), "beyond the end");
+        assert!(log.read(2, 10, true, false).expect("at the end").records.is_empty());
     }
 
     #[test]
@@ -512,7 +624,7 @@ mod tests {
         assert!(log.segments.len() > 10, "small segments roll: {}", log.segments.len());
         // Every offset, also in the middle of a batch, reads the batch holding it, within one segment.
         for offset in [0, 1, 2, 57, 199, 398, 399] {
-            let read = log.read(offset, 1 << 20, true).expect("read");
+            let read = log.read(offset, 1 << 20, true, false).expect("read");
             let got = bases(&read.records);
             assert_eq!(got[0], offset - offset % 2, "offset {offset}");
             assert!(got.windows(2).all(|w| w[1] == w[0] + 2));
@@ -521,7 +633,7 @@ mod tests {
         let mut next = 0;
         let mut seen = Vec::new();
         while next < log.end_offset() {
-            let read = log.read(next, 1500, true).expect("read");
+            let read = log.read(next, 1500, true, false).expect("read");
             let got = bases(&read.records);
             next = got.last().expect("data") + 2;
             seen.extend(got);
@@ -530,7 +642,7 @@ mod tests {
         drop(log);
         let mut log = PartitionLog::open(dir.path(), 4096).expect("reopen");
         assert_eq!((log.log_start(), log.end_offset()), (0, 400));
-        assert_eq!(bases(&log.read(333, 1, true).expect("read").records), vec![332]);
+        assert_eq!(bases(&log.read(333, 1, true, false).expect("read").records), vec![332]);
         assert_eq!(append(&mut log, &["after"]), 400);
     }
 
@@ -545,7 +657,10 @@ mod tests {
         assert_eq!(log.segments.len(), 1);
         assert!(log.segments[0].size() > 10 * segment::INDEX_INTERVAL);
         for offset in [0, 64, 65, 500, 999] {
-            assert_eq!(bases(&log.read(offset, 1, true).expect("read").records), vec![offset]);
+            assert_eq!(
+                bases(&log.read(offset, 1, true, false).expect("read").records),
+                vec![offset]
+            );
         }
     }
 
@@ -570,7 +685,10 @@ mod tests {
         append(&mut log, &["c", "d"]);
         assert!(log.delete_records(5).is_err(), "beyond the end");
         assert_eq!(log.delete_records(3).expect("delete"), 3);
-        assert!(matches!(log.read(2, 100, true), Err(ResponseError::OffsetOutOfRange)));
+        assert!(matches!(
+            log.read(2, 100, true, false),
+            Err(ResponseError::OffsetOutOfRange)
+        ));
         assert_eq!(log.delete_records(1).expect("behind the start: nothing to do"), 3);
         drop(log);
         let log = PartitionLog::open(dir.path(), 1 << 20).expect("reopen");
@@ -588,7 +706,7 @@ mod tests {
         let before = files();
         assert_eq!(log.delete_records(15).expect("delete"), 15);
         assert!(files() < before, "segments below the start are removed");
-        assert_eq!(bases(&log.read(15, 1 << 20, true).expect("read").records)[0], 15);
+        assert_eq!(bases(&log.read(15, 1 << 20, true, false).expect("read").records)[0], 15);
         drop(log);
         let log = PartitionLog::open(dir.path(), 200).expect("reopen");
         assert_eq!((log.log_start(), log.end_offset()), (15, 20));
@@ -604,7 +722,10 @@ mod tests {
         std::fs::create_dir(dir.path().join("log-start-offset.tmp")).expect("block");
         assert!(log.delete_records(1).is_err());
         assert_eq!(log.log_start(), 0, "unchanged in memory");
-        assert_eq!(bases(&log.read(0, 1 << 20, true).expect("read").records), vec![0, 1]);
+        assert_eq!(
+            bases(&log.read(0, 1 << 20, true, false).expect("read").records),
+            vec![0, 1]
+        );
     }
 
     #[test]
@@ -684,7 +805,10 @@ mod tests {
         }
         assert!(log.apply_retention(Some(1), None, now_ms()).expect("retention"));
         assert_eq!(log.log_start(), 4, "the last batch stays");
-        assert!(matches!(log.read(0, 100, true), Err(ResponseError::OffsetOutOfRange)));
+        assert!(matches!(
+            log.read(0, 100, true, false),
+            Err(ResponseError::OffsetOutOfRange)
+        ));
     }
 
     #[test]

@@ -84,6 +84,7 @@ impl Producers {
     }
 
     /// Remembers an appended batch (also while recovering a log from disk), appended at `now_ms`.
+    /// A control batch (a transaction marker) carries no sequence: it only moves the producer to its epoch.
     pub fn record(&mut self, batch: &BatchHeader, base_offset: i64, now_ms: i64) {
         if batch.producer_id < 0 {
             return;
@@ -93,6 +94,9 @@ impl Producers {
         if batch.producer_epoch != producer.epoch {
             producer.epoch = batch.producer_epoch;
             producer.recent.clear();
+        }
+        if batch.is_control() {
+            return;
         }
         producer.recent.push_back(Appended {
             first_sequence: batch.base_sequence,
@@ -104,11 +108,12 @@ impl Producers {
         }
     }
 
-    /// Drops the state of producers that have not appended for more than `max_idle_ms`; returns how many.
-    pub fn expire(&mut self, now_ms: i64, max_idle_ms: i64) -> usize {
+    /// Drops the state of producers that have not appended for more than `max_idle_ms`, but those `keep` names;
+    /// returns how many.
+    pub fn expire(&mut self, now_ms: i64, max_idle_ms: i64, keep: impl Fn(i64) -> bool) -> usize {
         let before = self.by_id.len();
         self.by_id
-            .retain(|_, p| now_ms.saturating_sub(p.last_seen_ms) <= max_idle_ms);
+            .retain(|id, p| keep(*id) || now_ms.saturating_sub(p.last_seen_ms) <= max_idle_ms);
         before - self.by_id.len()
     }
 
@@ -194,8 +199,14 @@ mod tests {
         let mut p = Producers::default();
         p.record(&batch(1, 0, 0, 1), 0, 1_000);
         p.record(&batch(2, 0, 0, 1), 1, 5_000);
-        assert_eq!(p.expire(1_000 + PRODUCER_EXPIRATION_MS, PRODUCER_EXPIRATION_MS), 0);
-        assert_eq!(p.expire(1_001 + PRODUCER_EXPIRATION_MS, PRODUCER_EXPIRATION_MS), 1);
+        assert_eq!(
+            p.expire(1_000 + PRODUCER_EXPIRATION_MS, PRODUCER_EXPIRATION_MS, |_| false),
+            0
+        );
+        assert_eq!(
+            p.expire(1_001 + PRODUCER_EXPIRATION_MS, PRODUCER_EXPIRATION_MS, |_| false),
+            1
+        );
         assert_eq!(
             p.check(&batch(2, 0, 1, 1)),
             SequenceCheck::Append,

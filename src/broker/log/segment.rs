@@ -25,6 +25,7 @@
 //! directory offline (see `mod.rs`).
 
 use super::batch::{BatchHeader, CRC_START, HEADER_LEN};
+use super::transactions::{self, Marker};
 use bytes::{Bytes, BytesMut};
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read, Write};
@@ -39,6 +40,8 @@ const LOG_START_FILE: &str = "log-start-offset";
 /// The buffers recovery reads segments through: small where only headers are read (a large batch's body is
 /// skipped, not read), large where every byte is checked against the CRC.
 const HEADER_WALK_BUFFER: usize = 16 * 1024;
+/// Control batches hold one small record; a larger one is not read for its marker (it cannot be one of ours).
+const MAX_CONTROL_BODY: usize = 4096;
 const CRC_CHECK_BUFFER: usize = 256 * 1024;
 
 /// An entry of the sparse index: a batch's base offset and position, and the largest timestamp of the
@@ -155,13 +158,14 @@ impl Segment {
 
     /// Recovers the segment file at `path`: walks its batches (their CRC too with `check_crc`), rebuilds the
     /// index, and truncates the file at the first batch that is torn, corrupt or does not follow on from
-    /// `expected_base` (the previous segment's end, if any). `visit` sees every batch kept, in order.
+    /// `expected_base` (the previous segment's end, if any). `visit` sees every batch kept, in order, with what a
+    /// control batch's record says (markers are tiny: their body is read, every other body is skipped).
     pub fn recover(
         path: &Path,
         base_offset: i64,
         expected_base: Option<i64>,
         check_crc: bool,
-        mut visit: impl FnMut(&BatchHeader),
+        mut visit: impl FnMut(&BatchHeader, Option<Marker>),
     ) -> std::io::Result<RecoveredSegment> {
         let file = OpenOptions::new().append(true).read(true).open(path)?;
         let len = file.metadata()?.len();
@@ -190,15 +194,26 @@ impl Segment {
                     break;
                 }
             };
-            if check_crc {
+            let body_len = header.size - HEADER_LEN;
+            let mut marker = None;
+            if header.is_control() && body_len <= MAX_CONTROL_BODY {
+                let mut body = vec![0u8; body_len];
+                let read = reader.read_exact(&mut body).is_ok();
+                let crc = crc32c::crc32c_append(crc32c::crc32c(&header_bytes[CRC_START..]), &body);
+                if !read || (check_crc && crc != header.crc) {
+                    truncated = true;
+                    break;
+                }
+                marker = transactions::marker_of(&body);
+            } else if check_crc {
                 if !crc_matches(&mut reader, &header, &header_bytes) {
                     truncated = true;
                     break;
                 }
             } else {
-                reader.seek_relative((header.size - HEADER_LEN) as i64)?;
+                reader.seek_relative(body_len as i64)?;
             }
-            visit(&header);
+            visit(&header, marker);
             segment.note_appended(&header, valid);
             valid += header.size as u64;
             next_offset = header.base_offset + header.offset_count();

@@ -1,6 +1,6 @@
-//! Consumable lag (`KafkaClient::consumable_lag`) against Apache Kafka: what a `read_committed` group will still
+//! Consumable lag (`KafkaClient::consumable_lag`) on both brokers: what a `read_committed` group will still
 //! receive of a transactional topic, from batch headers, checked against what a confluent-kafka `read_committed`
-//! consumer read. Apache Kafka only: the embedded broker has no transactions yet (issue 16, second half).
+//! consumer read.
 
 #[macro_use]
 mod support;
@@ -9,7 +9,7 @@ use kafka_group_operator::kafka::consumable::HEADER_FETCHES;
 use kafka_group_operator::kafka::{ClientConfig, Isolation, KafkaClient, NewTopic, OffsetSpec, TopicPartition};
 use kafka_group_operator::lag::high_watermark_lag;
 use support::clients;
-use support::{ApacheKafka, unique_name};
+use support::{TestBroker, unique_name};
 
 struct Lags {
     high_watermark: i64,
@@ -35,9 +35,7 @@ async fn lags(client: &KafkaClient, tp: &TopicPartition, committed: i64) -> Lags
     }
 }
 
-#[tokio::test]
-async fn consumable_lag_counts_only_the_records_a_read_committed_consumer_will_receive() {
-    let kafka = ApacheKafka::shared();
+async fn consumable_lag_counts_only_the_records_a_read_committed_consumer_will_receive(kafka: &dyn TestBroker) {
     let bootstrap = kafka.bootstrap();
     let client = KafkaClient::new(ClientConfig::new([bootstrap.clone()])).expect("client");
     let topic = unique_name("txn-lag");
@@ -94,9 +92,7 @@ async fn consumable_lag_counts_only_the_records_a_read_committed_consumer_will_r
     assert_eq!((drained.consumable, drained.high_watermark), (0, 1));
 }
 
-#[tokio::test]
-async fn consumable_lag_of_a_plain_topic_is_its_high_watermark_lag() {
-    let kafka = ApacheKafka::shared();
+async fn consumable_lag_of_a_plain_topic_is_its_high_watermark_lag(kafka: &dyn TestBroker) {
     let bootstrap = kafka.bootstrap();
     let client = KafkaClient::new(ClientConfig::new([bootstrap.clone()])).expect("client");
     let topic = unique_name("plain-lag");
@@ -121,9 +117,7 @@ async fn consumable_lag_of_a_plain_topic_is_its_high_watermark_lag() {
 
 /// A backlog larger than the header reads of one scan (HEADER_FETCHES × HEADER_FETCH_BYTES = 1 MiB) is reported
 /// as an upper bound, never below the truth and never above the high-watermark lag, after exactly the cap.
-#[tokio::test]
-async fn a_backlog_past_the_read_cap_is_an_upper_bound() {
-    let kafka = ApacheKafka::shared();
+async fn a_backlog_past_the_read_cap_is_an_upper_bound(kafka: &dyn TestBroker) {
     let bootstrap = kafka.bootstrap();
     let client = KafkaClient::new(ClientConfig::new([bootstrap.clone()])).expect("client");
     let topic = unique_name("txn-cap");
@@ -149,3 +143,9 @@ async fn a_backlog_past_the_read_cap_is_an_upper_bound() {
     assert!((120_000..=end).contains(&read.lag.records), "{read:?}, log end {end}");
     assert_eq!(read.lag.first_offset, Some(0));
 }
+
+on_both_brokers!(
+    consumable_lag_counts_only_the_records_a_read_committed_consumer_will_receive,
+    consumable_lag_of_a_plain_topic_is_its_high_watermark_lag,
+    a_backlog_past_the_read_cap_is_an_upper_bound,
+);

@@ -1,7 +1,6 @@
-//! `latest` in a reset against Apache Kafka: for a group that reads committed (declared, or undeclared on a topic
+//! `latest` in a reset, on both brokers: for a group that reads committed (declared, or undeclared on a topic
 //! with an open transaction) it is the last stable offset (ListOffsets READ_COMMITTED), not the high watermark,
-//! so the reset does not skip the records of a transaction that may still commit. Apache Kafka only: the
-//! embedded broker has no transactions yet (issue 16, second half).
+//! so the reset does not skip the records of a transaction that may still commit.
 
 #[macro_use]
 mod support;
@@ -11,7 +10,7 @@ use kafka_group_operator::api::reset::{Empty, ResetTo};
 use kafka_group_operator::controller::resolve::{ResetRequest, resolve_reset};
 use kafka_group_operator::kafka::{ClientConfig, KafkaClient, NewTopic};
 use support::clients;
-use support::{ApacheKafka, unique_name};
+use support::{TestBroker, unique_name};
 
 async fn latest_for(client: &KafkaClient, group: &str, isolation: Option<IsolationLevel>) -> i64 {
     let to = ResetTo {
@@ -32,10 +31,8 @@ async fn latest_for(client: &KafkaClient, group: &str, isolation: Option<Isolati
     resolved.partitions[0].to
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn latest_for_a_read_committed_group_is_the_last_stable_offset() {
+async fn latest_for_a_read_committed_group_is_the_last_stable_offset(kafka: &dyn TestBroker) {
     use IsolationLevel::*;
-    let kafka = ApacheKafka::shared();
     let bootstrap = kafka.bootstrap();
     let client = KafkaClient::new(ClientConfig::new([bootstrap.clone()])).expect("client");
     let topic = unique_name("lso-reset");
@@ -64,3 +61,7 @@ async fn latest_for_a_read_committed_group_is_the_last_stable_offset() {
     assert_eq!(latest_for(&client, &group, Some(ReadCommitted)).await, 16);
     assert_eq!(latest_for(&client, &group, Some(ReadUncommitted)).await, 16);
 }
+
+on_both_brokers!();
+
+on_both_brokers!(latest_for_a_read_committed_group_is_the_last_stable_offset);

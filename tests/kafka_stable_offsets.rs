@@ -1,7 +1,6 @@
-//! Committed offsets read with `require_stable` (OffsetFetch v7+) against Apache Kafka: a group whose
+//! Committed offsets read with `require_stable` (OffsetFetch v7+) on both brokers: a group whose
 //! transactional offset commit (a confluent-kafka producer's `send_offsets_to_transaction`) is still open is
-//! waited for, never read as it stands; once the transaction ends, the stable offset is read. Apache Kafka only:
-//! the embedded broker has no transactions yet (issue 16, second half).
+//! waited for, never read as it stands; once the transaction ends, the stable offset is read.
 
 #[macro_use]
 mod support;
@@ -9,14 +8,14 @@ mod support;
 use kafka_group_operator::kafka::{ClientConfig, KafkaClient, KafkaError, NewTopic, TopicPartition};
 use std::time::{Duration, Instant};
 use support::clients;
-use support::{ApacheKafka, unique_name};
+use support::{TestBroker, unique_name};
 
 /// A topic of 10 records and a group with offset 3 committed plainly, then offset 7 committed inside a
 /// transaction that stays open (commits on stop, or aborts with `abort`).
 async fn group_with_open_transactional_commit(
+    kafka: &dyn TestBroker,
     abort: bool,
 ) -> (KafkaClient, String, TopicPartition, clients::ScriptProcess) {
-    let kafka = ApacheKafka::shared();
     let bootstrap = kafka.bootstrap();
     let client = KafkaClient::new(ClientConfig::new([bootstrap.clone()])).expect("client");
     let topic = unique_name("stable");
@@ -38,9 +37,8 @@ fn unstable_partitions(result: Result<impl std::fmt::Debug, KafkaError>) -> Vec<
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pending_transactional_offset_commit_is_waited_for_and_the_committed_offset_read() {
-    let (client, group, tp, open) = group_with_open_transactional_commit(false).await;
+async fn a_pending_transactional_offset_commit_is_waited_for_and_the_committed_offset_read(kafka: &dyn TestBroker) {
+    let (client, group, tp, open) = group_with_open_transactional_commit(kafka, false).await;
     assert_eq!(
         unstable_partitions(client.stable_group_offsets(&group).await),
         [tp.to_string()]
@@ -65,9 +63,8 @@ async fn a_pending_transactional_offset_commit_is_waited_for_and_the_committed_o
     assert_eq!(offsets[&tp].offset, 7);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_aborted_transactional_offset_commit_leaves_the_previous_offset() {
-    let (client, group, tp, open) = group_with_open_transactional_commit(true).await;
+async fn an_aborted_transactional_offset_commit_leaves_the_previous_offset(kafka: &dyn TestBroker) {
+    let (client, group, tp, open) = group_with_open_transactional_commit(kafka, true).await;
     let waiting = {
         let (client, group) = (client.clone(), group.clone());
         tokio::spawn(async move {
@@ -84,9 +81,8 @@ async fn an_aborted_transactional_offset_commit_leaves_the_previous_offset() {
     assert_eq!(offsets[&tp].offset, 3);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_wait_for_a_pending_transactional_commit_is_bounded() {
-    let (client, group, tp, open) = group_with_open_transactional_commit(true).await;
+async fn the_wait_for_a_pending_transactional_commit_is_bounded(kafka: &dyn TestBroker) {
+    let (client, group, tp, open) = group_with_open_transactional_commit(kafka, true).await;
     let started = Instant::now();
     let result = client.stable_group_offsets_within(&group, Duration::from_secs(2)).await;
     let waited = started.elapsed();
@@ -97,3 +93,11 @@ async fn the_wait_for_a_pending_transactional_commit_is_bounded() {
     );
     tokio::task::spawn_blocking(move || open.stop()).await.expect("stop");
 }
+
+on_both_brokers!();
+
+on_both_brokers!(
+    a_pending_transactional_offset_commit_is_waited_for_and_the_committed_offset_read,
+    an_aborted_transactional_offset_commit_leaves_the_previous_offset,
+    the_wait_for_a_pending_transactional_commit_is_bounded,
+);

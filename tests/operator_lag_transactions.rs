@@ -1,5 +1,5 @@
-//! Lag on transactional topics (issue 16), against a real API server, the operator and Apache Kafka (the
-//! embedded broker has no transactions yet): a confluent-kafka transactional producer, a `read_committed`
+//! Lag on transactional topics (issue 16), against a real API server, the operator and each broker
+//! (Apache Kafka, the embedded one): a confluent-kafka transactional producer, a `read_committed`
 //! confluent-kafka group, and what the ConsumerGroup's status and `kafka-group-operator lag` then report.
 
 #[macro_use]
@@ -14,7 +14,7 @@ use std::time::Duration;
 use support::kubelet::deployment;
 use support::scenario::{Scenario, resource};
 use support::wait::{has_condition, until};
-use support::{ApacheKafka, clients, unique_name};
+use support::{TestBroker, clients, unique_name};
 
 const T: Duration = Duration::from_secs(90);
 
@@ -37,9 +37,7 @@ fn cli_lags(bootstrap: &str, group: &str) -> (i64, i64) {
     )
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_read_committed_group_is_measured_by_the_records_it_will_still_receive() {
-    let kafka = ApacheKafka::shared();
+async fn a_read_committed_group_is_measured_by_the_records_it_will_still_receive(kafka: &dyn TestBroker) {
     let bootstrap = kafka.bootstrap();
     let env = Scenario::start("lag-txn", kafka).await;
     let topic = unique_name("txn");
@@ -139,9 +137,7 @@ fn consumable_fetches(env: &Scenario) -> f64 {
 
 /// Plain topics keep their cost: a lagging group whose committed offset moves and whose log grows is scanned
 /// again and again without a single consumable-lag Fetch.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_plain_topic_costs_no_consumable_lag_fetch() {
-    let kafka = ApacheKafka::shared();
+async fn a_plain_topic_costs_no_consumable_lag_fetch(kafka: &dyn TestBroker) {
     let bootstrap = kafka.bootstrap();
     let env = Scenario::start("lag-plain", kafka).await;
     let topic = unique_name("plain");
@@ -193,9 +189,7 @@ async fn a_plain_topic_costs_no_consumable_lag_fetch() {
     assert_eq!(consumable_fetches(&env), 0.0);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_group_declared_read_uncommitted_keeps_the_high_watermark_lag() {
-    let kafka = ApacheKafka::shared();
+async fn a_group_declared_read_uncommitted_keeps_the_high_watermark_lag(kafka: &dyn TestBroker) {
     let bootstrap = kafka.bootstrap();
     let env = Scenario::start("lag-txn-ru", kafka).await;
     let topic = unique_name("txn-ru");
@@ -244,9 +238,7 @@ async fn a_group_declared_read_uncommitted_keeps_the_high_watermark_lag() {
 
 /// `minReplicas: 0` with `activationLag: 0`: markers and an aborted transaction (high-watermark lag 22) leave the
 /// workload at zero; three committed records wake it.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_workload_scaled_to_zero_is_woken_by_records_not_by_transaction_markers() {
-    let kafka = ApacheKafka::shared();
+async fn a_workload_scaled_to_zero_is_woken_by_records_not_by_transaction_markers(kafka: &dyn TestBroker) {
     let bootstrap = kafka.bootstrap();
     let env = Scenario::start("lag-txn-scale", kafka).await;
     let topic = unique_name("txn-scale");
@@ -304,3 +296,10 @@ async fn a_workload_scaled_to_zero_is_woken_by_records_not_by_transaction_marker
     })
     .await;
 }
+
+on_both_brokers!(
+    a_read_committed_group_is_measured_by_the_records_it_will_still_receive,
+    a_plain_topic_costs_no_consumable_lag_fetch,
+    a_group_declared_read_uncommitted_keeps_the_high_watermark_lag,
+    a_workload_scaled_to_zero_is_woken_by_records_not_by_transaction_markers,
+);

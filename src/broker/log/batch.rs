@@ -153,12 +153,17 @@ pub(crate) mod tests {
 
     /// A real v2 batch from kafka-protocol's encoder, as a client would send it.
     pub(crate) fn encoded_batch(values: &[&str], producer: Option<(i64, i16, i32)>) -> Bytes {
+        encoded_batch_with(values, producer, false)
+    }
+
+    /// `encoded_batch`, transactional when asked (a transactional producer's batch).
+    pub(crate) fn encoded_batch_with(values: &[&str], producer: Option<(i64, i16, i32)>, transactional: bool) -> Bytes {
         let (producer_id, producer_epoch, sequence) = producer.unwrap_or((-1, -1, -1));
         let records: Vec<Record> = values
             .iter()
             .enumerate()
             .map(|(i, v)| Record {
-                transactional: false,
+                transactional,
                 control: false,
                 partition_leader_epoch: -1,
                 producer_id,

@@ -7,6 +7,8 @@ pub mod api;
 mod coordinator;
 mod journal;
 mod state;
+#[cfg(test)]
+mod tests;
 
 pub use coordinator::{DEFAULT_MAX_TIMEOUT_MS, TransactionCoordinator};
 

@@ -213,6 +213,10 @@ struct BrokerArgs {
     /// Delay before the first rebalance of a new group (`group.initial.rebalance.delay.ms`), e.g. 3s or 0s.
     #[arg(long, default_value = "3s", value_parser = duration)]
     group_initial_rebalance_delay: Duration,
+    /// The longest transaction timeout a transactional producer may ask for (`transaction.max.timeout.ms`); a
+    /// transaction open longer than its producer's timeout is aborted.
+    #[arg(long, default_value = "15m", value_parser = duration)]
+    transaction_max_timeout: Duration,
     /// How often written records are fsynced to disk (and acks=all produces before their answer with
     /// --sync-acks-all).
     #[arg(long, default_value = "1s", value_parser = duration)]
@@ -364,6 +368,7 @@ async fn run_broker(args: BrokerArgs) -> Result<()> {
         auto_create_topics: !args.no_auto_create_topics,
         max_message_bytes: args.max_message_bytes,
         group_initial_rebalance_delay: args.group_initial_rebalance_delay,
+        transaction_max_timeout: args.transaction_max_timeout,
         flush_interval: args.flush_interval,
         sync_acks_all: args.sync_acks_all,
         segment_bytes: args.segment_bytes,

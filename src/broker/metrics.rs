@@ -91,6 +91,19 @@ impl BrokerMetrics {
         metrics
     }
 
+    /// Adds the transaction coordinator's: `kafka_broker_transactions_open` and
+    /// `kafka_broker_transactions_timed_out_total`.
+    pub fn register_transactions(&self, coordinator: &crate::broker::transactions::TransactionCoordinator) {
+        let (open, timed_out) = coordinator.metrics();
+        let mut registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        registry.register("kafka_broker_transactions_open", "Transactions open (state Ongoing)", open);
+        registry.register(
+            "kafka_broker_transactions_timed_out",
+            "Transactions aborted because they stayed open past their timeout",
+            timed_out,
+        );
+    }
+
     pub fn observe(&self, api: &str, seconds: f64) {
         let labels = ApiLabels { api: api.to_owned() };
         self.requests.get_or_create(&labels).inc();

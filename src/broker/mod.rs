@@ -56,6 +56,8 @@ pub struct BrokerConfig {
     /// `group.min.session.timeout.ms` and `group.max.session.timeout.ms`.
     pub group_min_session_timeout: Duration,
     pub group_max_session_timeout: Duration,
+    /// The longest transaction timeout a transactional producer may ask for (`transaction.max.timeout.ms`).
+    pub transaction_max_timeout: Duration,
     /// How often partitions with unsynced writes are fsynced (acks=-1 produces are synced before the answer
     /// when `sync_acks_all`).
     pub flush_interval: Duration,
@@ -102,6 +104,7 @@ impl Default for BrokerConfig {
             group_initial_rebalance_delay: Duration::from_secs(3),
             group_min_session_timeout: Duration::from_secs(6),
             group_max_session_timeout: Duration::from_secs(1800),
+            transaction_max_timeout: Duration::from_millis(transactions::DEFAULT_MAX_TIMEOUT_MS as u64),
             flush_interval: Duration::from_secs(1),
             sync_acks_all: false,
             segment_bytes: 128 * 1024 * 1024,
@@ -256,13 +259,14 @@ impl Broker {
             config.data_dir.as_ref().map(|d| d.join("transactions")).as_deref(),
             store.clone(),
             coordinator.clone(),
-            transactions::DEFAULT_MAX_TIMEOUT_MS,
+            i32::try_from(config.transaction_max_timeout.as_millis()).unwrap_or(i32::MAX),
         )
         .map_err(BrokerError::Transactions)?;
         transactions.recover().await;
         let connection_limits =
             connection_limits::ConnectionLimits::new(config.max_connections, config.max_connections_per_ip);
         let metrics = Arc::new(BrokerMetrics::with_store(&store));
+        metrics.register_transactions(&transactions);
         let node = Arc::new(Node {
             config,
             listeners,

@@ -18,6 +18,7 @@ const SOURCE_STATIC_BROKER: i8 = 4;
 /// Kafka's ConfigType values.
 const BOOLEAN: i8 = 1;
 const STRING: i8 = 2;
+const SHORT: i8 = 4;
 const INT: i8 = 3;
 const LONG: i8 = 5;
 const LIST: i8 = 7;
@@ -131,6 +132,13 @@ fn broker_configs(node: &Node) -> Vec<ConfigEntry> {
             c.group_max_session_timeout.as_millis().to_string(),
             INT,
         ),
+        (
+            "transaction.max.timeout.ms",
+            c.transaction_max_timeout.as_millis().to_string(),
+            INT,
+        ),
+        ("transaction.state.log.replication.factor", "1".to_owned(), SHORT),
+        ("transaction.state.log.min.isr", "1".to_owned(), INT),
         ("log.segment.bytes", c.segment_bytes.to_string(), INT),
         ("log.flush.interval.ms", c.flush_interval.as_millis().to_string(), LONG),
         (

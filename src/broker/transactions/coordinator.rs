@@ -17,6 +17,8 @@ use crate::broker::log::{Store, lock};
 use kafka_protocol::ResponseError;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Kafka's `transaction.max.timeout.ms` default: the longest transaction timeout a producer may ask for.
@@ -27,15 +29,19 @@ struct Visible {
     by_id: HashMap<String, TxnMetadata>,
     /// Producer id → transactional id, for Produce's check.
     by_producer: HashMap<i64, String>,
+    /// Transactions in state Ongoing.
+    open: i64,
 }
 
 impl Visible {
     fn put(&mut self, metadata: TxnMetadata) {
-        if let Some(old) = self.by_id.get(&metadata.transactional_id)
-            && old.producer_id != metadata.producer_id
-        {
-            self.by_producer.remove(&old.producer_id);
+        if let Some(old) = self.by_id.get(&metadata.transactional_id) {
+            if old.producer_id != metadata.producer_id {
+                self.by_producer.remove(&old.producer_id);
+            }
+            self.open -= i64::from(old.state == TxnState::Ongoing);
         }
+        self.open += i64::from(metadata.state == TxnState::Ongoing);
         self.by_producer
             .insert(metadata.producer_id, metadata.transactional_id.clone());
         self.by_id.insert(metadata.transactional_id.clone(), metadata);
@@ -44,6 +50,7 @@ impl Visible {
     fn remove(&mut self, transactional_id: &str) {
         if let Some(old) = self.by_id.remove(transactional_id) {
             self.by_producer.remove(&old.producer_id);
+            self.open -= i64::from(old.state == TxnState::Ongoing);
         }
     }
 }
@@ -55,6 +62,9 @@ pub struct TransactionCoordinator {
     /// Held for the whole of a change (it may wait for I/O); None without a data dir.
     changes: tokio::sync::Mutex<Option<TxnJournal>>,
     visible: Mutex<Visible>,
+    /// `kafka_broker_transactions_open`, `kafka_broker_transactions_timed_out` (the broker's metrics register them).
+    open_gauge: Gauge,
+    timed_out: Counter,
 }
 
 type Outcome<T = ()> = Result<T, ResponseError>;
@@ -83,12 +93,16 @@ impl TransactionCoordinator {
         for (_, metadata) in stored {
             visible.put(metadata);
         }
+        let open_gauge = Gauge::default();
+        open_gauge.set(visible.open);
         Ok(Arc::new(TransactionCoordinator {
             store,
             groups,
             max_timeout_ms,
             changes: tokio::sync::Mutex::new(journal),
             visible: Mutex::new(visible),
+            open_gauge,
+            timed_out: Counter::default(),
         }))
     }
 
@@ -125,8 +139,15 @@ impl TransactionCoordinator {
         if let Some(journal) = journal.as_mut() {
             blocking(|| journal.write(&metadata)).map_err(unavailable)?;
         }
-        self.visible().put(metadata);
+        let mut visible = self.visible();
+        visible.put(metadata);
+        self.open_gauge.set(visible.open);
         Ok(())
+    }
+
+    /// The gauge of open transactions and the counter of transactions aborted by their timeout.
+    pub fn metrics(&self) -> (Gauge, Counter) {
+        (self.open_gauge.clone(), self.timed_out.clone())
     }
 
     fn note_pending(&self, offsets: &[PendingOffset]) {
@@ -408,6 +429,7 @@ impl TransactionCoordinator {
                     tracing::error!(error = %e, "cannot fence a timed-out transaction's producer");
                     continue;
                 }
+                self.timed_out.inc();
                 let _ = self.decide(&mut journal, m, false).await;
             } else if m.state.is_preparing() {
                 let _ = self.complete(&mut journal, m).await;

@@ -227,6 +227,8 @@ async fn a_transaction_open_past_its_timeout_is_aborted_and_its_producer_fenced(
     assert_eq!(state.state.name(), "CompleteAbort");
     assert_eq!(state.producer_epoch, epoch + 1);
     assert_eq!(lso(&b, 0), (2, 2));
+    let (open, timed_out) = b.txns.metrics();
+    assert_eq!((open.get(), timed_out.get()), (0, 1));
     assert_eq!(
         b.txns.end_txn("tx", id, epoch, true).await,
         Err(ResponseError::ProducerFenced)

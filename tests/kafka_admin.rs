@@ -568,7 +568,8 @@ async fn tailing_scans_follow_commits_deletions_and_new_groups() {
     assert!(matches!(path, ScanPath::Tail { new_groups: 3, .. }), "{path:?}");
 }
 
-/// Apache Kafka only: an offset commit inside a transaction that is aborted never shows in a tailing scan
+/// Apache Kafka only (the embedded broker keeps offsets in its own store, not in a `__consumer_offsets` topic that
+/// a scan could tail): an offset commit inside a transaction that is aborted never shows in a tailing scan
 /// (READ_COMMITTED, the aborted transactions the Fetch lists are skipped); one that commits does. Each scan
 /// waits until the transaction's markers are written (no open transaction holds back the last stable offset
 /// of `__consumer_offsets`), so that the tail reads past the transaction's records.

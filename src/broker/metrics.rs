@@ -96,7 +96,11 @@ impl BrokerMetrics {
     pub fn register_transactions(&self, coordinator: &crate::broker::transactions::TransactionCoordinator) {
         let (open, timed_out) = coordinator.metrics();
         let mut registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
-        registry.register("kafka_broker_transactions_open", "Transactions open (state Ongoing)", open);
+        registry.register(
+            "kafka_broker_transactions_open",
+            "Transactions open (state Ongoing)",
+            open,
+        );
         registry.register(
             "kafka_broker_transactions_timed_out",
             "Transactions aborted because they stayed open past their timeout",

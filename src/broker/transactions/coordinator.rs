@@ -15,10 +15,10 @@ use crate::broker::log::partition::{AppendError, now_ms};
 use crate::broker::log::transactions::Marker;
 use crate::broker::log::{Store, lock};
 use kafka_protocol::ResponseError;
-use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Kafka's `transaction.max.timeout.ms` default: the longest transaction timeout a producer may ask for.

@@ -410,6 +410,10 @@ impl TransactionCoordinator {
     /// Aborts transactions open longer than their timeout (fencing their producer, as Kafka does), retries the
     /// completion of decided ones, forgets ids idle past `transactional.id.expiration.ms`, compacts the journal.
     pub async fn tick(&self) {
+        if self.store.offline().is_some() {
+            // No marker can be written until a restart (which completes what was decided).
+            return;
+        }
         let now = now_ms();
         let all = self.all();
         for m in all {

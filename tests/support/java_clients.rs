@@ -31,7 +31,12 @@ pub fn classes() -> &'static Path {
             .collect();
         sources.sort();
         // One directory per test process: concurrent test binaries never see each other's half-written classes.
-        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("java-clients-{}", std::process::id()));
+        // Cargo sets CARGO_TARGET_TMPDIR for tests and benches, not for the dev-env example (which includes these
+        // fixtures too).
+        let tmp = option_env!("CARGO_TARGET_TMPDIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tmp"));
+        let out = tmp.join(format!("java-clients-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&out);
         std::fs::create_dir_all(&out).expect("create the classes dir");
         let compiled = Command::new(javac)

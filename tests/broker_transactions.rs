@@ -408,14 +408,19 @@ fn streams_exactly_once_across_kill_9(what: &str, bootstrap: &str, kill9_and_res
     let restarted = Instant::now();
     std::thread::sleep(Duration::from_secs(8));
     let produced = producer.stop();
+    let produced = produced.lines().last().unwrap_or_default();
     eprintln!(
-        "{what}: producer after the restart ({:?}): {produced}",
+        "{what}: the producer stopped {:?} after the restart: {produced}",
         restarted.elapsed()
     );
 
     // What the input holds (a producer retrying across the kill may have written a record twice: both count).
     let records = java_clients::read_records(bootstrap, &input, "read_committed");
     assert!(records.len() >= 100, "{what}: only {} input records", records.len());
+    eprintln!(
+        "{what}: {} input records (read_committed) to check the output against",
+        records.len()
+    );
     assert_exactly_once(bootstrap, &records, &output, &counts, &streams);
 }
 

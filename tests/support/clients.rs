@@ -610,3 +610,66 @@ pub fn commit_offsets(bootstrap: &str, topic: &str, group: &str, partitions: i32
         Err(out["error"].to_string())
     }
 }
+
+/// Consume-transform-produce with confluent-kafka: joins `group` on `input` (read_committed) and, in
+/// transactions of up to `batch` records of a transactional producer (`transactional_id`), writes each record to
+/// `output` (value `t-<value>`) and commits the group's offsets with `send_offsets_to_transaction`, until
+/// `count` records are transformed. Returns how many transactions it committed.
+pub fn transactional_transform(
+    bootstrap: &str,
+    input: &str,
+    output: &str,
+    group: &str,
+    transactional_id: &str,
+    count: usize,
+    batch: usize,
+) -> usize {
+    let (count_text, batch) = (count.to_string(), batch.to_string());
+    let out = confluent(
+        &[
+            "txn-transform",
+            "--bootstrap",
+            bootstrap,
+            "--topic",
+            input,
+            "--output-topic",
+            output,
+            "--group",
+            group,
+            "--transactional-id",
+            transactional_id,
+            "--count",
+            &count_text,
+            "--batch",
+            &batch,
+            "--timeout",
+            "90",
+        ],
+        &ClientSecurity::default(),
+    );
+    assert_eq!(out["transformed"], count, "confluent-kafka txn-transform printed {out}");
+    out["transactions"].as_u64().expect("transactions") as usize
+}
+
+/// Every value of `topic` (all partitions, from the beginning to the end) as a confluent-kafka consumer with
+/// `isolation` (`read_committed` or `read_uncommitted`) reads them; no offsets are committed.
+pub fn read_all_values(bootstrap: &str, topic: &str, isolation: &str) -> Vec<String> {
+    let group = crate::support::unique_name("read-all");
+    let out = confluent(
+        &[
+            "read-all",
+            "--bootstrap",
+            bootstrap,
+            "--topic",
+            topic,
+            "--group",
+            &group,
+            "--isolation",
+            isolation,
+            "--timeout",
+            "60",
+        ],
+        &ClientSecurity::default(),
+    );
+    serde_json::from_value(out["values"].clone()).expect("values list")
+}

@@ -42,6 +42,13 @@ txn-commit: commits --offset for --partition of --topic in --group inside a tran
 txn-produce: writes --count records (keys key-<i>) to --partition (default 0) of --topic in one transaction of a
          transactional producer (--transactional-id), then commits it, or aborts it with --abort. Prints
          {"produced": N, "committed": true} or {"produced": N, "aborted": true}.
+txn-transform: consume-transform-produce: joins --group (read_committed, no auto-commit) on --topic and, in
+         transactions of a transactional producer (--transactional-id) of up to --batch records each, writes every
+         record read to --output-topic (same key, value "t-" + value) and commits the group's offsets with
+         send_offsets_to_transaction (the consumer's positions and group metadata), until --count records are
+         transformed. Prints {"transformed": N, "transactions": T}.
+read-all: reads every partition of --topic from the beginning to its end (assign(), no commits; --group is
+         only the consumer's group.id) with --isolation, and prints {"count": N, "values": [...]}.
 
 consume takes --isolation read_committed (librdkafka's isolation.level; default read_uncommitted).
 
@@ -61,7 +68,7 @@ import os
 import sys
 import time
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 EXIT_SECURITY_FAILURE = 3
@@ -276,6 +283,97 @@ def txn_produce(args):
     else:
         producer.commit_transaction(args.timeout)
     print(json.dumps({"produced": args.count, "aborted" if args.abort else "committed": True}))
+
+
+def txn_transform(args):
+    errors = Errors("txn-transform")
+    config = client_config(args, errors)
+    consumer = Consumer(
+        {
+            **config,
+            "group.id": args.group,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "session.timeout.ms": 10000,
+        }
+    )
+    producer = Producer({**config, "transactional.id": args.transactional_id, "linger.ms": 5})
+    failures = []
+
+    def report(err, _msg):
+        if err is not None:
+            failures.append(str(err))
+
+    producer.init_transactions(args.timeout)
+    consumer.subscribe([args.topic])
+    deadline = time.monotonic() + args.timeout
+    transformed, transactions = 0, 0
+    try:
+        while transformed < args.count:
+            if time.monotonic() > deadline:
+                sys.exit(
+                    f"txn-transform: transformed {transformed} of {args.count} records before the {args.timeout}s "
+                    f"timeout, client errors: {errors.summary()}"
+                )
+            msgs = consumer.consume(num_messages=min(args.batch, args.count - transformed), timeout=0.5)
+            if not msgs:
+                continue
+            producer.begin_transaction()
+            for msg in msgs:
+                if msg.error():
+                    raise KafkaException(msg.error())
+                producer.produce(
+                    args.output_topic, key=msg.key(), value=b"t-" + msg.value(), on_delivery=report
+                )
+                producer.poll(0)
+            positions = consumer.position(consumer.assignment())
+            producer.send_offsets_to_transaction(positions, consumer.consumer_group_metadata(), args.timeout)
+            producer.commit_transaction(args.timeout)
+            if failures:
+                sys.exit(f"txn-transform: delivery failures {failures[:3]}, client errors: {errors.summary()}")
+            transformed += len(msgs)
+            transactions += 1
+    finally:
+        consumer.close()
+    print(json.dumps({"transformed": transformed, "transactions": transactions}))
+
+
+def read_all(args):
+    errors = Errors("read-all")
+    consumer = Consumer(
+        {
+            **client_config(args, errors),
+            "group.id": args.group,
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "isolation.level": args.isolation,
+        }
+    )
+    partitions = consumer.list_topics(args.topic, timeout=10).topics[args.topic].partitions
+    consumer.assign([TopicPartition(args.topic, p, OFFSET_BEGINNING) for p in partitions])
+    at_end, values = set(), []
+    deadline = time.monotonic() + args.timeout
+    try:
+        while len(at_end) < len(partitions):
+            if time.monotonic() > deadline:
+                sys.exit(
+                    f"read-all: partitions {sorted(at_end)} of {len(partitions)} at their end after {args.timeout}s "
+                    f"(read {len(values)}), client errors: {errors.summary()}"
+                )
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            if msg.error():
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    at_end.add(msg.partition())
+                    continue
+                raise KafkaException(msg.error())
+            at_end.discard(msg.partition())
+            values.append(msg.value().decode())
+    finally:
+        consumer.close()
+    print(json.dumps({"count": len(values), "values": values}))
 
 
 def member(args):
@@ -519,6 +617,8 @@ def main():
             "assign-commit",
             "commit",
             "stream",
+            "txn-transform",
+            "read-all",
         ],
     )
     parser.add_argument("--bootstrap", required=True)
@@ -548,6 +648,8 @@ def main():
         help="txn-commit: after sending the offsets (and --count records to --partition), print"
         ' {"open": true} and keep the transaction open until SIGTERM, then commit it (or --abort)',
     )
+    parser.add_argument("--output-topic", help="txn-transform: where the transformed records go")
+    parser.add_argument("--batch", type=int, default=10, help="txn-transform: most records per transaction")
     parser.add_argument("--isolation", choices=["read_uncommitted", "read_committed"], default="read_uncommitted")
     parser.add_argument("--protocol", choices=["classic", "consumer"], default="classic")
     parser.add_argument("--timeout", type=float, default=60)
@@ -577,6 +679,8 @@ def main():
         "assign-commit": assign_commit,
         "commit": commit,
         "stream": stream,
+        "txn-transform": txn_transform,
+        "read-all": read_all,
     }[args.command](args)
 
 

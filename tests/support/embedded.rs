@@ -142,6 +142,11 @@ pub struct BrokerProcess {
 impl BrokerProcess {
     /// Starts the binary on a free port with `args` added (e.g. `--data-dir`), and waits until it listens.
     pub fn start(args: &[&str]) -> BrokerProcess {
+        BrokerProcess::start_on("127.0.0.1:0", args)
+    }
+
+    /// Like `start`, listening on `listen` (`127.0.0.1:<port>`; port 0 picks a free one).
+    pub fn start_on(listen: &str, args: &[&str]) -> BrokerProcess {
         let dir = fixture_dir("broker");
         let log = dir.join("broker.log");
         // Test binaries get the path from cargo; the dev-env example (which includes these fixtures) does not.
@@ -149,15 +154,9 @@ impl BrokerProcess {
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/debug/kafka-group-operator"));
         let mut cmd = Command::new(binary);
-        cmd.args([
-            "broker",
-            "--listen",
-            "127.0.0.1:0",
-            "--group-initial-rebalance-delay",
-            "0s",
-        ])
-        .args(args)
-        .env("RUST_LOG", "info");
+        cmd.args(["broker", "--listen", listen, "--group-initial-rebalance-delay", "0s"])
+            .args(args)
+            .env("RUST_LOG", "info");
         let mut child = spawn_tied(cmd, &log);
         let mut bootstrap = None;
         wait_until(
@@ -185,6 +184,22 @@ impl BrokerProcess {
 
     pub fn bootstrap(&self) -> String {
         self.bootstrap.clone()
+    }
+
+    /// SIGKILL (no shutdown, no flush), then the binary again on the same port with `args` (pass the same
+    /// `--data-dir` to recover its data); returns once it listens again. Clients configured with the old
+    /// bootstrap reconnect to the restarted broker.
+    pub fn kill9_and_restart(&mut self, args: &[&str]) {
+        let listen = self.bootstrap.clone();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        *self = BrokerProcess::start_on(&listen, args);
+        assert_eq!(
+            self.bootstrap,
+            listen,
+            "the restarted broker listens elsewhere; log:\n{}",
+            self.log_tail(20)
+        );
     }
 
     /// SIGKILL: no shutdown, no flush.

@@ -9,6 +9,7 @@ pub mod clients;
 pub mod control_plane;
 pub mod crds;
 pub mod embedded;
+pub mod java_clients;
 pub mod kafka;
 pub mod keda;
 pub mod kubelet;

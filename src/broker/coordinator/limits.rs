@@ -2,7 +2,8 @@
 //! versions cannot encode more (an int16 length); Kafka's parser refuses more in the flexible ones ("string
 //! field groupId had invalid length") and closes the connection. The group coordinator's APIs are checked
 //! here after decoding, so that no group id, member id, protocol type or commit metadata ever reaches the
-//! group log larger than that: every record then stays far below what the log's replay accepts.
+//! group log larger than that: every record then stays far below what the log's replay accepts. The transaction
+//! coordinator's APIs likewise, for its journal.
 
 use kafka_protocol::messages::RequestKind;
 use kafka_protocol::protocol::StrBytes;
@@ -91,6 +92,36 @@ pub fn oversized_string(request: &RequestKind) -> Option<(&'static str, usize)> 
             fields.push(("key", r.key.as_str()));
             fields.extend(r.coordinator_keys.iter().map(|k| ("coordinatorKeys", k.as_str())));
         }
+        // The transaction coordinator's: what reaches its journal.
+        RequestKind::InitProducerId(r) => fields.push((
+            "transactionalId",
+            r.transactional_id.as_ref().map_or("", |t| t.0.as_str()),
+        )),
+        RequestKind::AddPartitionsToTxn(r) => {
+            fields.push(("transactionalId", r.v3_and_below_transactional_id.0.as_str()));
+            fields.extend(r.v3_and_below_topics.iter().map(|t| ("name", t.name.0.as_str())));
+        }
+        RequestKind::AddOffsetsToTxn(r) => fields.extend([
+            ("transactionalId", r.transactional_id.0.as_str()),
+            ("groupId", r.group_id.0.as_str()),
+        ]),
+        RequestKind::TxnOffsetCommit(r) => {
+            fields.extend([
+                ("transactionalId", r.transactional_id.0.as_str()),
+                ("groupId", r.group_id.0.as_str()),
+                ("memberId", r.member_id.as_str()),
+                ("groupInstanceId", opt(&r.group_instance_id)),
+            ]);
+            for t in &r.topics {
+                fields.push(("name", t.name.0.as_str()));
+                fields.extend(
+                    t.partitions
+                        .iter()
+                        .map(|p| ("committedMetadata", opt(&p.committed_metadata))),
+                );
+            }
+        }
+        RequestKind::EndTxn(r) => fields.push(("transactionalId", r.transactional_id.0.as_str())),
         _ => {}
     }
     fields

@@ -213,6 +213,12 @@ struct BrokerArgs {
     /// Delay before the first rebalance of a new group (`group.initial.rebalance.delay.ms`), e.g. 3s or 0s.
     #[arg(long, default_value = "3s", value_parser = duration)]
     group_initial_rebalance_delay: Duration,
+    /// Session timeout of KIP-848 consumer group members (`group.consumer.session.timeout.ms`).
+    #[arg(long, default_value = "45s", value_parser = duration)]
+    group_consumer_session_timeout: Duration,
+    /// How often KIP-848 consumer group members heartbeat (`group.consumer.heartbeat.interval.ms`).
+    #[arg(long, default_value = "5s", value_parser = duration)]
+    group_consumer_heartbeat_interval: Duration,
     /// The longest transaction timeout a transactional producer may ask for (`transaction.max.timeout.ms`); a
     /// transaction open longer than its producer's timeout is aborted.
     #[arg(long, default_value = "15m", value_parser = duration)]
@@ -369,6 +375,8 @@ async fn run_broker(args: BrokerArgs) -> Result<()> {
         max_message_bytes: args.max_message_bytes,
         group_initial_rebalance_delay: args.group_initial_rebalance_delay,
         transaction_max_timeout: args.transaction_max_timeout,
+        group_consumer_session_timeout: args.group_consumer_session_timeout,
+        group_consumer_heartbeat_interval: args.group_consumer_heartbeat_interval,
         flush_interval: args.flush_interval,
         sync_acks_all: args.sync_acks_all,
         segment_bytes: args.segment_bytes,

@@ -18,7 +18,7 @@ mod server;
 pub mod transactions;
 
 use auth::{ListenerSecurity, Mechanism, SecurityConfig, UserStore};
-use coordinator::{CoordinatorConfig, GroupCoordinator};
+use coordinator::{ConsumerTiming, CoordinatorConfig, GroupCoordinator};
 use log::{Store, StoreConfig};
 use metrics::BrokerMetrics;
 use std::net::SocketAddr;
@@ -56,6 +56,9 @@ pub struct BrokerConfig {
     /// `group.min.session.timeout.ms` and `group.max.session.timeout.ms`.
     pub group_min_session_timeout: Duration,
     pub group_max_session_timeout: Duration,
+    /// KIP-848 groups: `group.consumer.session.timeout.ms` and `group.consumer.heartbeat.interval.ms`.
+    pub group_consumer_session_timeout: Duration,
+    pub group_consumer_heartbeat_interval: Duration,
     /// The longest transaction timeout a transactional producer may ask for (`transaction.max.timeout.ms`).
     pub transaction_max_timeout: Duration,
     /// How often partitions with unsynced writes are fsynced (acks=-1 produces are synced before the answer
@@ -104,6 +107,8 @@ impl Default for BrokerConfig {
             group_initial_rebalance_delay: Duration::from_secs(3),
             group_min_session_timeout: Duration::from_secs(6),
             group_max_session_timeout: Duration::from_secs(1800),
+            group_consumer_session_timeout: Duration::from_secs(45),
+            group_consumer_heartbeat_interval: Duration::from_secs(5),
             transaction_max_timeout: Duration::from_millis(transactions::DEFAULT_MAX_TIMEOUT_MS as u64),
             flush_interval: Duration::from_secs(1),
             sync_acks_all: false,
@@ -249,6 +254,10 @@ impl Broker {
             initial_rebalance_delay: config.group_initial_rebalance_delay,
             min_session_timeout: config.group_min_session_timeout,
             max_session_timeout: config.group_max_session_timeout,
+            consumer: ConsumerTiming {
+                session_timeout: config.group_consumer_session_timeout,
+                heartbeat_interval: config.group_consumer_heartbeat_interval,
+            },
         })
         .map_err(BrokerError::Coordinator)?;
         coordinator

@@ -23,6 +23,7 @@ use super::{GroupCoordinator, not_a_coordinator_api};
 
 /// The only group type this coordinator runs (ListGroups v5 `types_filter`, `group_type`).
 const CLASSIC: &str = "classic";
+const CONSUMER: &str = "consumer";
 
 /// READ, DELETE and DESCRIBE (Kafka's AclOperation codes 3, 6, 8): what a group allows without ACLs.
 const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
@@ -42,23 +43,22 @@ pub(super) fn list_groups(c: &Arc<GroupCoordinator>, r: ListGroupsRequest, versi
     } else {
         Vec::new()
     };
-    if !types.is_empty() && !types.iter().any(|t| t == CLASSIC) {
-        return ListGroupsResponse::default();
-    }
+    let type_of = |g: &super::group::Group| if g.consumer.is_some() { CONSUMER } else { CLASSIC };
     let groups = c.lock();
     let mut listed: Vec<ListedGroup> = groups
         .values()
         .filter(|g| g.state != GroupState::Dead)
-        .filter(|g| states.is_empty() || states.contains(&g.state.name().to_lowercase()))
+        .filter(|g| types.is_empty() || types.iter().any(|t| t == type_of(g)))
+        .filter(|g| states.is_empty() || states.contains(&g.state_name().to_lowercase()))
         .map(|g| {
             let mut l = ListedGroup::default()
                 .with_group_id(s(&g.id).into())
                 .with_protocol_type(s(g.protocol_type.as_deref().unwrap_or_default()));
             if version >= 4 {
-                l = l.with_group_state(s(g.state.name()));
+                l = l.with_group_state(s(g.state_name()));
             }
             if version >= 5 {
-                l = l.with_group_type(s(CLASSIC));
+                l = l.with_group_type(s(type_of(g)));
             }
             l
         })
@@ -85,7 +85,12 @@ pub(super) fn describe_groups(
             let base = DescribedGroup::default()
                 .with_group_id(id.clone())
                 .with_authorized_operations(operations);
-            let Some(g) = groups.get(id.0.as_str()).filter(|g| g.state != GroupState::Dead) else {
+            // A KIP-848 group is not a classic group: DescribeGroups does not know it (as Kafka answers; the
+            // admin client then uses ConsumerGroupDescribe).
+            let Some(g) = groups
+                .get(id.0.as_str())
+                .filter(|g| g.state != GroupState::Dead && g.consumer.is_none())
+            else {
                 // Kafka 4 (KIP-1043): v6 says the group is not there; before, a Dead group with no error.
                 let dead = base.with_group_state(s(GroupState::Dead.name()));
                 return if version >= 6 {

@@ -23,6 +23,9 @@ fn code(e: ResponseError) -> i16 {
 
 /// The protocol type of Kafka's consumers, whose metadata is a `ConsumerProtocolSubscription`.
 pub const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
+/// How the group log records the type of a KIP-848 consumer group (its protocol type is "consumer" like a
+/// classic consumer group's; this value never reaches the wire).
+pub const KIP848_STORED_TYPE: &str = "consumer/kip-848";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GroupState {
@@ -117,6 +120,9 @@ pub struct Group {
     pub offsets: Offsets,
     /// The generation or protocol changed since the coordinator last persisted the group.
     pub metadata_changed: bool,
+    /// Set for a KIP-848 consumer group (`group.protocol=consumer`): its members and assignments. The classic
+    /// fields then only mirror it (`sync_consumer_state`): Stable while it has members, Empty without.
+    pub consumer: Option<Box<super::consumer::ConsumerGroup>>,
 }
 
 impl Group {
@@ -140,6 +146,50 @@ impl Group {
             empty_since: None,
             offsets: Offsets::default(),
             metadata_changed: false,
+            consumer: None,
+        }
+    }
+
+    /// Mirrors a consumer group's membership in the classic fields that retention, DeleteGroups and OffsetDelete
+    /// read: Stable while it has members (never expired, never deleted), its subscriptions, its epoch as the
+    /// generation (persisted).
+    pub fn sync_consumer_state(&mut self, wall_ms: i64) {
+        let Some(consumer) = &self.consumer else { return };
+        let before = self.state;
+        self.state = if consumer.is_empty() {
+            GroupState::Empty
+        } else {
+            GroupState::Stable
+        };
+        self.subscribed_topics = Some(
+            consumer
+                .members
+                .values()
+                .flat_map(|m| m.subscribed_topics.iter().cloned())
+                .collect(),
+        );
+        if self.generation != consumer.group_epoch || self.protocol_type.as_deref() != Some(CONSUMER_PROTOCOL_TYPE) {
+            self.generation = consumer.group_epoch;
+            self.protocol_type = Some(CONSUMER_PROTOCOL_TYPE.to_owned());
+            self.metadata_changed = true;
+        }
+        self.note_state_change(before, wall_ms);
+    }
+
+    /// The protocol type as the group log records it (a KIP-848 group's is marked).
+    pub fn stored_protocol_type(&self) -> Option<&str> {
+        if self.consumer.is_some() {
+            Some(KIP848_STORED_TYPE)
+        } else {
+            self.protocol_type.as_deref()
+        }
+    }
+
+    /// The state ListGroups shows: a consumer group's own (Assigning, Reconciling…), else the classic one.
+    pub fn state_name(&self) -> &'static str {
+        match &self.consumer {
+            Some(consumer) => super::consumer::state_name(consumer),
+            None => self.state.name(),
         }
     }
 
@@ -703,6 +753,9 @@ impl Group {
     ) -> Result<(), i16> {
         if self.state == GroupState::Dead {
             return Err(code(ResponseError::CoordinatorNotAvailable));
+        }
+        if let Some(consumer) = &self.consumer {
+            return consumer.validate_commit(member_id, generation).map_err(code);
         }
         if self.is_fenced(member_id, instance_id) {
             return Err(code(ResponseError::FencedInstanceId));

@@ -86,6 +86,16 @@ impl GroupCoordinator {
         let Some(group) = groups.get_mut(group_id) else {
             return error(ResponseError::CoordinatorNotAvailable);
         };
+        if let Some(consumer) = &group.consumer {
+            if !consumer.is_empty() {
+                // A KIP-848 group with members: a classic member cannot join it.
+                return error(ResponseError::InconsistentGroupProtocol);
+            }
+            // An empty consumer group becomes a classic one; its offsets stay.
+            group.consumer = None;
+            group.protocol_type = None;
+            group.metadata_changed = true;
+        }
         let before = group.state;
         let reply = group.join(req, new_member_id, self.timing(), Instant::now());
         group.note_state_change(before, wall_ms());

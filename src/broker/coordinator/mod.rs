@@ -7,6 +7,7 @@
 //! takes back a change whose records the log could not make durable.
 
 mod admin;
+mod consumer;
 mod group;
 mod journal;
 pub mod limits;
@@ -31,6 +32,7 @@ use group::{Group, Timing};
 use journal::{Journal, Record};
 use undo::Undo;
 
+pub use consumer::ConsumerTiming;
 pub use group::GroupState;
 pub use offsets::DEFAULT_RETENTION as DEFAULT_OFFSETS_RETENTION;
 pub use offsets::MAX_METADATA_BYTES;
@@ -52,6 +54,8 @@ pub struct CoordinatorConfig {
     pub min_session_timeout: Duration,
     /// `group.max.session.timeout.ms`
     pub max_session_timeout: Duration,
+    /// KIP-848 groups: `group.consumer.session.timeout.ms`, `group.consumer.heartbeat.interval.ms`.
+    pub consumer: ConsumerTiming,
 }
 
 impl Default for CoordinatorConfig {
@@ -62,6 +66,7 @@ impl Default for CoordinatorConfig {
             initial_rebalance_delay: Duration::from_secs(3),
             min_session_timeout: Duration::from_secs(6),
             max_session_timeout: Duration::from_secs(1800),
+            consumer: ConsumerTiming::default(),
         }
     }
 }
@@ -71,6 +76,8 @@ pub trait TopicCatalog: Send + Sync {
     fn partitions(&self, topic: &str) -> Option<i32>;
     fn topic_id(&self, topic: &str) -> Option<Uuid>;
     fn topic_name(&self, id: Uuid) -> Option<String>;
+    /// Every topic (KIP-848 regex subscriptions match against them).
+    fn topic_names(&self) -> Vec<String>;
 }
 
 /// Who sent a request: shown by DescribeGroups (`CLIENT-ID`, `HOST` in kafka-consumer-groups).
@@ -114,6 +121,8 @@ impl GroupCoordinator {
         (ApiKey::ListGroups, 0, 5),
         (ApiKey::DeleteGroups, 0, 2),
         (ApiKey::OffsetDelete, 0, 0),
+        (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+        (ApiKey::ConsumerGroupDescribe, 0, 1),
     ];
 
     /// Opens the coordinator; with a data dir, replays its log first (offsets survive restarts).
@@ -135,8 +144,17 @@ impl GroupCoordinator {
         for (id, s) in stored {
             let mut g = Group::new(&id);
             g.generation = s.generation;
-            g.protocol_type = s.protocol_type;
             g.offsets = s.offsets;
+            if s.protocol_type.as_deref() == Some(group::KIP848_STORED_TYPE) {
+                // A KIP-848 group: its epoch goes on from where it was; its members rejoin (their heartbeats get
+                // UNKNOWN_MEMBER_ID, as after any coordinator change).
+                g.consumer = Some(Box::new(consumer::ConsumerGroup::new(s.generation)));
+                g.protocol_type = Some(group::CONSUMER_PROTOCOL_TYPE.to_owned());
+                g.empty_since = Some(wall);
+                groups.insert(id, g);
+                continue;
+            }
+            g.protocol_type = s.protocol_type;
             if g.protocol_type.is_some() {
                 // It had members before the restart; none survive it.
                 g.empty_since = Some(wall);
@@ -193,6 +211,12 @@ impl GroupCoordinator {
             RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offset_api::offset_fetch(self, r, version)),
             RequestKind::OffsetDelete(r) => {
                 ResponseKind::OffsetDelete(offset_api::offset_delete(self, r, topics).await)
+            }
+            RequestKind::ConsumerGroupHeartbeat(r) => {
+                ResponseKind::ConsumerGroupHeartbeat(consumer::heartbeat(self, r, version, client, topics))
+            }
+            RequestKind::ConsumerGroupDescribe(r) => {
+                ResponseKind::ConsumerGroupDescribe(consumer::describe(self, r, topics))
             }
             RequestKind::ListGroups(r) => ResponseKind::ListGroups(admin::list_groups(self, r, version)),
             RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(admin::describe_groups(self, r, version)),
@@ -306,7 +330,7 @@ impl GroupCoordinator {
             let _ = self.persist(
                 &[Record::GroupMetadata {
                     group: group.id.clone(),
-                    protocol_type: group.protocol_type.clone(),
+                    protocol_type: group.stored_protocol_type().map(str::to_owned),
                     generation: group.generation,
                 }],
                 Undo::default(),
@@ -322,7 +346,13 @@ impl GroupCoordinator {
         // (kept in the log but gone from memory, they would come back at the next start).
         let mut undo = Undo::default();
         for group in groups.values_mut() {
-            group.poll(timing, now, wall);
+            match &mut group.consumer {
+                Some(consumer) => {
+                    consumer.expire(now);
+                    group.sync_consumer_state(wall);
+                }
+                None => group.poll(timing, now, wall),
+            }
             self.persist_metadata(group);
             if expire_offsets && group.state == GroupState::Empty {
                 let base = group.protocol_type.as_ref().and(group.empty_since);
@@ -356,7 +386,7 @@ impl GroupCoordinator {
             journal.compact(journal::image(
                 groups
                     .values()
-                    .map(|g| (g.id.as_str(), g.protocol_type.as_deref(), g.generation, &g.offsets)),
+                    .map(|g| (g.id.as_str(), g.stored_protocol_type(), g.generation, &g.offsets)),
             ));
         }
     }

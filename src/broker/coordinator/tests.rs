@@ -38,6 +38,9 @@ impl TopicCatalog for Topics {
     fn topic_name(&self, _id: Uuid) -> Option<String> {
         None
     }
+    fn topic_names(&self) -> Vec<String> {
+        vec!["t".into(), "u".into()]
+    }
 }
 
 fn s(v: &str) -> StrBytes {
@@ -54,6 +57,7 @@ fn coordinator(data_dir: Option<PathBuf>) -> Arc<GroupCoordinator> {
         initial_rebalance_delay: Duration::ZERO,
         min_session_timeout: Duration::from_secs(1),
         max_session_timeout: Duration::from_secs(300),
+        consumer: ConsumerTiming::default(),
     })
     .expect("coordinator")
 }

@@ -133,6 +133,16 @@ fn broker_configs(node: &Node) -> Vec<ConfigEntry> {
             INT,
         ),
         (
+            "group.consumer.session.timeout.ms",
+            c.group_consumer_session_timeout.as_millis().to_string(),
+            INT,
+        ),
+        (
+            "group.consumer.heartbeat.interval.ms",
+            c.group_consumer_heartbeat_interval.as_millis().to_string(),
+            INT,
+        ),
+        (
             "transaction.max.timeout.ms",
             c.transaction_max_timeout.as_millis().to_string(),
             INT,

@@ -655,6 +655,10 @@ impl TopicCatalog for Store {
     fn topic_name(&self, id: Uuid) -> Option<String> {
         self.topic_by_id(id).map(|t| t.name.clone())
     }
+
+    fn topic_names(&self) -> Vec<String> {
+        Store::topic_names(self)
+    }
 }
 
 #[cfg(test)]

@@ -612,9 +612,13 @@ mod tests {
         let mut g = ConsumerGroup::new(0);
         let a = g.heartbeat(join("a"), &topics, timing, now).expect("join");
         let owned = a.assignment.expect("assignment");
-        let err = g.heartbeat(beat("a", 5, &owned), &topics, timing, now).unwrap_err();
+        let err = g
+            .heartbeat(beat("a", 5, &owned), &topics, timing, now)
+            .expect_err("refused");
         assert_eq!(err.0, ResponseError::FencedMemberEpoch);
-        let err = g.heartbeat(beat("zz", 1, &owned), &topics, timing, now).unwrap_err();
+        let err = g
+            .heartbeat(beat("zz", 1, &owned), &topics, timing, now)
+            .expect_err("refused");
         assert_eq!(err.0, ResponseError::UnknownMemberId);
         assert_eq!(g.validate_commit("a", 1), Ok(()));
         assert_eq!(g.validate_commit("a", 0), Err(ResponseError::StaleMemberEpoch));
@@ -681,7 +685,7 @@ mod tests {
                 timing,
                 now,
             )
-            .unwrap_err();
+            .expect_err("refused");
         assert_eq!(err.0, ResponseError::UnreleasedInstanceId);
         g.heartbeat(
             Heartbeat {
@@ -731,7 +735,9 @@ mod tests {
             ..join("a")
         };
         assert_eq!(
-            g.heartbeat(no_subscription, &topics, timing, now).unwrap_err().0,
+            g.heartbeat(no_subscription, &topics, timing, now)
+                .expect_err("refused")
+                .0,
             ResponseError::InvalidRequest
         );
         let assignor = Heartbeat {
@@ -739,7 +745,7 @@ mod tests {
             ..join("a")
         };
         assert_eq!(
-            g.heartbeat(assignor, &topics, timing, now).unwrap_err().0,
+            g.heartbeat(assignor, &topics, timing, now).expect_err("refused").0,
             ResponseError::UnsupportedAssignor
         );
     }

@@ -52,10 +52,8 @@ async fn offsets_committed_by_a_classic_confluent_consumer_are_read_back_exactly
     offsets_committed_by_confluent_are_read_back(kafka, ClientProtocol::Classic).await;
 }
 
-/// Apache Kafka only: the embedded broker serves the classic group protocol.
-#[tokio::test]
-async fn offsets_committed_by_a_kip848_confluent_consumer_are_read_back_exactly() {
-    offsets_committed_by_confluent_are_read_back(ApacheKafka::shared(), ClientProtocol::Consumer).await;
+async fn offsets_committed_by_a_kip848_confluent_consumer_are_read_back_exactly(kafka: &dyn TestBroker) {
+    offsets_committed_by_confluent_are_read_back(kafka, ClientProtocol::Consumer).await;
 }
 
 async fn offsets_committed_by_confluent_are_read_back(kafka: &dyn TestBroker, protocol: ClientProtocol) {
@@ -125,10 +123,7 @@ async fn an_admin_commit_to_an_empty_group_is_visible_to_kafka_consumer_groups(k
     assert_eq!(seen, target);
 }
 
-/// Apache Kafka only: it lists a KIP-848 group, a protocol the embedded broker does not serve.
-#[tokio::test]
-async fn list_groups_filters_by_state_and_type() {
-    let kafka: &dyn TestBroker = ApacheKafka::shared();
+async fn list_groups_filters_by_state_and_type(kafka: &dyn TestBroker) {
     let client = client(kafka);
     let topic = topic_with_records(&client, kafka, 1, 5).await;
     let classic = unique_name("listed-classic");
@@ -326,10 +321,8 @@ async fn a_live_classic_group_is_described_with_members_and_decoded_assignments(
     describe_live_group(kafka, ClientProtocol::Classic).await;
 }
 
-/// Apache Kafka only: the embedded broker serves the classic group protocol.
-#[tokio::test]
-async fn a_live_kip848_group_is_described_with_members_and_decoded_assignments() {
-    describe_live_group(ApacheKafka::shared(), ClientProtocol::Consumer).await;
+async fn a_live_kip848_group_is_described_with_members_and_decoded_assignments(kafka: &dyn TestBroker) {
+    describe_live_group(kafka, ClientProtocol::Consumer).await;
 }
 
 async fn describe_live_group(kafka: &dyn TestBroker, protocol: ClientProtocol) {
@@ -670,6 +663,9 @@ async fn the_tailing_scanner_agrees_with_the_plain_snapshot_and_names_its_path(k
 }
 
 on_both_brokers!(
+    offsets_committed_by_a_kip848_confluent_consumer_are_read_back_exactly,
+    list_groups_filters_by_state_and_type,
+    a_live_kip848_group_is_described_with_members_and_decoded_assignments,
     metadata_lists_the_broker_and_the_partitions_of_a_new_topic,
     many_groups_are_fetched_in_one_call_and_unknown_groups_have_no_offsets,
     an_admin_commit_to_an_empty_group_is_visible_to_kafka_consumer_groups,

@@ -49,7 +49,7 @@ macro_rules! delegate {
 }
 
 delegate!(ApacheKafka, "Apache Kafka", true);
-delegate!(EmbeddedKafka, "the embedded broker", false);
+delegate!(EmbeddedKafka, "the embedded broker", true);
 
 /// For each `async fn test(broker: &dyn TestBroker)` named, two tests: `test::apache_kafka` and
 /// `test::embedded_broker`, each on its broker shared by the test binary.

@@ -37,6 +37,8 @@ impl Embedded {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir,
             group_initial_rebalance_delay: Duration::from_millis(500),
+            // KIP-848 members learn of a new assignment at their next heartbeat: keep rebalances short.
+            group_consumer_heartbeat_interval: Duration::from_millis(500),
             ..BrokerConfig::default()
         };
         let broker = runtime
@@ -116,6 +118,17 @@ impl Consumer {
 
     /// A static member (`group.instance.id`) when `instance_id` is set.
     fn start_static(bootstrap: &str, topic: &str, group: &str, client_id: &str, instance_id: Option<&str>) -> Consumer {
+        Consumer::start_with(bootstrap, topic, group, client_id, instance_id, GroupProtocol::Classic)
+    }
+
+    fn start_with(
+        bootstrap: &str,
+        topic: &str,
+        group: &str,
+        client_id: &str,
+        instance_id: Option<&str>,
+        protocol: GroupProtocol,
+    ) -> Consumer {
         let python = clients_venv().join("bin/python");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/confluent_client.py");
         let dir = tempfile::tempdir().expect("temp dir");
@@ -130,7 +143,7 @@ impl Consumer {
             "--group",
             group,
             "--protocol",
-            "classic",
+            protocol.as_str(),
             "--client-id",
             client_id,
         ]);
@@ -160,6 +173,28 @@ impl Consumer {
                     .collect();
             } else if event.get("revoked").is_some() {
                 owned.clear();
+            }
+        }
+        owned
+    }
+
+    /// The partitions it owns now under KIP-848, whose rebalance callbacks are incremental: what is assigned is
+    /// added, what is revoked taken away.
+    fn incremental_assignment(&self) -> BTreeSet<i32> {
+        let mut owned = BTreeSet::new();
+        for line in self.log().lines() {
+            let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            let partitions = |key: &str| -> Vec<i32> {
+                event[key]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|tp| tp[1].as_i64()).map(|p| p as i32).collect())
+                    .unwrap_or_default()
+            };
+            owned.extend(partitions("assigned"));
+            for p in partitions("revoked") {
+                owned.remove(&p);
             }
         }
         owned
@@ -202,7 +237,16 @@ fn eventually(what: &str, timeout: Duration, mut done: impl FnMut() -> bool, con
 
 /// Whether the members' assignments split `partitions` between them, each owning `per_member`.
 fn split_evenly(members: &[&Consumer], partitions: i32, per_member: usize) -> bool {
-    let owned: Vec<BTreeSet<i32>> = members.iter().map(|m| m.assignment()).collect();
+    split_evenly_by(members, partitions, per_member, Consumer::assignment)
+}
+
+fn split_evenly_by(
+    members: &[&Consumer],
+    partitions: i32,
+    per_member: usize,
+    owned_by: impl Fn(&Consumer) -> BTreeSet<i32>,
+) -> bool {
+    let owned: Vec<BTreeSet<i32>> = members.iter().map(|m| owned_by(m)).collect();
     let all: BTreeSet<i32> = owned.iter().flatten().copied().collect();
     owned.iter().all(|o| o.len() == per_member)
         && owned.iter().map(BTreeSet::len).sum::<usize>() == partitions as usize
@@ -299,6 +343,156 @@ fn a_librdkafka_group_rebalances_commits_and_resumes_after_a_restart() {
         900,
         "resumed from the committed offsets: {committed:?}"
     );
+}
+
+/// KIP-848 (`group.protocol=consumer`, librdkafka): the broker assigns (uniform), members revoke before a partition
+/// moves, commits carry member epochs, and after a restart the group's offsets and type are still there.
+#[test]
+fn a_kip848_librdkafka_group_rebalances_commits_and_resumes_after_a_restart() {
+    let data = tempfile::tempdir().expect("data dir");
+    let mut broker = Embedded::start(Some(data.path().to_owned()));
+    let topic = unique_name("kip848-topic");
+    let group = unique_name("kip848-group");
+    broker.create_topic(&topic, 6);
+    produce(&broker.bootstrap(), &topic, 600);
+    let start = |id: &str| Consumer::start_with(&broker.bootstrap(), &topic, &group, id, None, GroupProtocol::Consumer);
+    let split = |members: &[&Consumer], per_member: usize| {
+        split_evenly_by(members, 6, per_member, Consumer::incremental_assignment)
+    };
+
+    let a = start("member-a");
+    let b = start("member-b");
+    eventually(
+        "two KIP-848 members sharing six partitions",
+        Duration::from_secs(60),
+        || split(&[&a, &b], 3),
+        || logs(&[&a, &b]),
+    );
+    let c = start("member-c");
+    eventually(
+        "three KIP-848 members sharing six partitions",
+        Duration::from_secs(60),
+        || split(&[&a, &b, &c], 2),
+        || logs(&[&a, &b, &c]),
+    );
+    let described = broker.groups(&["--describe", "--group", &group, "--members", "--verbose"]);
+    for client in ["member-a", "member-b", "member-c"] {
+        assert!(
+            described.contains(client),
+            "members listed with their client ids:\n{described}"
+        );
+    }
+    let state = broker.groups(&["--describe", "--group", &group, "--state"]);
+    assert!(
+        state.contains("uniform") && state.contains("Stable"),
+        "the uniform assignor, and the group Stable:\n{state}"
+    );
+    let listed = broker.groups(&["--list", "--type"]);
+    assert!(
+        listed.lines().any(|l| l.contains(&group) && l.contains("Consumer")),
+        "listed as a Consumer (KIP-848) group:\n{listed}"
+    );
+
+    b.stop();
+    eventually(
+        "two KIP-848 members taking over a leaver's partitions",
+        Duration::from_secs(60),
+        || split(&[&a, &c], 3),
+        || logs(&[&a, &c]),
+    );
+    eventually(
+        "every record consumed and committed",
+        Duration::from_secs(60),
+        || {
+            let rows = broker.describe_offsets(&group);
+            rows.len() == 6 && committed_total(&rows) == 600 && rows.iter().all(|r| r.lag == Some(0))
+        },
+        || format!("{:?}\n{}", broker.describe_offsets(&group), logs(&[&a, &c])),
+    );
+    a.stop();
+    c.stop();
+    let state = broker.groups(&["--describe", "--group", &group, "--state"]);
+    assert!(
+        state.contains("Empty"),
+        "the group is empty once everyone left:\n{state}"
+    );
+
+    broker.restart();
+    let rows = broker.describe_offsets(&group);
+    assert_eq!(
+        committed_total(&rows),
+        600,
+        "committed offsets after the restart: {rows:?}"
+    );
+    let listed = broker.groups(&["--list", "--type"]);
+    assert!(
+        listed.lines().any(|l| l.contains(&group) && l.contains("Consumer")),
+        "still a Consumer group after the restart:\n{listed}"
+    );
+    produce(&broker.bootstrap(), &topic, 300);
+    let committed = consume_and_commit(&broker.bootstrap(), &topic, &group, GroupProtocol::Consumer, 300);
+    assert_eq!(
+        committed.values().sum::<i64>(),
+        900,
+        "resumed from the committed offsets: {committed:?}"
+    );
+
+    // Empty, it may change protocol: a classic consumer takes it over with its offsets.
+    produce(&broker.bootstrap(), &topic, 60);
+    let committed = consume_and_commit(&broker.bootstrap(), &topic, &group, GroupProtocol::Classic, 60);
+    assert_eq!(
+        committed.values().sum::<i64>(),
+        960,
+        "a classic consumer resumed the group: {committed:?}"
+    );
+}
+
+/// The Java 4.4 consumer with `group.protocol=consumer` (which refuses to start against a broker without
+/// KIP-848): it consumes, commits, and resumes from its commits; the group is listed as a Consumer group.
+#[test]
+fn the_java_consumer_with_the_consumer_protocol_consumes_commits_and_resumes() {
+    let broker = Embedded::start(None);
+    let topic = unique_name("kip848-java-topic");
+    let group = unique_name("kip848-java-group");
+    broker.create_topic(&topic, 4);
+    produce(&broker.bootstrap(), &topic, 80);
+    let consume = |count: &str| {
+        broker.tool_ok(
+            "org.apache.kafka.tools.consumer.ConsoleConsumer",
+            &[
+                "--topic",
+                &topic,
+                "--group",
+                &group,
+                "--from-beginning",
+                "--max-messages",
+                count,
+                "--timeout-ms",
+                "60000",
+                "--consumer-property",
+                "group.protocol=consumer",
+            ],
+        )
+    };
+    let out = consume("80");
+    assert_eq!(out.lines().filter(|l| l.starts_with("value-")).count(), 80, "{out}");
+    let rows = broker.describe_offsets(&group);
+    assert_eq!(
+        committed_total(&rows),
+        80,
+        "the Java consumer committed on close: {rows:?}"
+    );
+    let listed = broker.groups(&["--list", "--type"]);
+    assert!(
+        listed.lines().any(|l| l.contains(&group) && l.contains("Consumer")),
+        "a Consumer (KIP-848) group:\n{listed}"
+    );
+    // It resumes from its committed offsets.
+    produce(&broker.bootstrap(), &topic, 40);
+    let out = consume("40");
+    assert_eq!(out.lines().filter(|l| l.starts_with("value-")).count(), 40, "{out}");
+    let rows = broker.describe_offsets(&group);
+    assert_eq!(committed_total(&rows), 120, "{rows:?}");
 }
 
 #[test]

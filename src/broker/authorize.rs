@@ -19,6 +19,8 @@ pub enum Denied {
     Nothing,
     /// The whole request is refused with this error (requests about a single group).
     Group,
+    /// The whole request is refused with TOPIC_AUTHORIZATION_FAILED (a KIP-848 subscription to a topic not allowed).
+    Topic,
     Produce(Vec<(TopicName, Uuid, Vec<i32>)>),
     Fetch(Vec<(TopicName, Uuid, Vec<i32>)>),
     ListOffsets(Vec<(TopicName, Vec<i32>)>),
@@ -33,6 +35,7 @@ pub enum Denied {
     OffsetCommit(bool, Vec<(TopicName, Vec<i32>)>),
     OffsetFetch(Vec<(TopicName, Vec<i32>)>, Vec<StrBytes>),
     DescribeGroups(Vec<StrBytes>),
+    ConsumerGroupDescribe(Vec<StrBytes>),
     DeleteGroups(Vec<StrBytes>),
     ListGroups,
     FindCoordinator(Vec<StrBytes>),
@@ -210,6 +213,16 @@ pub fn filter(node: &Node, allow: &Allow, request: &mut RequestKind, version: i1
         RequestKind::DescribeGroups(r) => {
             let denied = take_denied(&mut r.groups, |g| group_ok(g));
             Denied::DescribeGroups(denied.into_iter().map(|g| g.0).collect())
+        }
+        RequestKind::ConsumerGroupHeartbeat(r) if !group_ok(&r.group_id) => Denied::Group,
+        RequestKind::ConsumerGroupHeartbeat(r) => {
+            // Kafka refuses a subscription to a topic the member may not read, as a whole.
+            let refused = r.subscribed_topic_names.iter().flatten().any(|t| !topic_ok(t));
+            if refused { Denied::Topic } else { Denied::Nothing }
+        }
+        RequestKind::ConsumerGroupDescribe(r) => {
+            let denied = take_denied(&mut r.group_ids, |g| group_ok(g));
+            Denied::ConsumerGroupDescribe(denied.into_iter().map(|g| g.0).collect())
         }
         RequestKind::DeleteGroups(r) => {
             let denied = take_denied(&mut r.groups_names, |g| group_ok(g));
@@ -449,6 +462,16 @@ pub fn restore(allow: &Allow, response: &mut ResponseKind, denied: Denied) {
             for id in ids {
                 r.groups.push(
                     describe_groups_response::DescribedGroup::default()
+                        .with_group_id(GroupId(id))
+                        .with_error_code(GROUP)
+                        .with_authorized_operations(i32::MIN),
+                );
+            }
+        }
+        (ResponseKind::ConsumerGroupDescribe(r), Denied::ConsumerGroupDescribe(ids)) => {
+            for id in ids {
+                r.groups.push(
+                    consumer_group_describe_response::DescribedGroup::default()
                         .with_group_id(GroupId(id))
                         .with_error_code(GROUP)
                         .with_authorized_operations(i32::MIN),

@@ -104,9 +104,14 @@ async fn dispatch(
         Some(allow) => authorize::filter(node, allow, &mut request, version),
         None => Denied::Nothing,
     };
-    if matches!(denied, Denied::Group) {
-        tracing::debug!(api = ?key, principal = caller.principal.name, "group authorization failed");
-        return match error_response(key, authorize::GROUP_REFUSED.code()) {
+    if matches!(denied, Denied::Group | Denied::Topic) {
+        let refused = if matches!(denied, Denied::Topic) {
+            kafka_protocol::ResponseError::TopicAuthorizationFailed
+        } else {
+            authorize::GROUP_REFUSED
+        };
+        tracing::debug!(api = ?key, principal = caller.principal.name, error = ?refused, "authorization failed");
+        return match error_response(key, refused.code()) {
             Some(response) => encode(
                 key,
                 &response,

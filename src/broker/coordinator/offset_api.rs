@@ -235,6 +235,24 @@ fn fetch_committed(
     }
 }
 
+/// OffsetFetch v9 from a KIP-848 member names it and its epoch: as Kafka checks a consumer group's fetch, an
+/// unknown member is UNKNOWN_MEMBER_ID and another epoch STALE_MEMBER_EPOCH. Admin fetches name no member.
+fn member_check(
+    c: &GroupCoordinator,
+    group_id: &str,
+    member_id: Option<&str>,
+    member_epoch: i32,
+) -> Result<(), ResponseError> {
+    let Some(member_id) = member_id.filter(|m| !m.is_empty()) else {
+        return Ok(());
+    };
+    let groups = c.lock();
+    match groups.get(group_id).and_then(|g| g.consumer.as_ref()) {
+        Some(consumer) => consumer.validate_commit(member_id, member_epoch),
+        None => Ok(()),
+    }
+}
+
 fn metadata(f: &Fetched) -> Option<StrBytes> {
     // Kafka answers "" (OffsetFetchResponse.NO_METADATA) for no commit and for a commit without metadata.
     Some(StrBytes::from_string(
@@ -301,7 +319,10 @@ pub(super) fn offset_fetch(c: &Arc<GroupCoordinator>, r: OffsetFetchRequest, ver
                     .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
                     .collect()
             });
-            let (error, answer) = fetch_group(c, g.group_id.0.as_str(), requested, r.require_stable);
+            let (error, answer) = match member_check(c, g.group_id.0.as_str(), g.member_id.as_deref(), g.member_epoch) {
+                Err(e) => (e.code(), Vec::new()),
+                Ok(()) => fetch_group(c, g.group_id.0.as_str(), requested, r.require_stable),
+            };
             OffsetFetchResponseGroup::default()
                 .with_group_id(g.group_id.clone())
                 .with_error_code(error)

@@ -140,7 +140,8 @@ struct RunArgs {
     #[arg(long, default_value = "5s", value_parser = duration)]
     lag_interval: Duration,
     /// How long an OffsetReset waits for a pending transactional offset commit of its group
-    /// (UNSTABLE_OFFSET_COMMIT) before it fails with reason UnstableOffsetCommit (e.g. 60s).
+    /// (UNSTABLE_OFFSET_COMMIT), counted from the first such answer (kept in its status), before it fails with
+    /// reason UnstableOffsetCommit (e.g. 60s). The reset waits between reconciles, holding none.
     #[arg(long, default_value = "60s", value_parser = duration)]
     unstable_offset_wait: Duration,
     /// How long one Kafka operation may take, retries included (e.g. 15s).

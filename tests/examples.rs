@@ -1,6 +1,6 @@
 //! The manifests in examples/ are what users apply first: each says what it shows, together they cover every
-//! OffsetReset target (each as a dry run), and the real API server accepts every one of them (server-side dry
-//! run, then for real) with the CRDs as generated.
+//! OffsetReset target (each as a dry run) and a transactional workload scaled on its consumable lag, and the
+//! real API server accepts every one of them (server-side dry run, then for real) with the CRDs as generated.
 
 mod support;
 
@@ -67,6 +67,12 @@ fn the_examples_cover_both_kinds_of_cluster_and_every_reset_target_as_a_dry_run(
     assert!(
         groups.iter().any(|g| g["spec"]["scaling"].is_object()),
         "a ConsumerGroup that scales"
+    );
+    assert!(
+        groups
+            .iter()
+            .any(|g| g["spec"]["isolation"] == "readCommitted" && g["spec"]["scaling"]["minReplicas"] == 0),
+        "a transactional (readCommitted) ConsumerGroup scaled on its consumable lag down to zero"
     );
     let resets: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "OffsetReset").collect();
     for target in [

@@ -229,6 +229,11 @@ pub struct OffsetResetStatus {
     pub start_time: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_time: Option<Time>,
+    /// When the reset first found a transactional offset commit of its group pending (UNSTABLE_OFFSET_COMMIT)
+    /// in the wait under way: the operator's `--unstable-offset-wait` counts from here, across operator
+    /// restarts. Cleared once the offsets are read stable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unstable_offsets_since: Option<Time>,
     /// A failure waiting for the workload to be restored before the reset ends as Failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,

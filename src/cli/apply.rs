@@ -31,7 +31,7 @@ pub struct ApplyArgs {
 pub async fn run(args: ApplyArgs) -> Result<ExitCode> {
     let requests = plan::load(&args.source)?;
     let client = args.connect.client().await?;
-    let plan = plan::build(&client, &requests).await?;
+    let plan = plan::build(&client, &requests, args.source.unstable_offset_wait).await?;
     print!("{}", plan::render_table(&plan));
     if !plan.changes {
         return Ok(ExitCode::SUCCESS);

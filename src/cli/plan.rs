@@ -11,13 +11,14 @@ use clap::Args;
 use kafka_group_operator::api::reset::{PartitionOffset, ResetTo};
 use kafka_group_operator::api::{ConsumerGroup, IsolationLevel, OffsetInitPolicy, OffsetReset};
 use kafka_group_operator::controller::resolve::{ResetRequest, ResolveError, resolve_offset_init, resolve_reset};
-use kafka_group_operator::kafka::{GroupDescription, GroupOffsets, KafkaClient};
+use kafka_group_operator::kafka::{GroupDescription, GroupOffsets, KafkaClient, KafkaError};
 use kafka_group_operator::plan::offset_init::InitPolicy;
 use kafka_group_operator::plan::reset::Clamp;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// Exit code of `plan` when applying would change offsets.
 pub const EXIT_CHANGES: u8 = 2;
@@ -43,6 +44,11 @@ pub struct PlanSource {
     /// The group of --from-file's `topic,partition,offset` lines.
     #[arg(long, short = 'g', requires = "from_file")]
     pub group: Option<String>,
+    /// How long to wait for a pending transactional offset commit of a group (UNSTABLE_OFFSET_COMMIT: an
+    /// exactly-once consumer's open transaction) to commit or abort before failing (e.g. 60s, 0s): nothing
+    /// is planned from a pending offset.
+    #[arg(long, default_value = "60s", value_parser = super::duration_arg, value_name = "DURATION")]
+    pub unstable_offset_wait: Duration,
 }
 
 #[derive(Args, Debug)]
@@ -110,7 +116,7 @@ pub struct Plan {
 pub async fn run(args: PlanArgs) -> Result<ExitCode> {
     let requests = load(&args.source)?;
     let client = args.connect.client().await?;
-    let plan = build(&client, &requests).await?;
+    let plan = build(&client, &requests, args.source.unstable_offset_wait).await?;
     match args.output {
         Format::Table => print!("{}", render_table(&plan)),
         other => print!("{}", output::structured(other, &plan)?),
@@ -157,8 +163,9 @@ pub fn load(source: &PlanSource) -> Result<Requests> {
     Ok(Requests::Manifests(manifests))
 }
 
-/// Resolves every request against the cluster. Nothing is changed.
-pub async fn build(client: &KafkaClient, requests: &Requests) -> Result<Plan> {
+/// Resolves every request against the cluster, waiting at most `wait` for a group's pending transactional
+/// offset commit. Nothing is changed.
+pub async fn build(client: &KafkaClient, requests: &Requests, wait: Duration) -> Result<Plan> {
     let mut groups: Vec<GroupPlan> = Vec::new();
     match requests {
         Requests::Offsets { path, groups: offsets } => {
@@ -168,7 +175,19 @@ pub async fn build(client: &KafkaClient, requests: &Requests) -> Result<Plan> {
                     ..ResetTo::default()
                 };
                 let origin = format!("offsets file {}", path.display());
-                let mut plan = plan_reset_request(client, &origin, group, &to, &[], &[], None).await?;
+                let mut plan = plan_reset_request(
+                    Cluster {
+                        client,
+                        unstable_offset_wait: wait,
+                    },
+                    &origin,
+                    group,
+                    &to,
+                    &[],
+                    &[],
+                    None,
+                )
+                .await?;
                 plan.target = "the file's offsets".to_owned();
                 groups.push(plan);
             }
@@ -184,10 +203,10 @@ pub async fn build(client: &KafkaClient, requests: &Requests) -> Result<Plan> {
             for m in manifests {
                 match m {
                     Manifest::Reset { source, reset } => {
-                        groups.push(plan_offset_reset(client, source, reset, &consumer_groups).await?);
+                        groups.push(plan_offset_reset(client, source, reset, &consumer_groups, wait).await?);
                     }
                     Manifest::Group { source, group } => {
-                        if let Some(plan) = plan_offset_init(client, source, group).await? {
+                        if let Some(plan) = plan_offset_init(client, source, group, wait).await? {
                             groups.push(plan);
                         }
                     }
@@ -211,17 +230,31 @@ pub async fn build(client: &KafkaClient, requests: &Requests) -> Result<Plan> {
     Ok(Plan { changes, groups })
 }
 
-async fn observe(client: &KafkaClient, group: &str) -> Result<(GroupDescription, GroupOffsets)> {
-    // require_stable: a pending transactional offset commit is waited for (as the operator does, up to its
-    // default bound), never planned from.
-    let (description, committed) = tokio::join!(
-        client.describe_group(group),
-        client.stable_group_offsets_within(group, kafka_group_operator::controller::DEFAULT_UNSTABLE_OFFSET_WAIT)
+async fn observe(client: &KafkaClient, group: &str, wait: Duration) -> Result<(GroupDescription, GroupOffsets)> {
+    let (description, committed) = tokio::join!(client.describe_group(group), stable_offsets(client, group, wait));
+    Ok((description.map_err(|e| super::kafka_error(e, ""))?, committed?))
+}
+
+/// The group's committed offsets read with require_stable, as the operator reads them: a pending
+/// transactional offset commit is waited for (saying so on stderr), at most `wait`, and never planned from.
+async fn stable_offsets(client: &KafkaClient, group: &str, wait: Duration) -> Result<GroupOffsets> {
+    let partitions = match client.stable_group_offsets(group).await {
+        Err(KafkaError::UnstableOffsetCommit { partitions, .. }) => partitions,
+        other => return other.map_err(|e| super::kafka_error(e, "")),
+    };
+    let wait_text = output::age(Some(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX)));
+    eprintln!(
+        "group {group} has a pending transactional offset commit (UNSTABLE_OFFSET_COMMIT) on {}: waiting up to {wait_text} (--unstable-offset-wait) for its transaction to commit or abort",
+        partitions.join(", ")
     );
-    Ok((
-        description.map_err(|e| super::kafka_error(e, ""))?,
-        committed.map_err(|e| super::kafka_error(e, ""))?,
-    ))
+    let started = std::time::Instant::now();
+    match client.stable_group_offsets_within(group, wait).await {
+        Err(e @ KafkaError::UnstableOffsetCommit { .. }) => bail!(
+            "{e}; waited {} (--unstable-offset-wait {wait_text}): nothing was planned from the pending offsets. Run again once the transaction has ended (or the broker aborted it at its transaction.timeout.ms), or wait longer with --unstable-offset-wait",
+            output::age(Some(i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX)))
+        ),
+        other => other.map_err(|e| super::kafka_error(e, "")),
+    }
 }
 
 async fn plan_offset_reset(
@@ -229,6 +262,7 @@ async fn plan_offset_reset(
     source: &str,
     reset: &OffsetReset,
     consumer_groups: &[&ConsumerGroup],
+    wait: Duration,
 ) -> Result<GroupPlan> {
     let name = reset.metadata.name.clone().unwrap_or_default();
     let origin = format!("OffsetReset {name} ({source})");
@@ -254,7 +288,10 @@ async fn plan_offset_reset(
         (None, None) => bail!("{origin}: the reset names no group"),
     };
     plan_reset_request(
-        client,
+        Cluster {
+            client,
+            unstable_offset_wait: wait,
+        },
         &origin,
         &group_id,
         &reset.spec.to,
@@ -265,8 +302,15 @@ async fn plan_offset_reset(
     .await
 }
 
+/// The cluster planned against, and how long a group's pending transactional offset commit is waited for.
+#[derive(Clone, Copy)]
+struct Cluster<'a> {
+    client: &'a KafkaClient,
+    unstable_offset_wait: Duration,
+}
+
 async fn plan_reset_request(
-    client: &KafkaClient,
+    cluster: Cluster<'_>,
     origin: &str,
     group_id: &str,
     to: &ResetTo,
@@ -274,7 +318,8 @@ async fn plan_reset_request(
     declared: &[String],
     isolation: Option<IsolationLevel>,
 ) -> Result<GroupPlan> {
-    let (description, committed) = observe(client, group_id).await?;
+    let client = cluster.client;
+    let (description, committed) = observe(client, group_id, cluster.unstable_offset_wait).await?;
     let request = ResetRequest {
         group_id,
         topics,
@@ -317,7 +362,12 @@ async fn plan_reset_request(
 }
 
 /// A ConsumerGroup's `offsetInit`: starting offsets for its topics' partitions that have none.
-async fn plan_offset_init(client: &KafkaClient, source: &str, group: &ConsumerGroup) -> Result<Option<GroupPlan>> {
+async fn plan_offset_init(
+    client: &KafkaClient,
+    source: &str,
+    group: &ConsumerGroup,
+    wait: Duration,
+) -> Result<Option<GroupPlan>> {
     let policy = match group.spec.offset_init.as_ref().map(|i| i.policy) {
         Some(OffsetInitPolicy::Earliest) => InitPolicy::Earliest,
         Some(OffsetInitPolicy::Latest) => InitPolicy::Latest,
@@ -329,7 +379,7 @@ async fn plan_offset_init(client: &KafkaClient, source: &str, group: &ConsumerGr
         bail!("{origin}: offsetInit needs spec.topics: the topics whose partitions get a first offset");
     }
     let group_id = group.group_id();
-    let (description, committed) = observe(client, &group_id).await?;
+    let (description, committed) = observe(client, &group_id, wait).await?;
     let init = resolve_offset_init(client, policy, &group.spec.topics, &committed)
         .await
         .map_err(|e| match e {

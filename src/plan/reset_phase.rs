@@ -116,6 +116,11 @@ pub enum ErrorClass {
     Transient,
     /// Will not succeed by retrying: the reset fails, through Restoring if it holds the workload.
     Permanent(FailReason),
+    /// The group's committed offsets are not stable yet: a transactional offset commit is pending
+    /// (UNSTABLE_OFFSET_COMMIT). Wait in the phase, planning nothing from it; the shell turns it into
+    /// `Permanent(UnstableOffsetCommit)` once `--unstable-offset-wait` has passed since the first such answer
+    /// (`unstable_wait`).
+    OffsetsUnstable,
 }
 
 /// The workload claim (one owner per workload) as seen by this reset. Resets that scale nothing see
@@ -143,6 +148,8 @@ pub enum WaitReason {
     GroupHasMembers,
     /// The plan is fixed; the commit waits until the offsets have been seen unchanged for the quiet window.
     QuietWindow,
+    /// A transactional offset commit of the group is pending: nothing is planned until it commits or aborts.
+    UnstableOffsetCommit,
 }
 
 impl WaitReason {
@@ -152,6 +159,7 @@ impl WaitReason {
             WaitReason::WorkloadClaimed => "WorkloadClaimed",
             WaitReason::GroupHasMembers => "GroupHasMembers",
             WaitReason::QuietWindow => "QuietWindow",
+            WaitReason::UnstableOffsetCommit => "UnstableOffsetCommit",
         }
     }
 }
@@ -283,10 +291,13 @@ pub fn next(phase: Phase, o: &ResetObservation) -> (Phase, ResetAction) {
     }
     match o.error {
         // Retrying must not keep the consumers down forever: the reset's timeout bounds it too.
-        Some(ErrorClass::Transient) if touched && o.timed_out => return failing(FailReason::Timeout),
+        Some(ErrorClass::Transient | ErrorClass::OffsetsUnstable) if touched && o.timed_out => {
+            return failing(FailReason::Timeout);
+        }
         Some(ErrorClass::Transient) => return (phase, ResetAction::Wait(WaitReason::TransientError)),
         _ if o.deleting => return failing(FailReason::Deleted),
         Some(ErrorClass::Permanent(reason)) => return failing(reason),
+        Some(ErrorClass::OffsetsUnstable) => return (phase, ResetAction::Wait(WaitReason::UnstableOffsetCommit)),
         None => {}
     }
     // A held claim taken by another reset: nothing of the workload is ours to change any more.
@@ -350,6 +361,37 @@ pub fn next(phase: Phase, o: &ResetObservation) -> (Phase, ResetAction) {
     }
 }
 
+/// Where a wait for a pending transactional offset commit stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnstableWait {
+    /// Look again after this long (in milliseconds): short at first, at most `UNSTABLE_RETRY_MAX_MS`, and never
+    /// past the bound.
+    Within { retry_in_ms: u64 },
+    /// The bound has passed: fail with `UnstableOffsetCommit`.
+    Over,
+}
+
+/// The longest pause between two looks at a pending transactional offset commit.
+pub const UNSTABLE_RETRY_MAX_MS: u64 = 2_000;
+/// The first pause: most transactions commit within moments.
+const UNSTABLE_RETRY_MIN_MS: u64 = 250;
+
+/// The wait for stable offsets that began at `since_ms` (when the group first answered UNSTABLE_OFFSET_COMMIT,
+/// recorded in status so an operator restart does not restart the count), bounded by `bound_ms`
+/// (`--unstable-offset-wait`), as of `now_ms`. The pause doubles with the time waited (half of it), from
+/// 250 ms to 2 s.
+pub fn unstable_wait(since_ms: i64, now_ms: i64, bound_ms: u64) -> UnstableWait {
+    let waited = now_ms.saturating_sub(since_ms).max(0) as u64;
+    if waited >= bound_ms {
+        return UnstableWait::Over;
+    }
+    let pause = (waited / 2).clamp(UNSTABLE_RETRY_MIN_MS, UNSTABLE_RETRY_MAX_MS);
+    // One look just after the bound, so a transaction ending at the last moment still counts.
+    UnstableWait::Within {
+        retry_in_ms: pause.min(bound_ms - waited + 50),
+    }
+}
+
 /// Handled before the match; kept total without a panic.
 fn unreachable_phase(phase: Phase) -> (Phase, ResetAction) {
     (phase, ResetAction::None)
@@ -390,6 +432,7 @@ mod tests {
     fn for_every_pair(property: impl Fn(Phase, &ResetObservation, Phase, ResetAction) -> Result<(), String>) {
         let errors: Vec<Option<ErrorClass>> = std::iter::once(None)
             .chain(std::iter::once(Some(ErrorClass::Transient)))
+            .chain(std::iter::once(Some(ErrorClass::OffsetsUnstable)))
             .chain(FailReason::ALL.into_iter().map(|r| Some(ErrorClass::Permanent(r))))
             .collect();
         for strategy in [Strategy::RequireInactive, Strategy::ScaleDown] {
@@ -509,6 +552,12 @@ mod tests {
                 Some(ErrorClass::Permanent(r)) if phase != Phase::Restoring && action != ResetAction::Fail(r) => {
                     Err("a permanent error did not fail the reset".into())
                 }
+                Some(ErrorClass::OffsetsUnstable)
+                    if phase != Phase::Restoring
+                        && (to != phase || action != ResetAction::Wait(WaitReason::UnstableOffsetCommit)) =>
+                {
+                    Err("pending transactional offsets moved the reset".into())
+                }
                 _ => Ok(()),
             }
         });
@@ -523,7 +572,9 @@ mod tests {
             if o.deleting && o.has_finalizer && !phase.is_finished() && phase != Phase::Restoring {
                 let timed_out = o.timed_out && scales(o) && phase.may_have_touched_the_workload();
                 let expected = match o.error {
-                    Some(ErrorClass::Transient) if timed_out => action == ResetAction::Fail(FailReason::Timeout),
+                    Some(ErrorClass::Transient | ErrorClass::OffsetsUnstable) if timed_out => {
+                        action == ResetAction::Fail(FailReason::Timeout)
+                    }
                     Some(ErrorClass::Transient) => action == ResetAction::Wait(WaitReason::TransientError),
                     _ => action == ResetAction::Fail(FailReason::Deleted),
                 };
@@ -788,5 +839,86 @@ mod tests {
             next(Phase::Pending, &o),
             (Phase::Failed, ResetAction::Fail(FailReason::HpaConflict))
         );
+    }
+
+    #[test]
+    fn nothing_is_planned_or_committed_from_a_pending_transactional_offset_commit() {
+        for_every_pair(|phase, o, _, action| {
+            let plans = matches!(
+                action,
+                ResetAction::Preview | ResetAction::FixPlan | ResetAction::Commit | ResetAction::ScaleToZero
+            );
+            if o.error == Some(ErrorClass::OffsetsUnstable) && plans {
+                return Err(format!("{action:?} at {phase:?} while the offsets were unstable"));
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn pending_transactional_offsets_are_waited_for_in_every_phase_that_reads_them() {
+        for strategy in [Strategy::RequireInactive, Strategy::ScaleDown] {
+            for phase in [
+                Phase::Pending,
+                Phase::Planned,
+                Phase::WaitingForInactive,
+                Phase::Applying,
+            ] {
+                let mut o = obs(strategy);
+                o.error = Some(ErrorClass::OffsetsUnstable);
+                assert_eq!(
+                    next(phase, &o),
+                    (phase, ResetAction::Wait(WaitReason::UnstableOffsetCommit)),
+                    "{strategy:?} {phase:?}"
+                );
+                // Past the bound the shell reports the permanent error: the workload is restored first.
+                o.error = Some(ErrorClass::Permanent(FailReason::UnstableOffsetCommit));
+                let through = if strategy == Strategy::ScaleDown {
+                    Phase::Restoring
+                } else {
+                    Phase::Failed
+                };
+                assert_eq!(
+                    next(phase, &o),
+                    (through, ResetAction::Fail(FailReason::UnstableOffsetCommit)),
+                    "{strategy:?} {phase:?}"
+                );
+            }
+        }
+        // The reset's own timeout still bounds a wait that keeps the consumers down.
+        let mut o = obs(Strategy::ScaleDown);
+        o.error = Some(ErrorClass::OffsetsUnstable);
+        o.timed_out = true;
+        assert_eq!(
+            next(Phase::Applying, &o),
+            (Phase::Restoring, ResetAction::Fail(FailReason::Timeout))
+        );
+    }
+
+    #[test]
+    fn the_unstable_offset_wait_backs_off_to_two_seconds_and_ends_at_its_bound() {
+        let bound = 60_000;
+        assert_eq!(unstable_wait(0, 0, bound), UnstableWait::Within { retry_in_ms: 250 });
+        assert_eq!(
+            unstable_wait(0, 1_000, bound),
+            UnstableWait::Within { retry_in_ms: 500 }
+        );
+        assert_eq!(
+            unstable_wait(0, 30_000, bound),
+            UnstableWait::Within { retry_in_ms: 2_000 }
+        );
+        // Never sleeps past the bound (plus one look just after it).
+        assert_eq!(
+            unstable_wait(0, 59_900, bound),
+            UnstableWait::Within { retry_in_ms: 150 }
+        );
+        assert_eq!(unstable_wait(0, 60_000, bound), UnstableWait::Over);
+        assert_eq!(unstable_wait(0, 3_600_000, bound), UnstableWait::Over);
+        // A clock that went backwards counts as no time waited.
+        assert_eq!(
+            unstable_wait(5_000, 0, bound),
+            UnstableWait::Within { retry_in_ms: 250 }
+        );
+        assert_eq!(unstable_wait(0, 0, 0), UnstableWait::Over);
     }
 }

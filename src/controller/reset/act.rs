@@ -4,7 +4,7 @@
 //! still holds the leader Lease and the object is still the version it read), and Events follow the persist
 //! they describe.
 
-use super::observe::{Observed, kafka_view, uid};
+use super::observe::{Observed, kafka_view, uid, unstable_wait_now};
 use super::planning::make_plan;
 use super::{FINALIZER, STEP, to_api_phase, to_plan_phase, words};
 use crate::api::conditions::{condition, set_condition};
@@ -18,7 +18,7 @@ use crate::controller::status::{ms_from_time, now};
 use crate::controller::workload::Workload;
 use crate::controller::{Context, Error, FIELD_MANAGER, keda};
 use crate::kafka::{KafkaError, TopicPartition};
-use crate::plan::reset_phase::{ErrorClass, FailReason, Phase, ResetAction, WaitReason};
+use crate::plan::reset_phase::{ErrorClass, FailReason, Phase, ResetAction, UnstableWait, WaitReason};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
@@ -115,6 +115,9 @@ impl<'a> Run<'a> {
         action: ResetAction,
         observed: &Observed,
     ) -> Result<Outcome, ActError> {
+        if observed.kafka.is_some() && self.status.unstable_offsets_since.is_some() {
+            self.offsets_stable_again().await?;
+        }
         match action {
             ResetAction::None => self.advance(next).await,
             ResetAction::Wait(reason) => self.wait(reason, observed).await,
@@ -162,26 +165,55 @@ impl<'a> Run<'a> {
     }
 
     async fn wait(&mut self, reason: WaitReason, observed: &Observed) -> Result<Outcome, ActError> {
+        let mut retry = STEP;
+        let mut wait_began = false;
+        if reason == WaitReason::UnstableOffsetCommit {
+            // Recorded (persisted below) the first time, so the bound holds across operator restarts.
+            if self.status.unstable_offsets_since.is_none() {
+                self.status.unstable_offsets_since = Some(now());
+                wait_began = true;
+            }
+            let now_ms = k8s_openapi::jiff::Timestamp::now().as_millisecond();
+            if let UnstableWait::Within { retry_in_ms } = unstable_wait_now(self, now_ms) {
+                retry = Duration::from_millis(retry_in_ms);
+            }
+        }
         let text = words::waiting(reason, self, observed);
         let generation = self.reset.metadata.generation;
         if reason == WaitReason::TransientError {
             tracing::warn!(phase = ?self.phase(), why = %text, "offsetreset waits after a transient error");
             set_condition(
                 &mut self.status.conditions,
-                condition(RETRYING, true, reason.as_str(), text, generation, now()),
+                condition(RETRYING, true, reason.as_str(), text.clone(), generation, now()),
             );
         } else {
             self.status.conditions.retain(|c| c.type_ != RETRYING);
             set_condition(
                 &mut self.status.conditions,
-                condition(WAITING, true, reason.as_str(), text, generation, now()),
+                condition(WAITING, true, reason.as_str(), text.clone(), generation, now()),
             );
         }
         self.persist().await?;
+        if wait_began {
+            tracing::info!(why = %text, "offsetreset waits for a pending transactional offset commit");
+            self.publish(EventType::Normal, "WaitingForStableOffsets", text).await;
+        }
         Ok(match reason {
             WaitReason::TransientError => Outcome::Retrying,
-            _ => Outcome::Progressed(Action::requeue(STEP)),
+            _ => Outcome::Progressed(Action::requeue(retry)),
         })
+    }
+
+    /// The offsets were read stable again after a wait for a pending transactional offset commit: the wait
+    /// (its start and its condition) is over, persisted before acting so a later wait counts afresh.
+    async fn offsets_stable_again(&mut self) -> Result<(), ActError> {
+        self.status.unstable_offsets_since = None;
+        self.status
+            .conditions
+            .retain(|c| !(c.type_ == WAITING && c.reason == WaitReason::UnstableOffsetCommit.as_str()));
+        self.persist().await?;
+        tracing::info!("offsetreset: the group's pending transactional offset commit ended");
+        Ok(())
     }
 
     async fn finalizer(&mut self, wanted: bool) -> Result<Outcome, ActError> {
@@ -665,6 +697,7 @@ impl<'a> Run<'a> {
         self.status
             .conditions
             .retain(|c| c.type_ != RETRYING && c.type_ != WAITING);
+        self.status.unstable_offsets_since = None;
     }
 
     /// Writes status with the resourceVersion read as a precondition. A conflict caused by a change that left

@@ -139,7 +139,8 @@ pub(crate) fn is_transient(error: &Error) -> bool {
                 | crate::kafka::KafkaError::GroupNotEmpty { .. }
                 | crate::kafka::KafkaError::UnsupportedApi { .. }
                 | crate::kafka::KafkaError::Wire { .. }
-                // Already waited for (`OperatorConfig::unstable_offset_wait`) before it is returned.
+                // Waited for across reconciles (`observe::kafka_view`, bounded by
+                // `OperatorConfig::unstable_offset_wait`) before it is classified at all.
                 | crate::kafka::KafkaError::UnstableOffsetCommit { .. }
         ),
         // A KafkaCluster whose Secret is missing or malformed: the user can fix it while the reset waits.

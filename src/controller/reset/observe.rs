@@ -12,7 +12,9 @@ use crate::controller::ledger::{Ledger, applied_before};
 use crate::controller::status::ms_from_time;
 use crate::controller::workload::Workload;
 use crate::kafka::{GroupDescription, GroupOffsets, KafkaClient, TopicPartition};
-use crate::plan::reset_phase::{Claim, ErrorClass, FailReason, Phase, ResetObservation, Strategy};
+use crate::plan::reset_phase::{
+    Claim, ErrorClass, FailReason, Phase, ResetObservation, Strategy, UnstableWait, unstable_wait,
+};
 use kube::ResourceExt;
 use kube::api::Api;
 use std::sync::Arc;
@@ -154,8 +156,11 @@ pub(super) async fn observe(run: &Run<'_>) -> Observed {
                     return observed.failed(class, format!("cannot read the workload's replicas: {e}"));
                 }
             }
-            if let Err((class, text)) = observe_group(run, &mut observed).await {
-                return observed.failed(class, text);
+            // Offsets are not used before the group is empty: a transactional workload that is still draining
+            // (its last transactions pending) is waited for as a group with members.
+            match kafka_view_of(run, Offsets::UnlessActive).await {
+                Ok(view) => observed.set_group(view),
+                Err((class, text)) => return observed.failed(class, text),
             }
         }
         Phase::Applying => {
@@ -216,14 +221,32 @@ async fn hpa_targets(run: &Run<'_>) -> Result<bool, Error> {
 
 /// Resolves the target and reads the group's description and committed offsets.
 async fn observe_group(run: &Run<'_>, observed: &mut Observed) -> Result<(), (ErrorClass, String)> {
-    let view = kafka_view(run).await?;
-    observed.observation.group_inactive = view.description.is_inactive();
-    observed.observation.static_members = view.description.members.iter().any(|m| m.instance_id.is_some());
-    observed.kafka = Some(Arc::new(view));
+    observed.set_group(kafka_view(run).await?);
     Ok(())
 }
 
+impl Observed {
+    fn set_group(&mut self, view: KafkaView) {
+        self.observation.group_inactive = view.description.is_inactive();
+        self.observation.static_members = view.description.members.iter().any(|m| m.instance_id.is_some());
+        self.kafka = Some(Arc::new(view));
+    }
+}
+
+/// Which committed offsets a phase needs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Offsets {
+    /// Stable ones, waited for while a transactional offset commit is pending.
+    Required,
+    /// Only once the group has no members: while it has some, a pending commit leaves `committed` empty.
+    UnlessActive,
+}
+
 pub(super) async fn kafka_view(run: &Run<'_>) -> Result<KafkaView, (ErrorClass, String)> {
+    kafka_view_of(run, Offsets::Required).await
+}
+
+async fn kafka_view_of(run: &Run<'_>, offsets: Offsets) -> Result<KafkaView, (ErrorClass, String)> {
     let target = resolve_target(run).await?;
     let client = run
         .ctx
@@ -231,26 +254,55 @@ pub(super) async fn kafka_view(run: &Run<'_>) -> Result<KafkaView, (ErrorClass, 
         .get(&run.ctx.kube, &target.cluster, &run.ctx.config.client)
         .await
         .map_err(|e| (classify(&e, FailReason::ClusterNotFound), e.to_string()))?;
-    // Offsets are read with require_stable: a pending transactional offset commit is waited for (bounded),
-    // never planned from.
+    // Offsets are read with require_stable, once: a pending transactional offset commit is never planned from,
+    // and is waited for across reconciles (`unstable`), not inside this one.
     let (description, committed) = tokio::join!(
         client.describe_group(&target.group_id),
-        client.stable_group_offsets_within(&target.group_id, run.ctx.config.unstable_offset_wait)
+        client.stable_group_offsets(&target.group_id)
     );
     let kafka = |e: crate::kafka::KafkaError| {
-        let reason = match &e {
-            crate::kafka::KafkaError::UnstableOffsetCommit { .. } => FailReason::UnstableOffsetCommit,
-            _ => FailReason::InvalidPlan,
-        };
         let e = Error::from(e);
-        (classify(&e, reason), e.to_string())
+        (classify(&e, FailReason::InvalidPlan), e.to_string())
+    };
+    let description = description.map_err(kafka)?;
+    let committed = match committed {
+        Err(crate::kafka::KafkaError::UnstableOffsetCommit { .. })
+            if offsets == Offsets::UnlessActive && !description.is_inactive() =>
+        {
+            GroupOffsets::default()
+        }
+        Err(e @ crate::kafka::KafkaError::UnstableOffsetCommit { .. }) => return Err(unstable(run, e)),
+        other => other.map_err(kafka)?,
     };
     Ok(KafkaView {
-        description: description.map_err(kafka)?,
-        committed: committed.map_err(kafka)?,
+        description,
+        committed,
         target,
         client,
     })
+}
+
+/// A pending transactional offset commit: wait (in the phase, requeued) while `--unstable-offset-wait` has not
+/// passed since the first such answer recorded in status; past it, fail.
+fn unstable(run: &Run<'_>, e: crate::kafka::KafkaError) -> (ErrorClass, String) {
+    let now_ms = k8s_openapi::jiff::Timestamp::now().as_millisecond();
+    match unstable_wait_now(run, now_ms) {
+        UnstableWait::Over => (ErrorClass::Permanent(FailReason::UnstableOffsetCommit), e.to_string()),
+        UnstableWait::Within { .. } => (ErrorClass::OffsetsUnstable, e.to_string()),
+    }
+}
+
+/// The wait for stable offsets as of `now_ms`, counted from `status.unstableOffsetsSince` (from now when no
+/// wait is under way).
+pub(super) fn unstable_wait_now(run: &Run<'_>, now_ms: i64) -> UnstableWait {
+    let since_ms = run
+        .status
+        .unstable_offsets_since
+        .as_ref()
+        .map(ms_from_time)
+        .unwrap_or(now_ms);
+    let bound_ms = u64::try_from(run.ctx.config.unstable_offset_wait.as_millis()).unwrap_or(u64::MAX);
+    unstable_wait(since_ms, now_ms, bound_ms)
 }
 
 /// The ConsumerGroup (for `groupRef`) and the KafkaCluster. Missing ones are permanent; any other error

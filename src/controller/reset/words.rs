@@ -61,7 +61,8 @@ pub(super) fn failure(reason: FailReason, run: &Run<'_>, observed: &Observed, ph
         }
         FailReason::GroupNotFound | FailReason::ClusterNotFound | FailReason::InvalidPlan => detail,
         FailReason::UnstableOffsetCommit => format!(
-            "{detail}; waited {} s (--unstable-offset-wait). Nothing was committed",
+            "{detail}; waited {} s for it to commit or abort (--unstable-offset-wait {} s). Nothing was planned from the pending offsets and nothing was committed",
+            unstable_waited_s(run),
             run.ctx.config.unstable_offset_wait.as_secs()
         ),
         FailReason::WorkloadNotFound => format!("{} cannot be scaled: {detail}", workload(run)),
@@ -105,10 +106,27 @@ pub(super) fn waiting(reason: WaitReason, run: &Run<'_>, observed: &Observed) ->
                 .unwrap_or(0);
             format!("waiting for group {} to have no members ({n} left)", group(run))
         }
+        WaitReason::UnstableOffsetCommit => format!(
+            "{}; waiting for that transaction to end before planning ({} s of --unstable-offset-wait {} s so far)",
+            observed
+                .error_text
+                .clone()
+                .unwrap_or_else(|| format!("group {} has a pending transactional offset commit", group(run))),
+            unstable_waited_s(run),
+            run.ctx.config.unstable_offset_wait.as_secs()
+        ),
         WaitReason::QuietWindow => format!(
             "plan fixed; checking for {} s that no hidden consumer commits to group {} before committing",
             super::QUIET_WINDOW.as_secs(),
             group(run)
         ),
     }
+}
+
+/// Whole seconds since the reset first found its group's offsets unstable (0 when no wait is under way).
+fn unstable_waited_s(run: &Run<'_>) -> i64 {
+    run.status.unstable_offsets_since.as_ref().map_or(0, |since| {
+        (k8s_openapi::jiff::Timestamp::now().as_millisecond() - crate::controller::status::ms_from_time(since)).max(0)
+            / 1000
+    })
 }

@@ -31,6 +31,7 @@ bench: provision ## Benchmarks: lag scan vs Kafka's tools and clients; the opera
 	$(CARGO) bench --bench operator_lag
 	$(CARGO) bench --bench broker_throughput
 	$(CARGO) bench --bench broker_log_memory
+	$(CARGO) bench --bench consumable_lag
 
 clean-cache: ## Remove the provisioned dependencies (the next make test rebuilds them)
 	rm -rf $${XDG_CACHE_HOME:-$$HOME/.cache}/kafka-group-operator

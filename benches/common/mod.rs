@@ -483,3 +483,31 @@ pub fn java_tool<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(
     );
     Ok(stdout)
 }
+
+/// The records `seed` writes to `tp` (100–199), for benches that lay out the same partitions another way.
+pub fn seed_records_of(tp: &TopicPartition) -> i64 {
+    let t: usize = tp.topic.trim_start_matches("lag-bench-t").parse().unwrap_or(0);
+    100 + ((t * 10 + tp.partition as usize) * 37 % 100) as i64
+}
+
+/// The groups and committed offsets `seed` commits (every group on `TOPICS_PER_GROUP` topics, below
+/// `seed_records_of`), for benches that commit the same offsets on another layout.
+pub fn seed_commits(topic_count: usize, group_count: usize) -> Vec<(String, BTreeMap<TopicPartition, i64>)> {
+    let stride = topic_count / TOPICS_PER_GROUP;
+    (0..group_count)
+        .map(|g| {
+            let offsets = (0..TOPICS_PER_GROUP)
+                .map(|k| (g + k * stride) % topic_count)
+                .flat_map(|t| {
+                    (0..PARTITIONS_PER_TOPIC).map(move |p| {
+                        let tp = TopicPartition::new(topic_name(t), p);
+                        let end = seed_records_of(&tp);
+                        let committed = (g as i64 * 7 + t as i64 * 3 + i64::from(p) * 11) % end;
+                        (tp, committed)
+                    })
+                })
+                .collect();
+            (format!("lag-bench-g{g:04}"), offsets)
+        })
+        .collect()
+}

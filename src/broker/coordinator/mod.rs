@@ -348,8 +348,9 @@ impl GroupCoordinator {
         for group in groups.values_mut() {
             match &mut group.consumer {
                 Some(consumer) => {
-                    consumer.expire(now);
-                    group.sync_consumer_state(wall);
+                    if consumer.expire(now) {
+                        group.sync_consumer_state(wall);
+                    }
                 }
                 None => group.poll(timing, now, wall),
             }

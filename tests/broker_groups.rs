@@ -929,3 +929,66 @@ fn deleting_a_topic_deletes_its_committed_offsets_in_every_group_durably() {
         serde_json::json!({format!("{topic}:0"): 1, format!("{topic}:1"): 1})
     );
 }
+
+/// Group configs (config resource GROUP) with Kafka's `kafka-configs --entity-type groups`: set, described,
+/// refused outside Kafka's bounds with Kafka's message, and kept across a restart.
+#[test]
+fn kafka_configs_sets_describes_and_refuses_group_configs_durably() {
+    const CONFIGS: &str = "org.apache.kafka.tools.ConfigCommand";
+    let data = tempfile::tempdir().expect("data dir");
+    let mut broker = Embedded::start(Some(data.path().to_owned()));
+    let group = unique_name("configured-group");
+    let entity = ["--entity-type", "groups", "--entity-name", group.as_str()];
+    let with = |extra: &[&str]| -> Vec<String> { entity.iter().chain(extra).map(|s| (*s).to_owned()).collect() };
+    let run_ok = |broker: &Embedded, args: Vec<String>| {
+        broker.tool_ok(CONFIGS, &args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let out = run_ok(
+        &broker,
+        with(&[
+            "--alter",
+            "--add-config",
+            "consumer.session.timeout.ms=50000,consumer.heartbeat.interval.ms=6000",
+        ]),
+    );
+    assert!(out.contains("Completed updating config"), "{out}");
+    let refused = broker.tool(
+        CONFIGS,
+        &with(&["--alter", "--add-config", "consumer.session.timeout.ms=1000"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && stderr.contains("group.consumer.min.session.timeout.ms"),
+        "refused with Kafka's message: {stderr}"
+    );
+    let refused = broker.tool(
+        CONFIGS,
+        &with(&["--alter", "--add-config", "share.record.lock.duration.ms=30000"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert!(!refused.status.success(), "share group configs are refused");
+
+    broker.restart();
+    let described = run_ok(&broker, with(&["--describe"]));
+    for expected in [
+        "consumer.session.timeout.ms=50000",
+        "consumer.heartbeat.interval.ms=6000",
+    ] {
+        assert!(described.contains(expected), "{expected} after a restart:\n{described}");
+    }
+    run_ok(
+        &broker,
+        with(&["--alter", "--delete-config", "consumer.heartbeat.interval.ms"]),
+    );
+    let described = run_ok(&broker, with(&["--describe"]));
+    assert!(
+        !described.contains("consumer.heartbeat.interval.ms")
+            && described.contains("consumer.session.timeout.ms=50000"),
+        "{described}"
+    );
+}

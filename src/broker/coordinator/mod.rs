@@ -9,6 +9,7 @@
 mod admin;
 mod consumer;
 mod group;
+pub mod group_configs;
 mod journal;
 pub mod limits;
 mod member;
@@ -106,6 +107,8 @@ pub struct GroupCoordinator {
     shutting_down: AtomicBool,
     /// Partitions with a transactional offset pending (see `txn_offsets.rs`).
     pending_txn_offsets: Mutex<txn_offsets::PendingTxnOffsets>,
+    /// Per-group configs (config resource GROUP).
+    pub group_configs: group_configs::GroupConfigs,
 }
 
 impl GroupCoordinator {
@@ -139,6 +142,7 @@ impl GroupCoordinator {
             }
             None => (None, HashMap::new()),
         };
+        let group_configs = group_configs::GroupConfigs::open(config.data_dir.as_deref())?;
         let wall = wall_ms();
         let mut groups = HashMap::new();
         for (id, s) in stored {
@@ -168,6 +172,7 @@ impl GroupCoordinator {
             journal,
             shutting_down: AtomicBool::new(false),
             pending_txn_offsets: Mutex::default(),
+            group_configs,
         });
         let weak = Arc::downgrade(&coordinator);
         std::thread::Builder::new()

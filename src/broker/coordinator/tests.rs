@@ -687,3 +687,60 @@ async fn an_expiry_that_is_not_written_is_taken_back() {
         "the next retention check expires them"
     );
 }
+
+fn consumer_heartbeat(group: &str, member: &str, epoch: i32) -> RequestKind {
+    RequestKind::ConsumerGroupHeartbeat(
+        kafka_protocol::messages::ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(gid(group))
+            .with_member_id(s(member))
+            .with_member_epoch(epoch)
+            .with_rebalance_timeout_ms(30_000)
+            .with_subscribed_topic_names(Some(vec![TopicName(s("t"))]))
+            .with_topic_partitions(Some(Vec::new())),
+    )
+}
+
+#[tokio::test]
+async fn a_group_config_sets_its_kip848_members_heartbeat_interval() {
+    let c = coordinator(None);
+    c.group_configs
+        .alter(
+            "configured",
+            &[(group_configs::HEARTBEAT_INTERVAL.to_owned(), 0, Some("6000".to_owned()))],
+            c.config.consumer,
+            false,
+        )
+        .expect("alter");
+    for (group, expected) in [("configured", 6000), ("plain", 5000)] {
+        let ResponseKind::ConsumerGroupHeartbeat(r) = call(&c, consumer_heartbeat(group, "m1", 0), 1).await else {
+            panic!("not a heartbeat response");
+        };
+        assert_eq!((r.error_code, r.heartbeat_interval_ms), (0, expected), "{group}: {r:?}");
+        assert_eq!(r.member_epoch, 1);
+    }
+}
+
+#[tokio::test]
+async fn a_classic_member_cannot_join_a_kip848_group_with_members_and_the_other_way_round() {
+    let c = coordinator(None);
+    let ResponseKind::ConsumerGroupHeartbeat(r) = call(&c, consumer_heartbeat("kip848", "m1", 0), 1).await else {
+        panic!("not a heartbeat response");
+    };
+    assert_eq!(r.error_code, 0);
+    let join = JoinGroupRequest::default()
+        .with_group_id(gid("kip848"))
+        .with_session_timeout_ms(10_000)
+        .with_rebalance_timeout_ms(10_000)
+        .with_protocol_type(s("consumer"))
+        .with_protocols(vec![JoinGroupRequestProtocol::default().with_name(s("range"))]);
+    let ResponseKind::JoinGroup(j) = call(&c, RequestKind::JoinGroup(join), 9).await else {
+        panic!("not a join response");
+    };
+    assert_eq!(j.error_code, ResponseError::InconsistentGroupProtocol.code());
+    // A KIP-848 group with a member is not empty: DeleteGroups refuses it.
+    let delete = DeleteGroupsRequest::default().with_groups_names(vec![gid("kip848")]);
+    let ResponseKind::DeleteGroups(d) = call(&c, RequestKind::DeleteGroups(delete), 2).await else {
+        panic!("not a delete response");
+    };
+    assert_eq!(d.results[0].error_code, ResponseError::NonEmptyGroup.code());
+}

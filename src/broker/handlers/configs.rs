@@ -1,17 +1,26 @@
-//! DescribeConfigs: a topic's configs (Kafka's defaults, overridden by what CreateTopics set) and the
-//! broker's, enough for `kafka-topics --describe` and `kafka-configs --describe`.
+//! DescribeConfigs: a topic's configs (Kafka's defaults, overridden by what CreateTopics set), the broker's, and a
+//! group's (KIP-848 session timeout and heartbeat interval), enough for `kafka-topics --describe` and
+//! `kafka-configs --describe`. IncrementalAlterConfigs: group configs only (`kafka-configs --entity-type groups
+//! --alter`); topic and broker configs cannot be altered here (INVALID_REQUEST, saying so).
 
 use super::text;
 use super::topics::{SOURCE_DEFAULT, SOURCE_TOPIC};
 use crate::broker::Node;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult};
-use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{
+    DescribeConfigsRequest, DescribeConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+};
 use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
+const RESOURCE_GROUP: i8 = 32;
+/// Kafka's ConfigSource values for defaults and group configs.
+const SOURCE_DEFAULT_CONFIG: i8 = 5;
+const SOURCE_GROUP_CONFIG: i8 = 8;
 /// Kafka's ConfigSource for settings from the broker's own configuration.
 const SOURCE_STATIC_BROKER: i8 = 4;
 
@@ -181,6 +190,84 @@ fn broker_configs(node: &Node) -> Vec<ConfigEntry> {
         .collect()
 }
 
+/// A group's configs: its overrides, else the broker's defaults.
+fn group_configs(node: &Node, group: &str) -> Vec<ConfigEntry> {
+    use crate::broker::coordinator::group_configs::{HEARTBEAT_INTERVAL, SESSION_TIMEOUT};
+    let overrides = node.coordinator.group_configs.of(group);
+    let defaults = [
+        (SESSION_TIMEOUT, node.config.group_consumer_session_timeout),
+        (HEARTBEAT_INTERVAL, node.config.group_consumer_heartbeat_interval),
+    ];
+    defaults
+        .into_iter()
+        .map(|(name, default)| {
+            let (value, source) = match overrides.get(name) {
+                Some(value) => (value.clone(), SOURCE_GROUP_CONFIG),
+                None => (default.as_millis().to_string(), SOURCE_DEFAULT_CONFIG),
+            };
+            ConfigEntry {
+                name: text(name),
+                value: Some(text(value)),
+                read_only: false,
+                config_source: source,
+                config_type: INT,
+            }
+        })
+        .collect()
+}
+
+pub fn incremental_alter_configs(
+    node: &Node,
+    allow: Option<&crate::broker::auth::Allow>,
+    request: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
+    let responses = request
+        .resources
+        .into_iter()
+        .map(|resource| {
+            let name = resource.resource_name.to_string();
+            let outcome = match resource.resource_type {
+                RESOURCE_GROUP if allow.is_some_and(|a| !a.group(&name)) => Err((
+                    ResponseError::GroupAuthorizationFailed,
+                    "Group authorization failed.".to_owned(),
+                )),
+                RESOURCE_GROUP => {
+                    let operations: Vec<(String, i8, Option<String>)> = resource
+                        .configs
+                        .iter()
+                        .map(|c| (c.name.to_string(), c.config_operation, c.value.as_ref().map(|v| v.to_string())))
+                        .collect();
+                    node.coordinator.group_configs.alter(
+                        &name,
+                        &operations,
+                        crate::broker::coordinator::ConsumerTiming {
+                            session_timeout: node.config.group_consumer_session_timeout,
+                            heartbeat_interval: node.config.group_consumer_heartbeat_interval,
+                        },
+                        request.validate_only,
+                    )
+                }
+                other => Err((
+                    ResponseError::InvalidRequest,
+                    format!(
+                        "The embedded broker alters group configs only (resource type {RESOURCE_GROUP}), not resource type {other}"
+                    ),
+                )),
+            };
+            let response = AlterConfigsResourceResponse::default()
+                .with_resource_type(resource.resource_type)
+                .with_resource_name(resource.resource_name);
+            match outcome {
+                Ok(()) => response,
+                Err((error, message)) => response
+                    .with_error_code(error.code())
+                    .with_error_message(Some(text(message))),
+            }
+        })
+        .collect();
+    IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
+
 pub fn describe_configs(node: &Node, request: DescribeConfigsRequest, version: i16) -> DescribeConfigsResponse {
     let results = request
         .resources
@@ -197,6 +284,7 @@ pub fn describe_configs(node: &Node, request: DescribeConfigsRequest, version: i
                         format!("Topic {} does not exist", resource.resource_name.as_str()),
                     )),
                 },
+                RESOURCE_GROUP => Ok(group_configs(node, &resource.resource_name)),
                 RESOURCE_BROKER => {
                     let name = resource.resource_name.as_str();
                     if name.is_empty() || name == node.config.node_id.to_string() {

@@ -40,6 +40,9 @@ pub async fn handle(node: &Node, request: &Request<'_>, body: RequestKind) -> Ha
         RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(topics::create_partitions(node, r)),
         RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(produce::init_producer_id(node, r).await),
         RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(configs::describe_configs(node, r, v)),
+        RequestKind::IncrementalAlterConfigs(r) => {
+            ResponseKind::IncrementalAlterConfigs(configs::incremental_alter_configs(node, request.allow, r))
+        }
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(offsets::list_offsets(node, r, v)),
         RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(offsets::delete_records(node, r)),
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::fetch(node, r, v).await),

@@ -85,7 +85,7 @@ pub(super) fn heartbeat(
         client_id: client.client_id.clone(),
         client_host: client.host.clone(),
     };
-    let timing = c.config.consumer;
+    let timing = c.group_configs.timing(&group_id, c.config.consumer);
     let outcome = {
         let mut groups = c.lock();
         let group = groups.entry(group_id.clone()).or_insert_with(|| Group::new(&group_id));

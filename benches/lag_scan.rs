@@ -26,6 +26,7 @@
 //! the broker until stdin ends (for `--phases BOOTSTRAP`, which shows where a warm scan's time goes).
 
 mod common;
+use common::median_per_api;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -828,7 +829,6 @@ struct Summary {
 fn summarize(samples: &[Sample], mean_cpu: bool) -> Summary {
     let cpus: Vec<f64> = samples.iter().map(|s| ms(s.cpu)).collect();
     let walls: Vec<f64> = samples.iter().map(|s| ms(s.wall)).collect();
-    let apis: BTreeSet<&String> = samples.iter().flat_map(|s| s.requests.keys()).collect();
     Summary {
         runs: samples.len(),
         wall_ms: median(walls.clone()),
@@ -841,19 +841,7 @@ fn summarize(samples: &[Sample], mean_cpu: bool) -> Summary {
         },
         rss_mib: median(samples.iter().map(|s| s.rss_kib as f64 / 1024.0).collect()),
         requests: median(samples.iter().map(|s| s.requests.values().sum::<u64>()).collect()),
-        per_api: apis
-            .into_iter()
-            .map(|api| {
-                let n = median(
-                    samples
-                        .iter()
-                        .map(|s| s.requests.get(api).copied().unwrap_or(0))
-                        .collect(),
-                );
-                (api.clone(), n)
-            })
-            .filter(|(_, n)| *n > 0)
-            .collect(),
+        per_api: median_per_api(samples.iter().map(|s| &s.requests)),
         lags: samples.iter().map(|s| s.total_lag).collect(),
     }
 }

@@ -85,10 +85,7 @@ pub async fn seed(bootstrap: &str, topic_count: usize, group_count: usize) -> Re
 
     // 100–199 records per partition, one Produce per leader; partitions whose leader is not ready yet (a
     // fresh broker takes a while to host 2,000 new partitions) are produced to again.
-    let records_of = |tp: &TopicPartition| -> i64 {
-        let t: usize = tp.topic.trim_start_matches("lag-bench-t").parse().unwrap_or(0);
-        100 + ((t * 10 + tp.partition as usize) * 37 % 100) as i64
-    };
+    let records_of = seed_records_of;
     let mut pending = all.clone();
     let mut last_error = String::new();
     let deadline = Instant::now() + Duration::from_secs(300);
@@ -132,23 +129,7 @@ pub async fn seed(bootstrap: &str, topic_count: usize, group_count: usize) -> Re
     }
 
     // Every group commits on 5 topics spread over the cluster, at an offset below the log end.
-    let stride = topic_count / TOPICS_PER_GROUP;
-    let commits: Vec<(String, BTreeMap<TopicPartition, i64>)> = (0..group_count)
-        .map(|g| {
-            let offsets = (0..TOPICS_PER_GROUP)
-                .map(|k| (g + k * stride) % topic_count)
-                .flat_map(|t| {
-                    (0..PARTITIONS_PER_TOPIC).map(move |p| {
-                        let tp = TopicPartition::new(topic_name(t), p);
-                        let end = records_of(&tp);
-                        let committed = (g as i64 * 7 + t as i64 * 3 + i64::from(p) * 11) % end;
-                        (tp, committed)
-                    })
-                })
-                .collect();
-            (format!("lag-bench-g{g:04}"), offsets)
-        })
-        .collect();
+    let commits = seed_commits(topic_count, group_count);
     let total_lag = commits
         .iter()
         .flat_map(|(_, offsets)| offsets.iter().map(|(tp, c)| records_of(tp) - c))
@@ -509,5 +490,20 @@ pub fn seed_commits(topic_count: usize, group_count: usize) -> Vec<(String, BTre
                 .collect();
             (format!("lag-bench-g{g:04}"), offsets)
         })
+        .collect()
+}
+
+/// The median count of each API over samples of per-API request counts (APIs that no sample's median used are
+/// left out).
+pub fn median_per_api<'a>(samples: impl Iterator<Item = &'a BTreeMap<String, u64>> + Clone) -> BTreeMap<String, u64> {
+    let apis: std::collections::BTreeSet<&String> = samples.clone().flat_map(|s| s.keys()).collect();
+    apis.into_iter()
+        .map(|api| {
+            (
+                api.clone(),
+                median(samples.clone().map(|s| s.get(api).copied().unwrap_or(0)).collect()),
+            )
+        })
+        .filter(|(_, n)| *n > 0)
         .collect()
 }

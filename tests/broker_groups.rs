@@ -267,28 +267,59 @@ fn committed_total(rows: &[GroupOffsetRow]) -> i64 {
 
 #[test]
 fn a_librdkafka_group_rebalances_commits_and_resumes_after_a_restart() {
+    rebalances_commits_and_resumes_after_a_restart(GroupProtocol::Classic);
+}
+
+/// KIP-848 (`group.protocol=consumer`, librdkafka): the broker assigns (uniform), members revoke before a partition
+/// moves, commits carry member epochs, and after a restart the group's offsets and type are still there; empty,
+/// the group changes protocol when a classic consumer comes.
+#[test]
+fn a_kip848_librdkafka_group_rebalances_commits_and_resumes_after_a_restart() {
+    let (broker, topic, group, _data) = rebalances_commits_and_resumes_after_a_restart(GroupProtocol::Consumer);
+    produce(&broker.bootstrap(), &topic, 60);
+    let committed = consume_and_commit(&broker.bootstrap(), &topic, &group, GroupProtocol::Classic, 60);
+    assert_eq!(
+        committed.values().sum::<i64>(),
+        960,
+        "a classic consumer resumed the group: {committed:?}"
+    );
+}
+
+/// A confluent-kafka group of `protocol`: three members share six partitions as they come and go, commit
+/// everything, and a consumer resumes from the commits after a restart. Returns the broker, topic and group.
+fn rebalances_commits_and_resumes_after_a_restart(
+    protocol: GroupProtocol,
+) -> (Embedded, String, String, tempfile::TempDir) {
+    let kip848 = matches!(protocol, GroupProtocol::Consumer);
     let data = tempfile::tempdir().expect("data dir");
     let mut broker = Embedded::start(Some(data.path().to_owned()));
-    let topic = unique_name("groups-topic");
-    let group = unique_name("groups-group");
+    let topic = unique_name(&format!("groups-{}-topic", protocol.as_str()));
+    let group = unique_name(&format!("groups-{}-group", protocol.as_str()));
     broker.create_topic(&topic, 6);
     produce(&broker.bootstrap(), &topic, 600);
+    let start = |id: &str| Consumer::start_with(&broker.bootstrap(), &topic, &group, id, None, protocol);
+    // The classic protocol (eager here) assigns whole; KIP-848's callbacks add and take away.
+    let owned = if kip848 {
+        Consumer::incremental_assignment
+    } else {
+        Consumer::assignment
+    };
+    let split = |members: &[&Consumer], per_member: usize| split_evenly_by(members, 6, per_member, owned);
 
-    let a = Consumer::start(&broker.bootstrap(), &topic, &group, "member-a");
-    let b = Consumer::start(&broker.bootstrap(), &topic, &group, "member-b");
+    let a = start("member-a");
+    let b = start("member-b");
     eventually(
         "two members sharing six partitions",
         Duration::from_secs(60),
-        || split_evenly(&[&a, &b], 6, 3),
+        || split(&[&a, &b], 3),
         || logs(&[&a, &b]),
     );
-
     // A third member joins: everyone rebalances to two partitions each.
-    let c = Consumer::start(&broker.bootstrap(), &topic, &group, "member-c");
+    let c = start("member-c");
     eventually(
         "a rebalance to three members",
         Duration::from_secs(60),
-        || split_evenly(&[&a, &b, &c], 6, 2),
+        || split(&[&a, &b, &c], 2),
         || logs(&[&a, &b, &c]),
     );
     let described = broker.groups(&["--describe", "--group", &group, "--members"]);
@@ -302,100 +333,23 @@ fn a_librdkafka_group_rebalances_commits_and_resumes_after_a_restart() {
         described.contains("/127.0.0.1"),
         "members listed with their hosts:\n{described}"
     );
+    let is_kip848_group = |broker: &Embedded| {
+        let listed = broker.groups(&["--list", "--type"]);
+        listed.lines().any(|l| l.contains(&group) && l.contains("Consumer"))
+    };
+    if kip848 {
+        let state = broker.groups(&["--describe", "--group", &group, "--state"]);
+        assert!(
+            state.contains("uniform") && state.contains("Stable"),
+            "the uniform assignor, and the group Stable:\n{state}"
+        );
+        assert!(is_kip848_group(&broker), "listed as a Consumer (KIP-848) group");
+    }
 
     // One leaves: the other two take over its partitions.
     b.stop();
     eventually(
         "a rebalance after a member left",
-        Duration::from_secs(60),
-        || split_evenly(&[&a, &c], 6, 3),
-        || logs(&[&a, &c]),
-    );
-    eventually(
-        "every record consumed and committed",
-        Duration::from_secs(60),
-        || {
-            let rows = broker.describe_offsets(&group);
-            rows.len() == 6 && committed_total(&rows) == 600 && rows.iter().all(|r| r.lag == Some(0))
-        },
-        || format!("{:?}\n{}", broker.describe_offsets(&group), logs(&[&a, &c])),
-    );
-    a.stop();
-    c.stop();
-    let state = broker.groups(&["--describe", "--group", &group, "--state"]);
-    assert!(
-        state.contains("Empty"),
-        "the group is empty once everyone left:\n{state}"
-    );
-
-    // The committed offsets survive a restart: a new consumer reads only what was produced since.
-    broker.restart();
-    let rows = broker.describe_offsets(&group);
-    assert_eq!(
-        committed_total(&rows),
-        600,
-        "committed offsets after the restart: {rows:?}"
-    );
-    produce(&broker.bootstrap(), &topic, 300);
-    let committed = consume_and_commit(&broker.bootstrap(), &topic, &group, GroupProtocol::Classic, 300);
-    assert_eq!(
-        committed.values().sum::<i64>(),
-        900,
-        "resumed from the committed offsets: {committed:?}"
-    );
-}
-
-/// KIP-848 (`group.protocol=consumer`, librdkafka): the broker assigns (uniform), members revoke before a partition
-/// moves, commits carry member epochs, and after a restart the group's offsets and type are still there.
-#[test]
-fn a_kip848_librdkafka_group_rebalances_commits_and_resumes_after_a_restart() {
-    let data = tempfile::tempdir().expect("data dir");
-    let mut broker = Embedded::start(Some(data.path().to_owned()));
-    let topic = unique_name("kip848-topic");
-    let group = unique_name("kip848-group");
-    broker.create_topic(&topic, 6);
-    produce(&broker.bootstrap(), &topic, 600);
-    let start = |id: &str| Consumer::start_with(&broker.bootstrap(), &topic, &group, id, None, GroupProtocol::Consumer);
-    let split = |members: &[&Consumer], per_member: usize| {
-        split_evenly_by(members, 6, per_member, Consumer::incremental_assignment)
-    };
-
-    let a = start("member-a");
-    let b = start("member-b");
-    eventually(
-        "two KIP-848 members sharing six partitions",
-        Duration::from_secs(60),
-        || split(&[&a, &b], 3),
-        || logs(&[&a, &b]),
-    );
-    let c = start("member-c");
-    eventually(
-        "three KIP-848 members sharing six partitions",
-        Duration::from_secs(60),
-        || split(&[&a, &b, &c], 2),
-        || logs(&[&a, &b, &c]),
-    );
-    let described = broker.groups(&["--describe", "--group", &group, "--members", "--verbose"]);
-    for client in ["member-a", "member-b", "member-c"] {
-        assert!(
-            described.contains(client),
-            "members listed with their client ids:\n{described}"
-        );
-    }
-    let state = broker.groups(&["--describe", "--group", &group, "--state"]);
-    assert!(
-        state.contains("uniform") && state.contains("Stable"),
-        "the uniform assignor, and the group Stable:\n{state}"
-    );
-    let listed = broker.groups(&["--list", "--type"]);
-    assert!(
-        listed.lines().any(|l| l.contains(&group) && l.contains("Consumer")),
-        "listed as a Consumer (KIP-848) group:\n{listed}"
-    );
-
-    b.stop();
-    eventually(
-        "two KIP-848 members taking over a leaver's partitions",
         Duration::from_secs(60),
         || split(&[&a, &c], 3),
         || logs(&[&a, &c]),
@@ -417,6 +371,8 @@ fn a_kip848_librdkafka_group_rebalances_commits_and_resumes_after_a_restart() {
         "the group is empty once everyone left:\n{state}"
     );
 
+    // The committed offsets (and a KIP-848 group's type) survive a restart: a new consumer reads only what was
+    // produced since.
     broker.restart();
     let rows = broker.describe_offsets(&group);
     assert_eq!(
@@ -424,27 +380,17 @@ fn a_kip848_librdkafka_group_rebalances_commits_and_resumes_after_a_restart() {
         600,
         "committed offsets after the restart: {rows:?}"
     );
-    let listed = broker.groups(&["--list", "--type"]);
-    assert!(
-        listed.lines().any(|l| l.contains(&group) && l.contains("Consumer")),
-        "still a Consumer group after the restart:\n{listed}"
-    );
+    if kip848 {
+        assert!(is_kip848_group(&broker), "still a Consumer group after the restart");
+    }
     produce(&broker.bootstrap(), &topic, 300);
-    let committed = consume_and_commit(&broker.bootstrap(), &topic, &group, GroupProtocol::Consumer, 300);
+    let committed = consume_and_commit(&broker.bootstrap(), &topic, &group, protocol, 300);
     assert_eq!(
         committed.values().sum::<i64>(),
         900,
         "resumed from the committed offsets: {committed:?}"
     );
-
-    // Empty, it may change protocol: a classic consumer takes it over with its offsets.
-    produce(&broker.bootstrap(), &topic, 60);
-    let committed = consume_and_commit(&broker.bootstrap(), &topic, &group, GroupProtocol::Classic, 60);
-    assert_eq!(
-        committed.values().sum::<i64>(),
-        960,
-        "a classic consumer resumed the group: {committed:?}"
-    );
+    (broker, topic, group, data)
 }
 
 /// The Java 4.4 consumer with `group.protocol=consumer` (which refuses to start against a broker without

@@ -3,6 +3,7 @@
 //! Every operation on many groups finds their coordinators in one batched FindCoordinator and then sends
 //! one request per coordinator, all in flight together.
 //!
+//! - `state`: the group types and states Kafka names (`GroupType`, `GroupState`);
 //! - `coordinators`: FindCoordinator batching and caching, and running a request on each coordinator;
 //! - `list`: ListGroups, with group types and states;
 //! - `describe`: DescribeGroups and ConsumerGroupDescribe, decoded into one description;
@@ -14,7 +15,9 @@ mod coordinators;
 mod describe;
 mod list;
 mod offsets;
+mod state;
 
 pub use describe::{GroupDescription, GroupProtocol, MemberDescription};
 pub use list::{GroupFilter, GroupListing};
 pub use offsets::{CommittedOffset, GroupOffsets, offset_fetch_request, unstable_offset_backoff};
+pub use state::{GroupState, GroupType};

@@ -24,7 +24,7 @@ pub use config::{ClientConfig, SaslConfig, SaslMechanism, Secret, TlsConfig};
 pub use consumable::ConsumableRead;
 pub use error::KafkaError;
 pub use groups::{
-    CommittedOffset, GroupDescription, GroupFilter, GroupListing, GroupOffsets, GroupProtocol, GroupState, GroupType,
+    CommittedOffset, GroupDescription, GroupFilter, GroupListing, GroupOffsets, GroupState, GroupType,
     MemberDescription,
 };
 pub use lag_snapshot::{GroupLag, LagSnapshot, PartitionLag};

@@ -2,6 +2,7 @@
 //! together, decoded into one `GroupDescription`, classic consumer assignments included.
 
 use super::coordinators::{answer_missing, take_one};
+use super::state::{GroupState, GroupType};
 use crate::kafka::client::KafkaClient;
 use crate::kafka::connection::Connection;
 use crate::kafka::error::{KafkaError, check};
@@ -10,19 +11,10 @@ use crate::wire::Api;
 use bytes::Buf;
 use kafka_protocol::messages::{
     ConsumerGroupDescribeRequest, ConsumerProtocolAssignment, DescribeGroupsRequest, GroupId,
+    consumer_group_describe_response, describe_groups_response,
 };
 use kafka_protocol::protocol::{Decodable, Request, StrBytes};
 use std::collections::HashMap;
-
-/// Which rebalance protocol a group uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum GroupProtocol {
-    /// JoinGroup/SyncGroup; states Empty, PreparingRebalance, CompletingRebalance, Stable, Dead.
-    Classic,
-    /// KIP-848; states Empty, Assigning, Reconciling, Stable, Dead.
-    Consumer,
-}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MemberDescription {
@@ -38,9 +30,10 @@ pub struct MemberDescription {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupDescription {
     pub group_id: String,
-    pub protocol: GroupProtocol,
+    /// `Classic` (described by DescribeGroups) or `Consumer` (KIP-848, by ConsumerGroupDescribe).
+    pub group_type: GroupType,
     /// As the coordinator reports it (`Empty`, `Stable`, `Dead`, …).
-    pub state: String,
+    pub state: GroupState,
     /// The classic group's protocol type (`consumer`), or `consumer` for KIP-848 groups.
     pub protocol_type: String,
     /// The assignor (`range`, `uniform`, …), empty while the group has no members.
@@ -52,12 +45,12 @@ pub struct GroupDescription {
 impl GroupDescription {
     /// Empty and Dead groups have no members that could commit behind an admin's back.
     pub fn is_inactive(&self) -> bool {
-        self.members.is_empty() && matches!(self.state.as_str(), "Empty" | "Dead")
+        self.members.is_empty() && self.state.is_empty_or_dead()
     }
 
     /// Whether the group exists at all (a Dead group with no members is what Kafka reports for unknown ids).
     pub fn exists(&self) -> bool {
-        !(self.state == "Dead" && self.members.is_empty())
+        !(self.state == GroupState::Dead && self.members.is_empty())
     }
 }
 
@@ -99,95 +92,21 @@ async fn describe_on(
     });
     let mut out: HashMap<String, Result<GroupDescription, KafkaError>> = HashMap::new();
     if let Some(Ok((response, _))) = consumer {
-        let api = Api(ConsumerGroupDescribeRequest::KEY);
-        for g in response.groups {
-            let id = g.group_id.0.to_string();
-            // GROUP_ID_NOT_FOUND: not a KIP-848 group; DescribeGroups answers for it.
-            // INVALID_GROUP_ID / UNSUPPORTED: likewise a classic group on some versions.
-            if matches!(g.error_code, 69 | 24 | 35) {
-                continue;
-            }
-            let result = check(g.error_code, conn.addr(), api, || format!("group {id}")).map(|_| {
-                let mut members: Vec<MemberDescription> = g
-                    .members
-                    .into_iter()
-                    .map(|m| MemberDescription {
-                        member_id: m.member_id.to_string(),
-                        instance_id: m.instance_id.map(|i| i.to_string()),
-                        client_id: m.client_id.to_string(),
-                        host: m.client_host.to_string(),
-                        assignment: sorted(
-                            m.assignment
-                                .topic_partitions
-                                .into_iter()
-                                .flat_map(|t| {
-                                    let topic = t.topic_name.0.to_string();
-                                    t.partitions
-                                        .into_iter()
-                                        .map(move |p| TopicPartition::new(topic.clone(), p))
-                                })
-                                .collect(),
-                        ),
-                    })
-                    .collect();
-                members.sort_by(|a, b| a.member_id.cmp(&b.member_id));
-                GroupDescription {
-                    group_id: id.clone(),
-                    protocol: GroupProtocol::Consumer,
-                    state: g.group_state.to_string(),
-                    protocol_type: "consumer".to_owned(),
-                    assignor: g.assignor_name.to_string(),
-                    coordinator: node,
-                    members,
-                }
-            });
-            out.insert(id, result);
-        }
+        out.extend(
+            response
+                .groups
+                .into_iter()
+                .filter_map(|g| consumer_description(g, node, conn.addr())),
+        );
     }
-    let api = Api(DescribeGroupsRequest::KEY);
     match classic {
         Ok((response, _)) => {
             for g in response.groups {
-                let id = g.group_id.0.to_string();
-                if out.contains_key(&id) {
+                // A group ConsumerGroupDescribe answered for is a KIP-848 group.
+                if out.contains_key(g.group_id.0.as_str()) {
                     continue;
                 }
-                // Kafka 4 answers GROUP_ID_NOT_FOUND for a group it does not know; older brokers describe
-                // it as Dead with no members. Report both the older way.
-                let error_code = if g.error_code == 69 { 0 } else { g.error_code };
-                let state = if g.error_code == 69 {
-                    "Dead".to_owned()
-                } else {
-                    g.group_state.to_string()
-                };
-                let result = check(error_code, conn.addr(), api, || format!("group {id}")).map(|_| {
-                    let is_consumer = g.protocol_type.as_str() == "consumer";
-                    let mut members: Vec<MemberDescription> = g
-                        .members
-                        .into_iter()
-                        .map(|m| MemberDescription {
-                            member_id: m.member_id.to_string(),
-                            instance_id: m.group_instance_id.map(|i| i.to_string()),
-                            client_id: m.client_id.to_string(),
-                            host: m.client_host.to_string(),
-                            assignment: if is_consumer {
-                                decode_assignment(m.member_assignment)
-                            } else {
-                                Vec::new()
-                            },
-                        })
-                        .collect();
-                    members.sort_by(|a, b| a.member_id.cmp(&b.member_id));
-                    GroupDescription {
-                        group_id: id.clone(),
-                        protocol: GroupProtocol::Classic,
-                        state,
-                        protocol_type: g.protocol_type.to_string(),
-                        assignor: g.protocol_data.to_string(),
-                        coordinator: node,
-                        members,
-                    }
-                });
+                let (id, result) = classic_description(g, node, conn.addr());
                 out.insert(id, result);
             }
         }
@@ -198,8 +117,106 @@ async fn describe_on(
         }
     }
     let mut out: Vec<_> = out.into_iter().collect();
-    answer_missing(&mut out, &groups, conn.addr(), api);
+    answer_missing(&mut out, &groups, conn.addr(), Api(DescribeGroupsRequest::KEY));
     out
+}
+
+/// One group of a ConsumerGroupDescribe answer from `broker` (coordinator `node`); `None` when it is not a
+/// KIP-848 group, which DescribeGroups then answers for.
+fn consumer_description(
+    g: consumer_group_describe_response::DescribedGroup,
+    node: i32,
+    broker: &str,
+) -> Option<(String, Result<GroupDescription, KafkaError>)> {
+    let api = Api(ConsumerGroupDescribeRequest::KEY);
+    let id = g.group_id.0.to_string();
+    // GROUP_ID_NOT_FOUND: not a KIP-848 group; DescribeGroups answers for it.
+    // INVALID_GROUP_ID / UNSUPPORTED: likewise a classic group on some versions.
+    if matches!(g.error_code, 69 | 24 | 35) {
+        return None;
+    }
+    let result = check(g.error_code, broker, api, || format!("group {id}")).map(|_| {
+        let mut members: Vec<MemberDescription> = g
+            .members
+            .into_iter()
+            .map(|m| MemberDescription {
+                member_id: m.member_id.to_string(),
+                instance_id: m.instance_id.map(|i| i.to_string()),
+                client_id: m.client_id.to_string(),
+                host: m.client_host.to_string(),
+                assignment: sorted(
+                    m.assignment
+                        .topic_partitions
+                        .into_iter()
+                        .flat_map(|t| {
+                            let topic = t.topic_name.0.to_string();
+                            t.partitions
+                                .into_iter()
+                                .map(move |p| TopicPartition::new(topic.clone(), p))
+                        })
+                        .collect(),
+                ),
+            })
+            .collect();
+        members.sort_by(|a, b| a.member_id.cmp(&b.member_id));
+        GroupDescription {
+            group_id: id.clone(),
+            group_type: GroupType::Consumer,
+            state: GroupState::from_kafka(&g.group_state),
+            protocol_type: "consumer".to_owned(),
+            assignor: g.assignor_name.to_string(),
+            coordinator: node,
+            members,
+        }
+    });
+    Some((id, result))
+}
+
+/// One group of a DescribeGroups answer from `broker` (coordinator `node`).
+fn classic_description(
+    g: describe_groups_response::DescribedGroup,
+    node: i32,
+    broker: &str,
+) -> (String, Result<GroupDescription, KafkaError>) {
+    let api = Api(DescribeGroupsRequest::KEY);
+    let id = g.group_id.0.to_string();
+    // Kafka 4 answers GROUP_ID_NOT_FOUND for a group it does not know; older brokers describe it as Dead
+    // with no members. Report both the older way.
+    let error_code = if g.error_code == 69 { 0 } else { g.error_code };
+    let state = if g.error_code == 69 {
+        GroupState::Dead
+    } else {
+        GroupState::from_kafka(&g.group_state)
+    };
+    let result = check(error_code, broker, api, || format!("group {id}")).map(|_| {
+        let is_consumer = g.protocol_type.as_str() == "consumer";
+        let mut members: Vec<MemberDescription> = g
+            .members
+            .into_iter()
+            .map(|m| MemberDescription {
+                member_id: m.member_id.to_string(),
+                instance_id: m.group_instance_id.map(|i| i.to_string()),
+                client_id: m.client_id.to_string(),
+                host: m.client_host.to_string(),
+                assignment: if is_consumer {
+                    decode_assignment(m.member_assignment)
+                } else {
+                    Vec::new()
+                },
+            })
+            .collect();
+        members.sort_by(|a, b| a.member_id.cmp(&b.member_id));
+        GroupDescription {
+            group_id: id.clone(),
+            group_type: GroupType::Classic,
+            state,
+            protocol_type: g.protocol_type.to_string(),
+            assignor: g.protocol_data.to_string(),
+            coordinator: node,
+            members,
+        }
+    });
+    (id, result)
 }
 
 /// A classic consumer's assignment: a version (i16) followed by ConsumerProtocolAssignment. Undecodable

@@ -1,10 +1,12 @@
 //! ListGroups: every group of the cluster, with its type and state.
 
+use super::state::{GroupState, GroupType};
 use crate::kafka::client::KafkaClient;
 use crate::kafka::error::{KafkaError, check};
 use crate::wire::Api;
 use futures_util::future::join_all;
 use kafka_protocol::messages::ListGroupsRequest;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::protocol::{Request, StrBytes};
 
 /// A group as ListGroups reports it.
@@ -13,20 +15,55 @@ pub struct GroupListing {
     pub group_id: String,
     /// `consumer` for consumer groups of either protocol, `connect`, … (empty for some groups).
     pub protocol_type: String,
-    /// Empty when the broker is older than ListGroups v4.
-    pub state: String,
-    /// `classic`, `consumer`, `share`, … (empty when the broker is older than ListGroups v5).
-    pub group_type: String,
+    /// `None` when the broker is older than ListGroups v4.
+    pub state: Option<GroupState>,
+    /// `Classic`, `Consumer`, `Share`, … (`None` when the broker is older than ListGroups v5).
+    pub group_type: Option<GroupType>,
+}
+
+impl GroupListing {
+    /// Decodes one group of a ListGroups answer (an empty state or type: the broker's version has none).
+    fn from_listed(g: ListedGroup) -> GroupListing {
+        GroupListing {
+            group_id: g.group_id.0.to_string(),
+            protocol_type: g.protocol_type.to_string(),
+            state: (!g.group_state.is_empty()).then(|| GroupState::from_kafka(&g.group_state)),
+            group_type: (!g.group_type.is_empty()).then(|| GroupType::from_kafka(&g.group_type)),
+        }
+    }
 }
 
 /// Filters for `list_groups`, applied by the broker where it supports them (ListGroups v4+ states, v5+
 /// types) and by the client otherwise.
 #[derive(Clone, Debug, Default)]
 pub struct GroupFilter {
-    /// e.g. `["Empty", "Stable"]`; case-insensitive.
-    pub states: Vec<String>,
-    /// e.g. `["classic", "consumer"]`; case-insensitive.
-    pub types: Vec<String>,
+    /// e.g. `[Empty, Stable]`; none for every state.
+    pub states: Vec<GroupState>,
+    /// e.g. `[Classic, Consumer]`; none for every type.
+    pub types: Vec<GroupType>,
+}
+
+impl GroupFilter {
+    /// Whether `listing` passes the filter; a listing without a state (type) passes any state (type)
+    /// filter, as the broker that sent it could not filter on it either. Names compare case-insensitively,
+    /// as Kafka compares them.
+    pub fn accepts(&self, listing: &GroupListing) -> bool {
+        let state_ok = match &listing.state {
+            Some(state) if !self.states.is_empty() => self
+                .states
+                .iter()
+                .any(|s| s.as_str().eq_ignore_ascii_case(state.as_str())),
+            _ => true,
+        };
+        let type_ok = match &listing.group_type {
+            Some(group_type) if !self.types.is_empty() => self
+                .types
+                .iter()
+                .any(|t| t.as_str().eq_ignore_ascii_case(group_type.as_str())),
+            _ => true,
+        };
+        state_ok && type_ok
+    }
 }
 
 impl KafkaClient {
@@ -42,10 +79,18 @@ impl KafkaClient {
                 let version = conn.version_of::<ListGroupsRequest>()?;
                 let mut request = ListGroupsRequest::default();
                 if version >= 4 {
-                    request.states_filter = filter.states.iter().map(|s| StrBytes::from_string(s.clone())).collect();
+                    request.states_filter = filter
+                        .states
+                        .iter()
+                        .map(|s| StrBytes::from_string(s.as_str().to_owned()))
+                        .collect();
                 }
                 if version >= 5 {
-                    request.types_filter = filter.types.iter().map(|s| StrBytes::from_string(s.clone())).collect();
+                    request.types_filter = filter
+                        .types
+                        .iter()
+                        .map(|t| StrBytes::from_string(t.as_str().to_owned()))
+                        .collect();
                 }
                 let response = conn.send_version(&request, version).await?;
                 check(response.error_code, conn.addr(), api, String::new)?;
@@ -54,24 +99,13 @@ impl KafkaClient {
         });
         let mut listings = Vec::new();
         for result in join_all(calls).await {
-            for g in result? {
-                let listing = GroupListing {
-                    group_id: g.group_id.0.to_string(),
-                    protocol_type: g.protocol_type.to_string(),
-                    state: g.group_state.to_string(),
-                    group_type: g.group_type.to_string(),
-                };
-                // Filter again on the client: brokers older than v4/v5 ignore the filters.
-                let state_ok = filter.states.is_empty()
-                    || listing.state.is_empty()
-                    || filter.states.iter().any(|s| s.eq_ignore_ascii_case(&listing.state));
-                let type_ok = filter.types.is_empty()
-                    || listing.group_type.is_empty()
-                    || filter.types.iter().any(|t| t.eq_ignore_ascii_case(&listing.group_type));
-                if state_ok && type_ok {
-                    listings.push(listing);
-                }
-            }
+            // Filter again on the client: brokers older than v4/v5 ignore the filters.
+            listings.extend(
+                result?
+                    .into_iter()
+                    .map(GroupListing::from_listed)
+                    .filter(|l| filter.accepts(l)),
+            );
         }
         listings.sort_by(|a, b| a.group_id.cmp(&b.group_id));
         listings.dedup_by(|a, b| a.group_id == b.group_id);

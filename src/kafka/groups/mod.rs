@@ -17,7 +17,7 @@ mod list;
 mod offsets;
 mod state;
 
-pub use describe::{GroupDescription, GroupProtocol, MemberDescription};
+pub use describe::{GroupDescription, MemberDescription};
 pub use list::{GroupFilter, GroupListing};
 pub use offsets::{CommittedOffset, GroupOffsets, offset_fetch_request, unstable_offset_backoff};
 pub use state::{GroupState, GroupType};

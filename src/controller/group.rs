@@ -688,6 +688,7 @@ fn parse(text: &str) -> Result<Duration, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kafka::GroupState;
 
     #[test]
     fn lag_groups_wake_just_after_the_next_scan_but_never_later_than_the_interval() {
@@ -700,5 +701,31 @@ mod tests {
         // A scan that is due (or late) is polled for shortly after.
         assert_eq!(lag_wake(interval, Some(Duration::ZERO)), Duration::from_millis(100));
         assert_eq!(lag_wake(interval, Some(Duration::from_secs(9))), interval);
+    }
+
+    fn described(group_type: GroupType, state: GroupState, protocol_type: &str) -> GroupDescription {
+        GroupDescription {
+            group_id: "g".to_owned(),
+            group_type,
+            state,
+            protocol_type: protocol_type.to_owned(),
+            assignor: String::new(),
+            coordinator: 1,
+            members: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_retention_guard_knows_a_group_by_its_type() {
+        let kind = |t, p| retention_kind(&described(t, GroupState::Empty, p));
+        assert_eq!(kind(GroupType::Classic, ""), Some(GroupKind::NeverHadMembers));
+        assert_eq!(
+            kind(GroupType::Classic, "consumer"),
+            Some(GroupKind::ClassicWithHistory)
+        );
+        assert_eq!(kind(GroupType::Consumer, "consumer"), Some(GroupKind::ConsumerProtocol));
+        // Kafka describes a group it does not know as Dead without members.
+        let gone = described(GroupType::Classic, GroupState::Dead, "");
+        assert_eq!(retention_kind(&gone), None);
     }
 }

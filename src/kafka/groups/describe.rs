@@ -246,3 +246,214 @@ fn sorted(mut v: Vec<TopicPartition>) -> Vec<TopicPartition> {
     v.sort();
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::{BufMut, Bytes, BytesMut};
+    use kafka_protocol::error::ResponseError;
+    use kafka_protocol::messages::consumer_group_describe_response::{Assignment, Member, TopicPartitions};
+    use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition as AssignedPartitions;
+    use kafka_protocol::messages::describe_groups_response::DescribedGroupMember;
+    use kafka_protocol::messages::{TopicName, consumer_group_describe_response, describe_groups_response};
+    use kafka_protocol::protocol::Encodable;
+
+    const BROKER: &str = "b:9092";
+
+    fn s(v: &str) -> StrBytes {
+        StrBytes::from_string(v.to_owned())
+    }
+
+    fn tp(topic: &str, partition: i32) -> TopicPartition {
+        TopicPartition::new(topic, partition)
+    }
+
+    /// What a classic consumer's leader sends in SyncGroup: the version, then ConsumerProtocolAssignment.
+    fn consumer_assignment(version: i16, topics: &[(&str, &[i32])]) -> Bytes {
+        let assignment = ConsumerProtocolAssignment::default().with_assigned_partitions(
+            topics
+                .iter()
+                .map(|(t, ps)| {
+                    AssignedPartitions::default()
+                        .with_topic(TopicName(s(t)))
+                        .with_partitions(ps.to_vec())
+                })
+                .collect(),
+        );
+        let mut buf = BytesMut::new();
+        buf.put_i16(version);
+        assignment.encode(&mut buf, version).expect("encode assignment");
+        buf.freeze()
+    }
+
+    fn classic_member(id: &str, instance: Option<&str>, assignment: Bytes) -> DescribedGroupMember {
+        DescribedGroupMember::default()
+            .with_member_id(s(id))
+            .with_group_instance_id(instance.map(s))
+            .with_client_id(s(&format!("client-{id}")))
+            .with_client_host(s("/10.0.0.1"))
+            .with_member_assignment(assignment)
+    }
+
+    fn classic_group(id: &str, state: &str, protocol_type: &str) -> describe_groups_response::DescribedGroup {
+        describe_groups_response::DescribedGroup::default()
+            .with_group_id(GroupId(s(id)))
+            .with_group_state(s(state))
+            .with_protocol_type(s(protocol_type))
+            .with_protocol_data(s("range"))
+    }
+
+    #[test]
+    fn a_classic_consumer_group_decodes_its_members_assignments_sorted() {
+        let g = classic_group("orders", "Stable", "consumer").with_members(vec![
+            classic_member(
+                "m-2",
+                None,
+                consumer_assignment(3, &[("payments", &[1, 0]), ("orders", &[2])]),
+            ),
+            classic_member("m-1", Some("static-1"), consumer_assignment(0, &[("orders", &[1, 0])])),
+        ]);
+        let (id, result) = classic_description(g, 3, BROKER);
+        assert_eq!(id, "orders");
+        let d = result.expect("described");
+        assert_eq!(d.group_type, GroupType::Classic);
+        assert_eq!(d.state, GroupState::Stable);
+        assert_eq!(
+            (d.protocol_type.as_str(), d.assignor.as_str(), d.coordinator),
+            ("consumer", "range", 3)
+        );
+        let ids: Vec<&str> = d.members.iter().map(|m| m.member_id.as_str()).collect();
+        assert_eq!(ids, ["m-1", "m-2"]);
+        assert_eq!(d.members[0].instance_id.as_deref(), Some("static-1"));
+        assert_eq!(d.members[0].client_id, "client-m-1");
+        assert_eq!(d.members[0].host, "/10.0.0.1");
+        assert_eq!(d.members[0].assignment, [tp("orders", 0), tp("orders", 1)]);
+        assert_eq!(
+            d.members[1].assignment,
+            [tp("orders", 2), tp("payments", 0), tp("payments", 1)]
+        );
+        assert!(d.exists());
+        assert!(!d.is_inactive());
+    }
+
+    #[test]
+    fn assignments_of_other_protocols_or_undecodable_ones_give_no_partitions() {
+        let connect = classic_group("workers", "Stable", "connect").with_members(vec![classic_member(
+            "w-1",
+            None,
+            consumer_assignment(0, &[("orders", &[0])]),
+        )]);
+        let d = classic_description(connect, 1, BROKER).1.expect("described");
+        assert_eq!(d.members.len(), 1);
+        assert!(d.members[0].assignment.is_empty());
+
+        let garbage = classic_group("odd", "Stable", "consumer").with_members(vec![
+            classic_member("a", None, Bytes::from_static(&[0, 0, 0, 0, 0, 9, 0xff])),
+            classic_member("b", None, Bytes::from_static(&[1])),
+            classic_member("c", None, Bytes::new()),
+        ]);
+        let d = classic_description(garbage, 1, BROKER).1.expect("described");
+        assert!(d.members.iter().all(|m| m.assignment.is_empty()), "{d:?}");
+    }
+
+    #[test]
+    fn a_group_kafka_4_does_not_know_is_described_as_dead_without_members() {
+        let unknown = classic_group("nobody", "", "").with_error_code(69);
+        let (id, result) = classic_description(unknown, 1, BROKER);
+        assert_eq!(id, "nobody");
+        let d = result.expect("GROUP_ID_NOT_FOUND is an answer");
+        assert_eq!(d.state, GroupState::Dead);
+        assert!(d.members.is_empty());
+        assert!(!d.exists());
+        assert!(d.is_inactive());
+
+        let empty = classic_group("idle", "Empty", "consumer");
+        let d = classic_description(empty, 1, BROKER).1.expect("described");
+        assert!(d.exists());
+        assert!(d.is_inactive());
+    }
+
+    #[test]
+    fn other_describe_errors_stay_errors() {
+        let g = classic_group("moved", "", "").with_error_code(ResponseError::NotCoordinator.code());
+        let err = classic_description(g, 1, BROKER).1.expect_err("NOT_COORDINATOR");
+        assert!(err.invalidates_metadata(), "{err}");
+    }
+
+    #[test]
+    fn a_state_this_client_does_not_know_is_kept_as_named() {
+        let g = classic_group("future", "Hibernating", "consumer");
+        let d = classic_description(g, 1, BROKER).1.expect("described");
+        assert_eq!(d.state, GroupState::Unknown("Hibernating".to_owned()));
+        assert_eq!(d.state.as_str(), "Hibernating");
+        assert!(d.exists());
+        assert!(!d.is_inactive());
+    }
+
+    fn consumer_member(id: &str, topics: &[(&str, &[i32])]) -> Member {
+        Member::default()
+            .with_member_id(s(id))
+            .with_instance_id(None)
+            .with_client_id(s(&format!("client-{id}")))
+            .with_client_host(s("/10.0.0.2"))
+            .with_assignment(
+                Assignment::default().with_topic_partitions(
+                    topics
+                        .iter()
+                        .map(|(t, ps)| {
+                            TopicPartitions::default()
+                                .with_topic_name(TopicName(s(t)))
+                                .with_partitions(ps.to_vec())
+                        })
+                        .collect(),
+                ),
+            )
+    }
+
+    #[test]
+    fn a_kip_848_group_decodes_its_members_assignments_sorted() {
+        let g = consumer_group_describe_response::DescribedGroup::default()
+            .with_group_id(GroupId(s("checkout")))
+            .with_group_state(s("Reconciling"))
+            .with_assignor_name(s("uniform"))
+            .with_members(vec![
+                consumer_member("z", &[("orders", &[3, 1])]),
+                consumer_member("a", &[("payments", &[0]), ("orders", &[2, 0])]),
+            ]);
+        let (id, result) = consumer_description(g, 2, BROKER).expect("a KIP-848 group");
+        assert_eq!(id, "checkout");
+        let d = result.expect("described");
+        assert_eq!(d.group_type, GroupType::Consumer);
+        assert_eq!(d.state, GroupState::Reconciling);
+        assert!(d.state.is_rebalancing());
+        assert_eq!(
+            (d.protocol_type.as_str(), d.assignor.as_str(), d.coordinator),
+            ("consumer", "uniform", 2)
+        );
+        let ids: Vec<&str> = d.members.iter().map(|m| m.member_id.as_str()).collect();
+        assert_eq!(ids, ["a", "z"]);
+        assert_eq!(
+            d.members[0].assignment,
+            [tp("orders", 0), tp("orders", 2), tp("payments", 0)]
+        );
+        assert_eq!(d.members[1].assignment, [tp("orders", 1), tp("orders", 3)]);
+        assert_eq!(d.members[1].client_id, "client-z");
+        assert_eq!(d.members[1].host, "/10.0.0.2");
+    }
+
+    #[test]
+    fn groups_consumer_group_describe_does_not_know_are_left_to_describe_groups() {
+        for code in [69, 24, 35] {
+            let g = consumer_group_describe_response::DescribedGroup::default()
+                .with_group_id(GroupId(s("classic-one")))
+                .with_error_code(code);
+            assert!(consumer_description(g, 1, BROKER).is_none(), "error code {code}");
+        }
+        let denied = consumer_group_describe_response::DescribedGroup::default()
+            .with_group_id(GroupId(s("secret")))
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+        let (id, result) = consumer_description(denied, 1, BROKER).expect("an answer");
+        assert_eq!(id, "secret");
+        assert!(result.is_err());
+    }
+}

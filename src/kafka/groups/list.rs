@@ -112,3 +112,85 @@ impl KafkaClient {
         Ok(listings)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::{GroupId, ListGroupsResponse};
+
+    fn listed(id: &str, protocol_type: &str, state: &str, group_type: &str) -> ListedGroup {
+        ListedGroup::default()
+            .with_group_id(GroupId(StrBytes::from_string(id.to_owned())))
+            .with_protocol_type(StrBytes::from_string(protocol_type.to_owned()))
+            .with_group_state(StrBytes::from_string(state.to_owned()))
+            .with_group_type(StrBytes::from_string(group_type.to_owned()))
+    }
+
+    fn decode(response: ListGroupsResponse) -> Vec<GroupListing> {
+        response.groups.into_iter().map(GroupListing::from_listed).collect()
+    }
+
+    #[test]
+    fn list_groups_v5_decodes_types_and_states() {
+        let response = ListGroupsResponse::default().with_groups(vec![
+            listed("a", "consumer", "Stable", "classic"),
+            listed("b", "consumer", "Reconciling", "consumer"),
+            listed("c", "", "Empty", "share"),
+            listed("d", "streams", "NotReady", "streams"),
+            listed("e", "consumer", "CompletingRebalance", "classic"),
+        ]);
+        let got: Vec<(String, Option<GroupState>, Option<GroupType>)> = decode(response)
+            .into_iter()
+            .map(|l| (l.group_id, l.state, l.group_type))
+            .collect();
+        let want = |id: &str, state: GroupState, group_type: GroupType| (id.to_owned(), Some(state), Some(group_type));
+        assert_eq!(
+            got,
+            [
+                want("a", GroupState::Stable, GroupType::Classic),
+                want("b", GroupState::Reconciling, GroupType::Consumer),
+                want("c", GroupState::Empty, GroupType::Share),
+                want("d", GroupState::NotReady, GroupType::Streams),
+                want("e", GroupState::CompletingRebalance, GroupType::Classic),
+            ]
+        );
+    }
+
+    #[test]
+    fn older_versions_leave_state_and_type_out_and_unknown_names_are_kept() {
+        let listings = decode(ListGroupsResponse::default().with_groups(vec![
+            listed("old", "consumer", "", ""),
+            listed("new", "consumer", "Hibernating", "quorum"),
+        ]));
+        assert_eq!(listings[0].protocol_type, "consumer");
+        assert_eq!(
+            (listings[0].state.clone(), listings[0].group_type.clone()),
+            (None, None)
+        );
+        assert_eq!(listings[1].state, Some(GroupState::Unknown("Hibernating".to_owned())));
+        assert_eq!(listings[1].group_type, Some(GroupType::Unknown("quorum".to_owned())));
+    }
+
+    #[test]
+    fn the_client_side_filter_passes_what_the_broker_could_not_filter() {
+        let listing =
+            |state: &str, group_type: &str| GroupListing::from_listed(listed("g", "consumer", state, group_type));
+        let stable_consumers = GroupFilter {
+            states: vec![GroupState::Stable],
+            types: vec![GroupType::Consumer],
+        };
+        assert!(stable_consumers.accepts(&listing("Stable", "consumer")));
+        assert!(!stable_consumers.accepts(&listing("Empty", "consumer")));
+        assert!(!stable_consumers.accepts(&listing("Stable", "classic")));
+        // A broker before ListGroups v4 (v5) reports no state (type): nothing to filter on.
+        assert!(stable_consumers.accepts(&listing("", "")));
+        assert!(stable_consumers.accepts(&listing("Stable", "")));
+        assert!(GroupFilter::default().accepts(&listing("Dead", "share")));
+        // Unknown names compare case-insensitively, as the broker compares them.
+        let odd = GroupFilter {
+            states: vec![GroupState::from_kafka("hibernating")],
+            types: Vec::new(),
+        };
+        assert!(odd.accepts(&listing("Hibernating", "classic")));
+    }
+}

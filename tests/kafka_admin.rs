@@ -6,8 +6,8 @@
 mod support;
 
 use kafka_group_operator::kafka::{
-    ClientConfig, GroupFilter, GroupProtocol, Isolation, KafkaClient, KafkaError, LagScanner, LagSnapshot, NewTopic,
-    OffsetSpec, ScanPath, TopicPartition,
+    ClientConfig, GroupFilter, GroupState, GroupType, Isolation, KafkaClient, KafkaError, LagScanner, LagSnapshot,
+    NewTopic, OffsetSpec, ScanPath, TopicPartition,
 };
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -72,11 +72,11 @@ async fn offsets_committed_by_confluent_are_read_back(kafka: &dyn TestBroker, pr
 
     let description = client.describe_group(&group).await.expect("describe");
     let expected_protocol = match protocol {
-        ClientProtocol::Classic => GroupProtocol::Classic,
-        ClientProtocol::Consumer => GroupProtocol::Consumer,
+        ClientProtocol::Classic => GroupType::Classic,
+        ClientProtocol::Consumer => GroupType::Consumer,
     };
-    assert_eq!(description.protocol, expected_protocol, "{description:?}");
-    assert_eq!(description.state, "Empty", "{description:?}");
+    assert_eq!(description.group_type, expected_protocol, "{description:?}");
+    assert_eq!(description.state, GroupState::Empty, "{description:?}");
     assert!(description.is_inactive());
 }
 
@@ -133,11 +133,11 @@ async fn list_groups_filters_by_state_and_type(kafka: &dyn TestBroker) {
 
     let all = client.list_groups(&GroupFilter::default()).await.expect("list");
     let find = |id: &str| all.iter().find(|g| g.group_id == id).cloned();
-    assert_eq!(find(&classic).map(|g| g.group_type), Some("classic".to_owned()));
-    assert_eq!(find(&consumer).map(|g| g.group_type), Some("consumer".to_owned()));
+    assert_eq!(find(&classic).and_then(|g| g.group_type), Some(GroupType::Classic));
+    assert_eq!(find(&consumer).and_then(|g| g.group_type), Some(GroupType::Consumer));
 
     let only_consumer = GroupFilter {
-        types: vec!["consumer".into()],
+        types: vec![GroupType::Consumer],
         ..Default::default()
     };
     let listed = client.list_groups(&only_consumer).await.expect("list consumer");
@@ -145,7 +145,7 @@ async fn list_groups_filters_by_state_and_type(kafka: &dyn TestBroker) {
     assert!(!listed.iter().any(|g| g.group_id == classic));
 
     let only_stable = GroupFilter {
-        states: vec!["Stable".into()],
+        states: vec![GroupState::Stable],
         ..Default::default()
     };
     let listed = client.list_groups(&only_stable).await.expect("list stable");
@@ -332,7 +332,12 @@ async fn describe_live_group(kafka: &dyn TestBroker, protocol: ClientProtocol) {
     let member = clients::GroupMember::join(&kafka.bootstrap(), &topic, &group, protocol, Some("static-1"));
 
     let description = client.describe_group(&group).await.expect("describe");
-    assert_eq!(description.state, "Stable", "{description:?}\n{}", member.log());
+    assert_eq!(
+        description.state,
+        GroupState::Stable,
+        "{description:?}\n{}",
+        member.log()
+    );
     assert_eq!(description.members.len(), 1, "{description:?}");
     let m = &description.members[0];
     assert_eq!(m.client_id, "kgo-test-member");
@@ -355,7 +360,7 @@ async fn describe_live_group(kafka: &dyn TestBroker, protocol: ClientProtocol) {
 
     let listed = client
         .list_groups(&GroupFilter {
-            states: vec!["Stable".into()],
+            states: vec![GroupState::Stable],
             ..Default::default()
         })
         .await

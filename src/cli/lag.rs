@@ -10,7 +10,7 @@ use anyhow::{Result, bail};
 use clap::Args;
 use futures_util::StreamExt;
 use kafka_group_operator::kafka::{
-    GroupDescription, GroupFilter, Isolation, KafkaClient, LagScanner, OffsetSpec, TopicPartition,
+    GroupDescription, GroupFilter, GroupType, Isolation, KafkaClient, LagScanner, OffsetSpec, TopicPartition,
 };
 use kafka_group_operator::lag::{ConsumableLag, Sample, time_lag_ms};
 use serde::Serialize;
@@ -136,7 +136,7 @@ async fn groups(client: &KafkaClient, args: &LagArgs) -> Result<Vec<String>> {
     Ok(listings
         .into_iter()
         .filter(|l| matches!(l.protocol_type.as_str(), "consumer" | ""))
-        .filter(|l| l.group_type != "share")
+        .filter(|l| l.group_type != Some(GroupType::Share))
         .map(|l| l.group_id)
         .collect())
 }
@@ -300,8 +300,8 @@ pub async fn collect(client: &KafkaClient, args: &LagArgs, scanner: Option<&mut 
         partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
         report.groups.push(GroupReport {
             group: name.clone(),
-            state: description.map_or_else(|| "Unknown".to_owned(), |d| d.state.clone()),
-            protocol: description.map_or_else(String::new, |d| format!("{:?}", d.protocol).to_lowercase()),
+            state: description.map_or_else(|| "Unknown".to_owned(), |d| d.state.as_str().to_owned()),
+            protocol: description.map_or_else(String::new, |d| d.group_type.as_str().to_owned()),
             members: description.map_or(0, |d| d.members.len()),
             total_lag: partitions.iter().filter_map(|p| p.lag).sum(),
             high_watermark_lag: partitions.iter().filter_map(|p| p.high_watermark_lag).sum(),

@@ -11,7 +11,7 @@ use clap::Args;
 use kafka_group_operator::api::reset::{PartitionOffset, ResetTo};
 use kafka_group_operator::api::{ConsumerGroup, IsolationLevel, OffsetInitPolicy, OffsetReset};
 use kafka_group_operator::controller::resolve::{ResetRequest, ResolveError, resolve_offset_init, resolve_reset};
-use kafka_group_operator::kafka::{GroupDescription, GroupOffsets, KafkaClient, KafkaError};
+use kafka_group_operator::kafka::{GroupDescription, GroupOffsets, GroupState, KafkaClient, KafkaError};
 use kafka_group_operator::plan::offset_init::InitPolicy;
 use kafka_group_operator::plan::reset::Clamp;
 use serde::Serialize;
@@ -341,7 +341,7 @@ async fn plan_reset_request(
         source: origin.to_owned(),
         group: group_id.to_owned(),
         target: resolved.target,
-        state: description.state.clone(),
+        state: description.state.as_str().to_owned(),
         members: description.members.len(),
         partitions: resolved
             .partitions
@@ -419,7 +419,7 @@ async fn plan_offset_init(
                 "latest"
             }
         ),
-        state: description.state,
+        state: description.state.as_str().to_owned(),
         members: description.members.len(),
         partitions,
     }))
@@ -429,7 +429,10 @@ pub fn render_table(plan: &Plan) -> String {
     let mut out = String::new();
     for g in &plan.groups {
         // Kafka describes a group it does not know as Dead without members.
-        let state = if g.state == "Dead" && g.members == 0 && g.partitions.iter().all(|p| p.current.is_none()) {
+        let state = if GroupState::from_kafka(&g.state) == GroupState::Dead
+            && g.members == 0
+            && g.partitions.iter().all(|p| p.current.is_none())
+        {
             "a new group".to_owned()
         } else {
             format!("{}, {} member(s)", g.state, g.members)

@@ -12,7 +12,7 @@ use crate::api::{
     ConsumerGroup, ConsumerGroupStatus, DeletionPolicy, GroupMemberStatus, IsolationLevel, KafkaCluster,
     OffsetInitPolicy, RetentionGuardStatus, RetentionProtection, SavedOffset,
 };
-use crate::kafka::{GroupOffsets, GroupProtocol, KafkaClient, KafkaError, TopicPartition};
+use crate::kafka::{GroupDescription, GroupOffsets, GroupType, KafkaClient, KafkaError, TopicPartition};
 use crate::plan::offset_init::{InitPolicy, OffsetInitDecision, plan_offset_init};
 use crate::plan::retention::{GroupKind, Protection, RetentionAction, RetentionObservation, plan_retention};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -345,16 +345,27 @@ fn next_wake(interval: Duration, guard: Option<&RetentionGuardStatus>) -> Durati
     interval.min(Duration::from_millis(until as u64 + 500))
 }
 
+/// What the retention guard must know about an existing group, by its type: the one place the reconciler
+/// tells group types apart. `None` for a group the broker does not know (any more).
+fn retention_kind(d: &GroupDescription) -> Option<GroupKind> {
+    if !d.exists() {
+        return None;
+    }
+    Some(match &d.group_type {
+        // Only admin commits ever: no member ever set a protocol type.
+        GroupType::Classic if d.protocol_type.is_empty() => GroupKind::NeverHadMembers,
+        GroupType::Classic => GroupKind::ClassicWithHistory,
+        GroupType::Consumer => GroupKind::ConsumerProtocol,
+        // Never described today (describe_groups reports classic and consumer groups only); these types
+        // live in the same coordinator runtime as consumer groups and are treated like them.
+        GroupType::Share | GroupType::Streams | GroupType::Unknown(_) => GroupKind::ConsumerProtocol,
+    })
+}
+
 fn fill_observation(status: &mut ConsumerGroupStatus, obs: &Observation) {
     let d = &obs.sample.description;
-    status.state = Some(d.state.clone());
-    status.protocol = d.exists().then(|| {
-        match d.protocol {
-            GroupProtocol::Classic => "classic",
-            GroupProtocol::Consumer => "consumer",
-        }
-        .to_owned()
-    });
+    status.state = Some(d.state.as_str().to_owned());
+    status.protocol = d.exists().then(|| d.group_type.as_str().to_owned());
     status.members = d.members.len() as i32;
     status.member_details = d
         .members
@@ -556,18 +567,13 @@ async fn guard_retention(
             .collect();
     }
     let d = &obs.sample.description;
-    let kind = if d.exists() {
-        match (d.protocol, d.protocol_type.is_empty()) {
-            (GroupProtocol::Consumer, _) => GroupKind::ConsumerProtocol,
-            (GroupProtocol::Classic, true) => GroupKind::NeverHadMembers,
-            (GroupProtocol::Classic, false) => GroupKind::ClassicWithHistory,
-        }
-    } else {
+    let kind = match retention_kind(d) {
+        Some(kind) => kind,
         // The broker dropped the group with its offsets: what it was is remembered in status.
-        match guard.protection {
+        None => match guard.protection {
             Some(RetentionProtection::RestoreOnExpiry) => GroupKind::ClassicWithHistory,
             _ => GroupKind::NeverHadMembers,
-        }
+        },
     };
     let now_ms = k8s_openapi::jiff::Timestamp::now().as_millisecond();
     let decision = plan_retention(&RetentionObservation {
@@ -682,6 +688,7 @@ fn parse(text: &str) -> Result<Duration, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kafka::GroupState;
 
     #[test]
     fn lag_groups_wake_just_after_the_next_scan_but_never_later_than_the_interval() {
@@ -694,5 +701,31 @@ mod tests {
         // A scan that is due (or late) is polled for shortly after.
         assert_eq!(lag_wake(interval, Some(Duration::ZERO)), Duration::from_millis(100));
         assert_eq!(lag_wake(interval, Some(Duration::from_secs(9))), interval);
+    }
+
+    fn described(group_type: GroupType, state: GroupState, protocol_type: &str) -> GroupDescription {
+        GroupDescription {
+            group_id: "g".to_owned(),
+            group_type,
+            state,
+            protocol_type: protocol_type.to_owned(),
+            assignor: String::new(),
+            coordinator: 1,
+            members: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_retention_guard_knows_a_group_by_its_type() {
+        let kind = |t, p| retention_kind(&described(t, GroupState::Empty, p));
+        assert_eq!(kind(GroupType::Classic, ""), Some(GroupKind::NeverHadMembers));
+        assert_eq!(
+            kind(GroupType::Classic, "consumer"),
+            Some(GroupKind::ClassicWithHistory)
+        );
+        assert_eq!(kind(GroupType::Consumer, "consumer"), Some(GroupKind::ConsumerProtocol));
+        // Kafka describes a group it does not know as Dead without members.
+        let gone = described(GroupType::Classic, GroupState::Dead, "");
+        assert_eq!(retention_kind(&gone), None);
     }
 }

@@ -51,13 +51,6 @@ pub struct LagInput<'a> {
     pub partitions: usize,
 }
 
-fn is_rebalancing(state: &str) -> bool {
-    matches!(
-        state,
-        "PreparingRebalance" | "CompletingRebalance" | "Assigning" | "Reconciling"
-    )
-}
-
 /// Events the caller publishes after writing status.
 pub type Events = Vec<(EventType, &'static str, &'static str, String)>;
 
@@ -98,7 +91,7 @@ pub async fn evaluate(
             memory.window.push(input.taken_at_ms, samples);
             memory.last_sample_ms = input.taken_at_ms;
         }
-        let rebalancing = is_rebalancing(&input.description.state);
+        let rebalancing = input.description.state.is_rebalancing();
         let started = rebalancing && !memory.was_rebalancing;
         if memory.was_rebalancing && !rebalancing {
             memory.last_rebalance_ms = Some(now_ms);
@@ -237,7 +230,7 @@ pub async fn evaluate(
         production_rate: summary.rates.production,
         consumption_rate: summary.rates.consumption,
         members: input.description.members.len() as i32,
-        rebalancing: is_rebalancing(&input.description.state),
+        rebalancing: input.description.state.is_rebalancing(),
         last_rebalance_ms,
         last_scale_ms,
     };

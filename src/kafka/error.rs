@@ -53,7 +53,7 @@ pub enum KafkaError {
     )]
     GroupNotEmpty {
         group: String,
-        state: String,
+        state: super::groups::GroupState,
         members: usize,
     },
     /// OffsetFetch with `require_stable`: a transactional offset commit of the group is still pending on these

@@ -23,7 +23,7 @@ pub(super) fn failure(reason: FailReason, run: &Run<'_>, observed: &Observed, ph
     let members = observed
         .kafka
         .as_ref()
-        .map(|k| (k.description.members.len(), k.description.state.clone()));
+        .map(|k| (k.description.members.len(), k.description.state.to_string()));
     let detail = observed.error_text.clone().unwrap_or_default();
     match reason {
         FailReason::GroupActive => {

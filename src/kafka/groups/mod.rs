@@ -1,0 +1,23 @@
+//! Consumer-group operations, for both protocols of a Kafka 4 cluster: `classic` (JoinGroup/SyncGroup,
+//! described with DescribeGroups) and `consumer` (KIP-848, described with ConsumerGroupDescribe).
+//! Every operation on many groups finds their coordinators in one batched FindCoordinator and then sends
+//! one request per coordinator, all in flight together.
+//!
+//! - `state`: the group types and states Kafka names (`GroupType`, `GroupState`);
+//! - `coordinators`: FindCoordinator batching and caching, and running a request on each coordinator;
+//! - `list`: ListGroups, with group types and states;
+//! - `describe`: DescribeGroups and ConsumerGroupDescribe, decoded into one description;
+//! - `offsets`: committed offsets (OffsetFetch, OffsetCommit, OffsetDelete);
+//! - `admin`: DeleteGroups, and removing static members (LeaveGroup).
+
+mod admin;
+mod coordinators;
+mod describe;
+mod list;
+mod offsets;
+mod state;
+
+pub use describe::{GroupDescription, MemberDescription};
+pub use list::{GroupFilter, GroupListing};
+pub use offsets::{CommittedOffset, GroupOffsets, offset_fetch_request, unstable_offset_backoff};
+pub use state::{GroupState, GroupType};

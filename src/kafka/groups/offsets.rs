@@ -1,0 +1,433 @@
+//! Committed offsets of groups: OffsetFetch (batched per coordinator, optionally stable), admin
+//! OffsetCommit and OffsetDelete.
+
+use super::coordinators::{answer_missing, take_one};
+use crate::kafka::client::KafkaClient;
+use crate::kafka::connection::Connection;
+use crate::kafka::error::{KafkaError, check};
+use crate::kafka::metadata::TopicPartition;
+use crate::wire::Api;
+use futures_util::future::join_all;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+use kafka_protocol::messages::offset_delete_request::{OffsetDeleteRequestPartition, OffsetDeleteRequestTopic};
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
+use kafka_protocol::messages::{GroupId, OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, TopicName};
+use kafka_protocol::protocol::{Request, StrBytes};
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+/// A committed offset of one partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommittedOffset {
+    pub offset: i64,
+    pub leader_epoch: Option<i32>,
+    pub metadata: String,
+}
+
+/// Committed offsets of one group, by partition (partitions without a committed offset are absent).
+pub type GroupOffsets = BTreeMap<TopicPartition, CommittedOffset>;
+
+impl KafkaClient {
+    /// Committed offsets of many groups: one OffsetFetch per coordinator carrying all of its groups (v8+),
+    /// or one per group on older brokers. An unknown group has no offsets.
+    pub async fn committed_offsets(&self, groups: &[String]) -> HashMap<String, Result<GroupOffsets, KafkaError>> {
+        self.on_coordinators("OffsetFetch", groups, |conn, _node, groups| async move {
+            fetch_offsets_on(&conn, groups, false).await
+        })
+        .await
+    }
+
+    /// Committed offsets of one group.
+    pub async fn group_offsets(&self, group: &str) -> Result<GroupOffsets, KafkaError> {
+        take_one(self.committed_offsets(&[group.to_owned()]).await, group)
+    }
+
+    /// Committed offsets of one group read with `require_stable` (OffsetFetch v7+): a partition whose
+    /// transactional offset commit is still pending answers `KafkaError::UnstableOffsetCommit` instead of an
+    /// offset that may yet be replaced (commit) or dropped (abort). For what a reset plans from.
+    pub async fn stable_group_offsets(&self, group: &str) -> Result<GroupOffsets, KafkaError> {
+        let groups = [group.to_owned()];
+        let answers = self
+            .on_coordinators("OffsetFetch", &groups, |conn, _node, groups| async move {
+                fetch_offsets_on(&conn, groups, true).await
+            })
+            .await;
+        take_one(answers, group)
+    }
+
+    /// `stable_group_offsets`, retried with backoff (`unstable_offset_backoff`) while a transactional offset
+    /// commit is pending, for at most `wait`; past it the `UnstableOffsetCommit` error is returned.
+    pub async fn stable_group_offsets_within(&self, group: &str, wait: Duration) -> Result<GroupOffsets, KafkaError> {
+        let started = tokio::time::Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            match self.stable_group_offsets(group).await {
+                Err(KafkaError::UnstableOffsetCommit { group: g, partitions }) => {
+                    let elapsed = started.elapsed();
+                    match unstable_offset_backoff(attempt, elapsed, wait) {
+                        Some(delay) => {
+                            tracing::debug!(
+                                group,
+                                ?partitions,
+                                ?delay,
+                                "transactional offset commit pending; waiting"
+                            );
+                            tokio::time::sleep(delay).await;
+                            attempt += 1;
+                        }
+                        None => return Err(KafkaError::UnstableOffsetCommit { group: g, partitions }),
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Commits `offsets` for an inactive group, as an admin (what the Java AdminClient's
+    /// `alterConsumerGroupOffsets` does). Refuses with `GroupNotEmpty` if the group has members, both after
+    /// describing it and when the coordinator itself rejects the commit because a member appeared meanwhile.
+    pub async fn commit_offsets(&self, group: &str, offsets: &BTreeMap<TopicPartition, i64>) -> Result<(), KafkaError> {
+        let description = self.describe_group(group).await?;
+        if !description.is_inactive() {
+            return Err(KafkaError::GroupNotEmpty {
+                group: group.to_owned(),
+                state: description.state,
+                members: description.members.len(),
+            });
+        }
+        let mut topics: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
+        for (tp, offset) in offsets {
+            topics.entry(tp.topic.as_str()).or_default().push(
+                OffsetCommitRequestPartition::default()
+                    .with_partition_index(tp.partition)
+                    .with_committed_offset(*offset)
+                    .with_committed_leader_epoch(-1),
+            );
+        }
+        let request = OffsetCommitRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
+            .with_generation_id_or_member_epoch(-1)
+            .with_member_id(StrBytes::from_static_str(""))
+            .with_retention_time_ms(-1)
+            .with_topics(
+                topics
+                    .into_iter()
+                    .map(|(name, partitions)| {
+                        OffsetCommitRequestTopic::default()
+                            .with_name(TopicName(StrBytes::from_string(name.to_owned())))
+                            .with_partitions(partitions)
+                    })
+                    .collect(),
+            );
+        let api = Api(OffsetCommitRequest::KEY);
+        let committed = self
+            .on_group_coordinator("OffsetCommit", group, |conn| {
+                let request = request.clone();
+                async move {
+                    let version = conn.version_in::<OffsetCommitRequest>(2, 9)?;
+                    let response = conn.send_version(&request, version).await?;
+                    for t in &response.topics {
+                        for p in &t.partitions {
+                            check(p.error_code, conn.addr(), api, || {
+                                format!("group {group}, partition {}-{}", t.name.0, p.partition_index)
+                            })?;
+                        }
+                    }
+                    Ok(())
+                }
+            })
+            .await;
+        match committed {
+            // The coordinator refuses an admin commit while the group has members (a consumer joined after
+            // the describe above): say so in the same words.
+            Err(KafkaError::Response {
+                error:
+                    ResponseError::UnknownMemberId
+                    | ResponseError::IllegalGeneration
+                    | ResponseError::RebalanceInProgress
+                    | ResponseError::StaleMemberEpoch,
+                ..
+            }) => {
+                let now = self.describe_group(group).await?;
+                Err(KafkaError::GroupNotEmpty {
+                    group: group.to_owned(),
+                    state: now.state,
+                    members: now.members.len(),
+                })
+            }
+            other => other,
+        }
+    }
+
+    /// Deletes a group's committed offsets for `partitions` (OffsetDelete). Kafka refuses partitions of
+    /// topics the group is subscribed to while it has members (GROUP_SUBSCRIBED_TO_TOPIC).
+    pub async fn delete_offsets(&self, group: &str, partitions: &[TopicPartition]) -> Result<(), KafkaError> {
+        let mut topics: BTreeMap<&str, Vec<OffsetDeleteRequestPartition>> = BTreeMap::new();
+        for tp in partitions {
+            topics
+                .entry(tp.topic.as_str())
+                .or_default()
+                .push(OffsetDeleteRequestPartition::default().with_partition_index(tp.partition));
+        }
+        let request = OffsetDeleteRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
+            .with_topics(
+                topics
+                    .into_iter()
+                    .map(|(name, partitions)| {
+                        OffsetDeleteRequestTopic::default()
+                            .with_name(TopicName(StrBytes::from_string(name.to_owned())))
+                            .with_partitions(partitions)
+                    })
+                    .collect(),
+            );
+        let api = Api(OffsetDeleteRequest::KEY);
+        self.on_group_coordinator("OffsetDelete", group, |conn| {
+            let request = request.clone();
+            async move {
+                let (response, _) = conn.send(&request).await?;
+                check(response.error_code, conn.addr(), api, || format!("group {group}"))?;
+                for t in &response.topics {
+                    for p in &t.partitions {
+                        check(p.error_code, conn.addr(), api, || {
+                            format!("group {group}, partition {}-{}", t.name.0, p.partition_index)
+                        })?;
+                    }
+                }
+                Ok(())
+            }
+        })
+        .await
+    }
+}
+
+/// How long to wait before asking again for offsets that were unstable on the `attempt`th try (from 0),
+/// `elapsed` after the first: 100 ms doubling to 2 s, never past `wait`; `None` once `wait` has passed.
+pub fn unstable_offset_backoff(attempt: u32, elapsed: Duration, wait: Duration) -> Option<Duration> {
+    let left = wait.checked_sub(elapsed).filter(|left| !left.is_zero())?;
+    let delay = Duration::from_millis(100u64 << attempt.min(5)).min(Duration::from_secs(2));
+    Some(delay.min(left))
+}
+
+/// One OffsetFetch (v8+) for all committed offsets of many groups.
+pub fn offset_fetch_request(groups: &[String]) -> OffsetFetchRequest {
+    OffsetFetchRequest::default().with_groups(
+        groups
+            .iter()
+            .map(|g| {
+                OffsetFetchRequestGroup::default()
+                    .with_group_id(GroupId(StrBytes::from_string(g.clone())))
+                    .with_member_epoch(-1)
+                    .with_topics(None)
+            })
+            .collect(),
+    )
+}
+
+/// Collects a group's partitions: those answering UNSTABLE_OFFSET_COMMIT become one
+/// `KafkaError::UnstableOffsetCommit` naming them all; any other error is returned as it is.
+struct PartitionsRead {
+    group: String,
+    offsets: GroupOffsets,
+    unstable: Vec<String>,
+}
+
+impl PartitionsRead {
+    fn new(group: &str) -> Self {
+        PartitionsRead {
+            group: group.to_owned(),
+            offsets: GroupOffsets::new(),
+            unstable: Vec::new(),
+        }
+    }
+
+    fn partition(
+        &mut self,
+        broker: &str,
+        tp: TopicPartition,
+        error_code: i16,
+        offset: i64,
+        epoch: i32,
+        metadata: Option<StrBytes>,
+    ) -> Result<(), KafkaError> {
+        if error_code == ResponseError::UnstableOffsetCommit.code() {
+            self.unstable.push(tp.to_string());
+            return Ok(());
+        }
+        let group = &self.group;
+        check(error_code, broker, Api(OffsetFetchRequest::KEY), || {
+            format!("group {group}, partition {tp}")
+        })?;
+        insert_committed(&mut self.offsets, tp, offset, epoch, metadata);
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<GroupOffsets, KafkaError> {
+        if self.unstable.is_empty() {
+            Ok(self.offsets)
+        } else {
+            self.unstable.sort();
+            Err(KafkaError::UnstableOffsetCommit {
+                group: self.group,
+                partitions: self.unstable,
+            })
+        }
+    }
+}
+
+async fn fetch_offsets_on(
+    conn: &Connection,
+    groups: Vec<String>,
+    require_stable: bool,
+) -> Vec<(String, Result<GroupOffsets, KafkaError>)> {
+    let api = Api(OffsetFetchRequest::KEY);
+    match conn.version_in::<OffsetFetchRequest>(8, 9) {
+        Ok(version) => {
+            let request = offset_fetch_request(&groups).with_require_stable(require_stable);
+            match conn.send_version(&request, version).await {
+                Ok(response) => {
+                    let mut out: Vec<(String, Result<GroupOffsets, KafkaError>)> = response
+                        .groups
+                        .into_iter()
+                        .map(|g| {
+                            let id = g.group_id.0.to_string();
+                            let result =
+                                check(g.error_code, conn.addr(), api, || format!("group {id}")).and_then(|_| {
+                                    let mut read = PartitionsRead::new(&id);
+                                    for t in g.topics {
+                                        for p in t.partitions {
+                                            let tp = TopicPartition::new(t.name.0.to_string(), p.partition_index);
+                                            read.partition(
+                                                conn.addr(),
+                                                tp,
+                                                p.error_code,
+                                                p.committed_offset,
+                                                p.committed_leader_epoch,
+                                                p.metadata,
+                                            )?;
+                                        }
+                                    }
+                                    read.finish()
+                                });
+                            (id, result)
+                        })
+                        .collect();
+                    answer_missing(&mut out, &groups, conn.addr(), api);
+                    out
+                }
+                Err(e) => groups.into_iter().map(|g| (g, Err(e.clone()))).collect(),
+            }
+        }
+        Err(_) => {
+            // Brokers before Kafka 3.0: one OffsetFetch per group, all in flight together.
+            let calls = groups.into_iter().map(|g| async move {
+                let result = async {
+                    // require_stable needs v7 (Kafka 2.5, the first with KIP-447); older brokers cannot be
+                    // asked, and have no pending transactional commits to hide either way.
+                    let version = conn.version_in::<OffsetFetchRequest>(2, 7)?;
+                    let request = OffsetFetchRequest::default()
+                        .with_group_id(GroupId(StrBytes::from_string(g.clone())))
+                        .with_topics(None)
+                        .with_require_stable(require_stable && version >= 7);
+                    let response = conn.send_version(&request, version).await?;
+                    check(response.error_code, conn.addr(), api, || format!("group {g}"))?;
+                    let mut read = PartitionsRead::new(&g);
+                    for t in response.topics {
+                        for p in t.partitions {
+                            let tp = TopicPartition::new(t.name.0.to_string(), p.partition_index);
+                            read.partition(
+                                conn.addr(),
+                                tp,
+                                p.error_code,
+                                p.committed_offset,
+                                p.committed_leader_epoch,
+                                p.metadata,
+                            )?;
+                        }
+                    }
+                    read.finish()
+                }
+                .await;
+                (g, result)
+            });
+            join_all(calls).await
+        }
+    }
+}
+
+fn insert_committed(
+    offsets: &mut GroupOffsets,
+    tp: TopicPartition,
+    offset: i64,
+    epoch: i32,
+    metadata: Option<StrBytes>,
+) {
+    // -1 means "no committed offset" for this partition.
+    if offset >= 0 {
+        offsets.insert(
+            tp,
+            CommittedOffset {
+                offset,
+                leader_epoch: (epoch >= 0).then_some(epoch),
+                metadata: metadata.map(|m| m.to_string()).unwrap_or_default(),
+            },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unstable_offsets_are_asked_again_at_growing_intervals_up_to_two_seconds() {
+        let wait = Duration::from_secs(60);
+        let delays: Vec<u64> = (0..7)
+            .map(|a| unstable_offset_backoff(a, Duration::ZERO, wait).map_or(0, |d| d.as_millis() as u64))
+            .collect();
+        assert_eq!(delays, [100, 200, 400, 800, 1600, 2000, 2000]);
+    }
+
+    #[test]
+    fn unstable_offset_wait_never_sleeps_past_its_bound_and_stops_there() {
+        let wait = Duration::from_secs(60);
+        assert_eq!(
+            unstable_offset_backoff(9, Duration::from_millis(59_500), wait),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(unstable_offset_backoff(9, wait, wait), None);
+        assert_eq!(unstable_offset_backoff(0, Duration::ZERO, Duration::ZERO), None);
+    }
+
+    #[test]
+    fn a_pending_transactional_commit_names_every_unstable_partition_and_yields_no_offsets() {
+        let mut read = PartitionsRead::new("g");
+        let unstable = ResponseError::UnstableOffsetCommit.code();
+        read.partition("b:9092", TopicPartition::new("t", 1), unstable, -1, -1, None)
+            .expect("partition read");
+        read.partition("b:9092", TopicPartition::new("t", 0), 0, 5, -1, None)
+            .expect("partition read");
+        read.partition("b:9092", TopicPartition::new("t", 2), unstable, -1, -1, None)
+            .expect("partition read");
+        match read.finish() {
+            Err(KafkaError::UnstableOffsetCommit { group, partitions }) => {
+                assert_eq!(group, "g");
+                assert_eq!(partitions, ["t-1", "t-2"]);
+            }
+            other => panic!("expected UnstableOffsetCommit, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn stable_partitions_read_as_committed_offsets() {
+        let mut read = PartitionsRead::new("g");
+        read.partition("b:9092", TopicPartition::new("t", 0), 0, 5, 3, None)
+            .expect("partition read");
+        read.partition("b:9092", TopicPartition::new("t", 1), 0, -1, -1, None)
+            .expect("partition read");
+        let offsets = read.finish().expect("partition read");
+        assert_eq!(offsets.len(), 1);
+        assert_eq!(offsets[&TopicPartition::new("t", 0)].offset, 5);
+    }
+}

@@ -373,10 +373,13 @@ impl PartitionLog {
             tracing::error!(offset, error = %e, "cannot read the log");
             ResponseError::KafkaStorageError
         })?;
+        // Where what was read ends (the offset after its last batch), for the aborted transactions to list.
+        let mut read_end = next.map(|(next_offset, _)| next_offset);
         if read_committed && next.is_some_and(|(next_offset, _)| next_offset > upto) {
             // The last stable offset is a batch boundary: keep the batches below it.
-            let kept = cut_at_offset(&records, upto);
+            let (kept, end) = cut_at_offset(&records, upto);
             records.truncate(kept);
+            read_end = end;
             next = None;
         }
         if let Some((next_offset, next_position)) = next {
@@ -387,11 +390,9 @@ impl PartitionLog {
                 .retain(|(o, base, _)| !(*o == next_offset && *base == segment_base));
             self.hints.push_back((next_offset, segment_base, next_position));
         }
-        let aborted = if read_committed && !records.is_empty() {
-            let read_end = last_batch_end(&records).unwrap_or(offset);
-            self.transactions.aborted_between(offset, read_end)
-        } else {
-            Vec::new()
+        let aborted = match read_end {
+            Some(end) if read_committed && !records.is_empty() => self.transactions.aborted_between(offset, end),
+            _ => Vec::new(),
         };
         Ok(Read {
             records,
@@ -513,30 +514,19 @@ impl PartitionLog {
     }
 }
 
-/// Bytes of the whole batches at the start of `records` that lie below `offset`.
-fn cut_at_offset(records: &[u8], offset: i64) -> usize {
+/// Bytes of the whole batches at the start of `records` that lie below `offset`, and the offset after the last of
+/// them (None when none is).
+fn cut_at_offset(records: &[u8], offset: i64) -> (usize, Option<i64>) {
     let mut end = 0usize;
+    let mut end_offset = None;
     while let Ok(header) = BatchHeader::parse_header(&records[end..]) {
         if header.base_offset >= offset || end + header.size > records.len() {
             break;
         }
         end += header.size;
+        end_offset = Some(header.base_offset + header.offset_count());
     }
-    end
-}
-
-/// The offset after the last whole batch in `records`.
-fn last_batch_end(records: &[u8]) -> Option<i64> {
-    let mut at = 0usize;
-    let mut last = None;
-    while let Ok(header) = BatchHeader::parse_header(&records[at..]) {
-        if at + header.size > records.len() {
-            break;
-        }
-        last = Some(header.base_offset + header.offset_count());
-        at += header.size;
-    }
-    last
+    (end, end_offset)
 }
 
 fn storage_error(e: std::io::Error) -> ResponseError {

@@ -318,7 +318,7 @@ impl TransactionCoordinator {
             (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
                 self.complete(&mut journal, m).await.map(|_| ())
             }
-            (TxnState::PrepareCommit | TxnState::PrepareAbort, _) => Err(ResponseError::InvalidTxnState),
+            // The other decision while one is completing, or no transaction open.
             _ => Err(ResponseError::InvalidTxnState),
         }
     }
@@ -415,11 +415,18 @@ impl TransactionCoordinator {
             return;
         }
         let now = now_ms();
-        let all = self.all();
-        for m in all {
+        // Only the ids with something to do (most have nothing): no copy of every id's state each second.
+        let due: Vec<String> = self
+            .visible()
+            .by_id
+            .values()
+            .filter(|m| m.has_timed_out(now) || m.state.is_preparing() || m.has_expired(now))
+            .map(|m| m.transactional_id.clone())
+            .collect();
+        for id in due {
             let mut journal = self.changes.lock().await;
             // Re-read under the lock: a request may have changed it.
-            let Some(mut m) = self.current(&m.transactional_id) else {
+            let Some(mut m) = self.current(&id) else {
                 continue;
             };
             if m.has_timed_out(now) {
@@ -448,7 +455,9 @@ impl TransactionCoordinator {
             }
         }
         let mut journal = self.changes.lock().await;
-        if let Some(j) = journal.as_mut() {
+        if let Some(j) = journal.as_mut()
+            && j.is_stale(self.visible().by_id.len())
+        {
             let live: Vec<TxnMetadata> = self.all();
             if let Err(e) = blocking(|| j.compact_if_stale(live.iter())) {
                 tracing::warn!(error = %e, "cannot compact the transaction journal");

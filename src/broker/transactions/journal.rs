@@ -89,12 +89,17 @@ impl TxnJournal {
         Ok(())
     }
 
+    /// Whether most lines are stale with `live` ids left: what `compact_if_stale` waits for.
+    pub fn is_stale(&self, live: usize) -> bool {
+        self.lines >= COMPACT_AFTER_LINES.max(live * 2)
+    }
+
     /// Rewrites the journal with `live` only when most of its lines are stale.
     pub fn compact_if_stale<'a>(
         &mut self,
         live: impl ExactSizeIterator<Item = &'a TxnMetadata>,
     ) -> std::io::Result<()> {
-        if self.lines < COMPACT_AFTER_LINES.max(live.len() * 2) {
+        if !self.is_stale(live.len()) {
             return Ok(());
         }
         let mut bytes = Vec::new();

@@ -96,23 +96,14 @@ pub(super) async fn offset_commit(
                                     expire_timestamp: (version <= 4 && r.retention_time_ms >= 0)
                                         .then(|| now_ms.saturating_add(r.retention_time_ms)),
                                 };
-                                let replaced = group.offsets.get(&topic.name.0, partition.partition_index).cloned();
-                                undo.offset(
-                                    &group_id,
+                                put_commit(
+                                    group,
+                                    &mut undo,
+                                    &mut records,
                                     &topic.name.0,
                                     partition.partition_index,
-                                    replaced,
-                                    Some(committed.clone()),
-                                );
-                                group
-                                    .offsets
-                                    .put(&topic.name.0, partition.partition_index, committed.clone());
-                                records.push(Record::Commit {
-                                    group: group_id.clone(),
-                                    topic: topic.name.0.to_string(),
-                                    partition: partition.partition_index,
                                     committed,
-                                });
+                                );
                                 0
                             };
                             errors[t][p] = error;
@@ -155,6 +146,27 @@ pub(super) async fn offset_commit(
             })
             .collect(),
     )
+}
+
+/// Commits `committed` for `topic`-`partition` in `group`: in memory, in `undo` (taken back if the log cannot make it
+/// durable) and as the log record to persist. Shared by OffsetCommit and the commit of a transaction's offsets.
+pub(super) fn put_commit(
+    group: &mut Group,
+    undo: &mut Undo,
+    records: &mut Vec<Record>,
+    topic: &str,
+    partition: i32,
+    committed: CommittedOffset,
+) {
+    let replaced = group.offsets.get(topic, partition).cloned();
+    undo.offset(&group.id, topic, partition, replaced, Some(committed.clone()));
+    group.offsets.put(topic, partition, committed.clone());
+    records.push(Record::Commit {
+        group: group.id.clone(),
+        topic: topic.to_owned(),
+        partition,
+        committed,
+    });
 }
 
 /// One partition's answer: the committed offset, or -1 and empty metadata when there is none.

@@ -10,7 +10,6 @@ use std::sync::MutexGuard;
 use kafka_protocol::ResponseError;
 
 use super::group::{Group, GroupState};
-use super::journal::Record;
 use super::offsets::CommittedOffset;
 use super::undo::Undo;
 use super::{GroupCoordinator, wall_ms};
@@ -120,15 +119,7 @@ impl GroupCoordinator {
                     commit_timestamp: now_ms,
                     expire_timestamp: None,
                 };
-                let replaced = group.offsets.get(&o.topic, o.partition).cloned();
-                undo.offset(group_id, &o.topic, o.partition, replaced, Some(committed.clone()));
-                group.offsets.put(&o.topic, o.partition, committed.clone());
-                records.push(Record::Commit {
-                    group: group_id.to_owned(),
-                    topic: o.topic.clone(),
-                    partition: o.partition,
-                    committed,
-                });
+                super::offset_api::put_commit(group, &mut undo, &mut records, &o.topic, o.partition, committed);
             }
             self.persist(&records, undo)
         };

@@ -9,6 +9,8 @@
 //! - `describe`: DescribeGroups and ConsumerGroupDescribe, then the newer group types' describes
 //!   (`describe_share`: ShareGroupDescribe), decoded into one description;
 //! - `offsets`: committed offsets (OffsetFetch, OffsetCommit, OffsetDelete);
+//! - `share_offsets`: share groups' start offsets and lag (DescribeShareGroupOffsets), and moving them
+//!   (AlterShareGroupOffsets);
 //! - `admin`: DeleteGroups, and removing static members (LeaveGroup).
 
 mod admin;
@@ -17,9 +19,11 @@ mod describe;
 mod describe_share;
 mod list;
 mod offsets;
+mod share_offsets;
 mod state;
 
 pub use describe::{GroupDescription, MemberDescription};
 pub use list::{GroupFilter, GroupListing};
 pub use offsets::{CommittedOffset, GroupOffsets, offset_fetch_request, unstable_offset_backoff};
+pub use share_offsets::{ShareGroupOffsets, SharePartitionOffset};
 pub use state::{GroupState, GroupType};

@@ -562,7 +562,9 @@ pub mod metrics {
                 "{text}"
             );
             assert!(
-                text.contains("kafka_consumergroup_members{cluster_name=\"ns/main\",group=\"b\",group_type=\"share\"} 2"),
+                text.contains(
+                    "kafka_consumergroup_members{cluster_name=\"ns/main\",group=\"b\",group_type=\"share\"} 2"
+                ),
                 "{text}"
             );
             // A group caught up behind a transaction marker: lag 0, high-watermark lag 1.

@@ -538,3 +538,65 @@ async fn a_share_group_on_the_embedded_broker_fails_clearly_and_at_once() {
         done.status
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_and_apply_move_a_share_groups_start_offsets_and_refuse_shift_by() {
+    let kafka = ApacheKafka::shared();
+    let env = Scenario::start("share-cli", kafka).await;
+    let (topic, group_id) = seeded(&env, 2, 20, 1_700_000_000_000, 10).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let manifest = dir.path().join("reset.yaml");
+    let write = |to: &str| {
+        std::fs::write(
+            &manifest,
+            format!(
+                "apiVersion: kafkagroups.dev/v1alpha1\nkind: OffsetReset\nmetadata: {{name: replay}}\nspec:\n  clusterRef: {{name: main}}\n  groupId: {group_id}\n  to: {to}\n"
+            ),
+        )
+        .expect("manifest")
+    };
+    let cli = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_kafka-group-operator"))
+            .args(args)
+            .args(["-b", &env.bootstrap])
+            .output()
+            .expect("run")
+    };
+    let path = manifest.to_str().expect("path").to_owned();
+    write("{offset: 15}");
+    let expected = share_dry_run(&env.bootstrap, &group_id, &topic, &["--to-offset", "15"]).await;
+    let plan = cli(&["plan", "-f", &path, "-o", "json"]);
+    // Exit code 2: something would change.
+    assert_eq!(plan.status.code(), Some(2), "{}", String::from_utf8_lossy(&plan.stderr));
+    let planned: Value = serde_json::from_slice(&plan.stdout).expect("json");
+    let group = &planned["groups"][0];
+    assert_eq!(group["groupType"], "share", "{planned}");
+    for p in group["partitions"].as_array().expect("partitions") {
+        let key = (
+            p["topic"].as_str().expect("t").to_owned(),
+            p["partition"].as_i64().expect("p") as i32,
+        );
+        assert_eq!(p["current"], 10);
+        assert_eq!(p["target"].as_i64(), expected.get(&key).copied(), "{p}");
+    }
+    let undo = dir.path().join("undo");
+    let applied = cli(&[
+        "apply",
+        "-f",
+        &path,
+        "--yes",
+        "--undo-dir",
+        undo.to_str().expect("undo"),
+    ]);
+    assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
+    assert_eq!(start_offsets(&env.bootstrap, &group_id).await, expected);
+
+    write("{shiftBy: -2}");
+    let refused = cli(&["plan", "-f", &path]);
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("is a share group") && stderr.contains("not by shiftBy"),
+        "{stderr}"
+    );
+}

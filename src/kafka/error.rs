@@ -63,6 +63,16 @@ pub enum KafkaError {
         .partitions.join(", ")
     )]
     UnstableOffsetCommit { group: String, partitions: Vec<String> },
+    /// IncrementalAlterConfigs on a group: Kafka refused the change (a value outside the broker's
+    /// `group.*.min/max` bounds, an unknown key, …) with this code and message. Final: the same change is
+    /// refused again.
+    #[error("Kafka refused the configs of group {group}: {message} ({}, broker {broker})", error_name(.error))]
+    GroupConfigRefused {
+        broker: String,
+        group: String,
+        error: ResponseError,
+        message: String,
+    },
     #[error("unknown topic {0}")]
     UnknownTopic(String),
     #[error("unknown partition {topic}-{partition}")]
@@ -131,7 +141,7 @@ impl KafkaError {
     /// The Kafka error code, when the broker answered with one.
     pub fn code(&self) -> Option<ResponseError> {
         match self {
-            KafkaError::Response { error, .. } => Some(*error),
+            KafkaError::Response { error, .. } | KafkaError::GroupConfigRefused { error, .. } => Some(*error),
             KafkaError::DeadlineExceeded { last, .. } => last.code(),
             _ => None,
         }

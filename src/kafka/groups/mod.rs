@@ -8,15 +8,18 @@
 //! - `list`: ListGroups, with group types and states;
 //! - `describe`: DescribeGroups and ConsumerGroupDescribe, decoded into one description;
 //! - `offsets`: committed offsets (OffsetFetch, OffsetCommit, OffsetDelete);
-//! - `admin`: DeleteGroups, and removing static members (LeaveGroup).
+//! - `admin`: DeleteGroups, and removing static members (LeaveGroup);
+//! - `configs`: a group's configs (config resource GROUP): DescribeConfigs and IncrementalAlterConfigs.
 
 mod admin;
+mod configs;
 mod coordinators;
 mod describe;
 mod list;
 mod offsets;
 mod state;
 
+pub use configs::{GROUP_RESOURCE, GroupConfigChange, explicit_group_configs};
 pub use describe::{GroupDescription, MemberDescription};
 pub use list::{GroupFilter, GroupListing};
 pub use offsets::{CommittedOffset, GroupOffsets, offset_fetch_request, unstable_offset_backoff};

@@ -86,7 +86,8 @@ pub enum KafkaError {
     Wire { broker: String, message: String },
 }
 
-fn error_name(error: &ResponseError) -> String {
+/// Kafka's name of an error code (`UNKNOWN_TOPIC_OR_PARTITION`), as its docs, logs and tools spell it.
+pub fn error_name(error: &ResponseError) -> String {
     // `UnknownTopicOrPartition` -> `UNKNOWN_TOPIC_OR_PARTITION`, the name Kafka's docs and logs use.
     let camel = format!("{error:?}");
     let mut out = String::with_capacity(camel.len() + 8);

@@ -175,6 +175,7 @@ async fn our_client_reads_and_alters_group_configs(kafka: &'static dyn TestBroke
 
 async fn declared_configs_are_applied_and_drift_is_corrected(kafka: &'static dyn TestBroker) {
     let env = Scenario::start("cfg-apply", kafka).await;
+    let op = env.operator.as_ref().expect("operator");
     let group_id = unique_name("configured");
     let spec = json!({"clusterRef": {"name": "main"}, "groupId": group_id,
                       "config": {SESSION: "50000", HEARTBEAT: "6000"}});
@@ -222,6 +223,33 @@ async fn declared_configs_are_applied_and_drift_is_corrected(kafka: &'static dyn
             .iter()
             .any(|(t, r, _)| t == "Warning" && r == "ConfigDriftCorrected"),
         "{warned:?}"
+    );
+
+    // In sync: one read per reconcile, no alteration, no status write.
+    let version = env
+        .groups()
+        .get("configured")
+        .await
+        .expect("get")
+        .metadata
+        .resource_version;
+    let (reads, alters) = (
+        requests(op, &env.ns, "configured", "DescribeConfigs"),
+        requests(op, &env.ns, "configured", "IncrementalAlterConfigs"),
+    );
+    until_reconciled_again(op, 3.0).await;
+    let read_again = requests(op, &env.ns, "configured", "DescribeConfigs") - reads;
+    assert!(read_again >= 3.0, "{read_again} reads over 3 reconciles");
+    assert_eq!(requests(op, &env.ns, "configured", "IncrementalAlterConfigs"), alters);
+    assert_eq!(
+        env.groups()
+            .get("configured")
+            .await
+            .expect("get")
+            .metadata
+            .resource_version,
+        version,
+        "a group in sync causes no status write"
     );
 }
 

@@ -103,8 +103,19 @@ pub mod metrics {
         pub name: String,
     }
 
+    #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+    pub struct GroupConfigLabels {
+        pub namespace: String,
+        pub name: String,
+        /// `DescribeConfigs` or `IncrementalAlterConfigs`.
+        pub api: String,
+    }
+
     pub struct Metrics {
         registry: Mutex<Registry>,
+        /// Group-config requests the ConsumerGroup controller sent, per ConsumerGroup and API: at most one read
+        /// per reconcile of a group that declares configs, an alteration only when something must change.
+        pub group_config_requests: Family<GroupConfigLabels, Counter>,
         /// OffsetCommit requests the OffsetReset controller sent, per reset (exactly one per applied reset).
         pub offset_commits: Family<ResetLabels, Counter>,
         lag_sources: LagSources,
@@ -150,6 +161,12 @@ pub mod metrics {
                 "OffsetCommit requests the OffsetReset controller sent, per OffsetReset",
                 offset_commits.clone(),
             );
+            let group_config_requests = Family::<GroupConfigLabels, Counter>::default();
+            registry.register(
+                "kafka_group_operator_group_config_requests",
+                "Group-config requests (DescribeConfigs, IncrementalAlterConfigs) the ConsumerGroup controller sent, per ConsumerGroup",
+                group_config_requests.clone(),
+            );
             let lag_sources = LagSources::default();
             registry.register_collector(Box::new(lag_sources.clone()));
             registry.register(
@@ -180,6 +197,7 @@ pub mod metrics {
             Metrics {
                 registry: Mutex::new(registry),
                 offset_commits,
+                group_config_requests,
                 lag_sources,
                 lag,
                 reconciles,
@@ -204,6 +222,17 @@ pub mod metrics {
                 .get_or_create(&ResetLabels {
                     namespace: namespace.to_owned(),
                     name: name.to_owned(),
+                })
+                .inc();
+        }
+
+        /// Counts one group-config request (`api`) sent for a ConsumerGroup.
+        pub fn group_config_request(&self, namespace: &str, name: &str, api: &str) {
+            self.group_config_requests
+                .get_or_create(&GroupConfigLabels {
+                    namespace: namespace.to_owned(),
+                    name: name.to_owned(),
+                    api: api.to_owned(),
                 })
                 .inc();
         }

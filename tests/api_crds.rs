@@ -116,7 +116,13 @@ async fn valid_objects_are_accepted() {
         "topics": ["orders", "payments.v2"],
         "offsetInit": {"policy": "earliest"},
         "deletionPolicy": "Delete",
-        "retentionGuard": {"warnBefore": "12h"}
+        "retentionGuard": {"warnBefore": "12h"},
+        "config": {
+            "consumer.session.timeout.ms": "50000",
+            "consumer.heartbeat.interval.ms": "6000",
+            "share.auto.offset.reset": "earliest",
+            "errors.deadletterqueue.topic.name": "orders.dlq"
+        }
     });
     api_for(&client, &ns, "ConsumerGroup")
         .create(&PostParams::default(), &object("ConsumerGroup", "orders", group))
@@ -288,6 +294,28 @@ async fn consumer_group_rules_reject_bad_input_with_clear_messages() {
         (
             base(json!({"type": "share", "retentionGuard": {}})),
             "retentionGuard does not apply to a share group",
+        ),
+        (
+            base(
+                json!({"config": {"consumer.session.timeout.ms": "45000", "consumer.heartbeat.interval.ms": "45000"}}),
+            ),
+            "consumer.session.timeout.ms must be greater than consumer.heartbeat.interval.ms",
+        ),
+        (
+            base(json!({"config": {"share.session.timeout.ms": "5000", "share.heartbeat.interval.ms": "15000"}})),
+            "share.session.timeout.ms must be greater than share.heartbeat.interval.ms",
+        ),
+        (
+            base(json!({"config": {"consumer.session.timeout.ms": "45s"}})),
+            "config values of numeric keys",
+        ),
+        (
+            base(json!({"config": {"share.delivery.count.limit": "five"}})),
+            "config values of numeric keys",
+        ),
+        (
+            base(json!({"config": {"Consumer Session": "45000"}})),
+            "config keys are Kafka group config names",
         ),
     ];
     for (spec, message) in cases {

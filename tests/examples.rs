@@ -69,6 +69,10 @@ fn the_examples_cover_both_kinds_of_cluster_and_every_reset_target_as_a_dry_run(
         "a ConsumerGroup that scales"
     );
     assert!(
+        groups.iter().any(|g| g["spec"]["config"].is_object()),
+        "a ConsumerGroup that declares group configs"
+    );
+    assert!(
         groups
             .iter()
             .any(|g| g["spec"]["isolation"] == "readCommitted" && g["spec"]["scaling"]["minReplicas"] == 0),

@@ -5,6 +5,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// A Kafka consumer group that the operator observes and manages.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -91,6 +92,23 @@ pub struct ConsumerGroupSpec {
     /// (`status.isolationSource` says how it was decided).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub isolation: Option<IsolationLevel>,
+
+    /// Group configs, as `kafka-configs --entity-type groups` sets them (Kafka's config resource GROUP), for
+    /// example `consumer.session.timeout.ms`, `consumer.heartbeat.interval.ms`, `share.auto.offset.reset`,
+    /// `share.record.lock.duration.ms`, `share.isolation.level`, `errors.deadletterqueue.topic.name`: whatever
+    /// the cluster's Kafka version accepts. Applied with IncrementalAlterConfigs and read back every reconcile:
+    /// a value changed or removed outside (e.g. with `kafka-configs`) is restored, with a Warning Event. A key
+    /// removed from here is deleted from the group, but only keys this resource set (`status.configKeys`).
+    /// Kafka checks values against the broker's `group.*.min/max` bounds; a config it refuses is reported in
+    /// the `ConfigInSync` condition with Kafka's message and tried again only when the spec changes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[x_kube(validation = Rule::new(r"self.all(k, k.matches('^[a-z][a-z0-9._-]{0,127}$'))").message("config keys are Kafka group config names such as consumer.session.timeout.ms: lowercase letters, digits, '.', '_' and '-', at most 128 characters"))]
+    #[x_kube(validation = Rule::new(r"self.all(k, !(k.endsWith('.ms') || k in ['share.delivery.count.limit', 'share.partition.max.record.locks', 'streams.num.standby.replicas', 'streams.num.warmup.replicas', 'streams.acceptable.recovery.lag']) || self[k].matches('^[0-9]{1,10}$'))").message("config values of numeric keys (every *.ms key, share.delivery.count.limit, share.partition.max.record.locks, streams.num.standby.replicas, streams.num.warmup.replicas, streams.acceptable.recovery.lag) must be whole numbers, e.g. \"45000\""))]
+    #[x_kube(validation = Rule::new(r"!('consumer.session.timeout.ms' in self && 'consumer.heartbeat.interval.ms' in self) || !self['consumer.session.timeout.ms'].matches('^[0-9]{1,10}$') || !self['consumer.heartbeat.interval.ms'].matches('^[0-9]{1,10}$') || int(self['consumer.session.timeout.ms']) > int(self['consumer.heartbeat.interval.ms'])").message("consumer.session.timeout.ms must be greater than consumer.heartbeat.interval.ms: a member that heartbeats less often than its session timeout is expelled from the group"))]
+    #[x_kube(validation = Rule::new(r"!('share.session.timeout.ms' in self && 'share.heartbeat.interval.ms' in self) || !self['share.session.timeout.ms'].matches('^[0-9]{1,10}$') || !self['share.heartbeat.interval.ms'].matches('^[0-9]{1,10}$') || int(self['share.session.timeout.ms']) > int(self['share.heartbeat.interval.ms'])").message("share.session.timeout.ms must be greater than share.heartbeat.interval.ms: a member that heartbeats less often than its session timeout is expelled from the group"))]
+    #[x_kube(validation = Rule::new(r"!('streams.session.timeout.ms' in self && 'streams.heartbeat.interval.ms' in self) || !self['streams.session.timeout.ms'].matches('^[0-9]{1,10}$') || !self['streams.heartbeat.interval.ms'].matches('^[0-9]{1,10}$') || int(self['streams.session.timeout.ms']) > int(self['streams.heartbeat.interval.ms'])").message("streams.session.timeout.ms must be greater than streams.heartbeat.interval.ms: a member that heartbeats less often than its session timeout is expelled from the group"))]
+    #[schemars(extend("maxProperties" = 64, "additionalProperties" = {"type": "string", "maxLength": 1024}))]
+    pub config: BTreeMap<String, String>,
 }
 
 /// `spec.type`: the kind of Kafka group a ConsumerGroup manages.
@@ -261,7 +279,8 @@ pub struct RetentionGuardSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ConsumerGroupStatus {
-    /// `Ready` (the group could be observed), `OffsetsInitialized`, `RetentionGuard`, `DeletionBlocked`.
+    /// `Ready` (the group could be observed), `OffsetsInitialized`, `RetentionGuard`, `DeletionBlocked`,
+    /// `ConfigInSync` (the group has the configs of `spec.config`).
     #[serde(default)]
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -319,6 +338,11 @@ pub struct ConsumerGroupStatus {
     /// Partitions of `spec.topics` without a committed offset.
     #[serde(default)]
     pub partitions_without_offsets: i32,
+    /// The group config keys this resource set on the Kafka group (`spec.config`): a key removed from the spec
+    /// is deleted from the group only when it is listed here, so keys others set are left alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(max = 128)))]
+    pub config_keys: Vec<String>,
     /// The retention guard's view, when `spec.retentionGuard` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_guard: Option<RetentionGuardStatus>,

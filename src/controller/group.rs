@@ -1,7 +1,7 @@
 //! ConsumerGroup reconciler: observes the Kafka group (protocol, state, members, committed offsets, log end
 //! offsets, lag), initializes offsets of partitions that have none (`offsetInit`, only while the group is
-//! empty), guards offsets against retention expiry, deletes the group behind a finalizer when asked to,
-//! and writes status only when something changed.
+//! empty), guards offsets against retention expiry, keeps the group's configs as declared (`group_config`),
+//! deletes the group behind a finalizer when asked to, and writes status only when something changed.
 
 use super::resolve::initial_offsets;
 use super::sampler::{ClusterSampler, GroupSample};
@@ -235,6 +235,7 @@ async fn observe_and_act(api: &Api<ConsumerGroup>, group: &ConsumerGroup, ctx: &
     let observed = async {
         let cluster = cluster_of(group, ctx).await?;
         let client = ctx.clients.get(&ctx.kube, &cluster, &ctx.config.client).await?;
+        super::group_config::reconcile_config(api, &client, group, ctx, &mut status, &mut events).await?;
         let sampler = ctx.samplers.for_cluster(
             &cluster.namespace().unwrap_or_default(),
             &cluster.name_any(),

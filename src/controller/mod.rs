@@ -8,6 +8,7 @@ pub mod embedded;
 mod embedded_serve;
 pub mod finalizers;
 pub mod group;
+pub mod group_config;
 pub mod group_type;
 pub mod keda;
 pub mod leader;

@@ -63,6 +63,16 @@ pub enum KafkaError {
         .partitions.join(", ")
     )]
     UnstableOffsetCommit { group: String, partitions: Vec<String> },
+    /// IncrementalAlterConfigs on a group: Kafka refused the change (a value outside the broker's
+    /// `group.*.min/max` bounds, an unknown key, …) with this code and message. Final: the same change is
+    /// refused again.
+    #[error("Kafka refused the configs of group {group}: {message} ({}, broker {broker})", error_name(.error))]
+    GroupConfigRefused {
+        broker: String,
+        group: String,
+        error: ResponseError,
+        message: String,
+    },
     #[error("unknown topic {0}")]
     UnknownTopic(String),
     #[error("unknown partition {topic}-{partition}")]
@@ -76,7 +86,8 @@ pub enum KafkaError {
     Wire { broker: String, message: String },
 }
 
-fn error_name(error: &ResponseError) -> String {
+/// Kafka's name of an error code (`UNKNOWN_TOPIC_OR_PARTITION`), as its docs, logs and tools spell it.
+pub fn error_name(error: &ResponseError) -> String {
     // `UnknownTopicOrPartition` -> `UNKNOWN_TOPIC_OR_PARTITION`, the name Kafka's docs and logs use.
     let camel = format!("{error:?}");
     let mut out = String::with_capacity(camel.len() + 8);
@@ -131,7 +142,7 @@ impl KafkaError {
     /// The Kafka error code, when the broker answered with one.
     pub fn code(&self) -> Option<ResponseError> {
         match self {
-            KafkaError::Response { error, .. } => Some(*error),
+            KafkaError::Response { error, .. } | KafkaError::GroupConfigRefused { error, .. } => Some(*error),
             KafkaError::DeadlineExceeded { last, .. } => last.code(),
             _ => None,
         }

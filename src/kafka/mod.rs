@@ -24,8 +24,8 @@ pub use config::{ClientConfig, SaslConfig, SaslMechanism, Secret, TlsConfig};
 pub use consumable::ConsumableRead;
 pub use error::KafkaError;
 pub use groups::{
-    CommittedOffset, GroupDescription, GroupFilter, GroupListing, GroupOffsets, GroupState, GroupType,
-    MemberDescription, ShareGroupOffsets, SharePartitionOffset,
+    CommittedOffset, GroupConfigChange, GroupDescription, GroupFilter, GroupListing, GroupOffsets, GroupState,
+    GroupType, MemberDescription, ShareGroupOffsets, SharePartitionOffset,
 };
 pub use lag_snapshot::{GroupLag, LagSnapshot, PartitionLag};
 pub use metadata::{BrokerInfo, ClusterMetadata, PartitionInfo, TopicInfo, TopicPartition};

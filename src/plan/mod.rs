@@ -2,6 +2,7 @@
 //! call these, act on the result and record it. Times are milliseconds since the Unix epoch.
 
 pub mod duration;
+pub mod group_config;
 pub mod offset_init;
 pub mod reset;
 pub mod reset_phase;

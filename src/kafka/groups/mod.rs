@@ -11,9 +11,11 @@
 //! - `offsets`: committed offsets (OffsetFetch, OffsetCommit, OffsetDelete);
 //! - `share_offsets`: share groups' start offsets and lag (DescribeShareGroupOffsets), and moving them
 //!   (AlterShareGroupOffsets);
-//! - `admin`: DeleteGroups, and removing static members (LeaveGroup).
+//! - `admin`: DeleteGroups, and removing static members (LeaveGroup);
+//! - `configs`: a group's configs (config resource GROUP): DescribeConfigs and IncrementalAlterConfigs.
 
 mod admin;
+mod configs;
 mod coordinators;
 mod describe;
 mod describe_share;
@@ -22,6 +24,7 @@ mod offsets;
 mod share_offsets;
 mod state;
 
+pub use configs::{GROUP_RESOURCE, GroupConfigChange, explicit_group_configs};
 pub use describe::{GroupDescription, MemberDescription};
 pub use list::{GroupFilter, GroupListing};
 pub use offsets::{CommittedOffset, GroupOffsets, offset_fetch_request, unstable_offset_backoff};

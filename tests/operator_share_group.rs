@@ -600,3 +600,74 @@ async fn plan_and_apply_move_a_share_groups_start_offsets_and_refuse_shift_by() 
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_share_groups_offset_init_is_applied_as_share_auto_offset_reset_and_its_consumers_start_there() {
+    let kafka = ApacheKafka::shared();
+    let env = Scenario::start("share-init", kafka).await;
+    let topic = unique_name("share-init");
+    env.kafka
+        .create_topics(&[NewTopic::new(&topic, 2)])
+        .await
+        .expect("topic");
+    for p in 0..2 {
+        let (b, t) = (env.bootstrap.clone(), topic.clone());
+        tokio::task::spawn_blocking(move || clients::produce_with_timestamps(&b, &t, p, 15, 1_700_000_000_000, 1000))
+            .await
+            .expect("produce");
+    }
+    let group_id = unique_name("share-init-group");
+    // No topics needed: the policy becomes the group config share.auto.offset.reset.
+    let spec = json!({"clusterRef": {"name": "main"}, "groupId": group_id, "type": "share",
+        "offsetInit": {"policy": "earliest"}});
+    env.groups()
+        .create(&PostParams::default(), &group("jobs", spec))
+        .await
+        .expect("create");
+    let g = until(&env.groups(), "jobs", T, "config applied", |g| {
+        has_condition(g, "ConfigInSync", "True", "Applied") || has_condition(g, "ConfigInSync", "True", "InSync")
+    })
+    .await;
+    assert_eq!(
+        g.status.as_ref().map(|s| s.config_keys.clone()),
+        Some(vec!["share.auto.offset.reset".to_owned()])
+    );
+    let (b, gid) = (env.bootstrap.clone(), group_id.clone());
+    let described = tokio::task::spawn_blocking(move || {
+        support::kafka::kafka_tool_ok(
+            &b,
+            "org.apache.kafka.tools.ConfigCommand",
+            &["--describe", "--entity-type", "groups", "--entity-name", &gid],
+        )
+    })
+    .await
+    .expect("tool");
+    assert!(described.contains("share.auto.offset.reset=earliest"), "{described}");
+    // A share consumer that joins now reads the 30 records already there (the broker's default is latest).
+    let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), &env.ns);
+    let settings = [
+        ("KAFKA_GROUP_ID", group_id.as_str()),
+        ("KAFKA_TOPICS", topic.as_str()),
+        ("KAFKA_GROUP_PROTOCOL", "share"),
+    ];
+    deployments
+        .create(&PostParams::default(), &deployment("consumers", 1, &settings))
+        .await
+        .expect("deployment");
+    let kubelet = Kubelet::start(env.client.clone(), &env.ns, "consumers", &env.bootstrap).await;
+    kubelet.wait_running(1, Duration::from_secs(120)).await;
+    let consumed = || {
+        kubelet
+            .log(0)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter_map(|v| v["consumed"].as_u64())
+            .max()
+            .unwrap_or(0)
+    };
+    let deadline = tokio::time::Instant::now() + T;
+    while consumed() < 30 {
+        assert!(tokio::time::Instant::now() < deadline, "consumed {} of 30", consumed());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

@@ -78,7 +78,17 @@ fn the_examples_cover_both_kinds_of_cluster_and_every_reset_target_as_a_dry_run(
             .any(|g| g["spec"]["isolation"] == "readCommitted" && g["spec"]["scaling"]["minReplicas"] == 0),
         "a transactional (readCommitted) ConsumerGroup scaled on its consumable lag down to zero"
     );
+    assert!(
+        groups
+            .iter()
+            .any(|g| g["spec"]["type"] == "share" && g["spec"]["scaling"].is_object()),
+        "a share group that scales"
+    );
     let resets: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "OffsetReset").collect();
+    assert!(
+        resets.iter().any(|r| r["spec"]["groupType"] == "share"),
+        "an OffsetReset of a share group"
+    );
     for target in [
         "earliest",
         "latest",

@@ -9,6 +9,7 @@ mod embedded_serve;
 pub mod finalizers;
 pub mod group;
 pub mod group_config;
+mod group_retention;
 pub mod group_type;
 pub mod keda;
 pub mod leader;

@@ -521,7 +521,6 @@ async fn init_offsets(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
 #[cfg(test)]
 mod tests {
     use super::*;

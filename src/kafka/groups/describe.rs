@@ -1,7 +1,9 @@
-//! Describing groups of either protocol: DescribeGroups (classic) and ConsumerGroupDescribe (KIP-848)
-//! together, decoded into one `GroupDescription`, classic consumer assignments included.
+//! Describing groups of every type: DescribeGroups (classic) and ConsumerGroupDescribe (KIP-848) together,
+//! then, for the groups neither knows, the describe of each newer group type (share: `describe_share`),
+//! all decoded into one `GroupDescription`, classic consumer assignments included.
 
 use super::coordinators::{answer_missing, take_one};
+use super::describe_share::describe_share_groups;
 use super::state::{GroupState, GroupType};
 use crate::kafka::client::KafkaClient;
 use crate::kafka::connection::Connection;
@@ -116,9 +118,27 @@ async fn describe_on(
             }
         }
     }
+    // Neither a classic nor a consumer group: Kafka 4 answers "not a consumer group" (GROUP_ID_NOT_FOUND,
+    // reported above as Dead and memberless) for share and streams groups. Only these ask again.
+    let unknown: Vec<String> = groups
+        .iter()
+        .filter(|g| matches!(out.get(g.as_str()), Some(Ok(d)) if !d.exists()))
+        .cloned()
+        .collect();
+    out.extend(describe_other_types(conn, node, unknown).await);
     let mut out: Vec<_> = out.into_iter().collect();
     answer_missing(&mut out, &groups, conn.addr(), Api(DescribeGroupsRequest::KEY));
     out
+}
+
+/// Describes groups that are neither classic nor consumer groups with each other group type's describe in
+/// turn, each one seeing only the groups the previous ones did not know. What none knows stays unknown (Dead).
+async fn describe_other_types(
+    conn: &Connection,
+    node: i32,
+    unknown: Vec<String>,
+) -> Vec<(String, Result<GroupDescription, KafkaError>)> {
+    describe_share_groups(conn, node, &unknown).await
 }
 
 /// One group of a ConsumerGroupDescribe answer from `broker` (coordinator `node`); `None` when it is not a
@@ -242,7 +262,7 @@ fn decode_assignment(mut bytes: bytes::Bytes) -> Vec<TopicPartition> {
     }
 }
 
-fn sorted(mut v: Vec<TopicPartition>) -> Vec<TopicPartition> {
+pub(super) fn sorted(mut v: Vec<TopicPartition>) -> Vec<TopicPartition> {
     v.sort();
     v
 }

@@ -6,13 +6,15 @@
 //! - `state`: the group types and states Kafka names (`GroupType`, `GroupState`);
 //! - `coordinators`: FindCoordinator batching and caching, and running a request on each coordinator;
 //! - `list`: ListGroups, with group types and states;
-//! - `describe`: DescribeGroups and ConsumerGroupDescribe, decoded into one description;
+//! - `describe`: DescribeGroups and ConsumerGroupDescribe, then the newer group types' describes
+//!   (`describe_share`: ShareGroupDescribe), decoded into one description;
 //! - `offsets`: committed offsets (OffsetFetch, OffsetCommit, OffsetDelete);
 //! - `admin`: DeleteGroups, and removing static members (LeaveGroup).
 
 mod admin;
 mod coordinators;
 mod describe;
+mod describe_share;
 mod list;
 mod offsets;
 mod state;

@@ -7,7 +7,8 @@
 //! - `coordinators`: FindCoordinator batching and caching, and running a request on each coordinator;
 //! - `list`: ListGroups, with group types and states;
 //! - `describe`: DescribeGroups and ConsumerGroupDescribe, then the newer group types' describes
-//!   (`describe_share`: ShareGroupDescribe), decoded into one description;
+//!   (`describe_share`: ShareGroupDescribe; `describe_streams`: StreamsGroupDescribe, KIP-1071), decoded into
+//!   one description;
 //! - `offsets`: committed offsets (OffsetFetch, OffsetCommit, OffsetDelete);
 //! - `admin`: DeleteGroups, and removing static members (LeaveGroup).
 
@@ -15,11 +16,13 @@ mod admin;
 mod coordinators;
 mod describe;
 mod describe_share;
+mod describe_streams;
 mod list;
 mod offsets;
 mod state;
 
 pub use describe::{GroupDescription, MemberDescription};
+pub use describe_streams::{MemberTasks, StreamsTasks, StreamsTopology, Subtopology};
 pub use list::{GroupFilter, GroupListing};
 pub use offsets::{CommittedOffset, GroupOffsets, offset_fetch_request, unstable_offset_backoff};
 pub use state::{GroupState, GroupType};

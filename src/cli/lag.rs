@@ -27,7 +27,8 @@ pub struct LagArgs {
     /// The group to show; repeat for several.
     #[arg(long, short = 'g', required_unless_present = "all", conflicts_with = "all")]
     pub group: Vec<String>,
-    /// Every consumer group of the cluster (classic and KIP-848).
+    /// Every group of the cluster that commits offsets: consumer groups (classic and KIP-848) and Kafka
+    /// Streams' streams groups (KIP-1071).
     #[arg(long)]
     pub all: bool,
     /// How to print the result.
@@ -124,7 +125,8 @@ pub async fn run(args: LagArgs) -> Result<ExitCode> {
     }
 }
 
-/// Which groups: the named ones (each must exist), or every consumer group.
+/// Which groups: the named ones (each must exist), or every group that commits offsets (consumer groups of
+/// either protocol and streams groups; not share groups, which have no committed offsets).
 async fn groups(client: &KafkaClient, args: &LagArgs) -> Result<Vec<String>> {
     if !args.all {
         return Ok(args.group.clone());
@@ -135,7 +137,7 @@ async fn groups(client: &KafkaClient, args: &LagArgs) -> Result<Vec<String>> {
         .map_err(|e| super::kafka_error(e, ""))?;
     Ok(listings
         .into_iter()
-        .filter(|l| matches!(l.protocol_type.as_str(), "consumer" | ""))
+        .filter(|l| matches!(l.protocol_type.as_str(), "consumer" | "streams" | ""))
         .filter(|l| l.group_type != Some(GroupType::Share))
         .map(|l| l.group_id)
         .collect())

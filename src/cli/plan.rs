@@ -327,6 +327,7 @@ async fn plan_reset_request(
         declared_topics: declared,
         isolation,
         previous_of: None,
+        streams: description.streams.as_ref(),
     };
     let now_ms = k8s_openapi::jiff::Timestamp::now().as_millisecond();
     let resolved = match resolve_reset(client, &request, &committed, now_ms).await {

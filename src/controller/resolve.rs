@@ -4,7 +4,7 @@
 
 use crate::api::IsolationLevel;
 use crate::api::reset::{ResetTo, TopicSelection};
-use crate::kafka::{GroupOffsets, Isolation, KafkaClient, KafkaError, OffsetSpec, TopicPartition};
+use crate::kafka::{GroupOffsets, Isolation, KafkaClient, KafkaError, OffsetSpec, StreamsTopology, TopicPartition};
 use crate::plan::offset_init::{InitPolicy, OffsetInitDecision, plan_offset_init};
 use crate::plan::reset::{PlannedPartition, ResetTarget, plan_reset, reset_log_end};
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,6 +18,19 @@ pub enum ResolveError {
     UnknownPartition { topic: String, partition: i32 },
     #[error("group {0} has no committed offsets: list the topics to reset in spec.topics")]
     NothingToReset(String),
+    #[error(
+        "streams group {group} has no committed offsets on its input topics ({inputs}): nothing to reset (list partitions with spec.to.partitions to set offsets anyway)"
+    )]
+    NoStreamsInputOffsets { group: String, inputs: String },
+    #[error(
+        "topic {topic} partition {partition} is not part of streams group {group}: it has no committed offset there (as kafka-streams-groups.sh --input-topic requires); its input topics are {inputs}"
+    )]
+    NotInStreamsGroup {
+        group: String,
+        topic: String,
+        partition: i32,
+        inputs: String,
+    },
     #[error("{0}")]
     InvalidTarget(String),
     #[error("{0}")]
@@ -38,6 +51,9 @@ pub struct ResetRequest<'a> {
     /// For `previousOf`: the offsets that the earlier reset replaced, looked up by the caller (they live in
     /// the cluster's OffsetReset objects).
     pub previous_of: Option<BTreeMap<TopicPartition, i64>>,
+    /// The topology, when the group is a streams group (KIP-1071): the partitions then follow
+    /// `kafka-streams-groups.sh --reset-offsets` (`streams_scope`).
+    pub streams: Option<&'a StreamsTopology>,
 }
 
 /// A resolved plan.
@@ -85,7 +101,11 @@ async fn reset_partitions(
                 wanted.extend(t.partitions.iter().map(|p| TopicPartition::new(&t.name, *p)));
             }
         }
-        return existing(wanted, &known);
+        let wanted = existing(wanted, &known)?;
+        return match request.streams {
+            Some(topology) => streams_listed(request.group_id, topology, wanted, committed),
+            None => Ok(wanted),
+        };
     }
     if let Some(prev) = &request.previous_of {
         return Ok(prev.keys().cloned().collect());
@@ -104,6 +124,9 @@ async fn reset_partitions(
         let known = partitions_of_topics(client, &topics).await?;
         return existing(wanted, &known);
     }
+    if let Some(topology) = request.streams {
+        return streams_inputs(request.group_id, topology, committed);
+    }
     if !committed.is_empty() {
         return Ok(committed.keys().cloned().collect());
     }
@@ -111,6 +134,57 @@ async fn reset_partitions(
         return partitions_of_topics(client, request.declared_topics).await;
     }
     Err(ResolveError::NothingToReset(request.group_id.to_owned()))
+}
+
+fn input_words(topology: &StreamsTopology) -> String {
+    let inputs: Vec<String> = topology.input_topics().into_iter().collect();
+    if inputs.is_empty() {
+        "none (topology not initialized)".to_owned()
+    } else {
+        inputs.join(", ")
+    }
+}
+
+/// A streams group's default scope, `kafka-streams-groups.sh --all-input-topics` as Kafka 4.4 computes it:
+/// the partitions with a committed offset on the topology's source topics. Internal repartition topics are
+/// left where they are (the app re-fills them from the reset input).
+fn streams_inputs(
+    group: &str,
+    topology: &StreamsTopology,
+    committed: &GroupOffsets,
+) -> Result<Vec<TopicPartition>, ResolveError> {
+    let inputs = topology.input_topics();
+    let partitions: Vec<TopicPartition> = committed
+        .keys()
+        .filter(|tp| inputs.contains(&tp.topic))
+        .cloned()
+        .collect();
+    if partitions.is_empty() {
+        return Err(ResolveError::NoStreamsInputOffsets {
+            group: group.to_owned(),
+            inputs: input_words(topology),
+        });
+    }
+    Ok(partitions)
+}
+
+/// A streams group's listed partitions (`--input-topic t[:p,…]`): each must have a committed offset in the
+/// group, as the tool requires, so that a reset never gives the app offsets of topics it does not read.
+fn streams_listed(
+    group: &str,
+    topology: &StreamsTopology,
+    wanted: Vec<TopicPartition>,
+    committed: &GroupOffsets,
+) -> Result<Vec<TopicPartition>, ResolveError> {
+    match wanted.iter().find(|tp| !committed.contains_key(*tp)) {
+        Some(tp) => Err(ResolveError::NotInStreamsGroup {
+            group: group.to_owned(),
+            topic: tp.topic.clone(),
+            partition: tp.partition,
+            inputs: input_words(topology),
+        }),
+        None => Ok(wanted),
+    }
 }
 
 /// `wanted`, if every one of them is among the cluster's `known` partitions; else the first that is not.

@@ -18,6 +18,8 @@ pub(super) struct Plan {
     pub partitions: Vec<PlannedOffset>,
     pub previous: Vec<PartitionOffset>,
     pub target: String,
+    /// For a streams group: what the reset leaves as it is (`streams_state_note`).
+    pub streams_note: Option<String>,
 }
 
 /// Resolves the target against the cluster, from the group's committed offsets in `view`.
@@ -34,6 +36,7 @@ pub(super) async fn make_plan(run: &Run<'_>, view: &KafkaView) -> Result<Plan, (
         declared_topics: &view.target.declared_topics,
         isolation: view.target.isolation,
         previous_of,
+        streams: view.description.streams.as_ref(),
     };
     let now_ms = k8s_openapi::jiff::Timestamp::now().as_millisecond();
     let resolved = resolve_reset(&view.client, &request, &view.committed, now_ms)
@@ -75,7 +78,28 @@ pub(super) async fn make_plan(run: &Run<'_>, view: &KafkaView) -> Result<Plan, (
         partitions,
         previous,
         target: resolved.target,
+        streams_note: view
+            .description
+            .streams
+            .as_ref()
+            .map(|t| streams_state_note(&view.target.group_id, t)),
     })
+}
+
+/// What an offset reset of a streams group does not reset, and how to reset it: the application's state.
+/// `kafka-streams-groups.sh --reset-offsets --execute` can delete the internal topics
+/// (`--delete-all-internal-topics`); the operator does not delete topics. Moving the input offsets back
+/// without clearing the state re-processes records into stores that already counted them.
+pub fn streams_state_note(group: &str, topology: &crate::kafka::StreamsTopology) -> String {
+    let internal: Vec<String> = topology.internal_topics().into_iter().collect();
+    let topics = if internal.is_empty() {
+        "it has no internal topics".to_owned()
+    } else {
+        format!("internal topics {}", internal.join(", "))
+    };
+    format!(
+        "streams group {group}: only the committed offsets of its input topics moved; its state was NOT reset ({topics}; the instances' local state stores). To start from a clean state, with the application stopped: delete the internal topics (kafka-streams-groups.sh --reset-offsets --group {group} ... --execute --delete-all-internal-topics, or kafka-topics.sh --delete) and each instance's local state (KafkaStreams#cleanUp() or its state.dir)"
+    )
 }
 
 /// The offsets the succeeded OffsetReset `name` replaced in `group_id`.

@@ -169,6 +169,9 @@ mod tests {
             .with_group_id(GroupId(s("secret")))
             .with_error_code(30);
         let (_, d) = share_description(g, 1, "b:9092").expect("answered");
-        assert_eq!(d.unwrap_err().code(), Some(ResponseError::GroupAuthorizationFailed));
+        assert_eq!(
+            d.expect_err("an error").code(),
+            Some(ResponseError::GroupAuthorizationFailed)
+        );
     }
 }

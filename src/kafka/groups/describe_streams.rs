@@ -355,7 +355,10 @@ mod tests {
             .with_group_id(GroupId(s("secret")))
             .with_error_code(30);
         let (_, d) = streams_description(denied, 1, "b:9092").expect("answered");
-        assert_eq!(d.unwrap_err().code(), Some(ResponseError::GroupAuthorizationFailed));
+        assert_eq!(
+            d.expect_err("an error").code(),
+            Some(ResponseError::GroupAuthorizationFailed)
+        );
     }
 
     // The wire format, written byte by byte from StreamsGroupDescribeResponse.json (v0, flexible: compact

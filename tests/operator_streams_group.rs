@@ -7,11 +7,13 @@
 #[macro_use]
 mod support;
 
+use k8s_openapi::api::apps::v1::Deployment;
 use kafka_group_operator::api::{ConsumerGroup, OffsetReset, ResetPhase};
 use kafka_group_operator::kafka::{GroupState, GroupType, NewTopic, TopicPartition};
-use kube::api::PostParams;
+use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::scenario::{Scenario, resource};
 use support::wait::{condition, until};
@@ -353,6 +355,120 @@ async fn a_streams_app_is_observed_and_every_reset_matches_kafka_streams_groups_
         "{}",
         streams.tail(20)
     );
+}
+
+/// Plays the kubelet for one Deployment whose pod is a Kafka Streams app: runs `start()` while the
+/// Deployment's `spec.replicas` is above 0 and stops it (SIGTERM: the member leaves its group) at 0. The app
+/// stops when the returned task is aborted.
+fn run_while_scaled_up(
+    deployments: Api<Deployment>,
+    name: &str,
+    start: Arc<dyn Fn() -> java_clients::JavaProcess + Send + Sync>,
+) -> tokio::task::JoinHandle<()> {
+    let name = name.to_owned();
+    tokio::spawn(async move {
+        let mut running: Option<java_clients::JavaProcess> = None;
+        loop {
+            let wanted = match deployments.get(&name).await {
+                Ok(d) => d.spec.replicas.unwrap_or(1),
+                Err(_) => 0,
+            };
+            if wanted == 0 {
+                if let Some(app) = running.take() {
+                    tokio::task::spawn_blocking(move || drop(app))
+                        .await
+                        .expect("stop the app");
+                }
+            } else if running.is_none() {
+                let start = start.clone();
+                running = Some(
+                    tokio::task::spawn_blocking(move || start())
+                        .await
+                        .expect("start the app"),
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+}
+
+/// ScaleDown on a streams group: the app's Deployment goes to zero, the reset waits for the streams group to
+/// have no members, commits the input topic's offsets, restores the replicas, and the app re-reads.
+#[tokio::test(flavor = "multi_thread")]
+async fn scale_down_stops_the_streams_app_and_the_restarted_app_rereads_from_the_reset_position() {
+    let kafka: &'static ApacheKafka = ApacheKafka::shared();
+    let env = Scenario::start("osg-scale", kafka).await;
+    let (input, output) = (unique_name("sts-in"), unique_name("sts-out"));
+    env.kafka
+        .create_topics(&[NewTopic::new(&input, PARTITIONS), NewTopic::new(&output, 1)])
+        .await
+        .expect("topics");
+    produce(&env, &input, 10, START_MS).await;
+    let app = unique_name("sts-app");
+    let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), &env.ns);
+    deployments
+        .create(
+            &PostParams::default(),
+            &support::kubelet::deployment("enricher", 1, &[("KAFKA_GROUP_ID", app.as_str())]),
+        )
+        .await
+        .expect("Deployment");
+    let start: Arc<dyn Fn() -> java_clients::JavaProcess + Send + Sync> = {
+        let (b, a, i, o) = (env.bootstrap.clone(), app.clone(), input.clone(), output.clone());
+        Arc::new(move || java_clients::eos_streams_with(&b, &a, &i, &o, &["group.protocol=streams"]))
+    };
+    let pods = run_while_scaled_up(deployments.clone(), "enricher", start);
+    let deadline = Instant::now() + T;
+    loop {
+        let now = committed_on(&env, &app, &input).await;
+        if now.len() == PARTITIONS as usize && now.values().all(|o| *o == 10) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the app did not commit: {now:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    let done = run_reset(
+        &env,
+        "replay",
+        &app,
+        json!({"shiftBy": -4}),
+        json!({"strategy": "ScaleDown", "scaleTargetRef": {"kind": "Deployment", "name": "enricher"}}),
+    )
+    .await;
+    let status = done.status.clone().expect("status");
+    assert_eq!(status.phase, ResetPhase::Succeeded, "{status:#?}");
+    assert_eq!(status.workload.as_ref().map(|w| w.original_replicas), Some(1));
+    assert!(
+        status.plan.len() == PARTITIONS as usize && status.plan.iter().all(|p| p.topic == input && p.to == 6),
+        "{:?}",
+        status.plan
+    );
+    assert!(condition(&done, "StreamsStateNotReset").is_some());
+    assert_eq!(deployments.get("enricher").await.expect("get").spec.replicas, Some(1));
+
+    // The app runs again and re-reads the last 4 records of each partition.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let now = committed_on(&env, &app, &input).await;
+        let written = {
+            let (b, o) = (env.bootstrap.clone(), output.clone());
+            tokio::task::spawn_blocking(move || java_clients::read_values(&b, &o, "read_committed"))
+                .await
+                .expect("read output")
+                .len()
+        };
+        if now.values().all(|o| *o == 10) && written == (10 + 4) * PARTITIONS as usize {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not re-read: committed {now:?}, {written} written"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    pods.abort();
+    let _ = pods.await;
 }
 
 /// The embedded broker does not serve streams groups (no StreamsGroupHeartbeat in its ApiVersions): a Kafka

@@ -344,3 +344,86 @@ pub async fn resolve_offset_init(
         OffsetInitDecision::WaitForEmptyGroup(_) => Ok(BTreeMap::new()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kafka::{CommittedOffset, Subtopology};
+
+    fn topology() -> StreamsTopology {
+        StreamsTopology {
+            epoch: 0,
+            subtopologies: vec![
+                Subtopology {
+                    id: "0".into(),
+                    source_topics: vec!["orders".into()],
+                    repartition_sink_topics: vec!["app-by-customer-repartition".into()],
+                    ..Default::default()
+                },
+                Subtopology {
+                    id: "1".into(),
+                    repartition_source_topics: vec!["app-by-customer-repartition".into()],
+                    changelog_topics: vec!["app-totals-changelog".into()],
+                    ..Default::default()
+                },
+            ],
+        }
+    }
+
+    fn committed(partitions: &[(&str, i32)]) -> GroupOffsets {
+        partitions
+            .iter()
+            .map(|(t, p)| {
+                (
+                    TopicPartition::new(*t, *p),
+                    CommittedOffset {
+                        offset: 5,
+                        leader_epoch: None,
+                        metadata: String::new(),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_streams_groups_default_scope_is_its_input_topics_committed_partitions() {
+        let c = committed(&[
+            ("orders", 0),
+            ("orders", 1),
+            ("app-by-customer-repartition", 0),
+            ("gone-topic", 0),
+        ]);
+        let got = streams_inputs("app", &topology(), &c).expect("scope");
+        assert_eq!(
+            got,
+            [TopicPartition::new("orders", 0), TopicPartition::new("orders", 1)]
+        );
+    }
+
+    #[test]
+    fn a_streams_group_without_input_offsets_has_nothing_to_reset() {
+        let c = committed(&[("app-by-customer-repartition", 0)]);
+        let err = streams_inputs("app", &topology(), &c).expect_err("nothing");
+        assert!(err.to_string().contains("input topics (orders)"), "{err}");
+        let uninitialized = StreamsTopology::default();
+        let err = streams_inputs("app", &uninitialized, &c).expect_err("nothing");
+        assert!(err.to_string().contains("not initialized"), "{err}");
+    }
+
+    #[test]
+    fn listed_partitions_of_a_streams_group_must_have_committed_offsets() {
+        let c = committed(&[("orders", 0), ("app-by-customer-repartition", 1)]);
+        let ok = vec![
+            TopicPartition::new("orders", 0),
+            TopicPartition::new("app-by-customer-repartition", 1),
+        ];
+        assert_eq!(streams_listed("app", &topology(), ok.clone(), &c).expect("listed"), ok);
+        let err = streams_listed("app", &topology(), vec![TopicPartition::new("orders", 1)], &c).expect_err("refused");
+        assert!(
+            err.to_string()
+                .starts_with("topic orders partition 1 is not part of streams group app"),
+            "{err}"
+        );
+    }
+}

@@ -74,6 +74,9 @@ pub struct GroupPlan {
     pub state: String,
     pub members: usize,
     pub partitions: Vec<PartitionChange>,
+    /// For a streams group (KIP-1071): the application state the reset leaves as it is, and how to reset it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -344,6 +347,10 @@ async fn plan_reset_request(
         target: resolved.target,
         state: description.state.as_str().to_owned(),
         members: description.members.len(),
+        note: description
+            .streams
+            .as_ref()
+            .map(|t| kafka_group_operator::controller::resolve::streams_state_note(group_id, t)),
         partitions: resolved
             .partitions
             .iter()
@@ -423,6 +430,7 @@ async fn plan_offset_init(
         state: description.state.as_str().to_owned(),
         members: description.members.len(),
         partitions,
+        note: None,
     }))
 }
 
@@ -468,6 +476,9 @@ pub fn render_table(plan: &Plan) -> String {
                 "  ! group {} has {} member(s): apply refuses active groups; stop its consumers first\n",
                 g.group, g.members
             ));
+        }
+        if let Some(note) = &g.note {
+            out.push_str(&format!("  ! {note}\n"));
         }
         out.push('\n');
     }

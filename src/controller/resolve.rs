@@ -187,6 +187,22 @@ fn streams_listed(
     }
 }
 
+/// What an offset reset of a streams group does not reset, and how to reset it: the application's state.
+/// `kafka-streams-groups.sh --reset-offsets --execute` can delete the internal topics
+/// (`--delete-all-internal-topics`); the operator does not delete topics. Moving the input offsets back
+/// without clearing the state re-processes records into stores that already counted them.
+pub fn streams_state_note(group: &str, topology: &StreamsTopology) -> String {
+    let internal: Vec<String> = topology.internal_topics().into_iter().collect();
+    let topics = if internal.is_empty() {
+        "it has no internal topics".to_owned()
+    } else {
+        format!("internal topics {}", internal.join(", "))
+    };
+    format!(
+        "streams group {group}: the reset moves committed offsets only; the application's state is NOT reset ({topics}; the instances' local state stores). To start from a clean state, with the application stopped: delete the internal topics (kafka-streams-groups.sh --reset-offsets --group {group} ... --execute --delete-all-internal-topics, or kafka-topics.sh --delete) and each instance's local state (KafkaStreams#cleanUp() or its state.dir)"
+    )
+}
+
 /// `wanted`, if every one of them is among the cluster's `known` partitions; else the first that is not.
 fn existing(wanted: Vec<TopicPartition>, known: &[TopicPartition]) -> Result<Vec<TopicPartition>, ResolveError> {
     match wanted.iter().find(|tp| !known.contains(tp)) {

@@ -5,7 +5,7 @@ use super::act::Run;
 use super::observe::KafkaView;
 use crate::api::OffsetReset;
 use crate::api::reset::{PartitionOffset, PlannedOffset, ResetPhase};
-use crate::controller::resolve::{ResetRequest, ResolveError, resolve_reset};
+use crate::controller::resolve::{ResetRequest, ResolveError, resolve_reset, streams_state_note};
 use crate::kafka::TopicPartition;
 use crate::plan::reset::Clamp;
 use crate::plan::reset_phase::{ErrorClass, FailReason};
@@ -84,22 +84,6 @@ pub(super) async fn make_plan(run: &Run<'_>, view: &KafkaView) -> Result<Plan, (
             .as_ref()
             .map(|t| streams_state_note(&view.target.group_id, t)),
     })
-}
-
-/// What an offset reset of a streams group does not reset, and how to reset it: the application's state.
-/// `kafka-streams-groups.sh --reset-offsets --execute` can delete the internal topics
-/// (`--delete-all-internal-topics`); the operator does not delete topics. Moving the input offsets back
-/// without clearing the state re-processes records into stores that already counted them.
-pub fn streams_state_note(group: &str, topology: &crate::kafka::StreamsTopology) -> String {
-    let internal: Vec<String> = topology.internal_topics().into_iter().collect();
-    let topics = if internal.is_empty() {
-        "it has no internal topics".to_owned()
-    } else {
-        format!("internal topics {}", internal.join(", "))
-    };
-    format!(
-        "streams group {group}: only the committed offsets of its input topics moved; its state was NOT reset ({topics}; the instances' local state stores). To start from a clean state, with the application stopped: delete the internal topics (kafka-streams-groups.sh --reset-offsets --group {group} ... --execute --delete-all-internal-topics, or kafka-topics.sh --delete) and each instance's local state (KafkaStreams#cleanUp() or its state.dir)"
-    )
 }
 
 /// The offsets the succeeded OffsetReset `name` replaced in `group_id`.

@@ -196,6 +196,26 @@ async fn a_streams_app_is_observed_and_every_reset_matches_kafka_streams_groups_
     })
     .await;
     assert_eq!(g.status.and_then(|s| s.protocol), Some("streams".to_owned()));
+    // The command line shows the same: `lag --all` includes the streams group, 5 records behind per input partition.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kafka-group-operator"))
+        .args(["lag", "--all", "-b", &env.bootstrap, "-o", "json"])
+        .output()
+        .expect("run lag");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let ours = report["groups"]
+        .as_array()
+        .and_then(|gs| gs.iter().find(|g| g["group"] == app.as_str()))
+        .unwrap_or_else(|| panic!("lag --all lists no {app}: {report}"));
+    assert_eq!(ours["protocol"], "streams", "{ours}");
+    let input_lags: Vec<i64> = ours["partitions"]
+        .as_array()
+        .expect("partitions")
+        .iter()
+        .filter(|p| p["topic"] == input.as_str())
+        .map(|p| p["lag"].as_i64().expect("lag"))
+        .collect();
+    assert_eq!(input_lags, vec![5; PARTITIONS as usize], "{ours}");
 
     // Every target the tool supports, with its default scope (--all-input-topics): one after the other, each
     // planned by the tool and by us from the same committed offsets.

@@ -288,8 +288,10 @@ pub mod metrics {
         pub committed: i64,
         /// None when the partition's end could not be read.
         pub log_end: Option<i64>,
-        /// Data records a `read_committed` consumer will still receive, where measured (transactional topics).
-        pub consumable: Option<i64>,
+        /// The lag where it was measured rather than derived from log end − committed: the data records a
+        /// `read_committed` consumer will still receive (transactional topics), or a share-partition's lag as
+        /// its broker computes it.
+        pub measured_lag: Option<i64>,
         /// Age of the oldest unconsumed record: 0 when caught up, None when unknown.
         pub lag_seconds: Option<i64>,
     }
@@ -298,15 +300,17 @@ pub mod metrics {
     pub struct GroupLagPoint<'a> {
         pub cluster_name: &'a str,
         pub group: &'a str,
+        /// `classic`, `consumer`, `share` or `streams`.
+        pub group_type: &'a str,
         pub members: usize,
         pub max_lag_seconds: Option<i64>,
         pub partitions: Vec<PartitionLagPoint<'a>>,
     }
 
     impl PartitionLagPoint<'_> {
-        /// What the group will still read: the consumable lag where measured, the high-watermark lag elsewhere.
+        /// What the group will still read: the measured lag where there is one, the high-watermark lag elsewhere.
         fn lag(&self) -> Option<i64> {
-            self.consumable.or_else(|| self.high_watermark_lag())
+            self.measured_lag.or_else(|| self.high_watermark_lag())
         }
 
         fn high_watermark_lag(&self) -> Option<i64> {
@@ -417,6 +421,7 @@ pub mod metrics {
                         let labels = [
                             ("cluster_name", g.cluster_name),
                             ("group", g.group),
+                            ("group_type", g.group_type),
                             ("topic", p.topic),
                             ("partition", partition.as_str()),
                         ];
@@ -454,7 +459,11 @@ pub mod metrics {
                 let mut result = Ok(());
                 self.visit(&mut |g| {
                     if let Some(v) = value(g) {
-                        let labels = [("cluster_name", g.cluster_name), ("group", g.group)];
+                        let labels = [
+                            ("cluster_name", g.cluster_name),
+                            ("group", g.group),
+                            ("group_type", g.group_type),
+                        ];
                         result = result.and_then(|()| gauge(&mut family, &labels, v));
                     }
                 });
@@ -479,6 +488,7 @@ pub mod metrics {
                     f(&GroupLagPoint {
                         cluster_name: "ns/main",
                         group,
+                        group_type: if *group == "b" { "share" } else { "consumer" },
                         members: 2,
                         max_lag_seconds: Some(7),
                         partitions: partitions
@@ -489,7 +499,7 @@ pub mod metrics {
                                     partition,
                                     committed,
                                     log_end,
-                                    consumable,
+                                    measured_lag: consumable,
                                     lag_seconds,
                                 },
                             )
@@ -516,7 +526,10 @@ pub mod metrics {
             metrics.add_lag_source(Arc::downgrade(&source));
             let text = metrics.encode();
             let p = |g: &str, n: i32, v: i64| {
-                format!("{{cluster_name=\"ns/main\",group=\"{g}\",topic=\"orders\",partition=\"{n}\"}} {v}")
+                let t = if g == "b" { "share" } else { "consumer" };
+                format!(
+                    "{{cluster_name=\"ns/main\",group=\"{g}\",group_type=\"{t}\",topic=\"orders\",partition=\"{n}\"}} {v}"
+                )
             };
             assert_eq!(
                 lines(&text, "kafka_consumergroup_group_lag"),
@@ -543,11 +556,15 @@ pub mod metrics {
                 "{text}"
             );
             assert!(
-                text.contains("kafka_consumergroup_group_sum_lag{cluster_name=\"ns/main\",group=\"a\"} 4"),
+                text.contains(
+                    "kafka_consumergroup_group_sum_lag{cluster_name=\"ns/main\",group=\"a\",group_type=\"consumer\"} 4"
+                ),
                 "{text}"
             );
             assert!(
-                text.contains("kafka_consumergroup_members{cluster_name=\"ns/main\",group=\"b\"} 2"),
+                text.contains(
+                    "kafka_consumergroup_members{cluster_name=\"ns/main\",group=\"b\",group_type=\"share\"} 2"
+                ),
                 "{text}"
             );
             // A group caught up behind a transaction marker: lag 0, high-watermark lag 1.
@@ -565,7 +582,9 @@ pub mod metrics {
                 "{text}"
             );
             assert!(
-                text.contains("kafka_consumergroup_group_sum_lag{cluster_name=\"ns/main\",group=\"t\"} 0"),
+                text.contains(
+                    "kafka_consumergroup_group_sum_lag{cluster_name=\"ns/main\",group=\"t\",group_type=\"consumer\"} 0"
+                ),
                 "{text}"
             );
             drop(txn);

@@ -274,10 +274,77 @@ async fn consumer_group_rules_reject_bad_input_with_clear_messages() {
             base(json!({"retentionGuard": {"offsetsRetention": "7 days"}})),
             "offsetsRetention is a duration",
         ),
+        (base(json!({"type": "queue"})), "Unsupported value: \"queue\""),
+        (
+            base(json!({"type": "share", "isolation": "readCommitted"})),
+            "isolation does not apply to a share group",
+        ),
+        (
+            base(
+                json!({"type": "share", "scaling": {"targetRef": {"kind": "Deployment", "name": "w"}, "maxReplicas": 9, "capToLaggingPartitions": true}}),
+            ),
+            "capToLaggingPartitions does not apply to a share group",
+        ),
+        (
+            base(json!({"type": "share", "retentionGuard": {}})),
+            "retentionGuard does not apply to a share group",
+        ),
     ];
     for (spec, message) in cases {
         assert_rejected(&client, &ns, "ConsumerGroup", spec, message).await;
     }
+    // A share group's offsetInit is a group config: it needs no topics.
+    api_for(&client, &ns, "ConsumerGroup")
+        .create(
+            &PostParams::default(),
+            &object(
+                "ConsumerGroup",
+                "share-init",
+                json!({"clusterRef": {"name": "main"}, "type": "share", "offsetInit": {"policy": "earliest"}}),
+            ),
+        )
+        .await
+        .expect("a share group with offsetInit and no topics");
+}
+
+#[tokio::test]
+async fn share_group_resets_take_only_the_targets_share_groups_accept() {
+    let (client, ns) = setup().await;
+    let reset = |to: Value| json!({"clusterRef": {"name": "main"}, "groupId": "jobs", "groupType": "share", "to": to});
+    assert_rejected(
+        &client,
+        &ns,
+        "OffsetReset",
+        reset(json!({"shiftBy": -10})),
+        "a share group's start offsets move to earliest, latest, offset, timestamp, duration, partitions or previousOf",
+    )
+    .await;
+    for (name, to) in [
+        ("earliest", json!({"earliest": {}})),
+        ("latest", json!({"latest": {}})),
+        ("offset", json!({"offset": 5})),
+        ("timestamp", json!({"timestamp": "2026-11-25T08:00:00Z"})),
+        ("duration", json!({"duration": "2h"})),
+        (
+            "partitions",
+            json!({"partitions": [{"topic": "jobs", "partition": 0, "offset": 3}]}),
+        ),
+    ] {
+        api_for(&client, &ns, "OffsetReset")
+            .create(&PostParams::default(), &object("OffsetReset", name, reset(to)))
+            .await
+            .unwrap_or_else(|e| panic!("a share-group reset to {name}: {e}"));
+    }
+    // The same shiftBy for a consumer group is fine.
+    let mut consumer = reset(json!({"shiftBy": -10}));
+    consumer["groupType"] = json!("consumer");
+    api_for(&client, &ns, "OffsetReset")
+        .create(
+            &PostParams::default(),
+            &object("OffsetReset", "consumer-shift", consumer),
+        )
+        .await
+        .expect("a consumer-group reset by shiftBy");
 }
 
 #[tokio::test]

@@ -771,6 +771,7 @@ fn the_grafana_dashboard_queries_only_metrics_the_operator_exports() {
             f(&GroupLagPoint {
                 cluster_name: "c",
                 group: "g",
+                group_type: "consumer",
                 members: 1,
                 max_lag_seconds: Some(3),
                 partitions: vec![PartitionLagPoint {
@@ -778,7 +779,7 @@ fn the_grafana_dashboard_queries_only_metrics_the_operator_exports() {
                     partition: 0,
                     committed: 5,
                     log_end: Some(9),
-                    consumable: None,
+                    measured_lag: None,
                     lag_seconds: Some(3),
                 }],
             });

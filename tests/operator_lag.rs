@@ -80,7 +80,7 @@ async fn time_lag_is_the_age_of_the_oldest_unconsumed_record_while_producers_are
         (seconds - expected).abs() <= 3,
         "metric {seconds}s, producer says {expected}s"
     );
-    assert!(metrics.contains(&format!("kafka_consumergroup_group_lag{{cluster_name=\"{}/main\",group=\"{group_id}\",topic=\"{topic}\",partition=\"0\"}} 7", env.ns)), "{metrics}");
+    assert!(metrics.contains(&format!("kafka_consumergroup_group_lag{{cluster_name=\"{}/main\",group=\"{group_id}\",group_type=\"classic\",topic=\"{topic}\",partition=\"0\"}} 7", env.ns)), "{metrics}");
 }
 
 async fn the_lag_budget_is_reported_when_breached_and_when_met_again(kafka: &'static dyn TestBroker) {

@@ -25,7 +25,10 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"Protocol","type":"string","priority":1,"jsonPath":".status.protocol"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
-#[x_kube(validation = Rule::new("!has(self.offsetInit) || self.offsetInit.policy == 'none' || size(self.topics) > 0").message("offsetInit needs spec.topics: list the topics whose partitions should get initial offsets"))]
+#[x_kube(validation = Rule::new("!has(self.offsetInit) || self.offsetInit.policy == 'none' || size(self.topics) > 0 || (has(self.type) && self.type == 'share')").message("offsetInit needs spec.topics: list the topics whose partitions should get initial offsets"))]
+#[x_kube(validation = Rule::new("!has(self.type) || self.type != 'share' || !has(self.isolation)").message("isolation does not apply to a share group: its consumers read what the group config share.isolation.level says"))]
+#[x_kube(validation = Rule::new("!has(self.type) || self.type != 'share' || !has(self.scaling) || !self.scaling.capToLaggingPartitions").message("capToLaggingPartitions does not apply to a share group: its consumers share partitions, so replicas are capped by maxReplicas only"))]
+#[x_kube(validation = Rule::new("!has(self.type) || self.type != 'share' || !has(self.retentionGuard)").message("retentionGuard does not apply to a share group: its start offsets are kept by the share coordinator, not expired with offsets.retention.minutes"))]
 #[x_kube(validation = Rule::new("has(self.groupId) == has(oldSelf.groupId) && (!has(self.groupId) || self.groupId == oldSelf.groupId)").message("groupId cannot change: create another ConsumerGroup to manage another Kafka group"))]
 #[serde(rename_all = "camelCase")]
 pub struct ConsumerGroupSpec {
@@ -38,6 +41,14 @@ pub struct ConsumerGroupSpec {
     #[x_kube(validation = Rule::new("size(self) > 0 && size(self) <= 255").message("groupId must be 1 to 255 characters"))]
     #[schemars(length(max = 256))]
     pub group_id: Option<String>,
+
+    /// The kind of Kafka group: `consumer` (consumers of either protocol, classic or KIP-848), `share` (a KIP-932
+    /// share group: consumers share partitions, records are acknowledged one by one) or `streams` (a KIP-1071
+    /// Kafka Streams application with `group.protocol=streams`). Default: detected from what Kafka reports.
+    /// Declared, it wins: lag is measured and offsets are set the way that type needs even before the group
+    /// exists, and a group of another type under this id is reported (`TypeMismatch`) instead of acted on.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub group_type: Option<DeclaredGroupType>,
 
     /// Topics the group consumes. Used by `offsetInit` and to report lag on partitions without a committed
     /// offset; leave empty to observe whatever the group commits.
@@ -80,6 +91,26 @@ pub struct ConsumerGroupSpec {
     /// (`status.isolationSource` says how it was decided).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub isolation: Option<IsolationLevel>,
+}
+
+/// `spec.type`: the kind of Kafka group a ConsumerGroup manages.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DeclaredGroupType {
+    Consumer,
+    Share,
+    Streams,
+}
+
+impl DeclaredGroupType {
+    /// The name in `spec.type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeclaredGroupType::Consumer => "consumer",
+            DeclaredGroupType::Share => "share",
+            DeclaredGroupType::Streams => "streams",
+        }
+    }
 }
 
 #[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]

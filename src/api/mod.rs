@@ -15,9 +15,9 @@ pub use cluster::{
     EmbeddedUser, KafkaCluster, KafkaClusterSpec, KafkaClusterStatus, SaslSpec, SecretKeyRef, TlsSpec,
 };
 pub use group::{
-    ClusterRef, ConsumerGroup, ConsumerGroupSpec, ConsumerGroupStatus, DeletionPolicy, GroupMemberStatus,
-    IsolationLevel, IsolationSource, OffsetInit, OffsetInitPolicy, RetentionGuardSpec, RetentionGuardStatus,
-    RetentionProtection, SavedOffset,
+    ClusterRef, ConsumerGroup, ConsumerGroupSpec, ConsumerGroupStatus, DeclaredGroupType, DeletionPolicy,
+    GroupMemberStatus, IsolationLevel, IsolationSource, OffsetInit, OffsetInitPolicy, RetentionGuardSpec,
+    RetentionGuardStatus, RetentionProtection, SavedOffset,
 };
 pub use ledger::{LedgerEntry, ResetLedger, ResetLedgerSpec};
 pub use reset::{OffsetReset, OffsetResetSpec, OffsetResetStatus, ResetPhase, ResetStrategy, ResetTo};

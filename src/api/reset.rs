@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 #[x_kube(validation = Rule::new("has(self.groupRef) != (has(self.clusterRef) && has(self.groupId))").message("name the group either with groupRef (a ConsumerGroup) or with clusterRef and groupId, not both"))]
 #[x_kube(validation = Rule::new("has(self.groupRef) || (has(self.clusterRef) == has(self.groupId))").message("clusterRef and groupId go together"))]
 #[x_kube(validation = Rule::new("!has(self.strategy) || self.strategy != 'ScaleDown' || has(self.scaleTargetRef)").message("strategy ScaleDown needs scaleTargetRef: the workload (Deployment, StatefulSet, …) that runs the group's consumers"))]
+#[x_kube(validation = Rule::new("!has(self.groupType) || self.groupType != 'share' || !has(self.to.shiftBy)").message("a share group's start offsets move to earliest, latest, offset, timestamp, duration, partitions or previousOf (what kafka-share-groups.sh --reset-offsets supports): shiftBy is for consumer and streams groups"))]
 #[serde(rename_all = "camelCase")]
 pub struct OffsetResetSpec {
     /// The ConsumerGroup whose offsets move (same namespace).
@@ -40,7 +41,14 @@ pub struct OffsetResetSpec {
     #[schemars(length(max = 256))]
     #[x_kube(validation = Rule::new("size(self) > 0").message("groupId must not be empty"))]
     pub group_id: Option<String>,
-    /// Which partitions move. Default: every partition the group has a committed offset on.
+    /// The kind of group the reset is for: `consumer`, `share` or `streams` (see ConsumerGroup `spec.type`).
+    /// Default: the ConsumerGroup's `spec.type` (with `groupRef`), else what Kafka reports. A share group's
+    /// share-partition start offsets move (AlterShareGroupOffsets); `shiftBy` does not apply to them. A group
+    /// of another type under the id fails the reset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_type: Option<crate::api::DeclaredGroupType>,
+    /// Which partitions move. Default: every partition the group has a committed offset on (a share group:
+    /// every partition it has a start offset on).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 1000))]
     pub topics: Vec<TopicSelection>,

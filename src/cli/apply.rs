@@ -60,15 +60,25 @@ pub async fn run(args: ApplyArgs) -> Result<ExitCode> {
             export::write_file(&undo, &export::to_csv(&previous))?;
         }
         let commits = plan::commits(group);
-        match client.commit_offsets(&group.group, &commits).await {
+        let share = group.group_type == "share";
+        let committed = if share {
+            client.alter_share_group_offsets(&group.group, &commits).await
+        } else {
+            client.commit_offsets(&group.group, &commits).await
+        };
+        match committed {
             Ok(()) => {}
             Err(e @ KafkaError::GroupNotEmpty { .. }) => bail!("{e}; nothing was committed for this group"),
             Err(e) => return Err(super::kafka_error(e, "").context(format!("committing group {}", group.group))),
         }
-        let after = client
-            .group_offsets(&group.group)
-            .await
-            .map_err(|e| super::kafka_error(e, ""))?;
+        let after = if share {
+            plan::share_offsets(&client, &group.group).await?
+        } else {
+            client
+                .group_offsets(&group.group)
+                .await
+                .map_err(|e| super::kafka_error(e, ""))?
+        };
         print!("{}", before_after(group, &commits, &after));
         if previous.is_empty() {
             println!("No undo file: none of these partitions had a committed offset before.");

@@ -6,11 +6,12 @@
 
 use super::connect::ConnectArgs;
 use super::output::{self, Format, age, opt};
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 use clap::Args;
 use futures_util::StreamExt;
 use kafka_group_operator::kafka::{
-    GroupDescription, GroupFilter, GroupType, Isolation, KafkaClient, LagScanner, OffsetSpec, TopicPartition,
+    GroupDescription, GroupFilter, GroupLag, GroupType, Isolation, KafkaClient, LagScanner, OffsetSpec, PartitionLag,
+    TopicPartition,
 };
 use kafka_group_operator::lag::{ConsumableLag, Sample, time_lag_ms};
 use serde::Serialize;
@@ -27,8 +28,7 @@ pub struct LagArgs {
     /// The group to show; repeat for several.
     #[arg(long, short = 'g', required_unless_present = "all", conflicts_with = "all")]
     pub group: Vec<String>,
-    /// Every group of the cluster that commits offsets: consumer groups (classic and KIP-848) and Kafka
-    /// Streams' streams groups (KIP-1071).
+    /// Every group of the cluster that reads topics: consumer (classic and KIP-848), share and streams groups.
     #[arg(long)]
     pub all: bool,
     /// How to print the result.
@@ -56,7 +56,8 @@ pub struct GroupReport {
     pub group: String,
     /// As the coordinator reports it (`Empty`, `Stable`, …).
     pub state: String,
-    /// `classic` or `consumer` (KIP-848).
+    /// The group's type: `classic`, `consumer` (KIP-848), `share` (KIP-932) or `streams` (KIP-1071). A share
+    /// group's `committed` is its share-partition start offset and its lag the broker's (KIP-1226).
     pub protocol: String,
     pub members: usize,
     /// Sum of the partitions' lag in messages: records the group will still read.
@@ -137,29 +138,100 @@ async fn groups(client: &KafkaClient, args: &LagArgs) -> Result<Vec<String>> {
         .map_err(|e| super::kafka_error(e, ""))?;
     Ok(listings
         .into_iter()
-        .filter(|l| matches!(l.protocol_type.as_str(), "consumer" | "streams" | ""))
-        .filter(|l| l.group_type != Some(GroupType::Share))
+        .filter(|l| matches!(l.protocol_type.as_str(), "consumer" | "share" | "streams" | ""))
         .map(|l| l.group_id)
         .collect())
+}
+
+/// Share groups' start offsets as a snapshot's committed offsets (with their log ends read here), and the
+/// broker's lag of each share-partition (KIP-1226) where it computed one.
+async fn share_snapshot(
+    client: &KafkaClient,
+    groups: &[String],
+) -> Result<(Vec<GroupLag>, HashMap<(String, TopicPartition), i64>)> {
+    if groups.is_empty() {
+        return Ok((Vec::new(), HashMap::new()));
+    }
+    let mut offsets = BTreeMap::new();
+    for (group, result) in client.share_group_offsets(groups).await {
+        offsets.insert(
+            group.clone(),
+            result
+                .map_err(|e| super::kafka_error(e, ""))
+                .with_context(|| format!("share group {group}"))?,
+        );
+    }
+    let partitions: Vec<TopicPartition> = offsets
+        .values()
+        .flat_map(|o| o.keys().cloned())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let ends: BTreeMap<TopicPartition, i64> = if partitions.is_empty() {
+        BTreeMap::new()
+    } else {
+        client
+            .list_offsets(&partitions, OffsetSpec::Latest, Isolation::ReadUncommitted)
+            .await
+            .map_err(|e| super::kafka_error(e, ""))?
+            .into_iter()
+            .map(|(tp, o)| (tp, o.offset))
+            .collect()
+    };
+    let mut broker_lag = HashMap::new();
+    let mut lags = Vec::new();
+    for (group, partitions) in offsets {
+        let partitions: Vec<PartitionLag> = partitions
+            .into_iter()
+            .map(|(tp, p)| {
+                if let Some(lag) = p.lag {
+                    broker_lag.insert((group.clone(), tp.clone()), lag);
+                }
+                let log_end = ends.get(&tp).copied();
+                PartitionLag {
+                    lag: log_end.map(|end| kafka_group_operator::lag::high_watermark_lag(p.start_offset, end)),
+                    topic: tp.topic,
+                    partition: tp.partition,
+                    committed: p.start_offset,
+                    log_end,
+                }
+            })
+            .collect();
+        lags.push(GroupLag {
+            total_lag: partitions.iter().filter_map(|p| p.lag).sum(),
+            group,
+            partitions,
+        });
+    }
+    Ok((lags, broker_lag))
 }
 
 /// One report; with a `scanner` (repeated refreshes), its committed offsets come from the scanner's tail.
 pub async fn collect(client: &KafkaClient, args: &LagArgs, scanner: Option<&mut LagScanner>) -> Result<LagReport> {
     let names = groups(client, args).await?;
+    // Described first: a share group has no committed offsets to fetch, but share-partition start offsets.
+    let mut described: HashMap<String, GroupDescription> = HashMap::new();
+    for (group, result) in client.describe_groups(&names).await {
+        described.insert(group, result.map_err(|e| super::kafka_error(e, ""))?);
+    }
+    let (share, committed): (Vec<String>, Vec<String>) = names
+        .iter()
+        .cloned()
+        .partition(|g| described.get(g).is_some_and(|d| d.group_type == GroupType::Share));
     let snapshot = async {
         match scanner {
             Some(scanner) => scanner
-                .scan(&names, Isolation::ReadUncommitted)
+                .scan(&committed, Isolation::ReadUncommitted)
                 .await
                 .map(|scan| scan.snapshot),
-            None => client.lag_snapshot(&names, Isolation::ReadUncommitted).await,
+            None => client.lag_snapshot(&committed, Isolation::ReadUncommitted).await,
         }
     };
-    let (snapshot, descriptions) = tokio::join!(snapshot, client.describe_groups(&names));
-    let snapshot = snapshot.map_err(|e| super::kafka_error(e, ""))?;
-    let mut described: HashMap<String, GroupDescription> = HashMap::new();
-    for (group, result) in descriptions {
-        described.insert(group, result.map_err(|e| super::kafka_error(e, ""))?);
+    let (snapshot, share_lags) = tokio::join!(snapshot, share_snapshot(client, &share));
+    let mut snapshot = snapshot.map_err(|e| super::kafka_error(e, ""))?;
+    let (share_lags, broker_lag) = share_lags?;
+    for lag in share_lags {
+        snapshot.groups.insert(lag.group.clone(), lag);
     }
     if let Some((group, error)) = snapshot.errors.into_iter().next() {
         return Err(super::kafka_error(error, "").context(format!("group {group}")));
@@ -271,7 +343,11 @@ pub async fn collect(client: &KafkaClient, args: &LagArgs, scanner: Option<&mut 
                             partition: p.partition,
                             committed: Some(p.committed),
                             log_end: p.log_end,
-                            lag: consumable.or(p.lag),
+                            lag: broker_lag
+                                .get(&(name.clone(), tp.clone()))
+                                .copied()
+                                .or(consumable)
+                                .or(p.lag),
                             high_watermark_lag: p.lag,
                             lag_is_upper_bound: m.consumable.is_some_and(|c| !c.exact),
                             time_lag_ms: time_lag,

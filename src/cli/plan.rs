@@ -11,7 +11,7 @@ use clap::Args;
 use kafka_group_operator::api::reset::{PartitionOffset, ResetTo};
 use kafka_group_operator::api::{ConsumerGroup, IsolationLevel, OffsetInitPolicy, OffsetReset};
 use kafka_group_operator::controller::resolve::{ResetRequest, ResolveError, resolve_offset_init, resolve_reset};
-use kafka_group_operator::kafka::{GroupDescription, GroupOffsets, GroupState, KafkaClient, KafkaError};
+use kafka_group_operator::kafka::{GroupDescription, GroupOffsets, GroupState, GroupType, KafkaClient, KafkaError};
 use kafka_group_operator::plan::offset_init::InitPolicy;
 use kafka_group_operator::plan::reset::Clamp;
 use serde::Serialize;
@@ -73,6 +73,9 @@ pub struct GroupPlan {
     pub target: String,
     pub state: String,
     pub members: usize,
+    /// `classic`, `consumer`, `share` or `streams`: a share group's start offsets move with
+    /// AlterShareGroupOffsets, every other group's committed offsets with OffsetCommit.
+    pub group_type: String,
     pub partitions: Vec<PartitionChange>,
     /// For a streams group (KIP-1071): the application state the reset leaves as it is, and how to reset it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -233,9 +236,36 @@ pub async fn build(client: &KafkaClient, requests: &Requests, wait: Duration) ->
     Ok(Plan { changes, groups })
 }
 
+/// The group and what a plan moves from: its committed offsets, or a share group's start offsets.
 async fn observe(client: &KafkaClient, group: &str, wait: Duration) -> Result<(GroupDescription, GroupOffsets)> {
-    let (description, committed) = tokio::join!(client.describe_group(group), stable_offsets(client, group, wait));
-    Ok((description.map_err(|e| super::kafka_error(e, ""))?, committed?))
+    let description = client
+        .describe_group(group)
+        .await
+        .map_err(|e| super::kafka_error(e, ""))?;
+    if description.exists() && description.group_type == GroupType::Share {
+        let offsets = share_offsets(client, group).await?;
+        return Ok((description, offsets));
+    }
+    Ok((description, stable_offsets(client, group, wait).await?))
+}
+
+/// A share group's start offsets, in the shape of committed offsets.
+pub async fn share_offsets(client: &KafkaClient, group: &str) -> Result<GroupOffsets> {
+    let share = client
+        .share_group_offsets_of(group)
+        .await
+        .map_err(|e| super::kafka_error(e, ""))?;
+    Ok(share
+        .into_iter()
+        .map(|(tp, p)| {
+            let offset = kafka_group_operator::kafka::CommittedOffset {
+                offset: p.start_offset,
+                leader_epoch: None,
+                metadata: String::new(),
+            };
+            (tp, offset)
+        })
+        .collect())
 }
 
 /// The group's committed offsets read with require_stable, as the operator reads them: a pending
@@ -323,6 +353,11 @@ async fn plan_reset_request(
 ) -> Result<GroupPlan> {
     let client = cluster.client;
     let (description, committed) = observe(client, group_id, cluster.unstable_offset_wait).await?;
+    if description.group_type == GroupType::Share && to.shift_by.is_some() {
+        bail!(
+            "{origin}: {group_id} is a share group: its start offsets move to earliest, latest, offset, timestamp, duration, partitions or previousOf, not by shiftBy"
+        );
+    }
     let request = ResetRequest {
         group_id,
         topics,
@@ -347,6 +382,7 @@ async fn plan_reset_request(
         target: resolved.target,
         state: description.state.as_str().to_owned(),
         members: description.members.len(),
+        group_type: description.group_type.as_str().to_owned(),
         note: description
             .streams
             .as_ref()
@@ -381,6 +417,10 @@ async fn plan_offset_init(
         Some(OffsetInitPolicy::Latest) => InitPolicy::Latest,
         _ => return Ok(None),
     };
+    if group.spec.group_type == Some(kafka_group_operator::api::DeclaredGroupType::Share) {
+        // A share group's offsetInit is its group config share.auto.offset.reset: no offsets to plan.
+        return Ok(None);
+    }
     let name = group.metadata.name.clone().unwrap_or_default();
     let origin = format!("ConsumerGroup {name} ({source})");
     if group.spec.topics.is_empty() {
@@ -388,6 +428,10 @@ async fn plan_offset_init(
     }
     let group_id = group.group_id();
     let (description, committed) = observe(client, &group_id, wait).await?;
+    if description.group_type == GroupType::Share {
+        // A share group's offsetInit is its group config share.auto.offset.reset: no offsets to plan.
+        return Ok(None);
+    }
     let init = resolve_offset_init(client, policy, &group.spec.topics, &committed)
         .await
         .map_err(|e| match e {
@@ -429,6 +473,7 @@ async fn plan_offset_init(
         ),
         state: description.state.as_str().to_owned(),
         members: description.members.len(),
+        group_type: description.group_type.as_str().to_owned(),
         partitions,
         note: None,
     }))

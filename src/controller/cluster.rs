@@ -33,6 +33,7 @@ fn reason_for(error: &Error) -> &'static str {
     match error {
         Error::Config(_) => "InvalidConfiguration",
         Error::InsecureCredentials(_) => "InsecureCredentials",
+        Error::TypeMismatch(_) => "TypeMismatch",
         Error::Kube(_) => "KubernetesError",
         Error::Kafka(e) => kafka_reason(e),
     }

@@ -9,8 +9,8 @@ use super::status::{apply_status, ms_from_time, now, time_from_ms};
 use super::{Context, Error};
 use crate::api::conditions::{READY, condition, find, set_condition};
 use crate::api::{
-    ConsumerGroup, ConsumerGroupStatus, DeletionPolicy, GroupMemberStatus, IsolationLevel, KafkaCluster,
-    OffsetInitPolicy, RetentionGuardStatus, RetentionProtection, SavedOffset,
+    ConsumerGroup, ConsumerGroupStatus, DeletionPolicy, GroupMemberStatus, KafkaCluster, OffsetInitPolicy,
+    RetentionGuardStatus, RetentionProtection, SavedOffset,
 };
 use crate::kafka::{GroupDescription, GroupOffsets, GroupType, KafkaClient, KafkaError, TopicPartition};
 use crate::plan::offset_init::{InitPolicy, OffsetInitDecision, plan_offset_init};
@@ -211,6 +211,7 @@ async fn observe(group: &ConsumerGroup, ctx: &Context, sampler: &ClusterSampler)
             &group.group_id(),
             &group.spec.topics,
             group.spec.isolation,
+            group.spec.group_type,
             ctx.config.client.operation_timeout * 2,
         )
         .await
@@ -243,10 +244,24 @@ async fn observe_and_act(api: &Api<ConsumerGroup>, group: &ConsumerGroup, ctx: &
             ctx.metrics.clone(),
         );
         let mut obs = observe(group, ctx, &sampler).await?;
+        if let Some(why) = super::group_type::mismatch(group.spec.group_type, &obs.sample.description) {
+            return Err(Error::TypeMismatch(why));
+        }
         let committed_before = obs.offsets.clone();
+        let rules = super::group_type::rules(&obs.sample.group_type);
         let acted = async {
-            init_offsets(&client, group, &group_id, &mut obs, &mut status, &mut events).await?;
-            guard_retention(&client, group, ctx, &group_id, &mut obs, &mut status, &mut events).await
+            if rules.commits_initial_offsets {
+                init_offsets(&client, group, &group_id, &mut obs, &mut status, &mut events).await?;
+            } else {
+                // A share group's offsetInit is its group config `share.auto.offset.reset` (group_config).
+                status.conditions.retain(|c| c.type_ != OFFSETS_INITIALIZED);
+            }
+            if rules.offsets_expire {
+                guard_retention(&client, group, ctx, &group_id, &mut obs, &mut status, &mut events).await
+            } else {
+                retention_not_applicable(group, &mut status);
+                Ok(())
+            }
         }
         .await;
         // After a commit the shared sample is stale: the next reconcile must not act on it again.
@@ -254,19 +269,16 @@ async fn observe_and_act(api: &Api<ConsumerGroup>, group: &ConsumerGroup, ctx: &
             sampler.invalidate(&group_id);
         }
         acted?;
-        let (isolation, _) = obs.sample.isolation();
-        let no_consumable = BTreeMap::new();
+        let measured = obs.sample.measured_lags();
         let input = super::scaling::LagInput {
             description: &obs.sample.description,
             offsets: &obs.offsets,
             log_ends: &obs.sample.log_ends,
             record_timestamps: &obs.sample.record_timestamps,
-            consumable: match isolation {
-                IsolationLevel::ReadCommitted => &obs.sample.consumable,
-                IsolationLevel::ReadUncommitted => &no_consumable,
-            },
+            measured: &measured,
             taken_at_ms: obs.sample.taken_at_ms,
             partitions: obs.sample.declared.len(),
+            rules: super::group_type::rules(&obs.sample.group_type),
         };
         let cluster_name = format!("{}/{}", cluster.namespace().unwrap_or_default(), cluster.name_any());
         super::scaling::evaluate(ctx, group, &cluster_name, input, &mut status, &mut events).await?;
@@ -299,6 +311,7 @@ async fn observe_and_act(api: &Api<ConsumerGroup>, group: &ConsumerGroup, ctx: &
         Err(e) => {
             let reason = match &e {
                 Error::Config(_) => "ClusterNotFound",
+                Error::TypeMismatch(_) => "TypeMismatch",
                 Error::InsecureCredentials(_) => "InsecureCredentials",
                 Error::Kafka(KafkaError::UnknownTopic(_)) => "TopicNotFound",
                 Error::Kafka(_) => "KafkaUnavailable",
@@ -356,8 +369,8 @@ fn retention_kind(d: &GroupDescription) -> Option<GroupKind> {
         GroupType::Classic if d.protocol_type.is_empty() => GroupKind::NeverHadMembers,
         GroupType::Classic => GroupKind::ClassicWithHistory,
         GroupType::Consumer => GroupKind::ConsumerProtocol,
-        // Never described today (describe_groups reports classic and consumer groups only); these types
-        // live in the same coordinator runtime as consumer groups and are treated like them.
+        // Streams groups commit into __consumer_offsets like consumer groups, and expire like them. Share groups
+        // never get here (`group_type::rules`: their offsets do not expire).
         GroupType::Share | GroupType::Streams | GroupType::Unknown(_) => GroupKind::ConsumerProtocol,
     })
 }
@@ -517,6 +530,27 @@ async fn init_offsets(
 }
 
 #[allow(clippy::too_many_arguments)]
+/// A group whose offsets do not expire (a share group) needs no guard: say so where one is declared.
+fn retention_not_applicable(group: &ConsumerGroup, status: &mut ConsumerGroupStatus) {
+    status.retention_guard = None;
+    if group.spec.retention_guard.is_none() {
+        status.conditions.retain(|c| c.type_ != RETENTION_GUARD);
+        return;
+    }
+    set_condition(
+        &mut status.conditions,
+        condition(
+            RETENTION_GUARD,
+            false,
+            "NotApplicable",
+            "a share group's start offsets are kept by the share coordinator and do not expire with \
+             offsets.retention.minutes: nothing to guard",
+            group.metadata.generation,
+            now(),
+        ),
+    );
+}
+
 async fn guard_retention(
     client: &KafkaClient,
     group: &ConsumerGroup,

@@ -8,6 +8,7 @@ pub mod embedded;
 mod embedded_serve;
 pub mod finalizers;
 pub mod group;
+pub mod group_type;
 pub mod keda;
 pub mod leader;
 pub mod ledger;
@@ -39,6 +40,9 @@ pub enum Error {
     /// Credentials the spec would send where they can be read on the way (SASL over plaintext).
     #[error("{0}")]
     InsecureCredentials(String),
+    /// `spec.type` says one kind of group, Kafka holds another under the same id.
+    #[error("{0}")]
+    TypeMismatch(String),
 }
 
 impl Error {
@@ -47,7 +51,7 @@ impl Error {
         match self {
             Error::Kube(_) => "kubernetes",
             Error::Kafka(_) => "kafka",
-            Error::Config(_) | Error::InsecureCredentials(_) => "config",
+            Error::Config(_) | Error::InsecureCredentials(_) | Error::TypeMismatch(_) => "config",
         }
     }
 }

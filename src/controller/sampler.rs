@@ -6,9 +6,10 @@
 //! headers (`KafkaClient::consumable_lag`) while they lag, re-read only when the committed offset or log end moved. Its latest samples are also what the lag metrics
 //! show: they are read at every scrape (`LagSource`), not copied into a gauge per partition.
 
-use crate::api::{IsolationLevel, IsolationSource};
+use crate::api::{DeclaredGroupType, IsolationLevel, IsolationSource};
 use crate::kafka::{
-    FirstRecord, GroupDescription, GroupOffsets, Isolation, KafkaClient, KafkaError, OffsetSpec, TopicPartition,
+    CommittedOffset, FirstRecord, GroupDescription, GroupOffsets, GroupType, Isolation, KafkaClient, KafkaError,
+    OffsetSpec, ShareGroupOffsets, TopicPartition,
 };
 use crate::lag::{ConsumableLag, high_watermark_lag};
 use crate::telemetry::metrics::{GroupLagPoint, LagSource, Metrics, PartitionLagPoint};
@@ -38,6 +39,11 @@ pub struct GroupSample {
     pub transactional: BTreeSet<TopicPartition>,
     /// `spec.isolation` of the group, if declared.
     pub declared_isolation: Option<IsolationLevel>,
+    /// What kind of group the lag was measured for: `spec.type` if declared, else what Kafka reported.
+    pub group_type: GroupType,
+    /// A share group's lag per partition as its broker computes it (KIP-1226): records from the share-partition
+    /// start offset (in `offsets`) to the log end not yet acknowledged. Empty for other groups.
+    pub share_lag: BTreeMap<TopicPartition, i64>,
     pub taken_at_ms: i64,
 }
 
@@ -65,13 +71,43 @@ impl GroupSample {
         }
     }
 
-    /// What the group will still read of `tp` from `committed`: for a `readCommitted` group the consumable lag
-    /// where it was measured, otherwise the high-watermark lag; None when the log end is unknown.
+    /// The lag of `tp` where it was measured rather than derived from log end − committed: the broker's lag of a
+    /// share-partition, or the consumable lag of a `readCommitted` group.
+    pub fn measured_lag(&self, tp: &TopicPartition) -> Option<i64> {
+        match self.share_lag.get(tp) {
+            Some(lag) => Some(*lag),
+            None => self.consumable_of(tp).map(|c| c.records),
+        }
+    }
+
+    /// What the group will still read of `tp` from `committed`: the measured lag where there is one (share
+    /// groups; `readCommitted` groups on transactional topics), otherwise the high-watermark lag; None when the
+    /// log end is unknown.
     pub fn partition_lag(&self, tp: &TopicPartition, committed: i64) -> Option<i64> {
-        match self.consumable_of(tp) {
-            Some(c) => Some(c.records),
+        match self.measured_lag(tp) {
+            Some(lag) => Some(lag),
             None => self.log_ends.get(tp).map(|end| high_watermark_lag(committed, *end)),
         }
+    }
+
+    /// The measured lags as the lag evaluation takes them (see `measured_lag`).
+    pub fn measured_lags(&self) -> BTreeMap<TopicPartition, ConsumableLag> {
+        self.offsets
+            .keys()
+            .filter_map(|tp| {
+                let records = self.measured_lag(tp)?;
+                let exact = self.share_lag.contains_key(tp) || self.consumable_of(tp).is_none_or(|c| c.exact);
+                let first_offset = self.consumable_of(tp).and_then(|c| c.first_offset);
+                Some((
+                    tp.clone(),
+                    ConsumableLag {
+                        records,
+                        first_offset,
+                        exact,
+                    },
+                ))
+            })
+            .collect()
     }
 
     /// Sum over committed partitions of what the group will still read.
@@ -114,10 +150,15 @@ impl GroupSample {
     }
 }
 
+/// What a reconcile declared of a group: its topics, `spec.isolation` and `spec.type`.
+type Declared = (Vec<String>, Option<IsolationLevel>, Option<DeclaredGroupType>);
+
 struct Registration {
     topics: Vec<String>,
     /// `spec.isolation`, if declared.
     isolation: Option<IsolationLevel>,
+    /// `spec.type`, if declared.
+    declared_type: Option<DeclaredGroupType>,
     /// When a reconcile last asked for the group: groups nobody asks for are dropped (the resource is gone).
     last_asked: tokio::time::Instant,
 }
@@ -284,25 +325,41 @@ impl ClusterSampler {
                 return;
             }
         };
-        let registered: HashMap<String, (Vec<String>, Option<IsolationLevel>)> = {
+        let registered: HashMap<String, Declared> = {
             let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             state
                 .groups
                 .iter()
-                .map(|(g, r)| (g.clone(), (r.topics.clone(), r.isolation)))
+                .map(|(g, r)| (g.clone(), (r.topics.clone(), r.isolation, r.declared_type)))
                 .collect()
         };
         let mut descriptions = descriptions;
         let mut offsets = offsets;
+        let share_types: HashMap<String, GroupType> = groups
+            .iter()
+            .map(|g| {
+                let declared = registered.get(g).and_then(|r| r.2);
+                let described = descriptions.get(g).and_then(|d| d.as_ref().ok());
+                (g.clone(), effective_type(declared, described))
+            })
+            .collect();
+        let mut share_offsets = self.read_share_offsets(client, &share_types, &registered).await;
         for g in &groups {
-            let (declared_topics, declared_isolation) = registered.get(g).cloned().unwrap_or_default();
+            let (declared_topics, declared_isolation, _) = registered.get(g).cloned().unwrap_or_default();
+            let group_type = share_types.get(g).cloned().unwrap_or(GroupType::Classic);
             let result = (|| {
                 let description = descriptions
                     .remove(g)
                     .unwrap_or_else(|| Err(KafkaError::Config("no answer".into())))?;
-                let offsets = offsets
-                    .remove(g)
-                    .unwrap_or_else(|| Err(KafkaError::Config("no answer".into())))?;
+                let (offsets, share_lag) = match share_offsets.remove(g) {
+                    Some(share) => split_share_offsets(share?),
+                    None => (
+                        offsets
+                            .remove(g)
+                            .unwrap_or_else(|| Err(KafkaError::Config("no answer".into())))?,
+                        BTreeMap::new(),
+                    ),
+                };
                 let mut declared = Vec::new();
                 for t in &declared_topics {
                     declared.extend(metadata.partitions_of(t)?);
@@ -316,6 +373,8 @@ impl ClusterSampler {
                     consumable: BTreeMap::new(),
                     transactional: BTreeSet::new(),
                     declared_isolation,
+                    group_type,
+                    share_lag,
                     taken_at_ms: now_ms,
                 })
             })();
@@ -323,6 +382,37 @@ impl ClusterSampler {
         }
         self.fill_timestamps(client, metrics, &mut results).await;
         self.publish(results);
+    }
+
+    /// Start offsets and lag of the share groups among `types` (one DescribeShareGroupOffsets per coordinator,
+    /// none at all without share groups). A group declared `share` that Kafka holds as another type has no
+    /// share-partitions: empty, for the reconciler to report the mismatch.
+    async fn read_share_offsets(
+        &self,
+        client: &KafkaClient,
+        types: &HashMap<String, GroupType>,
+        registered: &HashMap<String, Declared>,
+    ) -> HashMap<String, Result<ShareGroupOffsets, KafkaError>> {
+        let share: Vec<String> = types
+            .iter()
+            .filter(|(_, t)| **t == GroupType::Share)
+            .map(|(g, _)| g.clone())
+            .collect();
+        if share.is_empty() {
+            return HashMap::new();
+        }
+        let mut answers = client.share_group_offsets(&share).await;
+        for (g, answer) in answers.iter_mut() {
+            let declared_share = registered.get(g).and_then(|r| r.2) == Some(DeclaredGroupType::Share);
+            if declared_share
+                && answer
+                    .as_ref()
+                    .is_err_and(|e| e.code() == Some(kafka_protocol::error::ResponseError::GroupIdNotFound))
+            {
+                *answer = Ok(ShareGroupOffsets::new());
+            }
+        }
+        answers
     }
 
     /// Reads (or takes from the caches) what each lagging partition's lag and time lag need: on partitions known
@@ -486,6 +576,7 @@ impl ClusterSampler {
         group: &str,
         topics: &[String],
         isolation: Option<IsolationLevel>,
+        declared_type: Option<DeclaredGroupType>,
         timeout: Duration,
     ) -> Option<Result<Arc<GroupSample>, KafkaError>> {
         let fresh_needed = {
@@ -493,9 +584,10 @@ impl ClusterSampler {
             let changed = match state.groups.get_mut(group) {
                 Some(r) => {
                     r.last_asked = tokio::time::Instant::now();
-                    let changed = r.topics != topics || r.isolation != isolation;
+                    let changed = r.topics != topics || r.isolation != isolation || r.declared_type != declared_type;
                     r.topics = topics.to_vec();
                     r.isolation = isolation;
+                    r.declared_type = declared_type;
                     changed
                 }
                 None => {
@@ -504,6 +596,7 @@ impl ClusterSampler {
                         Registration {
                             topics: topics.to_vec(),
                             isolation,
+                            declared_type,
                             last_asked: tokio::time::Instant::now(),
                         },
                     );
@@ -646,6 +739,42 @@ async fn read_consumable(
     (out, fetches)
 }
 
+/// The kind of group a sample measures: `spec.type` where declared (`consumer` keeps the protocol Kafka reports),
+/// else what Kafka reported; a group that does not exist yet counts as a classic one.
+pub fn effective_type(declared: Option<DeclaredGroupType>, described: Option<&GroupDescription>) -> GroupType {
+    let reported = described.filter(|d| d.exists()).map(|d| d.group_type.clone());
+    match declared {
+        Some(DeclaredGroupType::Share) => GroupType::Share,
+        Some(DeclaredGroupType::Streams) => GroupType::Streams,
+        Some(DeclaredGroupType::Consumer) => match reported {
+            Some(t @ (GroupType::Classic | GroupType::Consumer)) => t,
+            _ => GroupType::Classic,
+        },
+        None => reported.unwrap_or(GroupType::Classic),
+    }
+}
+
+/// A share group's start offsets as the sample's offsets (what the group has consumed up to), and the broker's
+/// lag per partition where it computed one.
+fn split_share_offsets(share: ShareGroupOffsets) -> (GroupOffsets, BTreeMap<TopicPartition, i64>) {
+    let mut offsets = GroupOffsets::new();
+    let mut lag = BTreeMap::new();
+    for (tp, p) in share {
+        if let Some(l) = p.lag {
+            lag.insert(tp.clone(), l);
+        }
+        offsets.insert(
+            tp,
+            CommittedOffset {
+                offset: p.start_offset,
+                leader_epoch: None,
+                metadata: String::new(),
+            },
+        );
+    }
+    (offsets, lag)
+}
+
 /// A group's sample as the lag metrics show it: per partition the committed offset, the log end and the age of
 /// the oldest unconsumed record (0 when caught up, unknown until its timestamp was read).
 fn lag_point<'a>(cluster: &'a str, group: &'a str, sample: &'a GroupSample) -> GroupLagPoint<'a> {
@@ -669,7 +798,7 @@ fn lag_point<'a>(cluster: &'a str, group: &'a str, sample: &'a GroupSample) -> G
                 partition: tp.partition,
                 committed: committed.offset,
                 log_end,
-                consumable: sample.consumable_of(tp).map(|c| c.records),
+                measured_lag: sample.measured_lag(tp),
                 lag_seconds,
             }
         })
@@ -677,6 +806,7 @@ fn lag_point<'a>(cluster: &'a str, group: &'a str, sample: &'a GroupSample) -> G
     GroupLagPoint {
         cluster_name: cluster,
         group,
+        group_type: sample.group_type.as_str(),
         members: sample.description.members.len(),
         max_lag_seconds: sample.max_lag_seconds(),
         partitions,

@@ -44,11 +44,13 @@ pub struct LagInput<'a> {
     pub offsets: &'a GroupOffsets,
     pub log_ends: &'a BTreeMap<TopicPartition, i64>,
     pub record_timestamps: &'a BTreeMap<TopicPartition, i64>,
-    /// Consumable lag of the partitions where it was measured (see `GroupSample::consumable`).
-    pub consumable: &'a BTreeMap<TopicPartition, crate::lag::ConsumableLag>,
+    /// The lag of the partitions where it was measured rather than derived (`GroupSample::measured_lags`).
+    pub measured: &'a BTreeMap<TopicPartition, crate::lag::ConsumableLag>,
     pub taken_at_ms: i64,
     /// Partitions of the declared topics.
     pub partitions: usize,
+    /// What the group's type allows (share groups: replicas not capped by partitions).
+    pub rules: super::group_type::TypeRules,
 }
 
 /// Events the caller publishes after writing status.
@@ -82,7 +84,7 @@ pub async fn evaluate(
                                 committed: Some(c.offset),
                                 log_end: *end,
                                 committed_record_ms: input.record_timestamps.get(tp).copied(),
-                                consumable: input.consumable.get(tp).map(|c| c.records),
+                                consumable: input.measured.get(tp).map(|c| c.records),
                             },
                         )
                     })
@@ -224,7 +226,12 @@ pub async fn evaluate(
     let observation = ScaleObservation {
         now_ms,
         current_replicas: current,
-        partitions: input.partitions as i32,
+        // A share group's consumers share partitions: no cap by the partition count (0: none).
+        partitions: if input.rules.replicas_capped_by_partitions {
+            input.partitions as i32
+        } else {
+            0
+        },
         lagging_partitions: summary.lagging_partitions as i32,
         total_lag: summary.total_lag,
         production_rate: summary.rates.production,

@@ -11,7 +11,9 @@ consume: joins --group with --protocol (classic or consumer, KIP-848), reads --c
 member:  joins --group and stays in it: prints {"ready": true, "assignment": [...]} once it owns all of the
          topic's partitions (or --expect-partitions N), then polls until SIGTERM, when it leaves the group
          cleanly. --instance-id makes it a static member (group.instance.id).
-run:     what a consumer Deployment's pod would run (tests/support/kubelet.rs starts one per replica): subscribes
+run:     (with --protocol share: a ShareConsumer, KIP-932, whose records are acknowledged once processed, ready
+         after its first poll.)
+         what a consumer Deployment's pod would run (tests/support/kubelet.rs starts one per replica): subscribes
          to --topics (comma-separated) in --group and consumes until SIGTERM. Each record's offset is stored
          after --processing-delay-ms (a sleep per record, to build up lag) and committed by auto-commit every
          500 ms and on close. Prints {"ready": true, "assigned": [...], "member_id": ...} once it is in the
@@ -429,6 +431,47 @@ def owned(*assignments):
     return any(a is not None and a.topic_partitions for a in assignments)
 
 
+def run_share(args, topics):
+    """`run` for a share group (KIP-932): a ShareConsumer whose records are acknowledged (implicitly, on the next
+    poll) once processed. Ready once its first poll returned: a share group has no assignment to wait for."""
+    import signal
+
+    from confluent_kafka import ShareConsumer
+
+    errors = Errors("run")
+    consumer = ShareConsumer({**client_config(args, errors), "group.id": args.group, "client.id": args.client_id})
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+    signal.signal(signal.SIGINT, lambda *_: stop.append(True))
+    consumer.subscribe(topics)
+    delay = args.processing_delay_ms / 1000.0
+    consumed, reported, last_report, ready = 0, 0, time.monotonic(), False
+    stop_at = None
+    while True:
+        if stop:
+            if stop_at is None:
+                stop_at = time.monotonic() + args.shutdown_delay_ms / 1000.0
+            if time.monotonic() >= stop_at:
+                break
+        messages = consumer.poll(0.2)
+        if not ready:
+            ready = True
+            print(json.dumps({"ready": True, "assigned": [], "member_id": ""}), flush=True)
+        for msg in messages:
+            if msg.error():
+                print(json.dumps({"error": msg.error().str()}), flush=True)
+                continue
+            if delay > 0:
+                time.sleep(delay)
+            consumed += 1
+        now = time.monotonic()
+        if consumed != reported and now - last_report >= 2:
+            reported, last_report = consumed, now
+            print(json.dumps({"consumed": reported}), flush=True)
+    consumer.close()  # acknowledges what was processed and leaves the group
+    print(json.dumps({"closed": True, "consumed": consumed}), flush=True)
+
+
 def run(args):
     import signal
 
@@ -436,6 +479,8 @@ def run(args):
     topics = [t for t in args.topics.split(",") if t]
     if not topics:
         sys.exit("run: --topics is empty")
+    if args.protocol == "share":
+        return run_share(args, topics)
     config = {
         **client_config(args, errors),
         "group.id": args.group,
@@ -651,7 +696,7 @@ def main():
     parser.add_argument("--output-topic", help="txn-transform: where the transformed records go")
     parser.add_argument("--batch", type=int, default=10, help="txn-transform: most records per transaction")
     parser.add_argument("--isolation", choices=["read_uncommitted", "read_committed"], default="read_uncommitted")
-    parser.add_argument("--protocol", choices=["classic", "consumer"], default="classic")
+    parser.add_argument("--protocol", choices=["classic", "consumer", "share"], default="classic")
     parser.add_argument("--timeout", type=float, default=60)
     parser.add_argument(
         "--security-protocol", choices=["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"], default="PLAINTEXT"

@@ -15,7 +15,7 @@
 //! |-----------------------------|--------------------------------------------------------------------------|
 //! | `KAFKA_GROUP_ID`            | `group.id` (required)                                                    |
 //! | `KAFKA_TOPICS`              | topics to subscribe to, comma-separated (required)                       |
-//! | `KAFKA_GROUP_PROTOCOL`      | `classic` (default) or `consumer` (KIP-848)                              |
+//! | `KAFKA_GROUP_PROTOCOL`      | `classic` (default), `consumer` (KIP-848) or `share` (KIP-932)          |
 //! | `KAFKA_AUTO_OFFSET_RESET`   | `earliest` (default), `latest` or `error`                                |
 //! | `KAFKA_PROCESSING_DELAY_MS` | sleep per record before its offset is stored (default 0), to create lag |
 //! | `KAFKA_STATIC_MEMBERSHIP`   | `true`: `group.instance.id` = the pod name, `<workload>-<ordinal>`       |
@@ -411,7 +411,7 @@ impl ConsumerConfig {
         Ok(ConsumerConfig {
             group: required("KAFKA_GROUP_ID")?,
             topics: required("KAFKA_TOPICS")?,
-            protocol: one_of("KAFKA_GROUP_PROTOCOL", &["classic", "consumer"], "classic")?,
+            protocol: one_of("KAFKA_GROUP_PROTOCOL", &["classic", "consumer", "share"], "classic")?,
             auto_offset_reset: one_of("KAFKA_AUTO_OFFSET_RESET", &["earliest", "latest", "error"], "earliest")?,
             processing_delay_ms: number("KAFKA_PROCESSING_DELAY_MS", 0)?,
             static_membership: one_of("KAFKA_STATIC_MEMBERSHIP", &["true", "false"], "false")? == "true",

@@ -433,7 +433,14 @@ impl<'a> Run<'a> {
             .map(|p| (TopicPartition::new(&p.topic, p.partition), p.to))
             .collect();
         self.ctx.metrics.offset_commit_sent(&self.ns, &self.name);
-        match view.client.commit_offsets(&view.target.group_id, &offsets).await {
+        let committed = if view.target.is_share(&view.description) {
+            view.client
+                .alter_share_group_offsets(&view.target.group_id, &offsets)
+                .await
+        } else {
+            view.client.commit_offsets(&view.target.group_id, &offsets).await
+        };
+        match committed {
             Ok(()) => {}
             Err(e @ KafkaError::GroupNotEmpty { .. }) => {
                 return Err(ActError::Classified(

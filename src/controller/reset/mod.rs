@@ -145,6 +145,8 @@ pub(crate) fn is_transient(error: &Error) -> bool {
         ),
         // A KafkaCluster whose Secret is missing or malformed: the user can fix it while the reset waits.
         Error::Config(_) | Error::InsecureCredentials(_) => true,
+        // The group under the id is of another type than the reset was written for: not going to change.
+        Error::TypeMismatch(_) => false,
     }
 }
 

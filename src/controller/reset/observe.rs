@@ -5,7 +5,7 @@
 use super::act::Run;
 use super::{DEFAULT_TIMEOUT_SECONDS, QUIET_WINDOW, classify, to_plan_phase};
 use crate::api::reset::ResetStrategy;
-use crate::api::{ConsumerGroup, KafkaCluster};
+use crate::api::{ConsumerGroup, DeclaredGroupType, KafkaCluster};
 use crate::controller::Error;
 use crate::controller::claim::{ClaimView, WorkloadClaim};
 use crate::controller::ledger::{Ledger, applied_before};
@@ -27,6 +27,18 @@ pub(super) struct Target {
     pub declared_topics: Vec<String>,
     /// The ConsumerGroup's declared `spec.isolation`, if the reset names one that declares it.
     pub isolation: Option<crate::api::IsolationLevel>,
+    /// The reset's `groupType`, else the ConsumerGroup's `spec.type`, if either is declared.
+    pub declared_type: Option<DeclaredGroupType>,
+}
+
+impl Target {
+    /// Whether the group's offsets are a share group's start offsets: declared so, or reported so by Kafka.
+    pub fn is_share(&self, description: &crate::kafka::GroupDescription) -> bool {
+        match self.declared_type {
+            Some(t) => t == DeclaredGroupType::Share,
+            None => description.exists() && description.group_type == crate::kafka::GroupType::Share,
+        }
+    }
 }
 
 /// The group as observed this time.
@@ -265,6 +277,48 @@ async fn kafka_view_of(run: &Run<'_>, offsets: Offsets) -> Result<KafkaView, (Er
         (classify(&e, FailReason::InvalidPlan), e.to_string())
     };
     let description = description.map_err(kafka)?;
+    if let Some(why) = crate::controller::group_type::mismatch(target.declared_type, &description) {
+        return Err((ErrorClass::Permanent(FailReason::InvalidPlan), why));
+    }
+    if target.is_share(&description) {
+        if run.reset.spec.to.shift_by.is_some() {
+            return Err((
+                ErrorClass::Permanent(FailReason::InvalidPlan),
+                format!(
+                    "{} is a share group: its start offsets move to earliest, latest, offset, timestamp, duration, \
+                     partitions or previousOf, not by shiftBy",
+                    target.group_id
+                ),
+            ));
+        }
+        // A share group has no committed offsets: its share-partition start offsets are what moves. One that
+        // does not exist yet has none.
+        let committed = match client.share_group_offsets_of(&target.group_id).await {
+            Ok(share) => share
+                .into_iter()
+                .map(|(tp, p)| {
+                    let offset = crate::kafka::CommittedOffset {
+                        offset: p.start_offset,
+                        leader_epoch: None,
+                        metadata: String::new(),
+                    };
+                    (tp, offset)
+                })
+                .collect(),
+            Err(e)
+                if !description.exists() && e.code() == Some(kafka_protocol::error::ResponseError::GroupIdNotFound) =>
+            {
+                GroupOffsets::default()
+            }
+            Err(e) => return Err(kafka(e)),
+        };
+        return Ok(KafkaView {
+            description,
+            committed,
+            target,
+            client,
+        });
+    }
     let committed = match committed {
         Err(crate::kafka::KafkaError::UnstableOffsetCommit { .. })
             if offsets == Offsets::UnlessActive && !description.is_inactive() =>
@@ -313,7 +367,7 @@ async fn resolve_target(run: &Run<'_>) -> Result<Target, (ErrorClass, String)> {
         let e = Error::from(e);
         (classify(&e, reason), e.to_string())
     };
-    let (cluster_name, group_id, declared_topics, isolation) =
+    let (cluster_name, group_id, declared_topics, isolation, group_type) =
         match (&spec.group_ref, &spec.cluster_ref, &spec.group_id) {
             (Some(r), _, _) => {
                 let groups: Api<ConsumerGroup> = Api::namespaced(run.ctx.kube.clone(), &run.ns);
@@ -332,9 +386,10 @@ async fn resolve_target(run: &Run<'_>) -> Result<Target, (ErrorClass, String)> {
                     group.group_id(),
                     group.spec.topics.clone(),
                     group.spec.isolation,
+                    group.spec.group_type,
                 )
             }
-            (None, Some(c), Some(g)) => (c.name.clone(), g.clone(), Vec::new(), None),
+            (None, Some(c), Some(g)) => (c.name.clone(), g.clone(), Vec::new(), None, None),
             // The schema requires one or the other; an object from before it did cannot be reset.
             _ => {
                 return Err((
@@ -359,6 +414,7 @@ async fn resolve_target(run: &Run<'_>) -> Result<Target, (ErrorClass, String)> {
         group_id,
         declared_topics,
         isolation,
+        declared_type: spec.group_type.or(group_type),
     })
 }
 

@@ -10,6 +10,8 @@
 //!   (`describe_share`: ShareGroupDescribe; `describe_streams`: StreamsGroupDescribe, KIP-1071), decoded into
 //!   one description;
 //! - `offsets`: committed offsets (OffsetFetch, OffsetCommit, OffsetDelete);
+//! - `share_offsets`: share groups' start offsets and lag (DescribeShareGroupOffsets), and moving them
+//!   (AlterShareGroupOffsets);
 //! - `admin`: DeleteGroups, and removing static members (LeaveGroup).
 
 mod admin;
@@ -19,10 +21,12 @@ mod describe_share;
 mod describe_streams;
 mod list;
 mod offsets;
+mod share_offsets;
 mod state;
 
 pub use describe::{GroupDescription, MemberDescription};
 pub use describe_streams::{MemberTasks, StreamsTasks, StreamsTopology, Subtopology};
 pub use list::{GroupFilter, GroupListing};
 pub use offsets::{CommittedOffset, GroupOffsets, offset_fetch_request, unstable_offset_backoff};
+pub use share_offsets::{ShareGroupOffsets, SharePartitionOffset};
 pub use state::{GroupState, GroupType};

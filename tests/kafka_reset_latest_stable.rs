@@ -24,6 +24,7 @@ async fn latest_for(client: &KafkaClient, group: &str, isolation: Option<Isolati
         declared_topics: &[],
         isolation,
         previous_of: None,
+        streams: None,
     };
     let committed = client.stable_group_offsets(group).await.expect("committed offsets");
     let resolved = resolve_reset(client, &request, &committed, 0).await.expect("resolve");

@@ -289,7 +289,7 @@ pub struct ConsumerGroupStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 256))]
     pub group_id: Option<String>,
-    /// `classic` or `consumer` (KIP-848), once the group exists.
+    /// `classic`, `consumer` (KIP-848) or `streams` (a Kafka Streams app's group, KIP-1071), once the group exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<String>,
     /// The coordinator's state: Empty, Stable, PreparingRebalance, … (`Dead` when the group does not exist).

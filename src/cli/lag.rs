@@ -126,7 +126,8 @@ pub async fn run(args: LagArgs) -> Result<ExitCode> {
     }
 }
 
-/// Which groups: the named ones (each must exist), or every consumer group.
+/// Which groups: the named ones (each must exist), or every group that commits offsets (consumer groups of
+/// either protocol and streams groups; not share groups, which have no committed offsets).
 async fn groups(client: &KafkaClient, args: &LagArgs) -> Result<Vec<String>> {
     if !args.all {
         return Ok(args.group.clone());

@@ -77,6 +77,9 @@ pub struct GroupPlan {
     /// AlterShareGroupOffsets, every other group's committed offsets with OffsetCommit.
     pub group_type: String,
     pub partitions: Vec<PartitionChange>,
+    /// For a streams group (KIP-1071): the application state the reset leaves as it is, and how to reset it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -362,6 +365,7 @@ async fn plan_reset_request(
         declared_topics: declared,
         isolation,
         previous_of: None,
+        streams: description.streams.as_ref(),
     };
     let now_ms = k8s_openapi::jiff::Timestamp::now().as_millisecond();
     let resolved = match resolve_reset(client, &request, &committed, now_ms).await {
@@ -379,6 +383,10 @@ async fn plan_reset_request(
         state: description.state.as_str().to_owned(),
         members: description.members.len(),
         group_type: description.group_type.as_str().to_owned(),
+        note: description
+            .streams
+            .as_ref()
+            .map(|t| kafka_group_operator::controller::resolve::streams_state_note(group_id, t)),
         partitions: resolved
             .partitions
             .iter()
@@ -467,6 +475,7 @@ async fn plan_offset_init(
         members: description.members.len(),
         group_type: description.group_type.as_str().to_owned(),
         partitions,
+        note: None,
     }))
 }
 
@@ -512,6 +521,9 @@ pub fn render_table(plan: &Plan) -> String {
                 "  ! group {} has {} member(s): apply refuses active groups; stop its consumers first\n",
                 g.group, g.members
             ));
+        }
+        if let Some(note) = &g.note {
+            out.push_str(&format!("  ! {note}\n"));
         }
         out.push('\n');
     }

@@ -233,6 +233,7 @@ mod tests {
             assignor: String::new(),
             coordinator: 1,
             members: Vec::new(),
+            streams: None,
         }
     }
 

@@ -71,6 +71,7 @@ mod tests {
             assignor: String::new(),
             coordinator: 1,
             members: Vec::new(),
+            streams: None,
         }
     }
 

@@ -4,7 +4,7 @@
 
 use crate::api::IsolationLevel;
 use crate::api::reset::{ResetTo, TopicSelection};
-use crate::kafka::{GroupOffsets, Isolation, KafkaClient, KafkaError, OffsetSpec, TopicPartition};
+use crate::kafka::{GroupOffsets, Isolation, KafkaClient, KafkaError, OffsetSpec, StreamsTopology, TopicPartition};
 use crate::plan::offset_init::{InitPolicy, OffsetInitDecision, plan_offset_init};
 use crate::plan::reset::{PlannedPartition, ResetTarget, plan_reset, reset_log_end};
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,6 +18,19 @@ pub enum ResolveError {
     UnknownPartition { topic: String, partition: i32 },
     #[error("group {0} has no committed offsets: list the topics to reset in spec.topics")]
     NothingToReset(String),
+    #[error(
+        "streams group {group} has no committed offsets on its input topics ({inputs}): nothing to reset (list partitions with spec.to.partitions to set offsets anyway)"
+    )]
+    NoStreamsInputOffsets { group: String, inputs: String },
+    #[error(
+        "topic {topic} partition {partition} is not part of streams group {group}: it has no committed offset there (as kafka-streams-groups.sh --input-topic requires); its input topics are {inputs}"
+    )]
+    NotInStreamsGroup {
+        group: String,
+        topic: String,
+        partition: i32,
+        inputs: String,
+    },
     #[error("{0}")]
     InvalidTarget(String),
     #[error("{0}")]
@@ -38,6 +51,9 @@ pub struct ResetRequest<'a> {
     /// For `previousOf`: the offsets that the earlier reset replaced, looked up by the caller (they live in
     /// the cluster's OffsetReset objects).
     pub previous_of: Option<BTreeMap<TopicPartition, i64>>,
+    /// The topology, when the group is a streams group (KIP-1071): the partitions then follow
+    /// `kafka-streams-groups.sh --reset-offsets` (`streams_scope`).
+    pub streams: Option<&'a StreamsTopology>,
 }
 
 /// A resolved plan.
@@ -85,7 +101,11 @@ async fn reset_partitions(
                 wanted.extend(t.partitions.iter().map(|p| TopicPartition::new(&t.name, *p)));
             }
         }
-        return existing(wanted, &known);
+        let wanted = existing(wanted, &known)?;
+        return match request.streams {
+            Some(topology) => streams_listed(request.group_id, topology, wanted, committed),
+            None => Ok(wanted),
+        };
     }
     if let Some(prev) = &request.previous_of {
         return Ok(prev.keys().cloned().collect());
@@ -104,6 +124,9 @@ async fn reset_partitions(
         let known = partitions_of_topics(client, &topics).await?;
         return existing(wanted, &known);
     }
+    if let Some(topology) = request.streams {
+        return streams_inputs(request.group_id, topology, committed);
+    }
     if !committed.is_empty() {
         return Ok(committed.keys().cloned().collect());
     }
@@ -111,6 +134,73 @@ async fn reset_partitions(
         return partitions_of_topics(client, request.declared_topics).await;
     }
     Err(ResolveError::NothingToReset(request.group_id.to_owned()))
+}
+
+fn input_words(topology: &StreamsTopology) -> String {
+    let inputs: Vec<String> = topology.input_topics().into_iter().collect();
+    if inputs.is_empty() {
+        "none (topology not initialized)".to_owned()
+    } else {
+        inputs.join(", ")
+    }
+}
+
+/// A streams group's default scope, `kafka-streams-groups.sh --all-input-topics` as Kafka 4.4 computes it:
+/// the partitions with a committed offset on the topology's source topics. Internal repartition topics are
+/// left where they are (the app re-fills them from the reset input).
+fn streams_inputs(
+    group: &str,
+    topology: &StreamsTopology,
+    committed: &GroupOffsets,
+) -> Result<Vec<TopicPartition>, ResolveError> {
+    let inputs = topology.input_topics();
+    let partitions: Vec<TopicPartition> = committed
+        .keys()
+        .filter(|tp| inputs.contains(&tp.topic))
+        .cloned()
+        .collect();
+    if partitions.is_empty() {
+        return Err(ResolveError::NoStreamsInputOffsets {
+            group: group.to_owned(),
+            inputs: input_words(topology),
+        });
+    }
+    Ok(partitions)
+}
+
+/// A streams group's listed partitions (`--input-topic t[:p,…]`): each must have a committed offset in the
+/// group, as the tool requires, so that a reset never gives the app offsets of topics it does not read.
+fn streams_listed(
+    group: &str,
+    topology: &StreamsTopology,
+    wanted: Vec<TopicPartition>,
+    committed: &GroupOffsets,
+) -> Result<Vec<TopicPartition>, ResolveError> {
+    match wanted.iter().find(|tp| !committed.contains_key(*tp)) {
+        Some(tp) => Err(ResolveError::NotInStreamsGroup {
+            group: group.to_owned(),
+            topic: tp.topic.clone(),
+            partition: tp.partition,
+            inputs: input_words(topology),
+        }),
+        None => Ok(wanted),
+    }
+}
+
+/// What an offset reset of a streams group does not reset, and how to reset it: the application's state.
+/// `kafka-streams-groups.sh --reset-offsets --execute` can delete the internal topics
+/// (`--delete-all-internal-topics`); the operator does not delete topics. Moving the input offsets back
+/// without clearing the state re-processes records into stores that already counted them.
+pub fn streams_state_note(group: &str, topology: &StreamsTopology) -> String {
+    let internal: Vec<String> = topology.internal_topics().into_iter().collect();
+    let topics = if internal.is_empty() {
+        "it has no internal topics".to_owned()
+    } else {
+        format!("internal topics {}", internal.join(", "))
+    };
+    format!(
+        "streams group {group}: the reset moves committed offsets only; the application's state is NOT reset ({topics}; the instances' local state stores). To start from a clean state, with the application stopped: delete the internal topics (kafka-streams-groups.sh --reset-offsets --group {group} ... --execute --delete-all-internal-topics, or kafka-topics.sh --delete) and each instance's local state (KafkaStreams#cleanUp() or its state.dir)"
+    )
 }
 
 /// `wanted`, if every one of them is among the cluster's `known` partitions; else the first that is not.
@@ -268,5 +358,88 @@ pub async fn resolve_offset_init(
         ))),
         // The group is passed in as inactive: planning shows what a commit would do.
         OffsetInitDecision::WaitForEmptyGroup(_) => Ok(BTreeMap::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kafka::{CommittedOffset, Subtopology};
+
+    fn topology() -> StreamsTopology {
+        StreamsTopology {
+            epoch: 0,
+            subtopologies: vec![
+                Subtopology {
+                    id: "0".into(),
+                    source_topics: vec!["orders".into()],
+                    repartition_sink_topics: vec!["app-by-customer-repartition".into()],
+                    ..Default::default()
+                },
+                Subtopology {
+                    id: "1".into(),
+                    repartition_source_topics: vec!["app-by-customer-repartition".into()],
+                    changelog_topics: vec!["app-totals-changelog".into()],
+                    ..Default::default()
+                },
+            ],
+        }
+    }
+
+    fn committed(partitions: &[(&str, i32)]) -> GroupOffsets {
+        partitions
+            .iter()
+            .map(|(t, p)| {
+                (
+                    TopicPartition::new(*t, *p),
+                    CommittedOffset {
+                        offset: 5,
+                        leader_epoch: None,
+                        metadata: String::new(),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_streams_groups_default_scope_is_its_input_topics_committed_partitions() {
+        let c = committed(&[
+            ("orders", 0),
+            ("orders", 1),
+            ("app-by-customer-repartition", 0),
+            ("gone-topic", 0),
+        ]);
+        let got = streams_inputs("app", &topology(), &c).expect("scope");
+        assert_eq!(
+            got,
+            [TopicPartition::new("orders", 0), TopicPartition::new("orders", 1)]
+        );
+    }
+
+    #[test]
+    fn a_streams_group_without_input_offsets_has_nothing_to_reset() {
+        let c = committed(&[("app-by-customer-repartition", 0)]);
+        let err = streams_inputs("app", &topology(), &c).expect_err("nothing");
+        assert!(err.to_string().contains("input topics (orders)"), "{err}");
+        let uninitialized = StreamsTopology::default();
+        let err = streams_inputs("app", &uninitialized, &c).expect_err("nothing");
+        assert!(err.to_string().contains("not initialized"), "{err}");
+    }
+
+    #[test]
+    fn listed_partitions_of_a_streams_group_must_have_committed_offsets() {
+        let c = committed(&[("orders", 0), ("app-by-customer-repartition", 1)]);
+        let ok = vec![
+            TopicPartition::new("orders", 0),
+            TopicPartition::new("app-by-customer-repartition", 1),
+        ];
+        assert_eq!(streams_listed("app", &topology(), ok.clone(), &c).expect("listed"), ok);
+        let err = streams_listed("app", &topology(), vec![TopicPartition::new("orders", 1)], &c).expect_err("refused");
+        assert!(
+            err.to_string()
+                .starts_with("topic orders partition 1 is not part of streams group app"),
+            "{err}"
+        );
     }
 }

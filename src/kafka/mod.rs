@@ -25,7 +25,8 @@ pub use consumable::ConsumableRead;
 pub use error::KafkaError;
 pub use groups::{
     CommittedOffset, GroupConfigChange, GroupDescription, GroupFilter, GroupListing, GroupOffsets, GroupState,
-    GroupType, MemberDescription, ShareGroupOffsets, SharePartitionOffset,
+    GroupType, MemberDescription, MemberTasks, ShareGroupOffsets, SharePartitionOffset, StreamsTasks, StreamsTopology,
+    Subtopology,
 };
 pub use lag_snapshot::{GroupLag, LagSnapshot, PartitionLag};
 pub use metadata::{BrokerInfo, ClusterMetadata, PartitionInfo, TopicInfo, TopicPartition};

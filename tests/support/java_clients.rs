@@ -4,7 +4,8 @@
 //! - `TxnProducer`: a transactional `KafkaProducer` (commit, abort, fencing by a second producer, a held-open
 //!   transaction).
 //! - `ReadTopic`: a `KafkaConsumer` reading a topic to its end with an isolation level.
-//! - `EosStreams`: a Kafka Streams app with `processing.guarantee=exactly_once_v2`.
+//! - `EosStreams`: a Kafka Streams app with `processing.guarantee=exactly_once_v2` (optionally a streams group,
+//!   `group.protocol=streams`, KIP-1071).
 
 use super::kafka::TEST_JVM_OPTS;
 use super::process::{fixture_dir, spawn_tied, stop, tail, wait_until};
@@ -299,6 +300,19 @@ pub fn eos_streams(
     output: &str,
     counts: Option<&str>,
 ) -> JavaProcess {
+    let extra: Vec<&str> = counts.into_iter().collect();
+    eos_streams_with(bootstrap, application_id, input, output, &extra)
+}
+
+/// `EosStreams` with more arguments after the state dir: a counts topic, `repartition`, and `KEY=VALUE`
+/// StreamsConfig properties such as `group.protocol=streams` (KIP-1071). Returns once it reports RUNNING.
+pub fn eos_streams_with(
+    bootstrap: &str,
+    application_id: &str,
+    input: &str,
+    output: &str,
+    extra: &[&str],
+) -> JavaProcess {
     let state_dir = fixture_dir("streams-state");
     let mut args = vec![
         bootstrap,
@@ -307,7 +321,7 @@ pub fn eos_streams(
         output,
         state_dir.to_str().expect("utf-8 path"),
     ];
-    args.extend(counts);
+    args.extend_from_slice(extra);
     JavaProcess::start(
         "Kafka Streams exactly_once_v2 app",
         "EosStreams",
@@ -315,4 +329,27 @@ pub fn eos_streams(
         Duration::from_secs(120),
         |l| l["state"] == "RUNNING",
     )
+}
+
+/// `EosStreams` with `extra` arguments, started without waiting for RUNNING: returns at the first JSON line
+/// for which `ready` holds (e.g. an `uncaught` exception), within `timeout`.
+pub fn eos_streams_until(
+    bootstrap: &str,
+    application_id: &str,
+    input: &str,
+    output: &str,
+    extra: &[&str],
+    timeout: Duration,
+    ready: impl Fn(&serde_json::Value) -> bool,
+) -> JavaProcess {
+    let state_dir = fixture_dir("streams-state");
+    let mut args = vec![
+        bootstrap,
+        application_id,
+        input,
+        output,
+        state_dir.to_str().expect("utf-8 path"),
+    ];
+    args.extend_from_slice(extra);
+    JavaProcess::start("Kafka Streams app", "EosStreams", &args, timeout, ready)
 }

@@ -32,6 +32,9 @@ pub const RETRYING: &str = "Retrying";
 pub const WAITING: &str = "Waiting";
 /// Condition: restoring the workload failed; its message names the count to restore.
 pub const WORKLOAD_RESTORED: &str = "WorkloadRestored";
+/// True on a reset of a streams group (KIP-1071): its message says which state the reset leaves as it was
+/// (internal topics, local stores) and how to reset that too.
+pub const STREAMS_STATE_NOT_RESET: &str = "StreamsStateNotReset";
 
 /// How a step ended.
 pub(super) enum Outcome {
@@ -293,11 +296,12 @@ impl<'a> Run<'a> {
         }
         let clamped = plan.partitions.iter().filter(|p| p.clamped.is_some()).count();
         self.status.preview = plan.partitions;
+        self.note_streams_state(plan.streams_note.clone());
         self.clear_waits();
         self.enter(next);
         self.persist().await?;
         let note = format!(
-            "Planned {} partition(s) of group {} to {}{}{}",
+            "Planned {} partition(s) of group {} to {}{}{}{}",
             self.status.preview.len(),
             view.target.group_id,
             plan.target,
@@ -310,7 +314,8 @@ impl<'a> Run<'a> {
                 " (dry run: nothing changes; figures as of now)"
             } else {
                 " (a preview as of now: the plan is resolved again once the group has no members)"
-            }
+            },
+            plan.streams_note.map(|n| format!(". {n}")).unwrap_or_default()
         );
         tracing::info!(phase = ?next, "offsetreset planned");
         self.publish(EventType::Normal, "Planned", note).await;
@@ -404,6 +409,7 @@ impl<'a> Run<'a> {
         self.status.plan = plan.partitions;
         self.status.previous_offsets = plan.previous;
         self.status.plan_time = Some(now());
+        self.note_streams_state(plan.streams_note);
         self.persist().await?;
         tracing::info!(
             partitions = self.status.plan.len(),
@@ -794,11 +800,36 @@ impl<'a> Run<'a> {
     }
 
     fn applied_note(&self) -> String {
+        let streams = self
+            .status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == STREAMS_STATE_NOT_RESET)
+            .map(|c| format!(". {}", c.message))
+            .unwrap_or_default();
         format!(
-            "Committed {} offset(s) to group {}",
+            "Committed {} offset(s) to group {}{streams}",
             self.status.plan.len(),
             self.status.group_id.clone().unwrap_or_default()
         )
+    }
+
+    /// Sets (for a streams group) the condition that says what the reset does not reset.
+    fn note_streams_state(&mut self, note: Option<String>) {
+        if let Some(note) = note {
+            let generation = self.reset.metadata.generation;
+            set_condition(
+                &mut self.status.conditions,
+                condition(
+                    STREAMS_STATE_NOT_RESET,
+                    true,
+                    "InternalTopicsKept",
+                    note,
+                    generation,
+                    now(),
+                ),
+            );
+        }
     }
 
     /// What to do after reaching `phase`: go on, or (finished) wait for the TTL.

@@ -5,7 +5,7 @@ use super::act::Run;
 use super::observe::KafkaView;
 use crate::api::OffsetReset;
 use crate::api::reset::{PartitionOffset, PlannedOffset, ResetPhase};
-use crate::controller::resolve::{ResetRequest, ResolveError, resolve_reset};
+use crate::controller::resolve::{ResetRequest, ResolveError, resolve_reset, streams_state_note};
 use crate::kafka::TopicPartition;
 use crate::plan::reset::Clamp;
 use crate::plan::reset_phase::{ErrorClass, FailReason};
@@ -18,6 +18,8 @@ pub(super) struct Plan {
     pub partitions: Vec<PlannedOffset>,
     pub previous: Vec<PartitionOffset>,
     pub target: String,
+    /// For a streams group: what the reset leaves as it is (`streams_state_note`).
+    pub streams_note: Option<String>,
 }
 
 /// Resolves the target against the cluster, from the group's committed offsets in `view`.
@@ -34,6 +36,7 @@ pub(super) async fn make_plan(run: &Run<'_>, view: &KafkaView) -> Result<Plan, (
         declared_topics: &view.target.declared_topics,
         isolation: view.target.isolation,
         previous_of,
+        streams: view.description.streams.as_ref(),
     };
     let now_ms = k8s_openapi::jiff::Timestamp::now().as_millisecond();
     let resolved = resolve_reset(&view.client, &request, &view.committed, now_ms)
@@ -75,6 +78,11 @@ pub(super) async fn make_plan(run: &Run<'_>, view: &KafkaView) -> Result<Plan, (
         partitions,
         previous,
         target: resolved.target,
+        streams_note: view
+            .description
+            .streams
+            .as_ref()
+            .map(|t| streams_state_note(&view.target.group_id, t)),
     })
 }
 

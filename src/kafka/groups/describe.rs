@@ -1,9 +1,11 @@
 //! Describing groups of every type: DescribeGroups (classic) and ConsumerGroupDescribe (KIP-848) together,
-//! then, for the groups neither knows, the describe of each newer group type (share: `describe_share`),
+//! then, for the groups neither knows, the describe of each newer group type (share: `describe_share`,
+//! streams: `describe_streams`),
 //! all decoded into one `GroupDescription`, classic consumer assignments included.
 
 use super::coordinators::{answer_missing, take_one};
 use super::describe_share::describe_share_groups;
+use super::describe_streams::{MemberTasks, StreamsTopology, describe_streams_groups};
 use super::state::{GroupState, GroupType};
 use crate::kafka::client::KafkaClient;
 use crate::kafka::connection::Connection;
@@ -25,8 +27,10 @@ pub struct MemberDescription {
     pub instance_id: Option<String>,
     pub client_id: String,
     pub host: String,
-    /// Assigned partitions, decoded (sorted).
+    /// Assigned partitions, decoded (sorted). A streams member's are the partitions its active tasks read.
     pub assignment: Vec<TopicPartition>,
+    /// A streams group member's tasks; `None` for other group types.
+    pub tasks: Option<MemberTasks>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,6 +46,8 @@ pub struct GroupDescription {
     pub assignor: String,
     pub coordinator: i32,
     pub members: Vec<MemberDescription>,
+    /// A streams group's topology (empty while not initialized); `None` for other group types.
+    pub streams: Option<StreamsTopology>,
 }
 
 impl GroupDescription {
@@ -138,7 +144,13 @@ async fn describe_other_types(
     node: i32,
     unknown: Vec<String>,
 ) -> Vec<(String, Result<GroupDescription, KafkaError>)> {
-    describe_share_groups(conn, node, &unknown).await
+    let mut out = describe_share_groups(conn, node, &unknown).await;
+    let unknown: Vec<String> = unknown
+        .into_iter()
+        .filter(|g| !out.iter().any(|(id, _)| id == g))
+        .collect();
+    out.extend(describe_streams_groups(conn, node, &unknown).await);
+    out
 }
 
 /// One group of a ConsumerGroupDescribe answer from `broker` (coordinator `node`); `None` when it is not a
@@ -176,6 +188,7 @@ fn consumer_description(
                         })
                         .collect(),
                 ),
+                tasks: None,
             })
             .collect();
         members.sort_by(|a, b| a.member_id.cmp(&b.member_id));
@@ -187,6 +200,7 @@ fn consumer_description(
             assignor: g.assignor_name.to_string(),
             coordinator: node,
             members,
+            streams: None,
         }
     });
     Some((id, result))
@@ -223,6 +237,7 @@ fn classic_description(
                 } else {
                     Vec::new()
                 },
+                tasks: None,
             })
             .collect();
         members.sort_by(|a, b| a.member_id.cmp(&b.member_id));
@@ -234,6 +249,7 @@ fn classic_description(
             assignor: g.protocol_data.to_string(),
             coordinator: node,
             members,
+            streams: None,
         }
     });
     (id, result)

@@ -72,6 +72,7 @@ pub(super) fn share_description(
                         })
                         .collect(),
                 ),
+                tasks: None,
             })
             .collect();
         members.sort_by(|a, b| a.member_id.cmp(&b.member_id));
@@ -83,6 +84,7 @@ pub(super) fn share_description(
             assignor: g.assignor_name.to_string(),
             coordinator: node,
             members,
+            streams: None,
         }
     });
     Some((id, result))

@@ -7,7 +7,8 @@
 //! - `coordinators`: FindCoordinator batching and caching, and running a request on each coordinator;
 //! - `list`: ListGroups, with group types and states;
 //! - `describe`: DescribeGroups and ConsumerGroupDescribe, then the newer group types' describes
-//!   (`describe_share`: ShareGroupDescribe), decoded into one description;
+//!   (`describe_share`: ShareGroupDescribe; `describe_streams`: StreamsGroupDescribe, KIP-1071), decoded into
+//!   one description;
 //! - `offsets`: committed offsets (OffsetFetch, OffsetCommit, OffsetDelete);
 //! - `share_offsets`: share groups' start offsets and lag (DescribeShareGroupOffsets), and moving them
 //!   (AlterShareGroupOffsets);
@@ -19,6 +20,7 @@ mod configs;
 mod coordinators;
 mod describe;
 mod describe_share;
+mod describe_streams;
 mod list;
 mod offsets;
 mod share_offsets;
@@ -26,6 +28,7 @@ mod state;
 
 pub use configs::{GROUP_RESOURCE, GroupConfigChange, explicit_group_configs};
 pub use describe::{GroupDescription, MemberDescription};
+pub use describe_streams::{MemberTasks, StreamsTasks, StreamsTopology, Subtopology};
 pub use list::{GroupFilter, GroupListing};
 pub use offsets::{CommittedOffset, GroupOffsets, offset_fetch_request, unstable_offset_backoff};
 pub use share_offsets::{ShareGroupOffsets, SharePartitionOffset};

@@ -7,14 +7,18 @@ import org.apache.kafka.streams.StreamsBuilder;
 import org.apache.kafka.streams.StreamsConfig;
 import org.apache.kafka.streams.errors.StreamsUncaughtExceptionHandler;
 import org.apache.kafka.streams.kstream.Consumed;
+import org.apache.kafka.streams.kstream.Grouped;
 import org.apache.kafka.streams.kstream.KStream;
 import org.apache.kafka.streams.kstream.Produced;
 
 /**
- * EosStreams BOOTSTRAP APPLICATION_ID INPUT OUTPUT STATE_DIR [COUNTS]: a Kafka Streams app with
- * processing.guarantee=exactly_once_v2. Every record of INPUT goes to OUTPUT with its value prefixed "out-"
- * (same key). With COUNTS it also counts records per key (groupByKey: no repartition; a changelog topic) and
- * writes each new count to COUNTS (key, count as a decimal string).
+ * EosStreams BOOTSTRAP APPLICATION_ID INPUT OUTPUT STATE_DIR [COUNTS] [repartition] [KEY=VALUE...]: a Kafka
+ * Streams app with processing.guarantee=exactly_once_v2. Every record of INPUT goes to OUTPUT with its value
+ * prefixed "out-" (same key). With COUNTS it also counts records per key (groupByKey: no repartition; a changelog
+ * topic) and writes each new count to COUNTS (key, count as a decimal string); with the word `repartition` the
+ * count goes through a repartition topic first (selectKey, so a second sub-topology reads it). KEY=VALUE
+ * arguments are extra StreamsConfig properties that win over the defaults here, e.g. `group.protocol=streams`
+ * (KIP-1071) or `processing.guarantee=at_least_once`.
  *
  * Prints {"state": "..."} on every state change ({"state": "RUNNING"} is the ready line) and
  * {"uncaught": [...]} for a stream thread's exception (the thread is then replaced). Runs until killed; SIGTERM
@@ -29,7 +33,19 @@ public final class EosStreams {
         String input = args[2];
         String output = args[3];
         Path stateDir = Path.of(args[4]);
-        String counts = args.length > 5 ? args[5] : null;
+        String counts = null;
+        boolean repartition = false;
+        Properties extra = new Properties();
+        for (int i = 5; i < args.length; i++) {
+            int eq = args[i].indexOf('=');
+            if (eq > 0) {
+                extra.put(args[i].substring(0, eq), args[i].substring(eq + 1));
+            } else if (args[i].equals("repartition")) {
+                repartition = true;
+            } else {
+                counts = args[i];
+            }
+        }
 
         Properties p = new Properties();
         p.put(StreamsConfig.APPLICATION_ID_CONFIG, applicationId);
@@ -43,12 +59,14 @@ public final class EosStreams {
         p.put(StreamsConfig.consumerPrefix("auto.offset.reset"), "earliest");
         p.put(StreamsConfig.consumerPrefix("session.timeout.ms"), 10000);
         p.put(StreamsConfig.consumerPrefix("heartbeat.interval.ms"), 1000);
+        p.putAll(extra);
 
         StreamsBuilder builder = new StreamsBuilder();
         KStream<String, String> in = builder.stream(input, Consumed.with(Serdes.String(), Serdes.String()));
         in.mapValues(v -> "out-" + v).to(output, Produced.with(Serdes.String(), Serdes.String()));
         if (counts != null) {
-            in.groupByKey()
+            // selectKey marks the stream for repartitioning: groupByKey then writes to and reads from a topic.
+            (repartition ? in.selectKey((k, v) -> k) : in).groupByKey(Grouped.with(Serdes.String(), Serdes.String()))
                     .count()
                     .toStream()
                     .mapValues(String::valueOf)

@@ -137,6 +137,39 @@ async fn describe_on(
     out
 }
 
+/// One group of a describe answer, decoded; `None` when the group is not of the type that describe is for.
+pub(super) type Described = Option<(String, Result<GroupDescription, KafkaError>)>;
+
+/// Sends one describe request of a newer group type (ShareGroupDescribe, StreamsGroupDescribe) for `groups` to
+/// their coordinator and decodes each group of the answer with `decode`, which leaves out groups of other types
+/// (GROUP_ID_NOT_FOUND) for the next type's describe. Nothing at all from a broker without that API (the
+/// embedded broker has neither).
+pub(super) async fn describe_as<R, G>(
+    conn: &Connection,
+    groups: &[String],
+    request: impl FnOnce(Vec<GroupId>) -> R,
+    groups_of: impl FnOnce(R::Response) -> Vec<G>,
+    decode: impl Fn(G, &str) -> Described,
+) -> Vec<(String, Result<GroupDescription, KafkaError>)>
+where
+    R: Request,
+{
+    if groups.is_empty() || conn.version_of::<R>().is_err() {
+        return Vec::new();
+    }
+    let ids = groups
+        .iter()
+        .map(|g| GroupId(StrBytes::from_string(g.clone())))
+        .collect();
+    match conn.send(&request(ids)).await {
+        Ok((response, _)) => groups_of(response)
+            .into_iter()
+            .filter_map(|g| decode(g, conn.addr()))
+            .collect(),
+        Err(e) => groups.iter().map(|g| (g.clone(), Err(e.clone()))).collect(),
+    }
+}
+
 /// Describes groups that are neither classic nor consumer groups with each other group type's describe in
 /// turn, each one seeing only the groups the previous ones did not know. What none knows stays unknown (Dead).
 async fn describe_other_types(

@@ -1,14 +1,14 @@
 //! ShareGroupDescribe (KIP-932): a share group's state and members, each with the partitions it is assigned
 //! (share groups assign partitions too, but several members may share one).
 
-use super::describe::{GroupDescription, MemberDescription, sorted};
+use super::describe::{Described, GroupDescription, MemberDescription, describe_as, sorted};
 use super::state::{GroupState, GroupType};
 use crate::kafka::connection::Connection;
 use crate::kafka::error::{KafkaError, check};
 use crate::kafka::metadata::TopicPartition;
 use crate::wire::Api;
-use kafka_protocol::messages::{GroupId, ShareGroupDescribeRequest, share_group_describe_response};
-use kafka_protocol::protocol::{Request, StrBytes};
+use kafka_protocol::messages::{ShareGroupDescribeRequest, share_group_describe_response};
+use kafka_protocol::protocol::Request;
 
 /// Describes `groups` on their coordinator as share groups. Groups the broker says are not share groups
 /// (GROUP_ID_NOT_FOUND) are left out, for the next group type to answer; nothing at all comes back from a
@@ -18,23 +18,14 @@ pub(super) async fn describe_share_groups(
     node: i32,
     groups: &[String],
 ) -> Vec<(String, Result<GroupDescription, KafkaError>)> {
-    if groups.is_empty() || conn.version_of::<ShareGroupDescribeRequest>().is_err() {
-        return Vec::new();
-    }
-    let request = ShareGroupDescribeRequest::default().with_group_ids(
-        groups
-            .iter()
-            .map(|g| GroupId(StrBytes::from_string(g.clone())))
-            .collect(),
-    );
-    match conn.send(&request).await {
-        Ok((response, _)) => response
-            .groups
-            .into_iter()
-            .filter_map(|g| share_description(g, node, conn.addr()))
-            .collect(),
-        Err(e) => groups.iter().map(|g| (g.clone(), Err(e.clone()))).collect(),
-    }
+    describe_as(
+        conn,
+        groups,
+        |ids| ShareGroupDescribeRequest::default().with_group_ids(ids),
+        |response| response.groups,
+        |g, broker| share_description(g, node, broker),
+    )
+    .await
 }
 
 /// One group of a ShareGroupDescribe answer; `None` when it is not a share group.
@@ -42,7 +33,7 @@ pub(super) fn share_description(
     g: share_group_describe_response::DescribedGroup,
     node: i32,
     broker: &str,
-) -> Option<(String, Result<GroupDescription, KafkaError>)> {
+) -> Described {
     let id = g.group_id.0.to_string();
     // GROUP_ID_NOT_FOUND: no share group of that id (another type, or none).
     if g.error_code == 69 {
@@ -94,8 +85,9 @@ pub(super) fn share_description(
 mod tests {
     use super::*;
     use kafka_protocol::error::ResponseError;
-    use kafka_protocol::messages::TopicName;
     use kafka_protocol::messages::share_group_describe_response::{Assignment, Member, TopicPartitions};
+    use kafka_protocol::messages::{GroupId, TopicName};
+    use kafka_protocol::protocol::StrBytes;
 
     fn s(v: &str) -> StrBytes {
         StrBytes::from_string(v.to_owned())

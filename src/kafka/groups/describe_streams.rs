@@ -6,13 +6,13 @@
 //! them), the way `kafka-streams-groups.sh --describe --offsets` derives its rows. Standby and warm-up tasks
 //! only restore state from changelogs; they read no input and commit nothing, so they are not in it.
 
-use super::describe::{GroupDescription, MemberDescription, sorted};
+use super::describe::{Described, GroupDescription, MemberDescription, describe_as, sorted};
 use super::state::{GroupState, GroupType};
 use crate::kafka::connection::Connection;
 use crate::kafka::error::{KafkaError, check};
 use crate::kafka::metadata::TopicPartition;
 use crate::wire::Api;
-use kafka_protocol::messages::{GroupId, StreamsGroupDescribeRequest, streams_group_describe_response};
+use kafka_protocol::messages::{StreamsGroupDescribeRequest, streams_group_describe_response};
 use kafka_protocol::protocol::{Request, StrBytes};
 use std::collections::BTreeSet;
 
@@ -108,23 +108,14 @@ pub(super) async fn describe_streams_groups(
     node: i32,
     groups: &[String],
 ) -> Vec<(String, Result<GroupDescription, KafkaError>)> {
-    if groups.is_empty() || conn.version_of::<StreamsGroupDescribeRequest>().is_err() {
-        return Vec::new();
-    }
-    let request = StreamsGroupDescribeRequest::default().with_group_ids(
-        groups
-            .iter()
-            .map(|g| GroupId(StrBytes::from_string(g.clone())))
-            .collect(),
-    );
-    match conn.send(&request).await {
-        Ok((response, _)) => response
-            .groups
-            .into_iter()
-            .filter_map(|g| streams_description(g, node, conn.addr()))
-            .collect(),
-        Err(e) => groups.iter().map(|g| (g.clone(), Err(e.clone()))).collect(),
-    }
+    describe_as(
+        conn,
+        groups,
+        |ids| StreamsGroupDescribeRequest::default().with_group_ids(ids),
+        |response| response.groups,
+        |g, broker| streams_description(g, node, broker),
+    )
+    .await
 }
 
 fn names(v: Vec<StrBytes>) -> Vec<String> {
@@ -152,7 +143,7 @@ pub(super) fn streams_description(
     g: streams_group_describe_response::DescribedGroup,
     node: i32,
     broker: &str,
-) -> Option<(String, Result<GroupDescription, KafkaError>)> {
+) -> Described {
     let id = g.group_id.0.to_string();
     // GROUP_ID_NOT_FOUND: no streams group of that id (another type, or none).
     if g.error_code == 69 {
@@ -229,10 +220,10 @@ mod tests {
     use super::*;
     use bytes::{BufMut, BytesMut};
     use kafka_protocol::error::ResponseError;
-    use kafka_protocol::messages::StreamsGroupDescribeResponse;
     use kafka_protocol::messages::streams_group_describe_response::{
         Assignment, DescribedGroup, Member, TaskIds, TopicInfo, Topology,
     };
+    use kafka_protocol::messages::{GroupId, StreamsGroupDescribeResponse};
     use kafka_protocol::protocol::{Decodable, Encodable};
 
     fn s(v: &str) -> StrBytes {

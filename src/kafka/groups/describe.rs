@@ -209,17 +209,11 @@ fn consumer_description(
                 instance_id: m.instance_id.map(|i| i.to_string()),
                 client_id: m.client_id.to_string(),
                 host: m.client_host.to_string(),
-                assignment: sorted(
+                assignment: assigned_partitions(
                     m.assignment
                         .topic_partitions
                         .into_iter()
-                        .flat_map(|t| {
-                            let topic = t.topic_name.0.to_string();
-                            t.partitions
-                                .into_iter()
-                                .map(move |p| TopicPartition::new(topic.clone(), p))
-                        })
-                        .collect(),
+                        .map(|t| (t.topic_name.0.to_string(), t.partitions)),
                 ),
                 tasks: None,
             })
@@ -309,6 +303,19 @@ fn decode_assignment(mut bytes: bytes::Bytes) -> Vec<TopicPartition> {
         ),
         Err(_) => Vec::new(),
     }
+}
+
+/// A KIP-848 or share member's assignment (topic name, partitions), as sorted partitions.
+pub(super) fn assigned_partitions(topics: impl Iterator<Item = (String, Vec<i32>)>) -> Vec<TopicPartition> {
+    sorted(
+        topics
+            .flat_map(|(topic, partitions)| {
+                partitions
+                    .into_iter()
+                    .map(move |p| TopicPartition::new(topic.clone(), p))
+            })
+            .collect(),
+    )
 }
 
 pub(super) fn sorted(mut v: Vec<TopicPartition>) -> Vec<TopicPartition> {

@@ -1,11 +1,10 @@
 //! ShareGroupDescribe (KIP-932): a share group's state and members, each with the partitions it is assigned
 //! (share groups assign partitions too, but several members may share one).
 
-use super::describe::{Described, GroupDescription, MemberDescription, describe_as, sorted};
+use super::describe::{Described, GroupDescription, MemberDescription, assigned_partitions, describe_as};
 use super::state::{GroupState, GroupType};
 use crate::kafka::connection::Connection;
 use crate::kafka::error::{KafkaError, check};
-use crate::kafka::metadata::TopicPartition;
 use crate::wire::Api;
 use kafka_protocol::messages::{ShareGroupDescribeRequest, share_group_describe_response};
 use kafka_protocol::protocol::Request;
@@ -51,17 +50,11 @@ pub(super) fn share_description(
                 instance_id: None,
                 client_id: m.client_id.to_string(),
                 host: m.client_host.to_string(),
-                assignment: sorted(
+                assignment: assigned_partitions(
                     m.assignment
                         .topic_partitions
                         .into_iter()
-                        .flat_map(|t| {
-                            let topic = t.topic_name.0.to_string();
-                            t.partitions
-                                .into_iter()
-                                .map(move |p| TopicPartition::new(topic.clone(), p))
-                        })
-                        .collect(),
+                        .map(|t| (t.topic_name.0.to_string(), t.partitions)),
                 ),
                 tasks: None,
             })
@@ -84,6 +77,7 @@ pub(super) fn share_description(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kafka::metadata::TopicPartition;
     use kafka_protocol::error::ResponseError;
     use kafka_protocol::messages::share_group_describe_response::{Assignment, Member, TopicPartitions};
     use kafka_protocol::messages::{GroupId, TopicName};

@@ -255,17 +255,7 @@ pub async fn share_offsets(client: &KafkaClient, group: &str) -> Result<GroupOff
         .share_group_offsets_of(group)
         .await
         .map_err(|e| super::kafka_error(e, ""))?;
-    Ok(share
-        .into_iter()
-        .map(|(tp, p)| {
-            let offset = kafka_group_operator::kafka::CommittedOffset {
-                offset: p.start_offset,
-                leader_epoch: None,
-                metadata: String::new(),
-            };
-            (tp, offset)
-        })
-        .collect())
+    Ok(kafka_group_operator::kafka::start_offsets_as_committed(&share))
 }
 
 /// The group's committed offsets read with require_stable, as the operator reads them: a pending

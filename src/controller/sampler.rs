@@ -8,8 +8,8 @@
 
 use crate::api::{DeclaredGroupType, IsolationLevel, IsolationSource};
 use crate::kafka::{
-    CommittedOffset, FirstRecord, GroupDescription, GroupOffsets, GroupType, Isolation, KafkaClient, KafkaError,
-    OffsetSpec, ShareGroupOffsets, TopicPartition,
+    FirstRecord, GroupDescription, GroupOffsets, GroupType, Isolation, KafkaClient, KafkaError, OffsetSpec,
+    ShareGroupOffsets, TopicPartition, start_offsets_as_committed,
 };
 use crate::lag::{ConsumableLag, high_watermark_lag};
 use crate::telemetry::metrics::{GroupLagPoint, LagSource, Metrics, PartitionLagPoint};
@@ -757,22 +757,11 @@ pub fn effective_type(declared: Option<DeclaredGroupType>, described: Option<&Gr
 /// A share group's start offsets as the sample's offsets (what the group has consumed up to), and the broker's
 /// lag per partition where it computed one.
 fn split_share_offsets(share: ShareGroupOffsets) -> (GroupOffsets, BTreeMap<TopicPartition, i64>) {
-    let mut offsets = GroupOffsets::new();
-    let mut lag = BTreeMap::new();
-    for (tp, p) in share {
-        if let Some(l) = p.lag {
-            lag.insert(tp.clone(), l);
-        }
-        offsets.insert(
-            tp,
-            CommittedOffset {
-                offset: p.start_offset,
-                leader_epoch: None,
-                metadata: String::new(),
-            },
-        );
-    }
-    (offsets, lag)
+    let lag = share
+        .iter()
+        .filter_map(|(tp, p)| p.lag.map(|l| (tp.clone(), l)))
+        .collect();
+    (start_offsets_as_committed(&share), lag)
 }
 
 /// A group's sample as the lag metrics show it: per partition the committed offset, the log end and the age of

@@ -26,7 +26,7 @@ pub use error::KafkaError;
 pub use groups::{
     CommittedOffset, GroupConfigChange, GroupDescription, GroupFilter, GroupListing, GroupOffsets, GroupState,
     GroupType, MemberDescription, MemberTasks, ShareGroupOffsets, SharePartitionOffset, StreamsTasks, StreamsTopology,
-    Subtopology,
+    Subtopology, start_offsets_as_committed,
 };
 pub use lag_snapshot::{GroupLag, LagSnapshot, PartitionLag};
 pub use metadata::{BrokerInfo, ClusterMetadata, PartitionInfo, TopicInfo, TopicPartition};

@@ -294,17 +294,7 @@ async fn kafka_view_of(run: &Run<'_>, offsets: Offsets) -> Result<KafkaView, (Er
         // A share group has no committed offsets: its share-partition start offsets are what moves. One that
         // does not exist yet has none.
         let committed = match client.share_group_offsets_of(&target.group_id).await {
-            Ok(share) => share
-                .into_iter()
-                .map(|(tp, p)| {
-                    let offset = crate::kafka::CommittedOffset {
-                        offset: p.start_offset,
-                        leader_epoch: None,
-                        metadata: String::new(),
-                    };
-                    (tp, offset)
-                })
-                .collect(),
+            Ok(share) => crate::kafka::start_offsets_as_committed(&share),
             Err(e)
                 if !description.exists() && e.code() == Some(kafka_protocol::error::ResponseError::GroupIdNotFound) =>
             {

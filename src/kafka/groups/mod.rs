@@ -31,5 +31,5 @@ pub use describe::{GroupDescription, MemberDescription};
 pub use describe_streams::{MemberTasks, StreamsTasks, StreamsTopology, Subtopology};
 pub use list::{GroupFilter, GroupListing};
 pub use offsets::{CommittedOffset, GroupOffsets, offset_fetch_request, unstable_offset_backoff};
-pub use share_offsets::{ShareGroupOffsets, SharePartitionOffset};
+pub use share_offsets::{ShareGroupOffsets, SharePartitionOffset, start_offsets_as_committed};
 pub use state::{GroupState, GroupType};

@@ -3,6 +3,7 @@
 //! group (AlterShareGroupOffsets, what `kafka-share-groups.sh --reset-offsets --execute` sends).
 
 use super::coordinators::take_one;
+use super::offsets::{CommittedOffset, GroupOffsets};
 use crate::kafka::client::KafkaClient;
 use crate::kafka::connection::Connection;
 use crate::kafka::error::{KafkaError, check};
@@ -31,6 +32,22 @@ pub struct SharePartitionOffset {
 
 /// A share group's partitions that have a share-partition state (partitions no member fetched yet are absent).
 pub type ShareGroupOffsets = BTreeMap<TopicPartition, SharePartitionOffset>;
+
+/// A share group's start offsets in the shape of committed offsets: what a reset plans from and what the lag
+/// is measured from, as for any other group.
+pub fn start_offsets_as_committed(share: &ShareGroupOffsets) -> GroupOffsets {
+    share
+        .iter()
+        .map(|(tp, p)| {
+            let offset = CommittedOffset {
+                offset: p.start_offset,
+                leader_epoch: None,
+                metadata: String::new(),
+            };
+            (tp.clone(), offset)
+        })
+        .collect()
+}
 
 impl KafkaClient {
     /// Start offsets and lag of many share groups: one DescribeShareGroupOffsets per coordinator, carrying all

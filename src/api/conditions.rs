@@ -47,12 +47,62 @@ pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
     find(conditions, type_).is_some_and(|c| c.status == "True")
 }
 
+/// kstatus's conditions (`sigs.k8s.io/cli-utils/pkg/kstatus`, what Flux and `kubectl wait`-style tools read):
+/// present and True only while they apply, removed otherwise ("abnormal-true").
+pub const RECONCILING: &str = "Reconciling";
+pub const STALLED: &str = "Stalled";
+
+/// Where the operator stands with an object, as kstatus computes it: `Current`, `InProgress` or `Failed`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// The desired state is reached (kstatus: Current, given `Ready` is not False).
+    Done,
+    /// Still working on it, or retrying something that may pass on its own (kstatus: InProgress).
+    Reconciling { reason: String, message: String },
+    /// Cannot get there until someone changes the object or what it names (kstatus: Failed).
+    Stalled { reason: String, message: String },
+}
+
+/// Sets `Reconciling`/`Stalled` from `progress`, removing the one that does not apply.
+pub fn set_progress(conditions: &mut Vec<Condition>, progress: Progress, generation: Option<i64>, now: Time) {
+    let (keep, drop) = match progress {
+        Progress::Done => {
+            conditions.retain(|c| c.type_ != RECONCILING && c.type_ != STALLED);
+            return;
+        }
+        Progress::Reconciling { reason, message } => (condition(RECONCILING, true, &reason, message, generation, now), STALLED),
+        Progress::Stalled { reason, message } => (condition(STALLED, true, &reason, message, generation, now), RECONCILING),
+    };
+    conditions.retain(|c| c.type_ != drop);
+    set_condition(conditions, keep);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn at(seconds: i64) -> Time {
         Time(k8s_openapi::jiff::Timestamp::from_second(seconds).expect("valid time"))
+    }
+
+    #[test]
+    fn reconciling_and_stalled_are_present_only_while_they_apply() {
+        let mut list = vec![condition(READY, false, "Unreachable", "down", Some(1), at(10))];
+        let reconciling = Progress::Reconciling {
+            reason: "Unreachable".into(),
+            message: "retrying".into(),
+        };
+        set_progress(&mut list, reconciling, Some(1), at(10));
+        assert!(is_true(&list, RECONCILING) && find(&list, STALLED).is_none());
+        let stalled = Progress::Stalled {
+            reason: "AuthenticationFailed".into(),
+            message: "bad password".into(),
+        };
+        set_progress(&mut list, stalled, Some(1), at(20));
+        assert!(is_true(&list, STALLED) && find(&list, RECONCILING).is_none());
+        set_progress(&mut list, Progress::Done, Some(1), at(30));
+        assert_eq!(list.len(), 1, "{list:?}");
+        assert_eq!(list[0].type_, READY);
     }
 
     #[test]

@@ -346,6 +346,12 @@ pub struct ConsumerGroupStatus {
     /// The retention guard's view, when `spec.retentionGuard` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_guard: Option<RetentionGuardStatus>,
+    /// The OffsetResets (`groupRef` this group) applied to it, newest last, at most 10. Written by the reset
+    /// controller with its own field manager; a reset re-created with a recorded name and spec is not applied
+    /// again (`AlreadyApplied`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    pub reset_history: Vec<crate::api::ledger::AppliedReset>,
 }
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]

@@ -39,3 +39,36 @@ pub struct LedgerEntry {
     /// When its offsets were committed.
     pub applied_at: Time,
 }
+
+/// One applied OffsetReset in a ConsumerGroup's `status.resetHistory`: the resets that named the group with
+/// `groupRef`, newest last, so that a re-created one is recognised and a user sees what moved the offsets.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AppliedReset {
+    /// The OffsetReset's name.
+    pub name: String,
+    /// The applied OffsetReset's UID.
+    pub uid: String,
+    /// A hash of its spec: the same name with another spec is another reset.
+    pub spec_hash: String,
+    /// When its offsets were committed.
+    pub applied_at: Time,
+    /// Its target in words (`earliest`, `shiftBy -100`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// How many partitions it committed.
+    #[serde(default)]
+    pub partitions: i32,
+    /// The offsets it committed, at most the first 50 partitions (`partitions` says how many there were).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50))]
+    pub plan: Vec<AppliedOffset>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AppliedOffset {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}

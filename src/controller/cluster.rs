@@ -7,7 +7,7 @@ use super::finalizers::set_finalizer;
 use super::status::{apply_status, now};
 use super::{Context, Error};
 use crate::api::KafkaCluster;
-use crate::api::conditions::{READY, condition, is_true, set_condition};
+use crate::api::conditions::{Progress, READY, condition, is_true, set_condition, set_progress};
 use crate::kafka::KafkaError;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
@@ -36,6 +36,24 @@ fn reason_for(error: &Error) -> &'static str {
         Error::TypeMismatch(_) => "TypeMismatch",
         Error::Kube(_) => "KubernetesError",
         Error::Kafka(e) => kafka_reason(e),
+    }
+}
+
+/// kstatus's view of a failed connection: Stalled (Failed) when only a change of the KafkaCluster or its
+/// Secrets can fix it (credentials refused, TLS not trusted, credentials that would go out in clear text);
+/// otherwise Reconciling (InProgress): an unreachable broker or a Secret not created yet may come right on
+/// their own, and the operator keeps retrying either way.
+fn progress_after_failure(reason: &str, error: &Error) -> Progress {
+    let message = error.to_string();
+    match reason {
+        "AuthenticationFailed" | "TLSFailed" | "InsecureCredentials" => Progress::Stalled {
+            reason: reason.to_owned(),
+            message,
+        },
+        _ => Progress::Reconciling {
+            reason: reason.to_owned(),
+            message: format!("retrying: {message}"),
+        },
     }
 }
 
@@ -107,6 +125,7 @@ async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Acti
                 &mut status.conditions,
                 condition(READY, true, "Connected", message, cluster.metadata.generation, now()),
             );
+            set_progress(&mut status.conditions, Progress::Done, cluster.metadata.generation, now());
             ctx.reset_backoff(&key);
             (true, Action::requeue(ctx.config.cluster_interval))
         }
@@ -115,6 +134,12 @@ async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Acti
             set_condition(
                 &mut status.conditions,
                 condition(READY, false, reason, e.to_string(), cluster.metadata.generation, now()),
+            );
+            set_progress(
+                &mut status.conditions,
+                progress_after_failure(reason, e),
+                cluster.metadata.generation,
+                now(),
             );
             ctx.metrics.failed(CONTROLLER, e.kind());
             (false, Action::requeue(ctx.backoff(&key, ctx.config.cluster_interval)))

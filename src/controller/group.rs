@@ -5,9 +5,9 @@
 
 use super::resolve::initial_offsets;
 use super::sampler::{ClusterSampler, GroupSample};
-use super::status::{apply_status, ms_from_time, now, time_from_ms};
+use super::status::{apply_group_status, ms_from_time, now, time_from_ms};
 use super::{Context, Error};
-use crate::api::conditions::{READY, condition, find, set_condition};
+use crate::api::conditions::{Progress, READY, condition, find, set_condition, set_progress};
 use crate::api::{
     ConsumerGroup, ConsumerGroupStatus, DeletionPolicy, GroupMemberStatus, KafkaCluster, OffsetInitPolicy,
     RetentionGuardStatus,
@@ -173,7 +173,7 @@ async fn finalize(api: &Api<ConsumerGroup>, group: &ConsumerGroup, ctx: &Context
             now(),
         ),
     );
-    apply_status(api, group, group.status.as_ref(), &status).await?;
+    apply_group_status(api, group, &status).await?;
     if !was_blocked {
         publish(ctx, group, EventType::Warning, "DeletionBlocked", "Delete", why).await;
     }
@@ -309,6 +309,7 @@ async fn observe_and_act(api: &Api<ConsumerGroup>, group: &ConsumerGroup, ctx: &
                     now(),
                 ),
             );
+            set_progress(&mut status.conditions, Progress::Done, generation, now());
             ctx.reset_backoff(&key);
             let interval = if group.spec.scaling.is_some() || group.spec.lag_budget.is_some() {
                 lag_wake(ctx.config.group_interval.min(ctx.config.lag_interval), next_sample_in)
@@ -331,6 +332,19 @@ async fn observe_and_act(api: &Api<ConsumerGroup>, group: &ConsumerGroup, ctx: &
                 &mut status.conditions,
                 condition(READY, false, reason, e.to_string(), generation, now()),
             );
+            // kstatus: a group of another kind, or credentials the operator will not send in clear text, need
+            // a change of the spec (Stalled: Failed); anything else may pass on its own (InProgress).
+            let progress = match reason {
+                "TypeMismatch" | "InsecureCredentials" => Progress::Stalled {
+                    reason: reason.to_owned(),
+                    message: e.to_string(),
+                },
+                _ => Progress::Reconciling {
+                    reason: reason.to_owned(),
+                    message: format!("retrying: {e}"),
+                },
+            };
+            set_progress(&mut status.conditions, progress, generation, now());
             if was != Some(("False".to_owned(), reason.to_owned())) {
                 events.push((EventType::Warning, reason, "Observe", e.to_string()));
             }
@@ -338,7 +352,7 @@ async fn observe_and_act(api: &Api<ConsumerGroup>, group: &ConsumerGroup, ctx: &
             Action::requeue(ctx.backoff(&key, ctx.config.group_interval))
         }
     };
-    apply_status(api, group, group.status.as_ref(), &status).await?;
+    apply_group_status(api, group, &status).await?;
     for (type_, reason, action_name, note) in events {
         publish(ctx, group, type_, reason, action_name, note).await;
     }

@@ -6,7 +6,7 @@
 //! generation it was refused for, and not sent again until the spec changes: no retry loop against a value
 //! that cannot succeed.
 
-use super::status::{apply_status, now};
+use super::status::{apply_group_status, now};
 use super::{Context, Error};
 use crate::api::ConsumerGroup;
 use crate::api::ConsumerGroupStatus;
@@ -122,7 +122,7 @@ pub async fn reconcile_config(
     if claimed != owned {
         let mut before = group.status.clone().unwrap_or_default();
         before.config_keys = claimed.iter().cloned().collect();
-        apply_status(api, group, group.status.as_ref(), &before).await?;
+        apply_group_status(api, group, &before).await?;
     }
     let changes: Vec<GroupConfigChange> = plan
         .set

@@ -1,17 +1,29 @@
-//! The namespace's `ResetLedger`: which OffsetResets (name + spec) were applied, so that one re-created after
-//! it was applied and deleted is not applied again. Updates are read-modify-write at the object's
-//! resourceVersion, retried on conflict.
+//! Where applied OffsetResets are remembered, so that one re-created after it was applied and deleted (a TTL,
+//! a GitOps sync) is not applied again. Three records, each found by the reset's name and spec hash:
+//! - the namespace's `ResetLedger` (every reset; the newest 500);
+//! - the ConsumerGroup's `status.resetHistory` (resets with `groupRef`; the newest 10, with the plan applied);
+//! - the commit metadata in Kafka (`plan::reset_record`), which outlives the Kubernetes objects until the
+//!   group commits those partitions again.
+//!
+//! Updates are read-modify-write at the object's resourceVersion, retried on conflict.
 
 use super::Error;
-use crate::api::ledger::{LedgerEntry, ResetLedger, ResetLedgerSpec};
-use crate::api::{OffsetReset, OffsetResetSpec};
-use kube::ResourceExt;
-use kube::api::{Api, ObjectMeta, PostParams};
+use crate::api::ledger::{AppliedReset, LedgerEntry, ResetLedger, ResetLedgerSpec};
+use crate::api::{ConsumerGroup, OffsetReset, OffsetResetSpec};
+use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::{Resource, ResourceExt};
 
 /// The one ledger object of a namespace.
 pub const LEDGER_NAME: &str = "offsetresets";
 /// Entries kept: the oldest go first (the schema allows no more).
 pub const MAX_ENTRIES: usize = 500;
+/// Entries of a ConsumerGroup's `status.resetHistory` (the schema allows no more).
+pub const MAX_HISTORY: usize = 10;
+/// Partitions of a history entry's plan (the schema allows no more).
+pub const MAX_HISTORY_PLAN: usize = 50;
+/// The field manager of `status.resetHistory`: not the group reconciler's, so that neither erases the
+/// other's fields (`status::apply_group_status`).
+pub const HISTORY_FIELD_MANAGER: &str = "kafka-group-operator-reset-history";
 
 /// A stable hash of a reset's spec (FNV-1a over its JSON, whose field order the type fixes).
 pub fn spec_hash(spec: &OffsetResetSpec) -> String {
@@ -19,14 +31,38 @@ pub fn spec_hash(spec: &OffsetResetSpec) -> String {
     format!("{:016x}", super::claim::stable_hash(json.as_bytes()))
 }
 
+/// Whether a record of (`name`, `spec_hash`, `uid`) is an earlier application of `reset`: same name and spec,
+/// another object.
+fn is_earlier(reset: &OffsetReset, name: &str, hash: &str, uid: &str) -> bool {
+    name == reset.name_any() && hash == spec_hash(&reset.spec) && Some(uid) != reset.metadata.uid.as_deref()
+}
+
 /// The entry that says `reset` (same name and spec, another object) was applied before, if any.
 pub fn applied_before<'a>(entries: &'a [LedgerEntry], reset: &OffsetReset) -> Option<&'a LedgerEntry> {
-    let hash = spec_hash(&reset.spec);
-    let uid = reset.uid().unwrap_or_default();
     entries
         .iter()
         .rev()
-        .find(|e| e.name == reset.name_any() && e.spec_hash == hash && e.uid != uid)
+        .find(|e| is_earlier(reset, &e.name, &e.spec_hash, &e.uid))
+}
+
+/// The ConsumerGroup history entry that says `reset` was applied before, if any.
+pub fn applied_before_in_history<'a>(history: &'a [AppliedReset], reset: &OffsetReset) -> Option<&'a AppliedReset> {
+    history
+        .iter()
+        .rev()
+        .find(|e| is_earlier(reset, &e.name, &e.spec_hash, &e.uid))
+}
+
+/// Adds (or keeps) the history entry of `entry.uid`, dropping the oldest beyond `MAX_HISTORY`.
+pub fn with_history_entry(mut history: Vec<AppliedReset>, mut entry: AppliedReset) -> Vec<AppliedReset> {
+    if history.iter().any(|e| e.uid == entry.uid) {
+        return history;
+    }
+    entry.plan.truncate(MAX_HISTORY_PLAN);
+    history.push(entry);
+    let excess = history.len().saturating_sub(MAX_HISTORY);
+    history.drain(..excess);
+    history
 }
 
 /// Adds (or keeps) the entry of `entry.uid`, dropping the oldest beyond `MAX_ENTRIES`.
@@ -99,6 +135,51 @@ impl Ledger {
             .map(Error::from)
             .unwrap_or_else(|| Error::Config("the ledger kept changing".into())))
     }
+}
+
+/// Records an applied reset in its ConsumerGroup's `status.resetHistory` (idempotent per uid). A group that
+/// no longer exists has no history to keep.
+pub async fn record_in_group_history(
+    kube: &kube::Client,
+    namespace: &str,
+    group: &str,
+    entry: AppliedReset,
+) -> Result<(), Error> {
+    let api: Api<ConsumerGroup> = Api::namespaced(kube.clone(), namespace);
+    let mut last = None;
+    for _ in 0..5 {
+        let Some(current) = api.get_opt(group).await? else {
+            return Ok(());
+        };
+        let history = current.status.map(|s| s.reset_history).unwrap_or_default();
+        if history.iter().any(|e| e.uid == entry.uid) {
+            return Ok(());
+        }
+        // The resourceVersion read is a precondition: an entry written meanwhile by another reset is kept (409,
+        // read again), never overwritten by this list.
+        let patch = serde_json::json!({
+            "apiVersion": ConsumerGroup::api_version(&()),
+            "kind": ConsumerGroup::kind(&()),
+            "metadata": {"resourceVersion": current.metadata.resource_version},
+            "status": {"resetHistory": with_history_entry(history, entry.clone())},
+        });
+        match api
+            .patch_status(
+                group,
+                &PatchParams::apply(HISTORY_FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 => last = Some(kube::Error::Api(s)),
+            Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(last
+        .map(Error::from)
+        .unwrap_or_else(|| Error::Config("the ConsumerGroup kept changing".into())))
 }
 
 #[cfg(test)]

@@ -44,3 +44,20 @@ pub fn time_from_ms(ms: i64) -> Time {
 pub fn ms_from_time(time: &Time) -> i64 {
     time.0.as_millisecond()
 }
+
+/// Applies a ConsumerGroup's status as the group reconcilers do, leaving `resetHistory` out of both the
+/// comparison and the patch: the history belongs to the reset controller, which applies it with a field
+/// manager of its own (`ledger::HISTORY_FIELD_MANAGER`). A status read before a reset recorded itself can
+/// therefore never erase the entry, and the entry alone never makes the group reconciler write.
+pub async fn apply_group_status(
+    api: &Api<crate::api::ConsumerGroup>,
+    group: &crate::api::ConsumerGroup,
+    status: &crate::api::ConsumerGroupStatus,
+) -> Result<bool, Error> {
+    let without_history = |s: &crate::api::ConsumerGroupStatus| crate::api::ConsumerGroupStatus {
+        reset_history: Vec::new(),
+        ..s.clone()
+    };
+    let current = group.status.as_ref().map(without_history);
+    apply_status(api, group, current.as_ref(), &without_history(status)).await
+}

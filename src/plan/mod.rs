@@ -6,5 +6,6 @@ pub mod group_config;
 pub mod offset_init;
 pub mod reset;
 pub mod reset_phase;
+pub mod reset_record;
 pub mod retention;
 pub mod scale;

@@ -7,13 +7,14 @@
 use super::observe::{Observed, kafka_view, uid, unstable_wait_now};
 use super::planning::make_plan;
 use super::{FINALIZER, STEP, to_api_phase, to_plan_phase, words};
-use crate::api::conditions::{condition, set_condition};
-use crate::api::ledger::LedgerEntry;
-use crate::api::reset::WorkloadRecord;
+use crate::api::conditions::{Progress, condition, find, set_condition, set_progress};
+use crate::api::ledger::{AppliedOffset, AppliedReset, LedgerEntry};
+use crate::api::reset::{ResetPhase, WorkloadRecord};
 use crate::api::{OffsetReset, OffsetResetStatus};
 use crate::controller::claim::WorkloadClaim;
 use crate::controller::finalizers::set_finalizer;
-use crate::controller::ledger::{Ledger, spec_hash};
+use crate::controller::ledger::{Ledger, MAX_HISTORY_PLAN, record_in_group_history, spec_hash};
+use crate::plan::reset_record::ResetRecord;
 use crate::controller::status::{ms_from_time, now};
 use crate::controller::workload::Workload;
 use crate::controller::{Context, Error, FIELD_MANAGER, keda};
@@ -438,7 +439,18 @@ impl<'a> Run<'a> {
                 .alter_share_group_offsets(&view.target.group_id, &offsets)
                 .await
         } else {
-            view.client.commit_offsets(&view.target.group_id, &offsets).await
+            // The commit metadata names this reset: a re-created one finds it there even once the
+            // Kubernetes records are gone (`plan::reset_record`). Share groups' start offsets carry none.
+            let record = ResetRecord::new(
+                &self.ns,
+                &self.name,
+                &uid(self),
+                &spec_hash(&self.reset.spec),
+                &now().0.to_string(),
+            );
+            view.client
+                .commit_offsets_with_metadata(&view.target.group_id, &offsets, &record.to_commit_metadata())
+                .await
         };
         match committed {
             Ok(()) => {}
@@ -625,18 +637,45 @@ impl<'a> Run<'a> {
         Ok(Outcome::Progressed(self.after(next)))
     }
 
-    /// Records the applied reset in the namespace's ledger. Best effort: a failure is logged, and the reset
-    /// itself stays applied exactly once.
+    /// Records the applied reset in the namespace's ledger and, for a reset naming a ConsumerGroup, in its
+    /// `status.resetHistory`. Best effort: a failure is logged, and the reset itself stays applied exactly
+    /// once (the commit metadata in Kafka records it too).
     async fn record_in_ledger(&self) {
+        let applied_at = now();
         let entry = LedgerEntry {
             name: self.name.clone(),
             uid: uid(self),
             spec_hash: spec_hash(&self.reset.spec),
             group_id: self.status.group_id.clone(),
-            applied_at: now(),
+            applied_at: applied_at.clone(),
         };
         if let Err(e) = Ledger::new(&self.ctx.kube, &self.ns).record(entry).await {
             tracing::warn!(error = %e, "could not record the applied reset in the ledger");
+        }
+        let Some(group_ref) = &self.reset.spec.group_ref else {
+            return;
+        };
+        let history = AppliedReset {
+            name: self.name.clone(),
+            uid: uid(self),
+            spec_hash: spec_hash(&self.reset.spec),
+            applied_at,
+            target: self.status.target.clone(),
+            partitions: self.status.plan.len() as i32,
+            plan: self
+                .status
+                .plan
+                .iter()
+                .take(MAX_HISTORY_PLAN)
+                .map(|p| AppliedOffset {
+                    topic: p.topic.clone(),
+                    partition: p.partition,
+                    offset: p.to,
+                })
+                .collect(),
+        };
+        if let Err(e) = record_in_group_history(&self.ctx.kube, &self.ns, &group_ref.name, history).await {
+            tracing::warn!(error = %e, group = group_ref.name, "could not record the applied reset in the ConsumerGroup's history");
         }
     }
 
@@ -717,6 +756,8 @@ impl<'a> Run<'a> {
     /// the status as read (a label or annotation edit, a GitOps tool) is written again at the new version;
     /// any other conflict means another writer moved the reset, and the step ends here.
     async fn persist(&mut self) -> Result<(), ActError> {
+        let progress = progress_of(&self.status, self.reset.spec.dry_run);
+        set_progress(&mut self.status.conditions, progress, self.reset.metadata.generation, now());
         if self.reset.status.as_ref() == Some(&self.status) {
             return Ok(());
         }
@@ -869,5 +910,38 @@ impl<'a> Run<'a> {
             }
         }
         Ok(Outcome::Progressed(self.ttl_action()))
+    }
+}
+
+/// kstatus's view of a reset: Failed (Stalled, with the failure's reason) once it failed; Current once it
+/// succeeded or a dry run is planned; InProgress (Reconciling, reason the phase, the wait or retry said) while
+/// it runs, so that a Flux Kustomization that waits for its resources waits for the reset to finish.
+fn progress_of(status: &OffsetResetStatus, dry_run: bool) -> Progress {
+    match status.phase {
+        ResetPhase::Succeeded => Progress::Done,
+        ResetPhase::Planned if dry_run => Progress::Done,
+        ResetPhase::Failed => {
+            let failed = find(&status.conditions, "Failed");
+            Progress::Stalled {
+                reason: failed.map_or("Failed".to_owned(), |c| c.reason.clone()),
+                message: failed
+                    .map(|c| c.message.clone())
+                    .or_else(|| status.failure.clone())
+                    .unwrap_or_else(|| "the reset failed".to_owned()),
+            }
+        }
+        phase => {
+            let waiting = ["Waiting", "Retrying"]
+                .iter()
+                .filter_map(|t| find(&status.conditions, t).filter(|c| c.status == "True"))
+                .map(|c| format!(": {}", c.message))
+                .next()
+                .unwrap_or_default();
+            let phase = format!("{phase:?}");
+            Progress::Reconciling {
+                message: format!("the reset is {phase}{waiting}"),
+                reason: phase,
+            }
+        }
     }
 }

@@ -12,6 +12,7 @@
 mod act;
 mod observe;
 mod planning;
+mod recognise;
 mod words;
 
 use super::{Context, Error};

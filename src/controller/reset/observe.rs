@@ -8,7 +8,6 @@ use crate::api::reset::ResetStrategy;
 use crate::api::{ConsumerGroup, DeclaredGroupType, KafkaCluster};
 use crate::controller::Error;
 use crate::controller::claim::{ClaimView, WorkloadClaim};
-use crate::controller::ledger::{Ledger, applied_before};
 use crate::controller::status::ms_from_time;
 use crate::controller::workload::Workload;
 use crate::kafka::{GroupDescription, GroupOffsets, KafkaClient, TopicPartition};
@@ -135,14 +134,13 @@ pub(super) async fn observe(run: &Run<'_>) -> Observed {
         return observed;
     }
     if phase == Phase::Pending && !spec.dry_run {
-        match Ledger::new(&run.ctx.kube, &run.ns).entries().await {
-            Ok(entries) => {
-                if let Some(entry) = applied_before(&entries, &run.reset) {
-                    observed.observation.applied_before = true;
-                    observed.applied_at = Some(format!("{} (uid {})", entry.applied_at.0, entry.uid));
-                }
+        match super::recognise::applied_before_anywhere(run).await {
+            Ok(Some(when)) => {
+                observed.observation.applied_before = true;
+                observed.applied_at = Some(when);
             }
-            Err(e) => return observed.failed(ErrorClass::Transient, format!("cannot read the reset ledger: {e}")),
+            Ok(None) => {}
+            Err((class, text)) => return observed.failed(class, text),
         }
     }
     match phase {
@@ -351,7 +349,7 @@ pub(super) fn unstable_wait_now(run: &Run<'_>, now_ms: i64) -> UnstableWait {
 
 /// The ConsumerGroup (for `groupRef`) and the KafkaCluster. Missing ones are permanent; any other error
 /// (the API server unavailable, a read refused for a moment) is transient.
-async fn resolve_target(run: &Run<'_>) -> Result<Target, (ErrorClass, String)> {
+pub(super) async fn resolve_target(run: &Run<'_>) -> Result<Target, (ErrorClass, String)> {
     let spec = &run.reset.spec;
     let kube_error = |e: kube::Error, reason: FailReason| {
         let e = Error::from(e);

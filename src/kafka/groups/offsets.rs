@@ -88,6 +88,17 @@ impl KafkaClient {
     /// `alterConsumerGroupOffsets` does). Refuses with `GroupNotEmpty` if the group has members, both after
     /// describing it and when the coordinator itself rejects the commit because a member appeared meanwhile.
     pub async fn commit_offsets(&self, group: &str, offsets: &BTreeMap<TopicPartition, i64>) -> Result<(), KafkaError> {
+        self.commit_offsets_with_metadata(group, offsets, "").await
+    }
+
+    /// `commit_offsets`, with `metadata` as every partition's commit metadata (what OffsetFetch returns until
+    /// the partition is committed again): an OffsetReset records itself there (`plan::reset_record`).
+    pub async fn commit_offsets_with_metadata(
+        &self,
+        group: &str,
+        offsets: &BTreeMap<TopicPartition, i64>,
+        metadata: &str,
+    ) -> Result<(), KafkaError> {
         let description = self.describe_group(group).await?;
         if !description.is_inactive() {
             return Err(KafkaError::GroupNotEmpty {
@@ -102,7 +113,8 @@ impl KafkaClient {
                 OffsetCommitRequestPartition::default()
                     .with_partition_index(tp.partition)
                     .with_committed_offset(*offset)
-                    .with_committed_leader_epoch(-1),
+                    .with_committed_leader_epoch(-1)
+                    .with_committed_metadata(Some(StrBytes::from_string(metadata.to_owned()))),
             );
         }
         let request = OffsetCommitRequest::default()

@@ -717,77 +717,6 @@ async fn an_unknown_topic_or_group_reference_fails_with_the_reason(kafka: &'stat
     );
 }
 
-async fn a_reset_recreated_after_it_was_applied_is_not_applied_again(kafka: &'static dyn TestBroker) {
-    let env = setup("ors-ledger", kafka).await;
-    let (topic, group) = seeded(&env, 2, 10, 1_700_000_000_000, 0).await;
-    let spec = json!({"clusterRef": {"name": "main"}, "groupId": group, "to": {"offset": 3}});
-    env.resets()
-        .create(&PostParams::default(), &reset("replayed", spec.clone()))
-        .await
-        .expect("create");
-    until(&env.resets(), "replayed", T, "Succeeded", |r| {
-        phase_is(r, ResetPhase::Succeeded)
-    })
-    .await;
-    assert!(committed(&env, &group).await.values().all(|o| *o == 3));
-    // The consumers move on; the reset is deleted (a TTL, a prune) and a GitOps sync creates it again.
-    let moved = (0..2).map(|p| (TopicPartition::new(&topic, p), 7)).collect();
-    env.kafka.commit_offsets(&group, &moved).await.expect("commit");
-    env.resets()
-        .delete("replayed", &Default::default())
-        .await
-        .expect("delete");
-    let deadline = tokio::time::Instant::now() + T;
-    while env.resets().get_opt("replayed").await.expect("get").is_some() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the finished reset was not deleted"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    env.resets()
-        .create(&PostParams::default(), &reset("replayed", spec))
-        .await
-        .expect("re-create");
-    let again = until(&env.resets(), "replayed", T, "Succeeded", |r| {
-        phase_is(r, ResetPhase::Succeeded)
-    })
-    .await;
-    assert!(
-        has_condition(&again, "Complete", "True", "AlreadyApplied"),
-        "{:#?}",
-        again.status
-    );
-    event(&env.client, &env.ns, "replayed", "AlreadyApplied", T).await;
-    assert!(
-        committed(&env, &group).await.values().all(|o| *o == 7),
-        "the re-created reset was applied again"
-    );
-    // The same name with another spec is another reset, and is applied.
-    env.resets()
-        .delete("replayed", &Default::default())
-        .await
-        .expect("delete");
-    while env.resets().get_opt("replayed").await.expect("get").is_some() {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let other = json!({"clusterRef": {"name": "main"}, "groupId": group, "to": {"offset": 4}});
-    env.resets()
-        .create(&PostParams::default(), &reset("replayed", other))
-        .await
-        .expect("create another");
-    let done = until(&env.resets(), "replayed", T, "Succeeded", |r| {
-        phase_is(r, ResetPhase::Succeeded)
-    })
-    .await;
-    assert!(
-        has_condition(&done, "Complete", "True", "Succeeded"),
-        "{:#?}",
-        done.status
-    );
-    assert!(committed(&env, &group).await.values().all(|o| *o == 4));
-}
-
 on_both_brokers!(
     every_target_commits_what_kafka_consumer_groups_dry_run_plans,
     a_dry_run_plans_and_changes_nothing,
@@ -800,5 +729,4 @@ on_both_brokers!(
     a_crash_in_any_phase_resumes_and_finishes_once_with_the_original_replicas,
     a_group_that_does_not_empty_in_time_fails_the_reset_and_restores_the_workload,
     an_unknown_topic_or_group_reference_fails_with_the_reason,
-    a_reset_recreated_after_it_was_applied_is_not_applied_again,
 );

@@ -31,7 +31,8 @@ pub struct ApplyArgs {
 pub async fn run(args: ApplyArgs) -> Result<ExitCode> {
     let requests = plan::load(&args.source)?;
     let client = args.connect.client().await?;
-    let plan = plan::build(&client, &requests, args.source.unstable_offset_wait).await?;
+    let ledgers = super::ledger::Ledgers::default();
+    let plan = plan::build(&client, &ledgers, &requests, args.source.unstable_offset_wait).await?;
     print!("{}", plan::render_table(&plan));
     if !plan.changes {
         return Ok(ExitCode::SUCCESS);
@@ -64,7 +65,11 @@ pub async fn run(args: ApplyArgs) -> Result<ExitCode> {
         let committed = if share {
             client.alter_share_group_offsets(&group.group, &commits).await
         } else {
-            client.commit_offsets(&group.group, &commits).await
+            // An OffsetReset manifest's commit carries its record, as the operator's does (`cli::ledger`).
+            let metadata = group.record.as_ref().map(|r| r.to_commit_metadata()).unwrap_or_default();
+            client
+                .commit_offsets_with_metadata(&group.group, &commits, &metadata)
+                .await
         };
         match committed {
             Ok(()) => {}

@@ -7,6 +7,7 @@ pub mod broker_security;
 pub mod connect;
 pub mod export;
 pub mod lag;
+pub mod ledger;
 pub mod manifest;
 pub mod output;
 pub mod plan;

@@ -4,6 +4,7 @@
 
 use super::connect::ConnectArgs;
 use super::export;
+use super::ledger::Ledgers;
 use super::manifest::{self, Manifest};
 use super::output::{self, Format, opt, signed};
 use anyhow::{Result, anyhow, bail};
@@ -80,6 +81,13 @@ pub struct GroupPlan {
     /// For a streams group (KIP-1071): the application state the reset leaves as it is, and how to reset it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// An OffsetReset of this name and spec was applied before (when and where it is recorded): nothing to
+    /// change, as the operator would end it at once as `AlreadyApplied`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub already_applied: Option<String>,
+    /// The record `apply` commits with the offsets of an OffsetReset manifest (`cli::ledger`).
+    #[serde(skip)]
+    pub record: Option<kafka_group_operator::plan::reset_record::ResetRecord>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -104,6 +112,9 @@ impl PartitionChange {
 
 impl GroupPlan {
     pub fn changes(&self) -> usize {
+        if self.already_applied.is_some() {
+            return 0;
+        }
         self.partitions.iter().filter(|p| p.changes()).count()
     }
     pub fn active(&self) -> bool {
@@ -122,7 +133,8 @@ pub struct Plan {
 pub async fn run(args: PlanArgs) -> Result<ExitCode> {
     let requests = load(&args.source)?;
     let client = args.connect.client().await?;
-    let plan = build(&client, &requests, args.source.unstable_offset_wait).await?;
+    let ledgers = Ledgers::default();
+    let plan = build(&client, &ledgers, &requests, args.source.unstable_offset_wait).await?;
     match args.output {
         Format::Table => print!("{}", render_table(&plan)),
         other => print!("{}", output::structured(other, &plan)?),
@@ -171,7 +183,7 @@ pub fn load(source: &PlanSource) -> Result<Requests> {
 
 /// Resolves every request against the cluster, waiting at most `wait` for a group's pending transactional
 /// offset commit. Nothing is changed.
-pub async fn build(client: &KafkaClient, requests: &Requests, wait: Duration) -> Result<Plan> {
+pub async fn build(client: &KafkaClient, ledgers: &Ledgers, requests: &Requests, wait: Duration) -> Result<Plan> {
     let mut groups: Vec<GroupPlan> = Vec::new();
     match requests {
         Requests::Offsets { path, groups: offsets } => {
@@ -209,7 +221,7 @@ pub async fn build(client: &KafkaClient, requests: &Requests, wait: Duration) ->
             for m in manifests {
                 match m {
                     Manifest::Reset { source, reset } => {
-                        groups.push(plan_offset_reset(client, source, reset, &consumer_groups, wait).await?);
+                        groups.push(plan_offset_reset(client, ledgers, source, reset, &consumer_groups, wait).await?);
                     }
                     Manifest::Group { source, group } => {
                         if let Some(plan) = plan_offset_init(client, source, group, wait).await? {
@@ -282,6 +294,7 @@ async fn stable_offsets(client: &KafkaClient, group: &str, wait: Duration) -> Re
 
 async fn plan_offset_reset(
     client: &KafkaClient,
+    ledgers: &Ledgers,
     source: &str,
     reset: &OffsetReset,
     consumer_groups: &[&ConsumerGroup],
@@ -289,11 +302,6 @@ async fn plan_offset_reset(
 ) -> Result<GroupPlan> {
     let name = reset.metadata.name.clone().unwrap_or_default();
     let origin = format!("OffsetReset {name} ({source})");
-    if let Some(previous) = &reset.spec.to.previous_of {
-        bail!(
-            "{origin}: previousOf {previous} needs that OffsetReset's status, which only the cluster has: apply it with kubectl, or undo a command-line apply with `apply --from-file` and the file it wrote"
-        );
-    }
     let (group_id, declared, isolation) = match (&reset.spec.group_ref, &reset.spec.group_id) {
         (Some(r), _) => {
             let group = consumer_groups
@@ -310,7 +318,27 @@ async fn plan_offset_reset(
         (None, Some(g)) => (g.clone(), Vec::new(), None),
         (None, None) => bail!("{origin}: the reset names no group"),
     };
-    plan_reset_request(
+    if let Some(when) = ledgers.applied_before(client, reset, &group_id).await? {
+        let (description, _) = observe(client, &group_id, wait).await?;
+        return Ok(GroupPlan {
+            source: origin,
+            group: group_id,
+            target: kafka_group_operator::controller::resolve::target_words(&reset.spec.to),
+            state: description.state.as_str().to_owned(),
+            members: description.members.len(),
+            group_type: description.group_type.as_str().to_owned(),
+            partitions: Vec::new(),
+            note: None,
+            already_applied: Some(when),
+            record: None,
+        });
+    }
+    if let Some(previous) = &reset.spec.to.previous_of {
+        bail!(
+            "{origin}: previousOf {previous} needs that OffsetReset's status, which only the cluster has: apply it with kubectl, or undo a command-line apply with `apply --from-file` and the file it wrote"
+        );
+    }
+    let mut plan = plan_reset_request(
         Cluster {
             client,
             unstable_offset_wait: wait,
@@ -322,7 +350,9 @@ async fn plan_offset_reset(
         &declared,
         isolation,
     )
-    .await
+    .await?;
+    plan.record = Some(super::ledger::cli_record(reset));
+    Ok(plan)
 }
 
 /// The cluster planned against, and how long a group's pending transactional offset commit is waited for.
@@ -377,6 +407,8 @@ async fn plan_reset_request(
             .streams
             .as_ref()
             .map(|t| kafka_group_operator::controller::resolve::streams_state_note(group_id, t)),
+        already_applied: None,
+        record: None,
         partitions: resolved
             .partitions
             .iter()
@@ -466,6 +498,8 @@ async fn plan_offset_init(
         group_type: description.group_type.as_str().to_owned(),
         partitions,
         note: None,
+        already_applied: None,
+        record: None,
     }))
 }
 
@@ -481,6 +515,13 @@ pub fn render_table(plan: &Plan) -> String {
         } else {
             format!("{}, {} member(s)", g.state, g.members)
         };
+        if let Some(when) = &g.already_applied {
+            out.push_str(&format!(
+                "{}: group {} to {}: already applied on {when}: no change (a reset meant to run again needs another name)\n\n",
+                g.source, g.group, g.target
+            ));
+            continue;
+        }
         out.push_str(&format!("{}: group {} to {} ({state})\n", g.source, g.group, g.target));
         let rows: Vec<Vec<String>> = g
             .partitions

@@ -242,6 +242,29 @@ pub async fn log_bounds(
     Ok((offsets(starts?), ends))
 }
 
+/// A reset target in words, as status, Events and `plan` show it (`earliest`, `shiftBy -100`, …).
+pub fn target_words(to: &ResetTo) -> String {
+    if to.earliest.is_some() {
+        "earliest".to_owned()
+    } else if to.latest.is_some() {
+        "latest".to_owned()
+    } else if let Some(o) = to.offset {
+        format!("offset {o}")
+    } else if let Some(ts) = &to.timestamp {
+        format!("timestamp {ts}")
+    } else if let Some(d) = &to.duration {
+        format!("duration {d}")
+    } else if let Some(n) = to.shift_by {
+        format!("shiftBy {n}")
+    } else if let Some(explicit) = &to.partitions {
+        format!("partitions ({})", explicit.len())
+    } else if let Some(name) = &to.previous_of {
+        format!("previousOf {name}")
+    } else {
+        "no target".to_owned()
+    }
+}
+
 /// Resolves `request` against the cluster and plans it with `plan::reset`. `committed` is the group's
 /// committed offsets; `now_ms` the time a `duration` counts back from.
 pub async fn resolve_reset(
@@ -260,41 +283,39 @@ pub async fn resolve_reset(
             .await
             .map(|m| m.into_iter().map(|(k, v)| (k, v.offset)).collect::<BTreeMap<_, _>>())
     };
-    let (target, words) = if to.earliest.is_some() {
-        (ResetTarget::Earliest, "earliest".to_owned())
+    let target = if to.earliest.is_some() {
+        ResetTarget::Earliest
     } else if to.latest.is_some() {
-        (ResetTarget::Latest, "latest".to_owned())
+        ResetTarget::Latest
     } else if let Some(o) = to.offset {
-        (ResetTarget::Offset(o), format!("offset {o}"))
+        ResetTarget::Offset(o)
     } else if let Some(ts) = &to.timestamp {
         let t: k8s_openapi::jiff::Timestamp = ts.parse().map_err(|e| {
             ResolveError::InvalidTarget(format!(
                 "timestamp {ts:?} is not RFC 3339 (e.g. 2026-11-25T08:00:00Z): {e}"
             ))
         })?;
-        (
-            ResetTarget::AtTime(at_time(t.as_millisecond()).await?),
-            format!("timestamp {ts}"),
-        )
+        ResetTarget::AtTime(at_time(t.as_millisecond()).await?)
     } else if let Some(d) = &to.duration {
         let back = crate::plan::duration::parse_duration(d).map_err(|e| ResolveError::InvalidTarget(e.to_string()))?;
         let ms = now_ms - back.as_millis() as i64;
-        (ResetTarget::AtTime(at_time(ms).await?), format!("duration {d}"))
+        ResetTarget::AtTime(at_time(ms).await?)
     } else if let Some(n) = to.shift_by {
-        (ResetTarget::ShiftBy(n), format!("shiftBy {n}"))
+        ResetTarget::ShiftBy(n)
     } else if let Some(explicit) = &to.partitions {
         let map = explicit
             .iter()
             .map(|p| (TopicPartition::new(&p.topic, p.partition), p.offset))
             .collect();
-        (ResetTarget::Explicit(map), format!("partitions ({})", explicit.len()))
-    } else if let (Some(prev), Some(name)) = (&request.previous_of, &to.previous_of) {
-        (ResetTarget::Explicit(prev.clone()), format!("previousOf {name}"))
+        ResetTarget::Explicit(map)
+    } else if let (Some(prev), Some(_)) = (&request.previous_of, &to.previous_of) {
+        ResetTarget::Explicit(prev.clone())
     } else {
         return Err(ResolveError::InvalidTarget(
             "spec.to names no target: give one of earliest, latest, offset, timestamp, duration, shiftBy, partitions or previousOf".to_owned(),
         ));
     };
+    let words = target_words(to);
     let current: BTreeMap<TopicPartition, i64> = committed.iter().map(|(k, v)| (k.clone(), v.offset)).collect();
     let planned =
         plan_reset(&target, &partitions, &current, &starts, &ends).map_err(|e| ResolveError::Plan(e.to_string()))?;

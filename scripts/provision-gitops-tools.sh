@@ -9,11 +9,12 @@ set -euo pipefail
 src="$(cd "$(dirname "$0")/.." && pwd)/tests/tools/gitops-health"
 [ -f "$src/go.mod" ] || die "$src/go.mod is missing"
 # The versions come from go.mod (the one place that pins them); the hash makes any edit a new cache entry.
-mod_version() { awk -v m="$1" '$1 == m { print $2; exit } $1 == "require" && $2 == m { print $3; exit }' "$src/go.mod"; }
+# Only sed, sha256sum and cut before `require_cmd go`, so that a machine without Go is told so.
+mod_version() { sed -n "s#^\(require \)\{0,1\}[[:space:]]*$1 \(v[^[:space:]]*\).*#\2#p" "$src/go.mod"; }
 GOPHER_LUA_VERSION=$(mod_version github.com/yuin/gopher-lua)
 CLI_UTILS_VERSION=$(mod_version sigs.k8s.io/cli-utils)
 [ -n "$GOPHER_LUA_VERSION" ] && [ -n "$CLI_UTILS_VERSION" ] || die "gopher-lua or cli-utils is not required in $src/go.mod"
-hash=$(cat "$src/main.go" "$src/go.mod" "$src/go.sum" | sha256sum | cut -c1-12)
+hash=$(cd "$src" && sha256sum main.go go.mod go.sum | sha256sum | cut -c1-12)
 dest="$KGO_CACHE/gitops-health-${GOPHER_LUA_VERSION#v}-${CLI_UTILS_VERSION#v}-$hash"
 bin="$dest/bin"
 

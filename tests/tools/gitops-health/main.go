@@ -57,8 +57,16 @@ func main() {
 		fmt.Fprintln(os.Stderr, "kgo-gitops-health:", err)
 		os.Exit(1)
 	}
-	line, _ := json.Marshal(res)
-	fmt.Println(string(line))
+	fmt.Print(encode(res))
+}
+
+// encode is the stdout line: JSON without HTML escaping, so that "lag 5 > 1" reads as it is.
+func encode(res *Result) string {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(res) // a struct of two strings always encodes; Encode ends the line
+	return buf.String()
 }
 
 func run(args []string, stdin io.Reader) (*Result, error) {

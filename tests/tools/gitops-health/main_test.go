@@ -196,3 +196,11 @@ func TestRunErrors(t *testing.T) {
 		t.Errorf("require(\"os\").time: %v %v", res, err)
 	}
 }
+
+func TestEncodeIsOneLineWithoutHTMLEscapes(t *testing.T) {
+	got := encode(&Result{Status: "Degraded", Message: "lag 5000 > 1000 & \"rising\""})
+	want := `{"status":"Degraded","message":"lag 5000 > 1000 & \"rising\""}` + "\n"
+	if got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}

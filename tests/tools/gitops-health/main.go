@@ -4,7 +4,8 @@
 //	kgo-gitops-health lua --script FILE [--open-libs] < object.json   # Argo CD: a resource.customizations.health Lua script
 //	kgo-gitops-health kstatus < object.json                          # Flux: sigs.k8s.io/cli-utils/pkg/kstatus/status
 //
-// Both print one JSON line {"status":"...","message":"..."} on stdout and exit 0. Anything that Argo CD or
+// Both print one JSON line {"status":"...","message":"..."} on stdout and exit 0 (for a list, as from
+// `kubectl get -o json`, one line per item, in order). Anything that Argo CD or
 // kstatus would turn into an error (a Lua error, a timeout, a result that is not a valid health) is printed on
 // stderr with exit code 1, as is bad input or bad usage.
 //
@@ -32,7 +33,8 @@ import (
 const usage = `usage:
   kgo-gitops-health lua --script FILE [--open-libs] < object.json
   kgo-gitops-health kstatus < object.json
-Reads one Kubernetes object (JSON) on stdin and prints {"status":"...","message":"..."}.
+Reads one Kubernetes object (JSON) on stdin and prints {"status":"...","message":"..."}. Given a list
+(kind: List or *List with items, as from kubectl get -o json), prints one such line per item, in order.
 --open-libs runs the script as Argo CD does with resource.customizations.useOpenLibs.<group>_<kind>: true
 (all of gopher-lua's libraries). Without it, as for any argocd-cm health check by default, only package,
 base and table are open (and require("os") gives os.time and os.date): string.*, math.*, io.* are not available.`
@@ -52,12 +54,14 @@ var validHealth = map[string]bool{
 }
 
 func main() {
-	res, err := run(os.Args[1:], os.Stdin)
+	results, err := run(os.Args[1:], os.Stdin)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "kgo-gitops-health:", err)
 		os.Exit(1)
 	}
-	fmt.Print(encode(res))
+	for _, res := range results {
+		fmt.Print(encode(res))
+	}
 }
 
 // encode is the stdout line: JSON without HTML escaping, so that "lag 5 > 1" reads as it is.
@@ -69,7 +73,7 @@ func encode(res *Result) string {
 	return buf.String()
 }
 
-func run(args []string, stdin io.Reader) (*Result, error) {
+func run(args []string, stdin io.Reader) ([]*Result, error) {
 	if len(args) == 0 {
 		return nil, errors.New(usage)
 	}
@@ -96,25 +100,48 @@ func run(args []string, stdin io.Reader) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		obj, err := readObject(stdin)
-		if err != nil {
-			return nil, err
-		}
-		return LuaHealth(obj, string(src), openLibs)
+		return each(stdin, func(obj *unstructured.Unstructured) (*Result, error) {
+			return LuaHealth(obj, string(src), openLibs)
+		})
 	case "kstatus":
 		if len(args) != 1 {
 			return nil, fmt.Errorf("kstatus takes no arguments\n%s", usage)
 		}
-		obj, err := readObject(stdin)
-		if err != nil {
-			return nil, err
-		}
-		return KstatusHealth(obj)
+		return each(stdin, KstatusHealth)
 	case "-h", "--help", "help":
 		return nil, errors.New(usage)
 	default:
 		return nil, fmt.Errorf("unknown command %q\n%s", args[0], usage)
 	}
+}
+
+// each computes f for the object on stdin, or for every item of a list, stopping at the first error.
+func each(stdin io.Reader, f func(*unstructured.Unstructured) (*Result, error)) ([]*Result, error) {
+	obj, err := readObject(stdin)
+	if err != nil {
+		return nil, err
+	}
+	if !obj.IsList() {
+		res, err := f(obj)
+		if err != nil {
+			return nil, err
+		}
+		return []*Result{res}, nil
+	}
+	list, err := obj.ToList()
+	if err != nil {
+		return nil, fmt.Errorf("stdin is a list: %w", err)
+	}
+	results := make([]*Result, 0, len(list.Items))
+	for i := range list.Items {
+		item := &list.Items[i]
+		res, err := f(item)
+		if err != nil {
+			return nil, fmt.Errorf("item %d (%s %s/%s): %w", i, item.GetKind(), item.GetNamespace(), item.GetName(), err)
+		}
+		results = append(results, res)
+	}
+	return results, nil
 }
 
 // readObject decodes exactly one JSON object as client-go's unstructured decoding does (integers become

@@ -192,7 +192,7 @@ func TestRunErrors(t *testing.T) {
 		t.Error("empty stdin accepted")
 	}
 	res, err := run([]string{"lua", "--script", write("os.lua", `local os = require("os"); return {status = "Healthy", message = tostring(os.time() > 0)}`)}, strings.NewReader(obj))
-	if err != nil || res.Message != "true" {
+	if err != nil || len(res) != 1 || res[0].Message != "true" {
 		t.Errorf("require(\"os\").time: %v %v", res, err)
 	}
 }
@@ -202,5 +202,32 @@ func TestEncodeIsOneLineWithoutHTMLEscapes(t *testing.T) {
 	want := `{"status":"Degraded","message":"lag 5000 > 1000 & \"rising\""}` + "\n"
 	if got != want {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// A list (kubectl get -o json) gives one result per item, in order; an error names the item.
+func TestList(t *testing.T) {
+	list := `{"apiVersion":"v1","kind":"List","items":[
+	  {"apiVersion":"kafkagroups.dev/v1alpha1","kind":"ConsumerGroup","metadata":{"name":"a","generation":1}},
+	  {"apiVersion":"kafkagroups.dev/v1alpha1","kind":"ConsumerGroup","metadata":{"name":"b","generation":1},"status":{"observedGeneration":1}}]}`
+	res, err := run([]string{"kstatus"}, strings.NewReader(list))
+	if err != nil || len(res) != 2 {
+		t.Fatalf("got %v %v", res, err)
+	}
+	script := filepath.Join("..", "..", "..", "charts", "kafka-group-operator", "argocd", "consumergroup.lua")
+	res, err = run([]string{"lua", "--script", script}, strings.NewReader(list))
+	if err != nil || len(res) != 2 || res[0].Message != "waiting for the operator" || res[1].Status != "Healthy" && res[1].Status != "Progressing" {
+		t.Fatalf("got %v %v", res, err)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.lua")
+	if err := os.WriteFile(bad, []byte(`if obj.metadata.name == "b" then error("boom") end return {status = "Healthy"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run([]string{"lua", "--script", bad}, strings.NewReader(list)); err == nil || !strings.Contains(err.Error(), "item 1 (ConsumerGroup /b)") {
+		t.Errorf("got %v", err)
+	}
+	res, err = run([]string{"kstatus"}, strings.NewReader(`{"apiVersion":"v1","kind":"List","items":[]}`))
+	if err != nil || len(res) != 0 {
+		t.Errorf("empty list: %v %v", res, err)
 	}
 }

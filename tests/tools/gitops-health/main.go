@@ -34,7 +34,7 @@ const usage = `usage:
   kgo-gitops-health lua --script FILE [--open-libs] < object.json
   kgo-gitops-health kstatus < object.json
 Reads one Kubernetes object (JSON) on stdin and prints {"status":"...","message":"..."}. Given a list
-(kind: List or *List with items, as from kubectl get -o json), prints one such line per item, in order.
+(an object with an items array, as from kubectl get -o json), prints one such line per item, in order.
 --open-libs runs the script as Argo CD does with resource.customizations.useOpenLibs.<group>_<kind>: true
 (all of gopher-lua's libraries). Without it, as for any argocd-cm health check by default, only package,
 base and table are open (and require("os") gives os.time and os.date): string.*, math.*, io.* are not available.`

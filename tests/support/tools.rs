@@ -87,3 +87,10 @@ pub fn image_tools() -> &'static Path {
     static CELL: OnceLock<PathBuf> = OnceLock::new();
     provisioned("KGO_IMAGE_TOOLS", "scripts/provision-image.sh", &CELL)
 }
+
+/// Directory holding `kgo-gitops-health`, which computes an object's health as Argo CD (the chart's Lua health
+/// checks in gopher-lua) and Flux (kstatus) do (`scripts/provision-gitops-tools.sh`).
+pub fn gitops_health_bin() -> &'static Path {
+    static CELL: OnceLock<PathBuf> = OnceLock::new();
+    provisioned("KGO_GITOPS_HEALTH_BIN", "scripts/provision-gitops-tools.sh", &CELL)
+}

@@ -68,7 +68,10 @@ async fn create(env: &Scenario, name: &str, spec: &Value) {
 }
 
 async fn finished(env: &Scenario, name: &str) -> OffsetReset {
-    until(&env.resets(), name, T, "Succeeded", |r| phase_is(r, ResetPhase::Succeeded)).await
+    until(&env.resets(), name, T, "Succeeded", |r| {
+        phase_is(r, ResetPhase::Succeeded)
+    })
+    .await
 }
 
 async fn deleted(env: &Scenario, name: &str) {
@@ -79,7 +82,10 @@ async fn deleted(env: &Scenario, name: &str) {
 async fn gone(env: &Scenario, name: &str) {
     let deadline = tokio::time::Instant::now() + T;
     while env.resets().get_opt(name).await.expect("get").is_some() {
-        assert!(tokio::time::Instant::now() < deadline, "OffsetReset {name} was not deleted");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "OffsetReset {name} was not deleted"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -111,7 +117,8 @@ async fn drop_reset_ledger(env: &Scenario) {
 async fn a_reset_deleted_by_its_ttl_and_synced_again_is_already_applied(kafka: &'static dyn TestBroker) {
     let env = Scenario::start("ledger-ttl", kafka).await;
     let (topic, group) = seeded(&env, 2).await;
-    let spec = json!({"clusterRef": {"name": "main"}, "groupId": group, "to": {"offset": 3}, "ttlSecondsAfterFinished": 2});
+    let spec =
+        json!({"clusterRef": {"name": "main"}, "groupId": group, "to": {"offset": 3}, "ttlSecondsAfterFinished": 2});
     create(&env, "rewind-2026-12-07", &spec).await;
     finished(&env, "rewind-2026-12-07").await;
     assert!(committed(&env, &group).await.values().all(|o| *o == 3));
@@ -145,14 +152,22 @@ async fn a_reset_deleted_by_its_ttl_and_synced_again_is_already_applied(kafka: &
     // A reset meant to run again gets a new name (the convention: a date suffix), and is applied.
     create(&env, "rewind-2026-12-08", &spec).await;
     let renamed = finished(&env, "rewind-2026-12-08").await;
-    assert!(has_condition(&renamed, "Complete", "True", "Succeeded"), "{:#?}", renamed.status);
+    assert!(
+        has_condition(&renamed, "Complete", "True", "Succeeded"),
+        "{:#?}",
+        renamed.status
+    );
     assert!(committed(&env, &group).await.values().all(|o| *o == 3));
     // The same name with another spec is another reset, and is applied.
     gone(&env, "rewind-2026-12-08").await;
     let other = json!({"clusterRef": {"name": "main"}, "groupId": group, "to": {"offset": 4}});
     create(&env, "rewind-2026-12-08", &other).await;
     let done = finished(&env, "rewind-2026-12-08").await;
-    assert!(has_condition(&done, "Complete", "True", "Succeeded"), "{:#?}", done.status);
+    assert!(
+        has_condition(&done, "Complete", "True", "Succeeded"),
+        "{:#?}",
+        done.status
+    );
     assert!(committed(&env, &group).await.values().all(|o| *o == 4));
 }
 
@@ -169,7 +184,10 @@ async fn the_commit_metadata_remembers_a_reset_once_the_kubernetes_records_are_g
     for (tp, c) in &offsets {
         let record = ResetRecord::from_commit_metadata(&c.metadata)
             .unwrap_or_else(|| panic!("{tp:?} has no reset record in its metadata: {:?}", c.metadata));
-        assert_eq!((record.name.as_str(), record.uid.as_str(), record.namespace.as_str()), ("replay", uid.as_str(), first.ns.as_str()));
+        assert_eq!(
+            (record.name.as_str(), record.uid.as_str(), record.namespace.as_str()),
+            ("replay", uid.as_str(), first.ns.as_str())
+        );
     }
     // The same manifests synced into another namespace (or a restored one, or another cluster) whose
     // Kubernetes records know nothing of it: the commit metadata does.
@@ -202,16 +220,25 @@ async fn the_commit_metadata_remembers_a_reset_once_the_kubernetes_records_are_g
     // A dry run is never "applied": it plans, whatever the records say.
     let dry = json!({"clusterRef": {"name": "main"}, "groupId": group, "to": {"offset": 3}, "dryRun": true});
     create(&first, "replay-dry", &dry).await;
-    until(&first.resets(), "replay-dry", T, "Planned", |r| phase_is(r, ResetPhase::Planned)).await;
+    until(&first.resets(), "replay-dry", T, "Planned", |r| {
+        phase_is(r, ResetPhase::Planned)
+    })
+    .await;
 }
 
 async fn a_consumer_groups_history_records_its_resets_and_recognises_them(kafka: &'static dyn TestBroker) {
     let env = Scenario::start("ledger-history", kafka).await;
     let (topic, group) = seeded(&env, 2).await;
-    let cg: ConsumerGroup = resource("ConsumerGroup", "orders", json!({"clusterRef": {"name": "main"}, "groupId": group}));
+    let cg: ConsumerGroup = resource(
+        "ConsumerGroup",
+        "orders",
+        json!({"clusterRef": {"name": "main"}, "groupId": group}),
+    );
     env.groups().create(&PostParams::default(), &cg).await.expect("group");
     until(&env.groups(), "orders", T, "observed", |g| {
-        g.status.as_ref().is_some_and(|s| s.observed_generation.is_some())
+        g.status
+            .as_ref()
+            .is_some_and(|s| s.observed_generation == g.metadata.generation)
     })
     .await;
     let spec = json!({"groupRef": {"name": "orders"}, "to": {"shiftBy": 4}});
@@ -228,7 +255,11 @@ async fn a_consumer_groups_history_records_its_resets_and_recognises_them(kafka:
     assert_eq!((entry.name.as_str(), entry.uid.as_str()), ("skip-four", uid.as_str()));
     assert_eq!(entry.target.as_deref(), Some("shiftBy 4"), "{entry:#?}");
     assert_eq!(entry.partitions, 2);
-    let plan: Vec<(String, i32, i64)> = entry.plan.iter().map(|p| (p.topic.clone(), p.partition, p.offset)).collect();
+    let plan: Vec<(String, i32, i64)> = entry
+        .plan
+        .iter()
+        .map(|p| (p.topic.clone(), p.partition, p.offset))
+        .collect();
     assert_eq!(plan, vec![(topic.clone(), 0, 4), (topic.clone(), 1, 4)]);
     // The group reconciler writes the status every few seconds: it keeps the history (another field manager).
     tokio::time::sleep(Duration::from_secs(7)).await;
@@ -245,7 +276,11 @@ async fn a_consumer_groups_history_records_its_resets_and_recognises_them(kafka:
         "{:#?}",
         again.status
     );
-    assert!(complete_message(&again).contains("status.resetHistory"), "{}", complete_message(&again));
+    assert!(
+        complete_message(&again).contains("status.resetHistory"),
+        "{}",
+        complete_message(&again)
+    );
     assert!(committed(&env, &group).await.values().all(|o| *o == 9), "shifted again");
 }
 

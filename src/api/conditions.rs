@@ -70,8 +70,12 @@ pub fn set_progress(conditions: &mut Vec<Condition>, progress: Progress, generat
             conditions.retain(|c| c.type_ != RECONCILING && c.type_ != STALLED);
             return;
         }
-        Progress::Reconciling { reason, message } => (condition(RECONCILING, true, &reason, message, generation, now), STALLED),
-        Progress::Stalled { reason, message } => (condition(STALLED, true, &reason, message, generation, now), RECONCILING),
+        Progress::Reconciling { reason, message } => {
+            (condition(RECONCILING, true, &reason, message, generation, now), STALLED)
+        }
+        Progress::Stalled { reason, message } => {
+            (condition(STALLED, true, &reason, message, generation, now), RECONCILING)
+        }
     };
     conditions.retain(|c| c.type_ != drop);
     set_condition(conditions, keep);

@@ -37,6 +37,34 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         WorkloadClaim::crd(),
         ResetLedger::crd(),
     ]
+    .into_iter()
+    .map(with_unobserved_status_default)
+    .collect()
+}
+
+/// Gives the status of every kind with a status subresource the default `{observedGeneration: 0}`. kstatus
+/// (Flux's health checks) computes an object without status as Current — healthy before the operator has
+/// looked at it; with the default, a new object reads "generation 1, observed 0": InProgress until observed.
+fn with_unobserved_status_default(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    for version in &mut crd.spec.versions {
+        if version.subresources.as_ref().and_then(|s| s.status.as_ref()).is_none() {
+            continue;
+        }
+        let status = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+            .and_then(|s| s.properties.as_mut())
+            .and_then(|p| p.get_mut("status"));
+        if let Some(status) = status {
+            status.default = Some(
+                k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSON(
+                    serde_json::json!({"observedGeneration": 0}),
+                ),
+            );
+        }
+    }
+    crd
 }
 
 /// The CRDs as one multi-document YAML stream (what `kafka-group-operator crds` prints and `crds/` holds).

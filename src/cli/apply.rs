@@ -66,7 +66,11 @@ pub async fn run(args: ApplyArgs) -> Result<ExitCode> {
             client.alter_share_group_offsets(&group.group, &commits).await
         } else {
             // An OffsetReset manifest's commit carries its record, as the operator's does (`cli::ledger`).
-            let metadata = group.record.as_ref().map(|r| r.to_commit_metadata()).unwrap_or_default();
+            let metadata = group
+                .record
+                .as_ref()
+                .map(|r| r.to_commit_metadata())
+                .unwrap_or_default();
             client
                 .commit_offsets_with_metadata(&group.group, &commits, &metadata)
                 .await

@@ -30,9 +30,18 @@ pub const CLI_UID: &str = "kafka-group-operator-cli";
 
 impl Ledgers {
     /// When and where `reset` (same name and spec) was applied before, in words, if it was.
-    pub async fn applied_before(&self, kafka: &KafkaClient, reset: &OffsetReset, group_id: &str) -> Result<Option<String>> {
+    pub async fn applied_before(
+        &self,
+        kafka: &KafkaClient,
+        reset: &OffsetReset,
+        group_id: &str,
+    ) -> Result<Option<String>> {
         if let Some(kube) = &self.kube {
-            let namespace = reset.metadata.namespace.clone().unwrap_or_else(|| kube.namespace.clone());
+            let namespace = reset
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| kube.namespace.clone());
             let ledgers: Api<ResetLedger> = Api::namespaced(kube.client.clone(), &namespace);
             let entries = ledgers
                 .get_opt(LEDGER_NAME)
@@ -76,7 +85,10 @@ impl Ledgers {
             } else {
                 format!("uid {}, namespace {}", r.uid, r.namespace)
             };
-            format!("{} ({by}; recorded in the commit metadata of group {group_id})", r.applied_at)
+            format!(
+                "{} ({by}; recorded in the commit metadata of group {group_id})",
+                r.applied_at
+            )
         }))
     }
 }

@@ -125,7 +125,12 @@ async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Acti
                 &mut status.conditions,
                 condition(READY, true, "Connected", message, cluster.metadata.generation, now()),
             );
-            set_progress(&mut status.conditions, Progress::Done, cluster.metadata.generation, now());
+            set_progress(
+                &mut status.conditions,
+                Progress::Done,
+                cluster.metadata.generation,
+                now(),
+            );
             ctx.reset_backoff(&key);
             (true, Action::requeue(ctx.config.cluster_interval))
         }

@@ -100,13 +100,22 @@ mod tests {
     fn the_record_round_trips_through_the_commit_metadata() {
         let record = ResetRecord::new("team-a", "rewind-2026-12-07", "uid-1", "abc", "2026-12-07T10:00:00Z");
         let metadata = record.to_commit_metadata();
-        assert!(metadata.contains("\"appliedBy\":\"kafka-group-operator\""), "{metadata}");
+        assert!(
+            metadata.contains("\"appliedBy\":\"kafka-group-operator\""),
+            "{metadata}"
+        );
         assert_eq!(ResetRecord::from_commit_metadata(&metadata), Some(record));
     }
 
     #[test]
     fn a_clients_metadata_is_not_a_record() {
-        for m in ["", "client-metadata", "{}", "{\"appliedBy\":\"someone-else\",\"ns\":\"a\",\"name\":\"n\",\"uid\":\"u\",\"specHash\":\"h\",\"appliedAt\":\"t\"}", "{not json"] {
+        for m in [
+            "",
+            "client-metadata",
+            "{}",
+            "{\"appliedBy\":\"someone-else\",\"ns\":\"a\",\"name\":\"n\",\"uid\":\"u\",\"specHash\":\"h\",\"appliedAt\":\"t\"}",
+            "{not json",
+        ] {
             assert_eq!(ResetRecord::from_commit_metadata(m), None, "{m}");
         }
     }

@@ -35,7 +35,10 @@ if phase == "Succeeded" then
   -- A re-created reset that the ledger knows says "AlreadyApplied: applied at …" here.
   return {status = "Healthy", message = says(cond("Complete"), "Succeeded")}
 end
-if phase == "Planned" then return {status = "Healthy", message = "planned (dry run)"} end
+-- A dry run ends at Planned; any other reset passes through it on its way to Applying.
+if phase == "Planned" and obj.spec ~= nil and obj.spec.dryRun == true then
+  return {status = "Healthy", message = "planned (dry run)"}
+end
 if phase == "Failed" then
   -- Whichever condition carries the failure: Failed, Stalled, else Complete=False.
   local why = cond("Failed")

@@ -14,12 +14,12 @@ use crate::api::{OffsetReset, OffsetResetStatus};
 use crate::controller::claim::WorkloadClaim;
 use crate::controller::finalizers::set_finalizer;
 use crate::controller::ledger::{Ledger, MAX_HISTORY_PLAN, record_in_group_history, spec_hash};
-use crate::plan::reset_record::ResetRecord;
 use crate::controller::status::{ms_from_time, now};
 use crate::controller::workload::Workload;
 use crate::controller::{Context, Error, FIELD_MANAGER, keda};
 use crate::kafka::{KafkaError, TopicPartition};
 use crate::plan::reset_phase::{ErrorClass, FailReason, Phase, ResetAction, UnstableWait, WaitReason};
+use crate::plan::reset_record::ResetRecord;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
@@ -757,7 +757,12 @@ impl<'a> Run<'a> {
     /// any other conflict means another writer moved the reset, and the step ends here.
     async fn persist(&mut self) -> Result<(), ActError> {
         let progress = progress_of(&self.status, self.reset.spec.dry_run);
-        set_progress(&mut self.status.conditions, progress, self.reset.metadata.generation, now());
+        set_progress(
+            &mut self.status.conditions,
+            progress,
+            self.reset.metadata.generation,
+            now(),
+        );
         if self.reset.status.as_ref() == Some(&self.status) {
             return Ok(());
         }

@@ -30,7 +30,10 @@ pub(super) async fn applied_before_anywhere(run: &Run<'_>) -> Result<Option<Stri
             .get_opt(&group_ref.name)
             .await
             .map_err(|e| transient("the ConsumerGroup", &e))?;
-        let history = group.and_then(|g| g.status).map(|s| s.reset_history).unwrap_or_default();
+        let history = group
+            .and_then(|g| g.status)
+            .map(|s| s.reset_history)
+            .unwrap_or_default();
         if let Some(entry) = applied_before_in_history(&history, &run.reset) {
             return Ok(Some(format!(
                 "{} (uid {}, recorded in ConsumerGroup {} status.resetHistory)",

@@ -516,7 +516,7 @@ async fn the_argocd_cm_patch_merges_into_an_existing_argocd_cm_and_keeps_its_key
     let installed = format!(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-cm\n  namespace: {ns}\n  labels:\n    app.kubernetes.io/part-of: argocd\n    app.kubernetes.io/name: argocd-cm\ndata:\n  url: https://argocd.example.com\n  timeout.reconciliation: 180s\n  resource.customizations.health.apps_Deployment: |\n    return {{status = \"Healthy\"}}\n"
     );
-    kubectl(&cp, &["apply", "-f", "-"], Some(&installed));
+    kubectl(cp, &["apply", "-f", "-"], Some(&installed));
     let patch = helm(&[
         "template",
         "kafka-group-operator",
@@ -530,7 +530,7 @@ async fn the_argocd_cm_patch_merges_into_an_existing_argocd_cm_and_keeps_its_key
     ]);
     // The README's command.
     kubectl(
-        &cp,
+        cp,
         &[
             "patch",
             "configmap",
@@ -546,7 +546,7 @@ async fn the_argocd_cm_patch_merges_into_an_existing_argocd_cm_and_keeps_its_key
         Some(&patch),
     );
     let merged: Value = serde_json::from_str(&kubectl(
-        &cp,
+        cp,
         &["get", "configmap", "argocd-cm", "-n", &ns, "-o", "json"],
         None,
     ))
@@ -569,9 +569,9 @@ async fn the_argocd_cm_patch_merges_into_an_existing_argocd_cm_and_keeps_its_key
         json!("argocd-cm")
     );
     // Argo CD's installer applying its manifest again keeps our keys (they are not in its last-applied set).
-    kubectl(&cp, &["apply", "-f", "-"], Some(&installed));
+    kubectl(cp, &["apply", "-f", "-"], Some(&installed));
     let again: Value = serde_json::from_str(&kubectl(
-        &cp,
+        cp,
         &["get", "configmap", "argocd-cm", "-n", &ns, "-o", "json"],
         None,
     ))
@@ -627,7 +627,7 @@ async fn the_gitops_examples_hold_valid_resources_and_point_at_the_chart() {
         );
         let mut doc = doc.clone();
         doc["metadata"]["namespace"] = json!(ns);
-        kubectl(&cp, &["apply", "--dry-run=server", "-f", "-"], Some(&doc.to_string()));
+        kubectl(cp, &["apply", "--dry-run=server", "-f", "-"], Some(&doc.to_string()));
     }
     let resets: Vec<&Value> = apps
         .iter()

@@ -604,7 +604,58 @@ async fn unknown_groups_topics_and_partitions_are_one_line_errors(kafka: &dyn Te
     );
 }
 
+async fn a_reset_applied_before_plans_no_change_and_apply_leaves_it(kafka: &dyn TestBroker) {
+    let topic = topic_with_records(kafka, 2, 20, START_MS).await;
+    let group = unique_name("cli-ledger");
+    commit(kafka, &group, &[(&topic, 0, 10), (&topic, 1, 10)]).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let undo = dir.path().display().to_string();
+    let manifest = write(
+        dir.path(),
+        "rewind.yaml",
+        &reset_manifest("rewind-2026-12-07", &group, &topic, "{shiftBy: -2}"),
+    );
+    on(kafka, &["plan", "-f", &manifest]).expect(2, "a new reset plans changes");
+    on(kafka, &["apply", "-f", &manifest, "-y", "--undo-dir", &undo]).expect(0, "apply");
+    assert!(committed(kafka, &group).await.values().all(|o| *o == 8));
+    // The commit carries the reset's record: planning the same manifest again (a PR that re-adds it) shows
+    // no change, and says when it was applied.
+    let again = on(kafka, &["plan", "-f", &manifest]).expect(0, "an applied reset plans no change");
+    assert!(
+        again.stdout.contains("already applied on ") && again.stdout.contains("kafka-group-operator apply"),
+        "{}",
+        again.stdout
+    );
+    let plan = on(kafka, &["plan", "-f", &manifest, "-o", "json"])
+        .expect(0, "json")
+        .json();
+    assert_eq!(plan["changes"], Value::Bool(false), "{plan:#}");
+    assert!(
+        plan["groups"][0]["alreadyApplied"]
+            .as_str()
+            .is_some_and(|s| s.contains("commit metadata")),
+        "{plan:#}"
+    );
+    on(kafka, &["apply", "-f", &manifest, "-y", "--undo-dir", &undo]).expect(0, "apply again");
+    assert!(
+        committed(kafka, &group).await.values().all(|o| *o == 8),
+        "the reset was shifted a second time"
+    );
+    // Another name is another reset.
+    let renamed = write(
+        dir.path(),
+        "renamed.yaml",
+        &reset_manifest("rewind-2026-12-08", &group, &topic, "{shiftBy: -2}"),
+    );
+    on(kafka, &["plan", "-f", &renamed]).expect(2, "a renamed reset plans changes");
+    // Once the consumers commit again, the record in Kafka is gone with their commit (the Kubernetes records
+    // of the operator last longer): the same manifest plans changes again.
+    commit(kafka, &group, &[(&topic, 0, 12), (&topic, 1, 12)]).await;
+    on(kafka, &["plan", "-f", &manifest]).expect(2, "the record was replaced by a consumer's commit");
+}
+
 on_both_brokers!(
+    a_reset_applied_before_plans_no_change_and_apply_leaves_it,
     plan_shows_what_apply_then_commits_for_every_target_kind,
     apply_refuses_a_group_with_members,
     export_reset_and_restore_return_the_exact_original_offsets,

@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::Duration;
 use support::process::{free_port, spawn_tied, stop, tail};
 use support::scenario::{Scenario, resource};
-use support::tools::k8s_tool;
+use support::tools::helm;
 use support::wait::{events, has_condition, until};
 use support::{ApacheKafka, ControlPlane, unique_name};
 
@@ -24,21 +24,6 @@ fn chart_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/kafka-group-operator")
 }
 
-/// Runs helm; returns (success, stdout, stderr).
-fn helm(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(k8s_tool("helm"))
-        .env("HELM_CACHE_HOME", std::env::temp_dir().join("kgo-helm/cache"))
-        .env("HELM_CONFIG_HOME", std::env::temp_dir().join("kgo-helm/config"))
-        .env("HELM_DATA_HOME", std::env::temp_dir().join("kgo-helm/data"))
-        .args(args)
-        .output()
-        .expect("run helm");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// `helm template RELEASE chart -n NS --set …`, which must succeed.
 fn render(release: &str, ns: &str, sets: &[&str]) -> String {

@@ -424,19 +424,9 @@ async fn lifecycle_owned(client: kube::Client, ns: String, name: String) -> Vec<
 }
 
 fn helm(args: &[&str]) -> String {
-    let out = Command::new(k8s_tool("helm"))
-        .env("HELM_CACHE_HOME", std::env::temp_dir().join("kgo-helm/cache"))
-        .env("HELM_CONFIG_HOME", std::env::temp_dir().join("kgo-helm/config"))
-        .env("HELM_DATA_HOME", std::env::temp_dir().join("kgo-helm/data"))
-        .args(args)
-        .output()
-        .expect("run helm");
-    assert!(
-        out.status.success(),
-        "helm {args:?}:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8")
+    let (ok, stdout, stderr) = support::tools::helm(args);
+    assert!(ok, "helm {args:?}:\n{stderr}");
+    stdout
 }
 
 /// The README's command, as written there.

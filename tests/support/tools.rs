@@ -94,3 +94,19 @@ pub fn gitops_health_bin() -> &'static Path {
     static CELL: OnceLock<PathBuf> = OnceLock::new();
     provisioned("KGO_GITOPS_HEALTH_BIN", "scripts/provision-gitops-tools.sh", &CELL)
 }
+
+/// Runs the provisioned helm with its caches in a temp dir (never the user's); returns (success, stdout, stderr).
+pub fn helm(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(k8s_tool("helm"))
+        .env("HELM_CACHE_HOME", std::env::temp_dir().join("kgo-helm/cache"))
+        .env("HELM_CONFIG_HOME", std::env::temp_dir().join("kgo-helm/config"))
+        .env("HELM_DATA_HOME", std::env::temp_dir().join("kgo-helm/data"))
+        .args(args)
+        .output()
+        .expect("run helm");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

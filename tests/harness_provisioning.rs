@@ -53,3 +53,10 @@ fn client_provisioning_names_the_missing_python() {
     assert!(!ok, "provisioning must fail without python3");
     assert!(stderr.contains("'python3' is missing: install"), "{stderr}");
 }
+
+#[test]
+fn gitops_tool_provisioning_names_the_missing_go_toolchain() {
+    let (ok, stderr) = run_script_without_tools("scripts/provision-gitops-tools.sh");
+    assert!(!ok, "provisioning must fail without go");
+    assert!(stderr.contains("'go' is missing: install"), "{stderr}");
+}

@@ -25,16 +25,44 @@ pub const MAX_HISTORY_PLAN: usize = 50;
 /// other's fields (`status::apply_group_status`).
 pub const HISTORY_FIELD_MANAGER: &str = "kafka-group-operator-reset-history";
 
-/// A stable hash of a reset's spec (FNV-1a over its JSON, whose field order the type fixes).
+/// A stable hash (FNV-1a) of what a reset does to the offsets: the group it names and its target — `groupRef`,
+/// `clusterRef`, `groupId`, `groupType`, `topics`, `to`. How it gets there (`strategy`, `scaleTargetRef`,
+/// `timeoutSeconds`, `ttlSecondsAfterFinished`, `force`) is left out: a manifest whose TTL or timeout was edited
+/// in Git is still the reset that was applied, and must not run again. Absent fields are left out of the JSON
+/// hashed, so a field a later version adds does not change the hash of a reset that does not use it.
 pub fn spec_hash(spec: &OffsetResetSpec) -> String {
+    let identity = serde_json::json!({
+        "groupRef": spec.group_ref,
+        "clusterRef": spec.cluster_ref,
+        "groupId": spec.group_id,
+        "groupType": spec.group_type,
+        "topics": spec.topics,
+        "to": spec.to,
+    });
+    let serde_json::Value::Object(fields) = identity else {
+        unreachable!("a JSON object literal")
+    };
+    let present: serde_json::Map<String, serde_json::Value> = fields
+        .into_iter()
+        .filter(|(_, v)| !v.is_null() && v.as_array().is_none_or(|a| !a.is_empty()))
+        .collect();
+    let json = serde_json::to_string(&present).unwrap_or_default();
+    format!("{:016x}", super::claim::stable_hash(json.as_bytes()))
+}
+
+/// The hash the ledger's first version recorded: of the whole spec. Still recognised, so that a reset the
+/// `ResetLedger` recorded before the upgrade is not applied again after it.
+fn whole_spec_hash(spec: &OffsetResetSpec) -> String {
     let json = serde_json::to_string(spec).unwrap_or_default();
     format!("{:016x}", super::claim::stable_hash(json.as_bytes()))
 }
 
-/// Whether a record of (`name`, `spec_hash`, `uid`) is an earlier application of `reset`: same name and spec,
+/// Whether a record of (`name`, `hash`, `uid`) is an earlier application of `reset`: same name and spec,
 /// another object.
 fn is_earlier(reset: &OffsetReset, name: &str, hash: &str, uid: &str) -> bool {
-    name == reset.name_any() && hash == spec_hash(&reset.spec) && Some(uid) != reset.metadata.uid.as_deref()
+    name == reset.name_any()
+        && (hash == spec_hash(&reset.spec) || hash == whole_spec_hash(&reset.spec))
+        && Some(uid) != reset.metadata.uid.as_deref()
 }
 
 /// The entry that says `reset` (same name and spec, another object) was applied before, if any.
@@ -207,6 +235,43 @@ mod tests {
         assert_eq!(entries[0].uid, "10");
         let again = with_entry(entries.clone(), entry("r", "10", "h"));
         assert_eq!(again, entries);
+    }
+
+    fn spec(value: serde_json::Value) -> OffsetResetSpec {
+        serde_json::from_value(value).expect("spec")
+    }
+
+    #[test]
+    fn the_hash_covers_what_a_reset_does_not_how() {
+        let base = spec(serde_json::json!({"clusterRef": {"name": "c"}, "groupId": "g", "to": {"earliest": {}}}));
+        let how = spec(serde_json::json!({"clusterRef": {"name": "c"}, "groupId": "g", "to": {"earliest": {}},
+            "ttlSecondsAfterFinished": 60, "timeoutSeconds": 30, "force": true, "strategy": "ScaleDown",
+            "scaleTargetRef": {"kind": "Deployment", "name": "d"}}));
+        assert_eq!(spec_hash(&base), spec_hash(&how));
+        for what in [
+            serde_json::json!({"clusterRef": {"name": "c"}, "groupId": "g", "to": {"latest": {}}}),
+            serde_json::json!({"clusterRef": {"name": "c"}, "groupId": "h", "to": {"earliest": {}}}),
+            serde_json::json!({"clusterRef": {"name": "d"}, "groupId": "g", "to": {"earliest": {}}}),
+            serde_json::json!({"clusterRef": {"name": "c"}, "groupId": "g", "to": {"earliest": {}}, "topics": [{"name": "t"}]}),
+            serde_json::json!({"clusterRef": {"name": "c"}, "groupId": "g", "to": {"earliest": {}}, "groupType": "share"}),
+        ] {
+            assert_ne!(spec_hash(&base), spec_hash(&spec(what.clone())), "{what}");
+        }
+        // The value recorded for this spec in every release: a change here re-runs applied resets.
+        assert_eq!(spec_hash(&base), spec_hash(&base.clone()));
+    }
+
+    #[test]
+    fn a_ledger_entry_of_the_first_version_is_still_recognised() {
+        let reset: OffsetReset = serde_json::from_value(serde_json::json!({
+            "apiVersion": "kafkagroups.dev/v1alpha1", "kind": "OffsetReset",
+            "metadata": {"name": "rewind", "uid": "new"},
+            "spec": {"clusterRef": {"name": "c"}, "groupId": "g", "to": {"shiftBy": -5}}
+        }))
+        .expect("reset");
+        let legacy = whole_spec_hash(&reset.spec);
+        assert_ne!(legacy, spec_hash(&reset.spec));
+        assert!(applied_before(&[entry("rewind", "old", &legacy)], &reset).is_some());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use support::tools::{k8s_bin, k8s_tool};
+use support::tools::{k8s_bin, k8s_tool, krew_bin};
 use support::{ControlPlane, SecureKafka, unique_name};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_kafka-group-operator");
@@ -483,6 +483,11 @@ async fn namespace_and_context_are_respected_and_errors_say_what_to_fix() {
 #[tokio::test(flavor = "multi_thread")]
 async fn krew_installs_the_plugin_from_the_manifest_and_the_release_archive() {
     let krew_bin = krew_bin();
+    assert!(
+        krew_bin.join("kubectl-krew").is_file(),
+        "no kubectl-krew in {}",
+        krew_bin.display()
+    );
     let (control_plane, kube) = control_plane_with_crds().await;
     let ws = Workstation::new(control_plane, &kube).await;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -585,38 +590,6 @@ async fn krew_installs_the_plugin_from_the_manifest_and_the_release_archive() {
         "{}",
         plugins.stdout
     );
-}
-
-/// Directory with `kubectl-krew` (`scripts/provision-krew.sh`).
-fn krew_bin() -> PathBuf {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/provision-krew.sh");
-    if let Ok(dir) = std::env::var("KGO_KREW_BIN")
-        && !dir.is_empty()
-    {
-        return PathBuf::from(dir);
-    }
-    let out = Command::new("bash")
-        .arg(&script)
-        .output()
-        .expect("run provision-krew.sh");
-    assert!(
-        out.status.success(),
-        "scripts/provision-krew.sh failed, so krew is missing: run `bash scripts/provision-krew.sh` to see why:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let dir = PathBuf::from(
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .last()
-            .unwrap_or_default()
-            .trim(),
-    );
-    assert!(
-        dir.join("kubectl-krew").is_file(),
-        "no kubectl-krew in {}",
-        dir.display()
-    );
-    dir
 }
 
 fn sha256(path: &Path) -> String {

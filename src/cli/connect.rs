@@ -278,16 +278,19 @@ mod tests {
         std::fs::write(&file, "").expect("write");
         let file = file.display().to_string();
         assert_eq!(
-            ClusterSource::of(&file).unwrap(),
+            ClusterSource::of(&file).expect("a cluster source"),
             ClusterSource::Manifest(file.clone().into())
         );
-        assert_eq!(ClusterSource::of("main").unwrap(), ClusterSource::Name("main".into()));
         assert_eq!(
-            ClusterSource::of("kafka.prod-1").unwrap(),
+            ClusterSource::of("main").expect("a cluster source"),
+            ClusterSource::Name("main".into())
+        );
+        assert_eq!(
+            ClusterSource::of("kafka.prod-1").expect("a cluster source"),
             ClusterSource::Name("kafka.prod-1".into())
         );
         for missing in ["clusters/main.yaml", "main.yaml"] {
-            let error = ClusterSource::of(missing).unwrap_err().to_string();
+            let error = ClusterSource::of(missing).expect_err("refused").to_string();
             assert!(error.contains("no such file"), "{error}");
         }
         for bad in ["Main", "-a", "a..b", "a_b", ""] {

@@ -283,25 +283,20 @@ fn duration(text: &str) -> Result<Duration, String> {
 }
 
 /// The command line, parsed as the operator's binary or, invoked as `kubectl-kafkagroups`, as the kubectl plugin
-/// (`cli::plugin`), which refuses the operator-only commands.
+/// (`cli::plugin`), which has only the command-line commands.
 fn parse() -> Result<Cli, clap::Error> {
     use clap::{CommandFactory, FromArgMatches};
     if !cli::plugin::invoked_as_plugin(std::env::args_os().next().as_deref()) {
         return Cli::try_parse();
     }
     let mut command = cli::plugin::plugin_command(Cli::command(), "kafka-group-operator");
-    let matches = command.try_get_matches_from_mut(std::env::args_os())?;
-    if let Some(name) = matches.subcommand_name()
-        && !cli::plugin::is_plugin_command(name)
-    {
-        return Err(command.error(
-            clap::error::ErrorKind::InvalidSubcommand,
-            format!(
-                "'{name}' is a command of the operator's binary (kafka-group-operator {name}), not of {}",
-                cli::plugin::PLUGIN_USAGE_NAME
-            ),
-        ));
-    }
+    let matches =
+        command.try_get_matches_from_mut(std::env::args_os()).map_err(
+            |e| match cli::plugin::operator_command_error(&e) {
+                Some(message) => command.error(clap::error::ErrorKind::InvalidSubcommand, message),
+                None => e,
+            },
+        )?;
     Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut command))
 }
 

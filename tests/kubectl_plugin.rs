@@ -246,13 +246,17 @@ async fn kubectl_finds_the_plugin_which_presents_itself_as_kubectl_kafkagroups()
     );
 
     // The operator's own commands are not the plugin's; a usage error exits 1 (2 is plan's "changes").
-    let run = ws.plugin(&["run"]);
-    assert_eq!(run.code, 1, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("'run' is a command of the operator's binary"),
-        "{}",
-        run.stderr
-    );
+    for args in [&["run"][..], &["help", "broker"], &["crds"]] {
+        let run = ws.plugin(args);
+        assert_eq!(run.code, 1, "{args:?}: {}", run.stderr);
+        let name = args[args.len() - 1];
+        assert!(
+            run.stderr
+                .contains(&format!("'{name}' is a command of the operator's binary")),
+            "{}",
+            run.stderr
+        );
+    }
     let version = ws.plugin(&["version"]).expect(0, "version");
     assert!(
         version.stdout.starts_with("kafka-group-operator "),

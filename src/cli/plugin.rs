@@ -24,34 +24,55 @@ pub fn invoked_as_plugin(argv0: Option<&OsStr>) -> bool {
 }
 
 /// The operator's command line turned into the plugin's: named `kubectl kafkagroups` in usage and help, its
-/// examples written that way, and the operator-only commands hidden (`is_plugin_command` refuses them).
+/// examples written that way, with the same global options and only the plugin's commands (the operator's are
+/// not there at all: `run` is an unknown command, and `help run` too).
 pub fn plugin_command(command: clap::Command, binary_name: &str) -> clap::Command {
-    let example_prefix = format!("{binary_name} ");
-    let plugin_prefix = format!("{PLUGIN_USAGE_NAME} ");
-    let subcommands: Vec<String> = command.get_subcommands().map(|s| s.get_name().to_owned()).collect();
-    let mut command = command
-        .name(PLUGIN_EXECUTABLE)
+    let (from, to) = (format!("{binary_name} "), format!("{PLUGIN_USAGE_NAME} "));
+    let subcommands: Vec<clap::Command> = command
+        .get_subcommands()
+        .filter(|sub| is_plugin_command(sub.get_name()))
+        .map(
+            |sub| match sub.get_long_about().map(|text| text.to_string().replace(&from, &to)) {
+                Some(text) => sub.clone().long_about(text),
+                None => sub.clone(),
+            },
+        )
+        .collect();
+    let mut plugin = clap::Command::new(PLUGIN_EXECUTABLE)
         .bin_name(PLUGIN_USAGE_NAME)
         .display_name(PLUGIN_USAGE_NAME)
         .about("Consumer groups of Apache Kafka from kubectl: lag, plan and apply offset resets, export offsets")
         .after_help(
             "Connect with --cluster NAME: a KafkaCluster of the current context's namespace (or -n/--namespace, \
              --context, --kubeconfig, as for kubectl), or with --bootstrap-server.",
-        );
-    for name in subcommands {
-        let is_plugin = is_plugin_command(&name);
-        let (from, to) = (example_prefix.clone(), plugin_prefix.clone());
-        command = command.mut_subcommand(name, move |sub| {
-            if !is_plugin {
-                return sub.hide(true);
-            }
-            match sub.get_long_about().map(|text| text.to_string().replace(&from, &to)) {
-                Some(text) => sub.long_about(text),
-                None => sub,
-            }
-        });
+        )
+        .subcommand_required(true)
+        .arg_required_else_help(true)
+        .subcommands(subcommands);
+    if command.get_version().is_some() {
+        plugin = plugin.version(env!("CARGO_PKG_VERSION"));
     }
-    command
+    for arg in command
+        .get_arguments()
+        .filter(|a| !matches!(a.get_id().as_str(), "help" | "version"))
+    {
+        plugin = plugin.arg(arg.clone());
+    }
+    plugin
+}
+
+/// Whether `error` is about one of the operator's commands given to the plugin: it then says so.
+pub fn operator_command_error(error: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if error.kind() != ErrorKind::InvalidSubcommand {
+        return None;
+    }
+    match error.get(ContextKind::InvalidSubcommand) {
+        Some(ContextValue::String(name)) if matches!(name.as_str(), "run" | "broker" | "crds") => Some(format!(
+            "'{name}' is a command of the operator's binary (kafka-group-operator {name}), not of {PLUGIN_USAGE_NAME}"
+        )),
+        _ => None,
+    }
 }
 
 /// Whether a subcommand is one of the plugin's.
@@ -79,14 +100,13 @@ mod tests {
     }
 
     #[test]
-    fn the_plugin_hides_the_operator_commands_and_rewrites_examples() {
+    fn the_plugin_leaves_out_the_operator_commands_and_rewrites_examples() {
         let base = clap::Command::new("kafka-group-operator")
             .subcommand(clap::Command::new("run"))
             .subcommand(clap::Command::new("lag").long_about("Examples:\n  kafka-group-operator lag -b kafka:9092"));
         let mut plugin = plugin_command(base, "kafka-group-operator");
         plugin.build();
-        let run = plugin.find_subcommand("run").expect("run");
-        assert!(run.is_hide_set());
+        assert!(plugin.find_subcommand("run").is_none());
         let lag = plugin.find_subcommand("lag").expect("lag");
         assert!(!lag.is_hide_set());
         assert_eq!(

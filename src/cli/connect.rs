@@ -145,7 +145,8 @@ impl ConnectArgs {
         })
     }
 
-    fn kube_selection(&self) -> KubeSelection<'_> {
+    /// Which kubeconfig, context and namespace the flags select (`kube_context::resolve` resolves it).
+    pub fn kube_selection(&self) -> KubeSelection<'_> {
         KubeSelection {
             kubeconfig: self.kubeconfig.as_deref(),
             context: self.context.as_deref(),

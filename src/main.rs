@@ -64,7 +64,8 @@ in time (the age of the next record the group will read, from the record's own t
 All groups are read in a few batched requests: one describe and one OffsetFetch per coordinator, one ListOffsets \
 per partition leader, and one small Fetch per lagging partition for the time lag.\n\n\
 Examples:\n  kafka-group-operator lag -b kafka:9092 --group billing\n  \
-kafka-group-operator lag -b kafka:9092 --all --output json\n  kafka-group-operator lag -b kafka:9092 -g billing --watch"
+kafka-group-operator lag -b kafka:9092 --all --output json\n  kafka-group-operator lag -b kafka:9092 -g billing --watch\n  \
+kafka-group-operator lag --cluster main -n kafka --all   # the KafkaCluster `main` of namespace kafka"
     )]
     Lag(Box<cli::lag::LagArgs>),
     /// Show what applying OffsetReset and ConsumerGroup (offsetInit) manifests would do to committed offsets.
@@ -77,7 +78,8 @@ ListOffsets). Nothing is changed.\n\n\
 Exit code: 0 when nothing would change, 2 when something would, 1 on error (like terraform plan \
 -detailed-exitcode). --output json is for bots that comment on pull requests.\n\n\
 Examples:\n  kafka-group-operator plan -b kafka:9092 -f resets/\n  \
-kafka-group-operator plan -b kafka:9092 -f rewind.yaml --output json > plan.json   # exit code 2: changes"
+kafka-group-operator plan -b kafka:9092 -f rewind.yaml --output json > plan.json   # exit code 2: changes\n  \
+kafka-group-operator plan --cluster main -f resets/   # the KafkaCluster `main` of the current namespace"
     )]
     Plan(Box<cli::plan::PlanArgs>),
     /// Commit what `plan` shows, for groups without members; writes an undo file first.
@@ -88,6 +90,7 @@ strategy ScaleDown does that). It prints the plan, asks for confirmation (--yes 
 replaces to an undo file, commits, and prints each partition before and after.\n\n\
 Targets are resolved again when apply runs: a duration counts back from then.\n\n\
 Examples:\n  kafka-group-operator apply -b kafka:9092 -f rewind.yaml --yes\n  \
+kafka-group-operator apply --cluster main -n kafka -f rewind.yaml --yes\n  \
 kafka-group-operator apply -b kafka:9092 --group billing --from-file billing-20261125T101500Z.undo.csv --yes"
     )]
     Apply(Box<cli::apply::ApplyArgs>),
@@ -96,6 +99,7 @@ kafka-group-operator apply -b kafka:9092 --group billing --from-file billing-202
         long_about = "Write a group's committed offsets as topic,partition,offset lines: the format that \
 kafka-consumer-groups --reset-offsets --from-file and apply --from-file read.\n\n\
 Examples:\n  kafka-group-operator export -b kafka:9092 --group billing > billing.csv\n  \
+kafka-group-operator export --cluster main --context prod --group billing > billing.csv\n  \
 kafka-group-operator apply -b kafka:9092 --group billing --from-file billing.csv --yes"
     )]
     Export(Box<cli::export::ExportArgs>),
@@ -278,8 +282,26 @@ fn duration(text: &str) -> Result<Duration, String> {
     parse_duration(text).map_err(|e| e.to_string())
 }
 
+/// The command line, parsed as the operator's binary or, invoked as `kubectl-kafkagroups`, as the kubectl plugin
+/// (`cli::plugin`), which has only the command-line commands.
+fn parse() -> Result<Cli, clap::Error> {
+    use clap::{CommandFactory, FromArgMatches};
+    if !cli::plugin::invoked_as_plugin(std::env::args_os().next().as_deref()) {
+        return Cli::try_parse();
+    }
+    let mut command = cli::plugin::plugin_command(Cli::command(), "kafka-group-operator");
+    let matches =
+        command.try_get_matches_from_mut(std::env::args_os()).map_err(
+            |e| match cli::plugin::operator_command_error(&e) {
+                Some(message) => command.error(clap::error::ErrorKind::InvalidSubcommand, message),
+                None => e,
+            },
+        )?;
+    Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut command))
+}
+
 fn main() -> std::process::ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match parse() {
         Ok(cli) => cli,
         // Usage errors exit 1 like every other error: 2 is `plan`'s "changes" (clap's default would be 2).
         Err(e) => {

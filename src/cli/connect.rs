@@ -1,7 +1,9 @@
 //! How the command line reaches a cluster: bootstrap servers with TLS files and SASL (the password from an
 //! environment variable or a file, never a flag that `ps` would show), or a KafkaCluster manifest whose
-//! Secrets are read through a kubeconfig.
+//! Secrets are read through a kubeconfig, or the name of a KafkaCluster read from the API server
+//! (`kube_context` says which one).
 
+use super::kube_context::{self, KubeSelection};
 use super::manifest;
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::Args;
@@ -54,15 +56,21 @@ pub struct ConnectArgs {
     /// Read the SASL password from this environment variable [default: KGO_SASL_PASSWORD].
     #[arg(long, value_name = "VAR")]
     pub sasl_password_env: Option<String>,
-    /// Connect as a KafkaCluster manifest says (bootstrap servers, TLS, SASL), reading the Secrets it names
-    /// through --kubeconfig. An embedded cluster is reached with --bootstrap-server instead.
-    #[arg(long, value_name = "MANIFEST")]
-    pub cluster: Option<PathBuf>,
-    /// Kubeconfig for --cluster's Secrets (not needed when it names none). Default: $KUBECONFIG,
-    /// ~/.kube/config.
-    #[arg(long, env = "KUBECONFIG", requires = "cluster")]
+    /// Connect as a KafkaCluster says (bootstrap servers, TLS, SASL, with the Secrets it names read through the
+    /// Kubernetes API, as the operator reads them): a manifest file (when a file of that name exists), else
+    /// the NAME of a KafkaCluster read from the API server, in --namespace of --context. An embedded cluster is
+    /// reached with --bootstrap-server instead.
+    #[arg(long, value_name = "NAME|MANIFEST")]
+    pub cluster: Option<String>,
+    /// Kubeconfig for --cluster. Default: $KUBECONFIG (a list of files, merged as kubectl does),
+    /// ~/.kube/config, or the in-cluster service account. Not needed for a manifest that names no Secret.
+    #[arg(long, value_name = "FILE", requires = "cluster")]
     pub kubeconfig: Option<PathBuf>,
-    /// Namespace of --cluster's Secrets when its manifest names none. Default: the kubeconfig's.
+    /// The kubeconfig context for --cluster. Default: the current context.
+    #[arg(long, value_name = "CONTEXT", requires = "cluster")]
+    pub context: Option<String>,
+    /// Namespace of --cluster's KafkaCluster (and of a manifest's Secrets when it names none). Default: the
+    /// context's namespace, else `default`.
     #[arg(long, short = 'n', requires = "cluster")]
     pub namespace: Option<String>,
     /// Client id sent to the brokers.
@@ -85,12 +93,15 @@ impl ConnectArgs {
     }
 
     async fn config(&self) -> Result<ClientConfig> {
-        if let Some(path) = &self.cluster {
-            return self.config_from_cluster(path).await;
+        if let Some(cluster) = &self.cluster {
+            return match ClusterSource::of(cluster)? {
+                ClusterSource::Manifest(path) => self.config_from_manifest(&path).await,
+                ClusterSource::Name(name) => self.config_from_api(&name).await,
+            };
         }
         if self.bootstrap_servers.is_empty() {
             bail!(
-                "no cluster to talk to: pass --bootstrap-server host:port (or set KGO_BOOTSTRAP_SERVER), or --cluster with a KafkaCluster manifest"
+                "no cluster to talk to: pass --bootstrap-server host:port (or set KGO_BOOTSTRAP_SERVER), or --cluster with a KafkaCluster (its name, or a manifest file)"
             );
         }
         let mut config = ClientConfig::new(self.bootstrap_servers.iter().map(|s| s.trim().to_owned()));
@@ -134,25 +145,65 @@ impl ConnectArgs {
         })
     }
 
-    async fn config_from_cluster(&self, path: &Path) -> Result<ClientConfig> {
+    /// Which kubeconfig, context and namespace the flags select (`kube_context::resolve` resolves it).
+    pub fn kube_selection(&self) -> KubeSelection<'_> {
+        KubeSelection {
+            kubeconfig: self.kubeconfig.as_deref(),
+            context: self.context.as_deref(),
+            namespace: self.namespace.as_deref(),
+        }
+    }
+
+    async fn config_from_manifest(&self, path: &Path) -> Result<ClientConfig> {
         let mut cluster: KafkaCluster = manifest::read_cluster(path)?;
         // A cluster without Secrets (no SASL, no CA or client certificate) needs no Kubernetes API.
         let kube = if names_secrets(&cluster) {
-            Some(kube_client(self.kubeconfig.as_deref()).await?)
+            Some(kube_context::resolve(self.kube_selection()).await?)
         } else {
             None
         };
         if cluster.metadata.namespace.is_none() {
-            let default = kube.as_ref().map_or("default", |k| k.default_namespace());
+            let default = kube.as_ref().map_or("default", |k| k.namespace.as_str());
             cluster.metadata.namespace = Some(self.namespace.clone().unwrap_or_else(|| default.to_owned()));
         }
+        self.client_config(kube.as_ref().map(|k| &k.client), &cluster, &path.display().to_string())
+            .await
+    }
+
+    /// The KafkaCluster `name` read from the API server, in the namespace of the selected context.
+    async fn config_from_api(&self, name: &str) -> Result<ClientConfig> {
+        let kube = kube_context::resolve(self.kube_selection()).await?;
+        let (ns, context) = (&kube.namespace, &kube.context);
+        let api = kube::Api::<KafkaCluster>::namespaced(kube.client.clone(), ns);
+        let cluster = api
+            .get_opt(name)
+            .await
+            .with_context(|| format!("cannot read KafkaCluster {name} in namespace {ns} (context {context})"))?
+            .ok_or_else(|| {
+                anyhow!(
+                    "KafkaCluster {name} not found in namespace {ns} (context {context}): `kubectl get kafkaclusters -n {ns}` lists them; \
+                     pass -n/--namespace or --context for another, or a manifest file"
+                )
+            })?;
+        let what = format!("KafkaCluster {name} in namespace {ns} (context {context})");
+        self.client_config(Some(&kube.client), &cluster, &what).await
+    }
+
+    /// The operator's client configuration for `cluster` (`what` names it in errors), with this command's
+    /// timeouts and client id (unless the cluster sets one).
+    async fn client_config(
+        &self,
+        kube: Option<&kube::Client>,
+        cluster: &KafkaCluster,
+        what: &str,
+    ) -> Result<ClientConfig> {
         let settings = ClientSettings {
             request_timeout: self.timeout.min(Duration::from_secs(10)),
             operation_timeout: self.timeout,
         };
-        let mut config = cluster_client_config(kube.as_ref(), &cluster, &settings)
+        let mut config = cluster_client_config(kube, cluster, &settings)
             .await
-            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+            .map_err(|e| anyhow!("{what}: {e}"))?;
         let client_id = config.client_id.clone();
         self.apply_settings(&mut config);
         if cluster.spec.client_id.is_some() {
@@ -160,6 +211,42 @@ impl ConnectArgs {
         }
         Ok(config)
     }
+}
+
+/// What `--cluster` names: a manifest file when a file of that name exists, else a KafkaCluster's name.
+#[derive(Debug, PartialEq)]
+enum ClusterSource {
+    Manifest(PathBuf),
+    Name(String),
+}
+
+impl ClusterSource {
+    fn of(value: &str) -> Result<ClusterSource> {
+        let path = Path::new(value);
+        if path.exists() {
+            return Ok(ClusterSource::Manifest(path.to_owned()));
+        }
+        // `main.yaml` that does not exist is a mistyped file, not a cluster named so.
+        let looks_like_a_file = [".yaml", ".yml", ".json"].iter().any(|x| value.ends_with(x));
+        if is_object_name(value) && !looks_like_a_file {
+            return Ok(ClusterSource::Name(value.to_owned()));
+        }
+        bail!("--cluster {value}: no such file, and not a KafkaCluster name (lowercase letters, digits, '-' and '.')")
+    }
+}
+
+/// A Kubernetes object name (RFC 1123 subdomain): what a KafkaCluster can be called.
+fn is_object_name(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 253
+        && value.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>> {
@@ -179,4 +266,36 @@ pub async fn kube_client(kubeconfig: Option<&Path>) -> Result<kube::Client> {
             .context("no kubeconfig and not running in a cluster: pass --kubeconfig or set KUBECONFIG")?,
     };
     Ok(kube::Client::try_from(config)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_existing_file_is_a_manifest_and_anything_else_a_name_if_it_can_be_one() {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("main");
+        std::fs::write(&file, "").expect("write");
+        let file = file.display().to_string();
+        assert_eq!(
+            ClusterSource::of(&file).expect("a cluster source"),
+            ClusterSource::Manifest(file.clone().into())
+        );
+        assert_eq!(
+            ClusterSource::of("main").expect("a cluster source"),
+            ClusterSource::Name("main".into())
+        );
+        assert_eq!(
+            ClusterSource::of("kafka.prod-1").expect("a cluster source"),
+            ClusterSource::Name("kafka.prod-1".into())
+        );
+        for missing in ["clusters/main.yaml", "main.yaml"] {
+            let error = ClusterSource::of(missing).expect_err("refused").to_string();
+            assert!(error.contains("no such file"), "{error}");
+        }
+        for bad in ["Main", "-a", "a..b", "a_b", ""] {
+            assert!(ClusterSource::of(bad).is_err(), "{bad}");
+        }
+    }
 }

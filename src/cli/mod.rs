@@ -6,11 +6,13 @@ pub mod apply;
 pub mod broker_security;
 pub mod connect;
 pub mod export;
+pub mod kube_context;
 pub mod lag;
 pub mod ledger;
 pub mod manifest;
 pub mod output;
 pub mod plan;
+pub mod plugin;
 
 use kafka_group_operator::kafka::KafkaError;
 use kafka_group_operator::plan::duration::parse_duration;

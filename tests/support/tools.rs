@@ -60,6 +60,12 @@ pub fn clients_venv() -> &'static Path {
     provisioned("KGO_CLIENTS_VENV", "scripts/provision-clients.sh", &CELL)
 }
 
+/// Directory holding `kubectl-krew`, the kubectl plugin manager (`scripts/provision-krew.sh`).
+pub fn krew_bin() -> &'static Path {
+    static CELL: OnceLock<PathBuf> = OnceLock::new();
+    provisioned("KGO_KREW_BIN", "scripts/provision-krew.sh", &CELL)
+}
+
 /// A binary from `k8s_bin()`, checked to exist.
 pub fn k8s_tool(name: &str) -> PathBuf {
     let path = k8s_bin().join(name);

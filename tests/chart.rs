@@ -24,7 +24,6 @@ fn chart_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/kafka-group-operator")
 }
 
-
 /// `helm template RELEASE chart -n NS --set …`, which must succeed.
 fn render(release: &str, ns: &str, sets: &[&str]) -> String {
     let chart = chart_dir();

@@ -452,14 +452,14 @@ fn the_readme_shows_the_health_checks_the_chart_renders() {
     let start = readme.find(BEGIN).expect("the README has the BEGIN marker") + BEGIN.len();
     let end = readme.find(END).expect("the README has the END marker");
     let block = format!("```yaml\n{}```\n", rendered_argocd_patch());
-    if std::env::var_os("KGO_UPDATE_GOLDEN").is_some() {
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
         let updated = format!("{}{block}{}", &readme[..start], &readme[end..]);
         std::fs::write(&readme_path, updated).expect("write README");
         return;
     }
     assert!(
         readme[start..end] == block,
-        "README's Argo CD snippet is not what the chart renders: run `KGO_UPDATE_GOLDEN=1 cargo test --test gitops the_readme` to regenerate it"
+        "README's Argo CD snippet is not what the chart renders: run `UPDATE_GOLDEN=1 cargo test --test gitops the_readme` to regenerate it"
     );
     // Each key carries its Lua file byte for byte.
     for kind in ["KafkaCluster", "ConsumerGroup", "OffsetReset"] {

@@ -149,6 +149,17 @@ async fn a_reset_deleted_by_its_ttl_and_synced_again_is_already_applied(kafka: &
     let third = finished(&env, "rewind-2026-12-07").await;
     assert!(has_condition(&third, "Complete", "True", "AlreadyApplied"));
     assert!(committed(&env, &group).await.values().all(|o| *o == 7));
+    // `plan` in a pull request that re-adds the manifest: with the API server's records it plans no change;
+    // from Kafka alone (the consumers' commits replaced the record there) it cannot know.
+    let manifest = write_manifest("rewind-2026-12-07", &spec);
+    let with_records = run_plan(&["-f", manifest.path_str(), "--cluster", "main", "-n", &env.ns]);
+    assert_eq!(with_records.0, 0, "{with_records:?}");
+    assert!(
+        with_records.1.contains("already applied on ") && with_records.1.contains("ResetLedger"),
+        "{with_records:?}"
+    );
+    let kafka_only = run_plan(&["-f", manifest.path_str(), "--bootstrap-server", &env.bootstrap]);
+    assert_eq!(kafka_only.0, 2, "{kafka_only:?}");
     // A reset meant to run again gets a new name (the convention: a date suffix), and is applied.
     create(&env, "rewind-2026-12-08", &spec).await;
     let renamed = finished(&env, "rewind-2026-12-08").await;
@@ -268,6 +279,22 @@ async fn a_consumer_groups_history_records_its_resets_and_recognises_them(kafka:
     // With the commit metadata replaced and the namespace's ledger gone, the history alone recognises it.
     commit_all(&env, &topic, &group, 2, 9).await;
     drop_reset_ledger(&env).await;
+    // `plan` reads the same history: the reset and its ConsumerGroup, as a pull request would hold them.
+    let dir = tempfile::tempdir().expect("dir");
+    let files = dir.path().join("billing.yaml");
+    let docs = [
+        json!({"apiVersion": "kafkagroups.dev/v1alpha1", "kind": "ConsumerGroup", "metadata": {"name": "orders"},
+               "spec": {"clusterRef": {"name": "main"}, "groupId": group}}),
+        json!({"apiVersion": "kafkagroups.dev/v1alpha1", "kind": "OffsetReset", "metadata": {"name": "skip-four"}, "spec": spec}),
+    ];
+    std::fs::write(
+        &files,
+        docs.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n---\n"),
+    )
+    .expect("write");
+    let planned = run_plan(&["-f", files.to_str().expect("path"), "--cluster", "main", "-n", &env.ns]);
+    assert_eq!(planned.0, 0, "{planned:?}");
+    assert!(planned.1.contains("status.resetHistory"), "{planned:?}");
     deleted(&env, "skip-four").await;
     create(&env, "skip-four", &spec).await;
     let again = finished(&env, "skip-four").await;
@@ -282,6 +309,45 @@ async fn a_consumer_groups_history_records_its_resets_and_recognises_them(kafka:
         complete_message(&again)
     );
     assert!(committed(&env, &group).await.values().all(|o| *o == 9), "shifted again");
+}
+
+/// A manifest file of one OffsetReset, kept until dropped.
+struct Manifest {
+    _dir: tempfile::TempDir,
+    path: String,
+}
+
+impl Manifest {
+    fn path_str(&self) -> &str {
+        &self.path
+    }
+}
+
+fn write_manifest(name: &str, spec: &Value) -> Manifest {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join(format!("{name}.yaml"));
+    let doc = json!({"apiVersion": "kafkagroups.dev/v1alpha1", "kind": "OffsetReset", "metadata": {"name": name}, "spec": spec});
+    std::fs::write(&path, doc.to_string()).expect("write");
+    Manifest {
+        _dir: dir,
+        path: path.display().to_string(),
+    }
+}
+
+/// `kafka-group-operator plan ARGS` with the control plane's kubeconfig: (exit code, stdout, stderr).
+fn run_plan(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kafka-group-operator"))
+        .arg("plan")
+        .args(args)
+        .env("KUBECONFIG", support::ControlPlane::shared().kubeconfig())
+        .env_remove("KGO_BOOTSTRAP_SERVER")
+        .output()
+        .expect("run plan");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 on_both_brokers!(

@@ -31,7 +31,7 @@ pub struct ApplyArgs {
 pub async fn run(args: ApplyArgs) -> Result<ExitCode> {
     let requests = plan::load(&args.source)?;
     let client = args.connect.client().await?;
-    let ledgers = super::ledger::Ledgers::default();
+    let ledgers = super::ledger::Ledgers::for_connection(&args.connect).await?;
     let plan = plan::build(&client, &ledgers, &requests, args.source.unstable_offset_wait).await?;
     print!("{}", plan::render_table(&plan));
     if !plan.changes {

@@ -3,7 +3,7 @@
 //! Secrets are read through a kubeconfig, or the name of a KafkaCluster read from the API server
 //! (`kube_context` says which one).
 
-use super::kube_context::{self, KubeSelection};
+use super::kube_context::{self, KubeContext, KubeSelection};
 use super::manifest;
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::Args;
@@ -143,6 +143,21 @@ impl ConnectArgs {
         std::env::var_os(var).map(|v| v.into_encoded_bytes()).ok_or_else(|| {
             anyhow!("no SASL password: set {var} in the environment, or pass --sasl-password-file (a password is never a flag)")
         })
+    }
+
+    /// The Kubernetes API the command reaches, if it reaches one: for `--cluster NAME`, or a `--cluster`
+    /// manifest with `--kubeconfig`/`--context` given. `plan` and `apply` read the operator's records of
+    /// applied resets there (`cli::ledger`).
+    pub async fn kube_context(&self) -> Result<Option<KubeContext>> {
+        let Some(cluster) = &self.cluster else {
+            return Ok(None);
+        };
+        let explicit = self.kubeconfig.is_some() || self.context.is_some();
+        match ClusterSource::of(cluster)? {
+            ClusterSource::Name(_) => Ok(Some(kube_context::resolve(self.kube_selection()).await?)),
+            ClusterSource::Manifest(_) if explicit => Ok(Some(kube_context::resolve(self.kube_selection()).await?)),
+            ClusterSource::Manifest(_) => Ok(None),
+        }
     }
 
     /// Which kubeconfig, context and namespace the flags select (`kube_context::resolve` resolves it).

@@ -24,6 +24,18 @@ pub struct Ledgers {
     pub kube: Option<KubeRecords>,
 }
 
+impl Ledgers {
+    /// The records the command can reach: Kafka's always, the Kubernetes ones when it talks to an API server.
+    pub async fn for_connection(connect: &super::connect::ConnectArgs) -> Result<Ledgers> {
+        Ok(Ledgers {
+            kube: connect.kube_context().await?.map(|k| KubeRecords {
+                client: k.client,
+                namespace: k.namespace,
+            }),
+        })
+    }
+}
+
 /// The UID `apply` records in the commit metadata: the command line has no object, and a record with this
 /// UID never equals an OffsetReset's (so the operator recognises a reset `apply` ran first, and vice versa).
 pub const CLI_UID: &str = "kafka-group-operator-cli";

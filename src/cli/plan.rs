@@ -133,7 +133,7 @@ pub struct Plan {
 pub async fn run(args: PlanArgs) -> Result<ExitCode> {
     let requests = load(&args.source)?;
     let client = args.connect.client().await?;
-    let ledgers = Ledgers::default();
+    let ledgers = Ledgers::for_connection(&args.connect).await?;
     let plan = build(&client, &ledgers, &requests, args.source.unstable_offset_wait).await?;
     match args.output {
         Format::Table => print!("{}", render_table(&plan)),

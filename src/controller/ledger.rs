@@ -244,9 +244,11 @@ mod tests {
     #[test]
     fn the_hash_covers_what_a_reset_does_not_how() {
         let base = spec(serde_json::json!({"clusterRef": {"name": "c"}, "groupId": "g", "to": {"earliest": {}}}));
-        let how = spec(serde_json::json!({"clusterRef": {"name": "c"}, "groupId": "g", "to": {"earliest": {}},
+        let how = spec(
+            serde_json::json!({"clusterRef": {"name": "c"}, "groupId": "g", "to": {"earliest": {}},
             "ttlSecondsAfterFinished": 60, "timeoutSeconds": 30, "force": true, "strategy": "ScaleDown",
-            "scaleTargetRef": {"kind": "Deployment", "name": "d"}}));
+            "scaleTargetRef": {"kind": "Deployment", "name": "d"}}),
+        );
         assert_eq!(spec_hash(&base), spec_hash(&how));
         for what in [
             serde_json::json!({"clusterRef": {"name": "c"}, "groupId": "g", "to": {"latest": {}}}),

@@ -321,10 +321,12 @@ async fn a_wrong_sasl_password_is_reported_and_a_fixed_secret_is_picked_up_witho
     api.create(&PostParams::default(), &cluster("secure", spec))
         .await
         .expect("create");
+    // Stalled (kstatus: Failed): only a change of the Secret helps, though the operator keeps trying.
     let failed = until(&api, "secure", T, "AuthenticationFailed", |c| {
-        has_condition(c, "Ready", "False", "AuthenticationFailed")
+        has_condition(c, "Ready", "False", "AuthenticationFailed") && has_condition(c, "Stalled", "True", "AuthenticationFailed")
     })
     .await;
+    assert!(condition(&failed, "Reconciling").is_none(), "{:#?}", failed.status);
     let (_, _, message) = condition(&failed, "Ready").expect("condition");
     assert!(
         !message.contains("definitely-wrong"),
@@ -341,10 +343,15 @@ async fn a_wrong_sasl_password_is_reported_and_a_fixed_secret_is_picked_up_witho
     );
 
     password_secret(&client, &ns, &user.password).await;
-    until(&api, "secure", T, "Ready after the Secret was fixed", |c| {
+    let fixed = until(&api, "secure", T, "Ready after the Secret was fixed", |c| {
         has_condition(c, "Ready", "True", "Connected")
     })
     .await;
+    assert!(
+        condition(&fixed, "Stalled").is_none() && condition(&fixed, "Reconciling").is_none(),
+        "{:#?}",
+        fixed.status
+    );
 }
 
 #[tokio::test]
@@ -366,6 +373,12 @@ async fn a_missing_secret_is_an_invalid_configuration() {
     .await;
     let (_, _, message) = condition(&c, "Ready").expect("condition");
     assert!(message.contains("Secret absent does not exist"), "{message}");
+    // A Secret a GitOps sync has not created yet may come: Reconciling (kstatus: InProgress), not Stalled.
+    let c = until(&api, "main", T, "Reconciling", |c| {
+        has_condition(c, "Reconciling", "True", "InvalidConfiguration")
+    })
+    .await;
+    assert!(condition(&c, "Stalled").is_none(), "{:#?}", c.status);
 }
 
 /// `spec.embedded` with SCRAM-SHA-512 over TLS: the operator serves a broker for the cluster in its own

@@ -480,7 +480,13 @@ async fn deleting_the_consumer_group_mid_flight_restores_the_workload_then_fails
         phase(r) == Some(ResetPhase::WaitingForInactive)
     })
     .await;
-    assert_eq!(replicas(&env, "consumers").await, Some(0));
+    // WaitingForInactive is persisted before the scale it names (the phase goes first, so a crash between
+    // the two scales down again): the scale follows within a step.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while replicas(&env, "consumers").await != Some(0) {
+        assert!(tokio::time::Instant::now() < deadline, "the workload was not scaled to zero");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     env.groups()
         .delete("orders", &DeleteParams::default())
         .await

@@ -323,7 +323,8 @@ async fn a_wrong_sasl_password_is_reported_and_a_fixed_secret_is_picked_up_witho
         .expect("create");
     // Stalled (kstatus: Failed): only a change of the Secret helps, though the operator keeps trying.
     let failed = until(&api, "secure", T, "AuthenticationFailed", |c| {
-        has_condition(c, "Ready", "False", "AuthenticationFailed") && has_condition(c, "Stalled", "True", "AuthenticationFailed")
+        has_condition(c, "Ready", "False", "AuthenticationFailed")
+            && has_condition(c, "Stalled", "True", "AuthenticationFailed")
     })
     .await;
     assert!(condition(&failed, "Reconciling").is_none(), "{:#?}", failed.status);

@@ -484,7 +484,10 @@ async fn deleting_the_consumer_group_mid_flight_restores_the_workload_then_fails
     // the two scales down again): the scale follows within a step.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while replicas(&env, "consumers").await != Some(0) {
-        assert!(tokio::time::Instant::now() < deadline, "the workload was not scaled to zero");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the workload was not scaled to zero"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     env.groups()

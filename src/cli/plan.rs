@@ -319,7 +319,11 @@ async fn plan_offset_reset(
         (None, None) => bail!("{origin}: the reset names no group"),
     };
     if let Some(when) = ledgers.applied_before(client, reset, &group_id).await? {
-        let (description, _) = observe(client, &group_id, wait).await?;
+        // Nothing is planned: the group's state is all the line shows (its offsets are neither read nor waited for).
+        let description = client
+            .describe_group(&group_id)
+            .await
+            .map_err(|e| super::kafka_error(e, ""))?;
         return Ok(GroupPlan {
             source: origin,
             group: group_id,

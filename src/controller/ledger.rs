@@ -57,28 +57,79 @@ fn whole_spec_hash(spec: &OffsetResetSpec) -> String {
     format!("{:016x}", super::claim::stable_hash(json.as_bytes()))
 }
 
-/// Whether a record of (`name`, `hash`, `uid`) is an earlier application of `reset`: same name and spec,
-/// another object.
-fn is_earlier(reset: &OffsetReset, name: &str, hash: &str, uid: &str) -> bool {
-    name == reset.name_any()
-        && (hash == spec_hash(&reset.spec) || hash == whole_spec_hash(&reset.spec))
-        && Some(uid) != reset.metadata.uid.as_deref()
+/// A reset as the records know it: its name, the hashes a record of it may carry (computed once per lookup,
+/// not once per entry), and its UID.
+struct Identity {
+    name: String,
+    hashes: [String; 2],
+    uid: Option<String>,
+}
+
+impl Identity {
+    fn of(reset: &OffsetReset) -> Identity {
+        Identity {
+            name: reset.name_any(),
+            hashes: [spec_hash(&reset.spec), whole_spec_hash(&reset.spec)],
+            uid: reset.metadata.uid.clone(),
+        }
+    }
+
+    /// Whether a record of (`name`, `hash`, `uid`) is an earlier application: same name and spec, another
+    /// object.
+    fn is_earlier(&self, name: &str, hash: &str, uid: &str) -> bool {
+        name == self.name && self.hashes.iter().any(|h| h == hash) && Some(uid) != self.uid.as_deref()
+    }
 }
 
 /// The entry that says `reset` (same name and spec, another object) was applied before, if any.
 pub fn applied_before<'a>(entries: &'a [LedgerEntry], reset: &OffsetReset) -> Option<&'a LedgerEntry> {
+    let identity = Identity::of(reset);
     entries
         .iter()
         .rev()
-        .find(|e| is_earlier(reset, &e.name, &e.spec_hash, &e.uid))
+        .find(|e| identity.is_earlier(&e.name, &e.spec_hash, &e.uid))
 }
 
 /// The ConsumerGroup history entry that says `reset` was applied before, if any.
 pub fn applied_before_in_history<'a>(history: &'a [AppliedReset], reset: &OffsetReset) -> Option<&'a AppliedReset> {
+    let identity = Identity::of(reset);
     history
         .iter()
         .rev()
-        .find(|e| is_earlier(reset, &e.name, &e.spec_hash, &e.uid))
+        .find(|e| identity.is_earlier(&e.name, &e.spec_hash, &e.uid))
+}
+
+/// When and where the Kubernetes records say `reset` was applied before, in words: the namespace's
+/// `ResetLedger`, then — for a reset with `groupRef` — its ConsumerGroup's `status.resetHistory`. The operator
+/// (before a new reset acts) and `plan`/`apply` ask the same.
+pub async fn recorded_in_kubernetes(
+    kube: &kube::Client,
+    namespace: &str,
+    reset: &OffsetReset,
+) -> Result<Option<String>, Error> {
+    let entries = Ledger::new(kube, namespace).entries().await?;
+    if let Some(e) = applied_before(&entries, reset) {
+        return Ok(Some(format!(
+            "{} (uid {}, recorded in ResetLedger {LEDGER_NAME} of namespace {namespace})",
+            e.applied_at.0, e.uid
+        )));
+    }
+    let Some(group_ref) = &reset.spec.group_ref else {
+        return Ok(None);
+    };
+    let groups: Api<ConsumerGroup> = Api::namespaced(kube.clone(), namespace);
+    let history = groups
+        .get_opt(&group_ref.name)
+        .await?
+        .and_then(|g| g.status)
+        .map(|s| s.reset_history)
+        .unwrap_or_default();
+    Ok(applied_before_in_history(&history, reset).map(|e| {
+        format!(
+            "{} (uid {}, recorded in ConsumerGroup {} status.resetHistory)",
+            e.applied_at.0, e.uid, group_ref.name
+        )
+    }))
 }
 
 /// Adds (or keeps) the history entry of `entry.uid`, dropping the oldest beyond `MAX_HISTORY`.

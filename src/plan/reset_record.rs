@@ -28,6 +28,9 @@ pub struct ResetRecord {
 }
 
 const APPLIED_BY: &str = "kafka-group-operator";
+/// The UID `kafka-group-operator apply` records: the command line has no object, and a record with this UID
+/// never equals an OffsetReset's (so the operator recognises a reset `apply` ran first, and vice versa).
+pub const COMMAND_LINE_UID: &str = "kafka-group-operator-cli";
 /// Kafka refuses metadata longer than `offset.metadata.max.bytes` (4096 by default) with
 /// OFFSET_METADATA_TOO_LARGE; names are bounded far below that (namespace 63, name 253).
 const MAX_METADATA_BYTES: usize = 1024;
@@ -51,6 +54,20 @@ impl ResetRecord {
             return String::new();
         }
         json
+    }
+
+    /// When and by whom, in words for a condition, an Event or `plan`: `<time> (uid …, namespace …; recorded
+    /// in the commit metadata of group G)`.
+    pub fn describe(&self, group: &str) -> String {
+        let by = if self.uid == COMMAND_LINE_UID {
+            "kafka-group-operator apply".to_owned()
+        } else {
+            format!("uid {}, namespace {}", self.uid, self.namespace)
+        };
+        format!(
+            "{} ({by}; recorded in the commit metadata of group {group})",
+            self.applied_at
+        )
     }
 
     /// The record in a committed offset's metadata, if it is one of ours.

@@ -649,6 +649,7 @@ impl<'a> Run<'a> {
             group_id: self.status.group_id.clone(),
             applied_at: applied_at.clone(),
         };
+        let (uid, spec_hash) = (entry.uid.clone(), entry.spec_hash.clone());
         if let Err(e) = Ledger::new(&self.ctx.kube, &self.ns).record(entry).await {
             tracing::warn!(error = %e, "could not record the applied reset in the ledger");
         }
@@ -657,8 +658,8 @@ impl<'a> Run<'a> {
         };
         let history = AppliedReset {
             name: self.name.clone(),
-            uid: uid(self),
-            spec_hash: spec_hash(&self.reset.spec),
+            uid,
+            spec_hash,
             applied_at,
             target: self.status.target.clone(),
             partitions: self.status.plan.len() as i32,

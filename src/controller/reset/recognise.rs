@@ -3,43 +3,24 @@
 
 use super::act::Run;
 use super::classify;
-use crate::api::ConsumerGroup;
 use crate::controller::Error;
-use crate::controller::ledger::{Ledger, applied_before, applied_before_in_history, spec_hash};
+use crate::controller::ledger::{recorded_in_kubernetes, spec_hash};
 use crate::plan::reset_phase::{ErrorClass, FailReason};
 use crate::plan::reset_record::applied_in_kafka;
 use kafka_protocol::error::ResponseError;
-use kube::api::Api;
 
 /// When and where an earlier application of this reset was recorded, in words for the condition and Event.
 pub(super) async fn applied_before_anywhere(run: &Run<'_>) -> Result<Option<String>, (ErrorClass, String)> {
-    let transient = |what: &str, e: &dyn std::fmt::Display| (ErrorClass::Transient, format!("cannot read {what}: {e}"));
-    let entries = Ledger::new(&run.ctx.kube, &run.ns)
-        .entries()
+    let recorded = recorded_in_kubernetes(&run.ctx.kube, &run.ns, &run.reset)
         .await
-        .map_err(|e| transient("the reset ledger", &e))?;
-    if let Some(entry) = applied_before(&entries, &run.reset) {
-        return Ok(Some(format!(
-            "{} (uid {}, recorded in ResetLedger offsetresets)",
-            entry.applied_at.0, entry.uid
-        )));
-    }
-    if let Some(group_ref) = &run.reset.spec.group_ref {
-        let groups: Api<ConsumerGroup> = Api::namespaced(run.ctx.kube.clone(), &run.ns);
-        let group = groups
-            .get_opt(&group_ref.name)
-            .await
-            .map_err(|e| transient("the ConsumerGroup", &e))?;
-        let history = group
-            .and_then(|g| g.status)
-            .map(|s| s.reset_history)
-            .unwrap_or_default();
-        if let Some(entry) = applied_before_in_history(&history, &run.reset) {
-            return Ok(Some(format!(
-                "{} (uid {}, recorded in ConsumerGroup {} status.resetHistory)",
-                entry.applied_at.0, entry.uid, group_ref.name
-            )));
-        }
+        .map_err(|e| {
+            (
+                ErrorClass::Transient,
+                format!("cannot read the records of applied resets: {e}"),
+            )
+        })?;
+    if recorded.is_some() {
+        return Ok(recorded);
     }
     applied_in_kafka_group(run).await
 }
@@ -65,12 +46,5 @@ async fn applied_in_kafka_group(run: &Run<'_>) -> Result<Option<String>, (ErrorC
     };
     let uid = run.reset.metadata.uid.clone().unwrap_or_default();
     let name = run.reset.metadata.name.clone().unwrap_or_default();
-    Ok(
-        applied_in_kafka(&offsets, &name, &spec_hash(&run.reset.spec), &uid).map(|r| {
-            format!(
-                "{} (uid {}, in namespace {}; recorded in the commit metadata of group {})",
-                r.applied_at, r.uid, r.namespace, target.group_id
-            )
-        }),
-    )
+    Ok(applied_in_kafka(&offsets, &name, &spec_hash(&run.reset.spec), &uid).map(|r| r.describe(&target.group_id)))
 }

@@ -63,6 +63,24 @@ pub enum Progress {
     Stalled { reason: String, message: String },
 }
 
+impl Progress {
+    /// After a failed reconcile whose `Ready=False` says `reason`: Stalled when only a change of the object
+    /// (or what it names) helps, else Reconciling — the operator retries either way.
+    pub fn after_failure(reason: &str, message: String, needs_a_change: bool) -> Progress {
+        if needs_a_change {
+            Progress::Stalled {
+                reason: reason.to_owned(),
+                message,
+            }
+        } else {
+            Progress::Reconciling {
+                reason: reason.to_owned(),
+                message: format!("retrying: {message}"),
+            }
+        }
+    }
+}
+
 /// Sets `Reconciling`/`Stalled` from `progress`, removing the one that does not apply.
 pub fn set_progress(conditions: &mut Vec<Condition>, progress: Progress, generation: Option<i64>, now: Time) {
     let (keep, drop) = match progress {

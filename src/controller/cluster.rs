@@ -44,17 +44,8 @@ fn reason_for(error: &Error) -> &'static str {
 /// otherwise Reconciling (InProgress): an unreachable broker or a Secret not created yet may come right on
 /// their own, and the operator keeps retrying either way.
 fn progress_after_failure(reason: &str, error: &Error) -> Progress {
-    let message = error.to_string();
-    match reason {
-        "AuthenticationFailed" | "TLSFailed" | "InsecureCredentials" => Progress::Stalled {
-            reason: reason.to_owned(),
-            message,
-        },
-        _ => Progress::Reconciling {
-            reason: reason.to_owned(),
-            message: format!("retrying: {message}"),
-        },
-    }
+    let needs_a_change = matches!(reason, "AuthenticationFailed" | "TLSFailed" | "InsecureCredentials");
+    Progress::after_failure(reason, error.to_string(), needs_a_change)
 }
 
 fn kafka_reason(error: &KafkaError) -> &'static str {

@@ -334,16 +334,8 @@ async fn observe_and_act(api: &Api<ConsumerGroup>, group: &ConsumerGroup, ctx: &
             );
             // kstatus: a group of another kind, or credentials the operator will not send in clear text, need
             // a change of the spec (Stalled: Failed); anything else may pass on its own (InProgress).
-            let progress = match reason {
-                "TypeMismatch" | "InsecureCredentials" => Progress::Stalled {
-                    reason: reason.to_owned(),
-                    message: e.to_string(),
-                },
-                _ => Progress::Reconciling {
-                    reason: reason.to_owned(),
-                    message: format!("retrying: {e}"),
-                },
-            };
+            let needs_a_change = matches!(reason, "TypeMismatch" | "InsecureCredentials");
+            let progress = Progress::after_failure(reason, e.to_string(), needs_a_change);
             set_progress(&mut status.conditions, progress, generation, now());
             if was != Some(("False".to_owned(), reason.to_owned())) {
                 events.push((EventType::Warning, reason, "Observe", e.to_string()));

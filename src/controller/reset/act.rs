@@ -937,7 +937,7 @@ fn progress_of(status: &OffsetResetStatus, dry_run: bool) -> Progress {
             }
         }
         phase => {
-            let waiting = ["Waiting", "Retrying"]
+            let waiting = [WAITING, RETRYING]
                 .iter()
                 .filter_map(|t| find(&status.conditions, t).filter(|c| c.status == "True"))
                 .map(|c| format!(": {}", c.message))

@@ -144,8 +144,75 @@ async fn a_backlog_past_the_read_cap_is_an_upper_bound(kafka: &dyn TestBroker) {
     assert_eq!(read.lag.first_offset, Some(0));
 }
 
+/// `first_records` (every wanted offset of a cluster read together) answers exactly what one `first_record` per
+/// offset answers, on plain, large-batch and transactional partitions and at the log end, with far fewer Fetches.
+async fn first_records_read_together_agree_with_one_read_per_offset(kafka: &dyn TestBroker) {
+    let bootstrap = kafka.bootstrap();
+    let client = KafkaClient::new(ClientConfig::new([bootstrap.clone()])).expect("client");
+    let plain = unique_name("first-plain");
+    let txn = unique_name("first-txn");
+    client
+        .create_topics(&[NewTopic::new(&plain, 3), NewTopic::new(&txn, 1)])
+        .await
+        .expect("create topics");
+    let start = 1_700_000_000_000_i64;
+    clients::produce_with_timestamps(&bootstrap, &plain, 0, 40, start, 1000);
+    // 300 records of 1 KiB in batches of up to 1 MiB: batches far larger than the 16 KiB asked for at first.
+    clients::produce_large_batches(&bootstrap, &plain, 1, 300, start, 1024);
+    let txn_id = format!("{txn}-producer");
+    clients::transactional_produce(&bootstrap, &txn, &txn_id, 5, false);
+    clients::transactional_produce(&bootstrap, &txn, &txn_id, 5, true);
+    clients::transactional_produce(&bootstrap, &txn, &txn_id, 5, false);
+    // Partition 2 stays empty: its only offset is the log end.
+
+    let ends = client
+        .list_offsets(
+            &[
+                TopicPartition::new(&plain, 0),
+                TopicPartition::new(&plain, 1),
+                TopicPartition::new(&plain, 2),
+                TopicPartition::new(&txn, 0),
+            ],
+            OffsetSpec::Latest,
+            Isolation::ReadUncommitted,
+        )
+        .await
+        .expect("log ends");
+    let wanted: Vec<(TopicPartition, i64)> = ends
+        .iter()
+        .flat_map(|(tp, end)| (0..=end.offset).map(move |o| (tp.clone(), o)))
+        .collect();
+    assert_eq!(wanted.len(), 41 + 301 + 1 + 19, "{ends:?}");
+
+    let together = client.first_records(wanted.iter().cloned()).await;
+    for (tp, offset) in &wanted {
+        let one = client.first_record(tp, *offset).await.expect("first record");
+        assert_eq!(
+            together.found.get(&(tp.clone(), *offset)),
+            Some(&one),
+            "{tp} at {offset}"
+        );
+    }
+    assert_eq!(
+        together.found[&(TopicPartition::new(&plain, 0), 7)].timestamp,
+        Some(start + 7000)
+    );
+    assert_eq!(
+        together.found[&(TopicPartition::new(&plain, 1), 299)].timestamp,
+        Some(start + 299_000)
+    );
+    assert!(together.found[&(TopicPartition::new(&txn, 0), 0)].transactional);
+    assert!(
+        together.fetches <= 12,
+        "{} Fetches for {} offsets: the batched reads did not batch",
+        together.fetches,
+        wanted.len()
+    );
+}
+
 on_both_brokers!(
     consumable_lag_counts_only_the_records_a_read_committed_consumer_will_receive,
     consumable_lag_of_a_plain_topic_is_its_high_watermark_lag,
     a_backlog_past_the_read_cap_is_an_upper_bound,
+    first_records_read_together_agree_with_one_read_per_offset,
 );

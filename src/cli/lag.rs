@@ -20,7 +20,7 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// Timestamps read at once for the time lag.
+/// Consumable-lag reads at once (partitions that carry transactions).
 const TIMESTAMP_CONCURRENCY: usize = 16;
 
 #[derive(Args, Debug)]
@@ -260,14 +260,7 @@ pub async fn collect(client: &KafkaClient, args: &LagArgs, scanner: Option<&mut 
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
-    let measured: BTreeMap<(TopicPartition, i64), Measured> = futures_util::stream::iter(lagging)
-        .map(|(tp, offset)| async move {
-            let m = measure(client, &tp, offset).await;
-            ((tp, offset), m)
-        })
-        .buffer_unordered(TIMESTAMP_CONCURRENCY)
-        .collect()
-        .await;
+    let measured = measure(client, lagging).await;
     // Partitions that members own but the group has not committed on: shown with their log end, as
     // `kafka-consumer-groups --describe` shows them.
     let uncommitted: Vec<TopicPartition> = described
@@ -400,28 +393,63 @@ struct Measured {
     consumable: Option<ConsumableLag>,
 }
 
-/// One small Fetch for the first record at `committed`; where it meets transactional batches, the consumable
-/// lag from batch headers and the timestamp of the first consumable record instead. Plain topics cost the one
-/// Fetch only. A read that fails leaves that figure unknown (the lag is then the high-watermark lag).
-async fn measure(client: &KafkaClient, tp: &TopicPartition, committed: i64) -> Measured {
-    let Ok(first) = client.first_record(tp, committed).await else {
-        return Measured::default();
-    };
-    if !first.transactional {
-        return Measured {
-            timestamp: first.timestamp,
-            consumable: None,
-        };
+/// The first record at every lagging (partition, committed offset), read together (`first_records`: one Fetch
+/// per leader per round); where a read met transactional batches, the consumable lag from batch headers and the
+/// timestamp of the first consumable record instead. Plain topics cost the batched reads only. A read that fails
+/// leaves that figure unknown (the lag is then the high-watermark lag).
+async fn measure(
+    client: &KafkaClient,
+    lagging: Vec<(TopicPartition, i64)>,
+) -> BTreeMap<(TopicPartition, i64), Measured> {
+    let firsts = client.first_records(lagging.iter().cloned()).await.found;
+    let mut measured: BTreeMap<(TopicPartition, i64), Measured> = BTreeMap::new();
+    let mut transactional = Vec::new();
+    for key in lagging {
+        match firsts.get(&key) {
+            Some(first) if first.transactional => transactional.push((key, first.timestamp)),
+            Some(first) => {
+                measured.insert(
+                    key,
+                    Measured {
+                        timestamp: first.timestamp,
+                        consumable: None,
+                    },
+                );
+            }
+            None => {
+                measured.insert(key, Measured::default());
+            }
+        }
     }
+    let consumable: Vec<((TopicPartition, i64), Measured)> = futures_util::stream::iter(transactional)
+        .map(|((tp, committed), first_timestamp)| async move {
+            let m = consumable_measure(client, &tp, committed, first_timestamp).await;
+            ((tp, committed), m)
+        })
+        .buffer_unordered(TIMESTAMP_CONCURRENCY)
+        .collect()
+        .await;
+    measured.extend(consumable);
+    measured
+}
+
+/// On a partition that carries transactions: the consumable lag from batch headers, and the timestamp of the
+/// first consumable record (the committed offset's own when that is it).
+async fn consumable_measure(
+    client: &KafkaClient,
+    tp: &TopicPartition,
+    committed: i64,
+    first_timestamp: Option<i64>,
+) -> Measured {
     let Ok(read) = client.consumable_lag(tp, committed).await else {
         return Measured {
-            timestamp: first.timestamp,
+            timestamp: first_timestamp,
             consumable: None,
         };
     };
     let timestamp = match read.lag.first_offset {
         None => None,
-        Some(offset) if offset == committed => first.timestamp,
+        Some(offset) if offset == committed => first_timestamp,
         Some(offset) => client.record_timestamp(tp, offset).await.ok().flatten(),
     };
     Measured {

@@ -8,6 +8,7 @@ pub mod config;
 pub mod connection;
 pub mod consumable;
 pub mod error;
+pub mod first_records;
 pub mod groups;
 pub mod lag_snapshot;
 pub mod metadata;
@@ -23,6 +24,7 @@ pub use cluster_info::ClusterInfo;
 pub use config::{ClientConfig, SaslConfig, SaslMechanism, Secret, TlsConfig};
 pub use consumable::ConsumableRead;
 pub use error::KafkaError;
+pub use first_records::FirstRecords;
 pub use groups::{
     CommittedOffset, GroupConfigChange, GroupDescription, GroupFilter, GroupListing, GroupOffsets, GroupState,
     GroupType, MemberDescription, MemberTasks, ShareGroupOffsets, SharePartitionOffset, StreamsTasks, StreamsTopology,

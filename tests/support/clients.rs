@@ -341,6 +341,31 @@ pub fn produce_with_timestamps(
     start_ms: i64,
     step_ms: i64,
 ) {
+    produce_timestamped(bootstrap, topic, partition, count, start_ms, step_ms, 0);
+}
+
+/// `produce_with_timestamps` with values padded to `value_bytes`, produced in large batches (batch.size 1 MiB):
+/// batches far larger than a producer's default 16 KiB.
+pub fn produce_large_batches(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    count: usize,
+    start_ms: i64,
+    value_bytes: usize,
+) {
+    produce_timestamped(bootstrap, topic, partition, count, start_ms, 1000, value_bytes);
+}
+
+fn produce_timestamped(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    count: usize,
+    start_ms: i64,
+    step_ms: i64,
+    value_bytes: usize,
+) {
     let out = confluent_client(
         &[
             "produce",
@@ -356,6 +381,8 @@ pub fn produce_with_timestamps(
             &start_ms.to_string(),
             "--timestamp-step",
             &step_ms.to_string(),
+            "--value-bytes",
+            &value_bytes.to_string(),
         ],
         &ClientSecurity::default(),
     )

@@ -130,7 +130,11 @@ def client_config(args, errors):
 
 def produce(args):
     errors = Errors("produce")
-    producer = Producer({**client_config(args, errors), "linger.ms": 5, "acks": "all"})
+    settings = {"linger.ms": 5, "acks": "all"}
+    if args.value_bytes:
+        # Large values in large batches (one batch holds many records): what batched readers must cope with.
+        settings.update({"linger.ms": 200, "batch.size": 1048576, "batch.num.messages": 100000})
+    producer = Producer({**client_config(args, errors), **settings})
     failures = []
 
     def report(err, _msg):
@@ -143,7 +147,8 @@ def produce(args):
             extra["timestamp"] = args.timestamp_start + i * args.timestamp_step
         if args.partition is not None:
             extra["partition"] = args.partition
-        producer.produce(args.topic, key=f"key-{i}", value=f"value-{i}", on_delivery=report, **extra)
+        value = f"value-{i}".ljust(args.value_bytes, "x")
+        producer.produce(args.topic, key=f"key-{i}", value=value, on_delivery=report, **extra)
         producer.poll(0)
     deadline = time.monotonic() + args.timeout
     remaining = producer.flush(0.5)
@@ -679,6 +684,7 @@ def main():
     parser.add_argument("--timestamp-start", type=int, help="timestamp (ms) of the first produced record")
     parser.add_argument("--timestamp-step", type=int, default=1000)
     parser.add_argument("--partition", type=int, help="produce every record to this partition")
+    parser.add_argument("--value-bytes", type=int, default=0, help="produce: pad values to this size, in large batches")
     parser.add_argument("--partitions", type=int, default=1, help="commit: partitions 0 to N - 1")
     parser.add_argument("--client-id", default="kgo-test-member")
     parser.add_argument("--instance-id", help="group.instance.id: a static member")

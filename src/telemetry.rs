@@ -303,10 +303,15 @@ pub mod metrics {
         /// The registry in Prometheus' text format.
         pub fn encode(&self) -> String {
             let mut out = String::new();
-            let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
             // Writing into a String cannot fail.
-            let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+            let _ = self.encode_into(&mut out);
             out
+        }
+
+        /// The registry in Prometheus' text format, written into `out` as it is encoded (a scrape streams it).
+        pub fn encode_into(&self, out: &mut dyn std::fmt::Write) -> std::fmt::Result {
+            let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+            prometheus_client::encoding::text::encode(&mut { out }, &registry)
         }
     }
 

@@ -124,11 +124,8 @@ impl BrokerMetrics {
 }
 
 impl MetricsText for BrokerMetrics {
-    fn encode(&self) -> String {
-        let mut out = String::new();
+    fn encode_into(&self, out: &mut dyn std::fmt::Write) -> std::fmt::Result {
         let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
-        // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
-        out
+        prometheus_client::encoding::text::encode(&mut { out }, &registry)
     }
 }

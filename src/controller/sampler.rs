@@ -630,12 +630,19 @@ impl ClusterSampler {
     }
 
     /// Hands every group's latest sample to `f`, as the lag metrics show it.
+    /// The samples are taken out of the lock first (shared pointers): a scrape streams to a client at its pace,
+    /// and must not hold up the next scan's publication meanwhile.
     fn visit_samples(&self, f: &mut dyn FnMut(&GroupLagPoint<'_>)) {
-        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        for (group, sample) in &state.latest {
-            if let Ok(sample) = sample {
-                f(&lag_point(&self.name, group, sample));
-            }
+        let samples: Vec<(String, Arc<GroupSample>)> = {
+            let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            state
+                .latest
+                .iter()
+                .filter_map(|(group, sample)| sample.as_ref().ok().map(|s| (group.clone(), s.clone())))
+                .collect()
+        };
+        for (group, sample) in &samples {
+            f(&lag_point(&self.name, group, sample));
         }
     }
 }

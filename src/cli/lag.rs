@@ -257,7 +257,7 @@ pub async fn collect(client: &KafkaClient, args: &LagArgs, scanner: Option<&mut 
         .flat_map(|g| g.partitions.iter())
         .filter(|p| p.lag.is_some_and(|l| l > 0))
         .map(|p| (TopicPartition::new(&p.topic, p.partition), p.committed))
-        .collect::<std::collections::BTreeSet<_>>()
+        .collect::<std::collections::HashSet<_>>()
         .into_iter()
         .collect();
     let measured = measure(client, lagging).await;
@@ -320,7 +320,11 @@ pub async fn collect(client: &KafkaClient, args: &LagArgs, scanner: Option<&mut 
                     .iter()
                     .map(|p| {
                         let tp = TopicPartition::new(&p.topic, p.partition);
-                        let m = measured.get(&(tp.clone(), p.committed)).copied().unwrap_or_default();
+                        let m = if p.lag.is_some_and(|l| l > 0) {
+                            measured.get(&(tp.clone(), p.committed)).copied().unwrap_or_default()
+                        } else {
+                            Measured::default()
+                        };
                         let consumable = m.consumable.map(|c| c.records);
                         let time_lag = p.log_end.and_then(|log_end| {
                             let sample = Sample {
@@ -336,9 +340,10 @@ pub async fn collect(client: &KafkaClient, args: &LagArgs, scanner: Option<&mut 
                             partition: p.partition,
                             committed: Some(p.committed),
                             log_end: p.log_end,
-                            lag: broker_lag
-                                .get(&(name.clone(), tp.clone()))
-                                .copied()
+                            // Share groups' lag as their broker computes it (absent without share groups).
+                            lag: (!broker_lag.is_empty())
+                                .then(|| broker_lag.get(&(name.clone(), tp.clone())).copied())
+                                .flatten()
                                 .or(consumable)
                                 .or(p.lag),
                             high_watermark_lag: p.lag,

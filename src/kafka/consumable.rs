@@ -16,10 +16,10 @@ pub const HEADER_FETCHES: usize = 4;
 /// Batch header layout (magic v2): base offset i64, length i32, leader epoch i32, magic i8, crc u32,
 /// attributes i16, last offset delta i32, base timestamp i64, max timestamp i64, producer id i64, producer
 /// epoch i16, base sequence i32, record count i32; the records follow.
-const HEADER_BYTES: usize = 61;
-const ATTR_COMPRESSION: i16 = 0x07;
-const ATTR_TRANSACTIONAL: i16 = 0x10;
-const ATTR_CONTROL: i16 = 0x20;
+pub(super) const HEADER_BYTES: usize = 61;
+pub(super) const ATTR_COMPRESSION: i16 = 0x07;
+pub(super) const ATTR_TRANSACTIONAL: i16 = 0x10;
+pub(super) const ATTR_CONTROL: i16 = 0x20;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("record batch at offset {offset}: {message}")]
@@ -95,7 +95,7 @@ fn control_type(mut records: &[u8]) -> Option<i16> {
 }
 
 /// A zig-zag varint of at most 10 bytes.
-fn varint(buf: &mut &[u8]) -> Option<i64> {
+pub(super) fn varint(buf: &mut &[u8]) -> Option<i64> {
     let mut value: u64 = 0;
     for i in 0..10 {
         let (&byte, rest) = buf.split_first()?;

@@ -67,31 +67,87 @@ enum Batches {
 
 /// Decodes the whole batches of one partition's answer (an answer may end in a partial batch, read again by
 /// the next round).
-fn decode(mut bytes: bytes::Bytes) -> Batches {
+fn decode(bytes: bytes::Bytes) -> Batches {
     let mut records = Vec::new();
-    while bytes.len() >= 12 {
-        let length = i64::from(i32::from_be_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]));
+    let mut rest: &[u8] = &bytes;
+    while rest.len() >= 12 {
+        let length = i64::from(i32::from_be_bytes([rest[8], rest[9], rest[10], rest[11]]));
         let total = length + 12;
         if length < 0 {
             return Batches::Undecodable;
         }
-        if (bytes.len() as i64) < total {
+        if (rest.len() as i64) < total {
             if records.is_empty() {
                 return Batches::Truncated { needed: total };
             }
             break;
         }
-        let Ok(batch) = RecordBatchDecoder::decode(&mut bytes) else {
+        let (batch, after) = rest.split_at(total as usize);
+        rest = after;
+        if !batch_records(batch, &mut records) {
             return Batches::Undecodable;
+        }
+    }
+    Batches::Records(records)
+}
+
+/// Appends the records of one whole batch. An uncompressed batch (the common case, and every transaction
+/// marker) is read in place: the header, then each record's timestamp and offset deltas, its key, value and
+/// headers skipped; a compressed one is decompressed by `kafka_protocol`'s decoder. False if it does not decode.
+fn batch_records(batch: &[u8], out: &mut Vec<Rec>) -> bool {
+    use super::consumable::{ATTR_COMPRESSION, ATTR_CONTROL, ATTR_TRANSACTIONAL, HEADER_BYTES, varint};
+    /// Timestamp type bit: LOG_APPEND_TIME, every record's timestamp is the batch's max timestamp.
+    const ATTR_LOG_APPEND_TIME: i16 = 0x08;
+    if batch.len() < HEADER_BYTES || batch[16] != 2 {
+        return false;
+    }
+    let be_i64 = |at: usize| i64::from_be_bytes(batch[at..at + 8].try_into().unwrap_or_default());
+    let attributes = i16::from_be_bytes([batch[21], batch[22]]);
+    if attributes & ATTR_COMPRESSION != 0 {
+        let mut whole = bytes::Bytes::copy_from_slice(batch);
+        let Ok(set) = RecordBatchDecoder::decode(&mut whole) else {
+            return false;
         };
-        records.extend(batch.records.iter().map(|r| Rec {
+        out.extend(set.records.iter().map(|r| Rec {
             offset: r.offset,
             timestamp: r.timestamp,
             control: r.control,
             transactional: r.transactional,
         }));
+        return true;
     }
-    Batches::Records(records)
+    let base_offset = be_i64(0);
+    let base_timestamp = be_i64(27);
+    let max_timestamp = be_i64(35);
+    let control = attributes & ATTR_CONTROL != 0;
+    let transactional = attributes & ATTR_TRANSACTIONAL != 0;
+    let count = i32::from_be_bytes(batch[57..61].try_into().unwrap_or_default());
+    let mut records = &batch[HEADER_BYTES..];
+    for _ in 0..count.max(0) {
+        let Some(length) = varint(&mut records).and_then(|l| usize::try_from(l).ok()) else {
+            return false;
+        };
+        let Some(record) = records.get(..length) else {
+            return false;
+        };
+        records = &records[length..];
+        // attributes (1 byte, unused), timestamp delta, offset delta.
+        let mut fields = record.get(1..).unwrap_or_default();
+        let (Some(timestamp_delta), Some(offset_delta)) = (varint(&mut fields), varint(&mut fields)) else {
+            return false;
+        };
+        out.push(Rec {
+            offset: base_offset + offset_delta,
+            timestamp: if attributes & ATTR_LOG_APPEND_TIME != 0 {
+                max_timestamp
+            } else {
+                base_timestamp + timestamp_delta
+            },
+            control,
+            transactional,
+        });
+    }
+    true
 }
 
 /// The reads of one partition: the wanted offsets not answered yet, and where its next Fetch starts.
@@ -549,6 +605,44 @@ mod tests {
         garbage.extend_from_slice(&100i32.to_be_bytes());
         garbage.extend(std::iter::repeat_n(0xFFu8, 100));
         assert_eq!(decode(bytes::Bytes::from(garbage)), Batches::Undecodable);
+    }
+
+    #[test]
+    fn records_read_in_place_match_the_full_decoder_and_compressed_batches_decode_too() {
+        let batches = [plain(0, 3), vec![record(3, true, false)], vec![record(4, true, true)]];
+        let in_place = decode(encode(&batches));
+        let mut buf = bytes::BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            &plain(5, 4),
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::Gzip,
+            },
+        )
+        .expect("encode");
+        let Batches::Records(records) = in_place else {
+            panic!("{in_place:?}")
+        };
+        let full: Vec<Rec> = RecordBatchDecoder::decode_all(&mut encode(&batches))
+            .expect("decode")
+            .iter()
+            .flat_map(|set| set.records.iter())
+            .map(|r| Rec {
+                offset: r.offset,
+                timestamp: r.timestamp,
+                control: r.control,
+                transactional: r.transactional,
+            })
+            .collect();
+        assert_eq!(records, full);
+        let Batches::Records(gzip) = decode(buf.freeze()) else {
+            panic!("gzip")
+        };
+        assert_eq!(
+            gzip.iter().map(|r| (r.offset, r.timestamp)).collect::<Vec<_>>(),
+            (5..9).map(|o| (o, 1_000 + o)).collect::<Vec<_>>()
+        );
     }
 
     #[test]

@@ -65,9 +65,24 @@ impl KafkaClient {
 
     /// The pooled connection to `addr`, opened (or reopened, if broken) on demand.
     pub async fn connection(&self, addr: &str) -> Result<Arc<Connection>, KafkaError> {
+        self.pooled(addr.to_owned(), addr).await
+    }
+
+    /// Pooled connection number `lane` to broker `node_id` (lane 0 is `broker`'s): a large batch split over
+    /// lanes is served by several of the broker's request handlers at once, where one connection has its
+    /// requests served one at a time.
+    pub async fn broker_lane(&self, node_id: i32, lane: usize) -> Result<Arc<Connection>, KafkaError> {
+        let addr = self.broker_addr(node_id).await?;
+        if lane == 0 {
+            return self.connection(&addr).await;
+        }
+        self.pooled(format!("{addr}#{lane}"), &addr).await
+    }
+
+    async fn pooled(&self, key: String, addr: &str) -> Result<Arc<Connection>, KafkaError> {
         let slot = {
             let mut map = self.inner.connections.lock().unwrap_or_else(|p| p.into_inner());
-            map.entry(addr.to_owned()).or_default().clone()
+            map.entry(key).or_default().clone()
         };
         let mut guard = slot.lock().await;
         if let Some(conn) = guard.as_ref()

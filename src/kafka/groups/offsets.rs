@@ -31,9 +31,32 @@ pub type GroupOffsets = BTreeMap<TopicPartition, CommittedOffset>;
 impl KafkaClient {
     /// Committed offsets of many groups: one OffsetFetch per coordinator carrying all of its groups (v8+),
     /// or one per group on older brokers. An unknown group has no offsets.
+    ///
+    /// A coordinator with many groups gets its batch split over a few connections (`offset_fetch_lanes`): the
+    /// broker serves one request per connection at a time, and one OffsetFetch of 20,000 groups is one long
+    /// request on one of its handler threads.
     pub async fn committed_offsets(&self, groups: &[String]) -> HashMap<String, Result<GroupOffsets, KafkaError>> {
-        self.on_coordinators("OffsetFetch", groups, |conn, _node, groups| async move {
-            fetch_offsets_on(&conn, groups, false).await
+        self.on_coordinators("OffsetFetch", groups, |conn, node, groups| async move {
+            let lanes = offset_fetch_lanes(groups.len());
+            if lanes == 1 {
+                return fetch_offsets_on(&conn, groups, false).await;
+            }
+            let per_lane = groups.len().div_ceil(lanes);
+            let calls = groups.chunks(per_lane).enumerate().map(|(lane, chunk)| {
+                let conn = conn.clone();
+                let chunk = chunk.to_vec();
+                async move {
+                    let conn = match lane {
+                        0 => conn,
+                        _ => match self.broker_lane(node, lane).await {
+                            Ok(c) => c,
+                            Err(e) => return chunk.into_iter().map(|g| (g, Err(e.clone()))).collect(),
+                        },
+                    };
+                    fetch_offsets_on(&conn, chunk, false).await
+                }
+            });
+            join_all(calls).await.into_iter().flatten().collect()
         })
         .await
     }
@@ -223,6 +246,17 @@ pub fn unstable_offset_backoff(attempt: u32, elapsed: Duration, wait: Duration) 
 }
 
 /// One OffsetFetch (v8+) for all committed offsets of many groups.
+/// Groups per OffsetFetch past which a coordinator's batch is split over connections.
+const GROUPS_PER_LANE: usize = 1_000;
+/// Most connections per coordinator for one batch.
+const MAX_LANES: usize = 4;
+
+/// Connections a batch of `groups` groups is split over: one up to `GROUPS_PER_LANE`, then one more per
+/// `GROUPS_PER_LANE`, at most `MAX_LANES`.
+pub fn offset_fetch_lanes(groups: usize) -> usize {
+    groups.div_ceil(GROUPS_PER_LANE).clamp(1, MAX_LANES)
+}
+
 pub fn offset_fetch_request(groups: &[String]) -> OffsetFetchRequest {
     OffsetFetchRequest::default().with_groups(
         groups
@@ -391,6 +425,14 @@ fn insert_committed(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn large_batches_are_split_over_at_most_four_connections() {
+        assert_eq!(
+            [0, 1, 1_000, 1_001, 2_000, 3_500, 20_000].map(offset_fetch_lanes),
+            [1, 1, 1, 2, 2, 4, 4]
+        );
+    }
 
     #[test]
     fn unstable_offsets_are_asked_again_at_growing_intervals_up_to_two_seconds() {

@@ -62,7 +62,7 @@ enum Command {
         long_about = "Show consumer groups' lag per partition: committed offset, log end offset, lag in messages and \
 in time (the age of the next record the group will read, from the record's own timestamp), state and members.\n\n\
 All groups are read in a few batched requests: one describe and one OffsetFetch per coordinator, one ListOffsets \
-per partition leader, and one small Fetch per lagging partition for the time lag.\n\n\
+per partition leader, and for the time lag one Fetch per leader per round carrying every lagging partition.\n\n\
 Examples:\n  kafka-group-operator lag -b kafka:9092 --group billing\n  \
 kafka-group-operator lag -b kafka:9092 --all --output json\n  kafka-group-operator lag -b kafka:9092 -g billing --watch\n  \
 kafka-group-operator lag --cluster main -n kafka --all   # the KafkaCluster `main` of namespace kafka"

@@ -59,14 +59,18 @@ pub fn topic_name(t: usize) -> String {
 pub async fn seed(bootstrap: &str, topic_count: usize, group_count: usize) -> Result<Expected> {
     let client = KafkaClient::new(ClientConfig::new([bootstrap]))?;
     let topics: Vec<String> = (0..topic_count).map(topic_name).collect();
-    client
-        .create_topics(
-            &topics
-                .iter()
-                .map(|t| NewTopic::new(t.clone(), PARTITIONS_PER_TOPIC))
-                .collect::<Vec<_>>(),
-        )
-        .await?;
+    // Kafka refuses a CreateTopics of more than 10,000 partitions ("Excessively large number of partitions per
+    // request"): 500 topics (5,000 partitions) per request.
+    for chunk in topics.chunks(500) {
+        client
+            .create_topics(
+                &chunk
+                    .iter()
+                    .map(|t| NewTopic::new(t.clone(), PARTITIONS_PER_TOPIC))
+                    .collect::<Vec<_>>(),
+            )
+            .await?;
+    }
     let all: Vec<TopicPartition> = topics
         .iter()
         .flat_map(|t| (0..PARTITIONS_PER_TOPIC).map(move |p| TopicPartition::new(t.clone(), p)))
@@ -98,9 +102,15 @@ pub async fn seed(bootstrap: &str, topic_count: usize, group_count: usize) -> Re
                 .push(tp);
         }
         for (leader, tps) in by_leader {
-            for (tp, code) in produce(&client, leader, &tps, &records_of).await? {
-                last_error = format!("{tp}: error code {code}");
-                pending.push(tp);
+            // At most 2,000 partitions per Produce: 20,000 in one request is a request of tens of MiB.
+            for chunk in tps.chunks(2_000) {
+                let failed = produce(&client, leader, chunk, &records_of)
+                    .await
+                    .context("seeding: Produce")?;
+                for (tp, code) in failed {
+                    last_error = format!("{tp}: error code {code}");
+                    pending.push(tp);
+                }
             }
         }
         if !pending.is_empty() {
@@ -118,7 +128,8 @@ pub async fn seed(bootstrap: &str, topic_count: usize, group_count: usize) -> Re
     );
     let ends = client
         .list_offsets(&all, OffsetSpec::Latest, Isolation::ReadUncommitted)
-        .await?;
+        .await
+        .context("seeding: log ends")?;
     for tp in &all {
         let end = ends.get(tp).map(|o| o.offset);
         ensure!(

@@ -1,7 +1,7 @@
 //! `lag`: committed offset, log end, lag in messages and in time, state and members of consumer groups, in
 //! a handful of batched requests however many groups (one describe and one OffsetFetch per coordinator, one
-//! ListOffsets per leader), plus one small Fetch per lagging partition for the exact time lag. Where that Fetch
-//! meets transactional batches, the lag is the consumable lag (what a `read_committed` consumer will still
+//! ListOffsets per leader), plus the exact time lag of every lagging partition read together (`first_records`:
+//! one Fetch per leader per round). Where those reads meet transactional batches, the lag is the consumable lag (what a `read_committed` consumer will still
 //! receive, read from batch headers) and the high-watermark lag (what `kafka-consumer-groups` shows) is shown too.
 
 use super::connect::ConnectArgs;

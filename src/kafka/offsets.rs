@@ -1,5 +1,6 @@
 //! Log offsets (earliest, latest, by timestamp, max timestamp; optionally the last stable offset) with
-//! one ListOffsets per partition leader, and the timestamp of the record at an offset with one small Fetch.
+//! one ListOffsets per partition leader, and the timestamp of the record at an offset with one small Fetch (many
+//! offsets at once: `first_records`).
 
 use super::client::KafkaClient;
 use super::error::{KafkaError, check};

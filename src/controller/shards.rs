@@ -9,6 +9,9 @@ use super::Error;
 use super::leader::{LeaderElection, LeaseStep, LeaseView};
 use crate::telemetry::metrics::Metrics;
 use futures_util::stream::BoxStream;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::ResourceExt;
+use kube::api::Api;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -53,10 +56,16 @@ pub fn fair_share(shards: u32, live_replicas: usize) -> usize {
     (shards as usize).div_ceil(live_replicas.max(1))
 }
 
-/// The replicas seen alive: the holders of live Leases, and `me`.
-pub fn live_replicas<'a>(leases: &'a [LeaseView], me: &'a str, now_ms: i64) -> BTreeSet<&'a str> {
+/// The replicas seen alive: the holders of live shard Leases and of live membership Leases, and `me`.
+pub fn live_replicas<'a>(
+    leases: &'a [LeaseView],
+    members: &'a [LeaseView],
+    me: &'a str,
+    now_ms: i64,
+) -> BTreeSet<&'a str> {
     let mut live: BTreeSet<&str> = leases
         .iter()
+        .chain(members)
         .filter(|l| l.is_live(now_ms))
         .filter_map(|l| l.holder.as_deref())
         .collect();
@@ -64,13 +73,16 @@ pub fn live_replicas<'a>(leases: &'a [LeaseView], me: &'a str, now_ms: i64) -> B
     live
 }
 
+fn share_of(leases: &[LeaseView], members: &[LeaseView], me: &str, now_ms: i64) -> usize {
+    fair_share(leases.len() as u32, live_replicas(leases, members, me, now_ms).len())
+}
+
 /// Which free or expired shard to take this round, if any: none while this replica holds its fair share;
 /// otherwise one of the free ones, chosen by `pick` (random), so that replicas starting together spread
 /// instead of racing for the same Lease.
-pub fn claim(leases: &[LeaseView], me: &str, now_ms: i64, pick: u64) -> Option<u32> {
+pub fn claim(leases: &[LeaseView], members: &[LeaseView], me: &str, now_ms: i64, pick: u64) -> Option<u32> {
     let held = leases.iter().filter(|l| l.holder.as_deref() == Some(me)).count();
-    let share = fair_share(leases.len() as u32, live_replicas(leases, me, now_ms).len());
-    if held >= share {
+    if held >= share_of(leases, members, me, now_ms) {
         return None;
     }
     let free: Vec<u32> = (0..leases.len() as u32)
@@ -83,18 +95,33 @@ pub fn claim(leases: &[LeaseView], me: &str, now_ms: i64, pick: u64) -> Option<u
 }
 
 /// Which held shard to give back this round, if any: one (the highest) while this replica holds more than its
-/// fair share, e.g. after other replicas came up; a replica below its share takes it.
-pub fn shed(leases: &[LeaseView], me: &str, now_ms: i64) -> Option<u32> {
+/// fair share, e.g. after another replica came up; a replica below its share takes it.
+pub fn shed(leases: &[LeaseView], members: &[LeaseView], me: &str, now_ms: i64) -> Option<u32> {
     let held: Vec<u32> = (0..leases.len() as u32)
         .filter(|i| leases[*i as usize].holder.as_deref() == Some(me))
         .collect();
-    let share = fair_share(leases.len() as u32, live_replicas(leases, me, now_ms).len());
-    (held.len() > share).then(|| held.last().copied()).flatten()
+    (held.len() > share_of(leases, members, me, now_ms))
+        .then(|| held.last().copied())
+        .flatten()
 }
+
+/// The name of a replica's membership Lease: every replica keeps one renewed, so that a replica holding no
+/// shard yet counts in everyone's fair share (and the others give shards back for it).
+pub fn member_lease_name(base: &str, identity: &str) -> String {
+    format!("{base}-member-{:016x}", fnv1a_64(identity.as_bytes()))
+}
+
+/// A membership Lease not renewed for this many Lease durations belongs to a replica that is gone for good
+/// (killed without a graceful shutdown): any replica deletes it.
+const MEMBER_GARBAGE_AFTER_DURATIONS: i64 = 10;
 
 /// The shard Leases of one replica: which it holds, kept renewed.
 pub struct ShardLeases {
+    api: Api<Lease>,
+    base: String,
     leases: Vec<LeaderElection>,
+    /// This replica's membership Lease ([`member_lease_name`]).
+    member: LeaderElection,
     identity: String,
     duration: Duration,
     /// The shards held and when each was last renewed (a shard not renewed for the Lease duration, e.g. after
@@ -131,6 +158,15 @@ impl ShardLeases {
             metrics.set_shard_owned(shard, false);
         }
         ShardLeases {
+            api: Api::namespaced(kube.clone(), namespace),
+            base: base_name.to_owned(),
+            member: LeaderElection::new(
+                kube,
+                namespace,
+                &member_lease_name(base_name, identity),
+                identity,
+                duration,
+            ),
             leases,
             identity: identity.to_owned(),
             duration,
@@ -192,68 +228,100 @@ impl ShardLeases {
         }
     }
 
-    /// One round: renew what is held, read the others, then take or give back at most one shard.
+    /// One round: renew what is held and this replica's membership, read every Lease of the fleet (one
+    /// list), then take or give back at most one shard.
     async fn round(&self) {
-        let steps = futures_util::future::join_all(self.leases.iter().enumerate().map(|(i, lease)| async move {
-            let shard = i as u32;
-            if self.lock().contains_key(&shard) {
-                (shard, Some(lease.try_step().await), None)
-            } else {
-                (shard, None, Some(lease.observe().await))
-            }
-        }))
+        let held: Vec<u32> = self.lock().keys().copied().collect();
+        let renewals = futures_util::future::join_all(
+            held.iter()
+                .map(|shard| async move { (*shard, self.leases[*shard as usize].try_step().await) }),
+        )
         .await;
+        if let Err(e) = self.member.try_step().await {
+            tracing::debug!(error = %e, "could not renew the membership lease");
+        }
         let now_ms = k8s_openapi::jiff::Timestamp::now().as_millisecond();
-        let mut views = Vec::with_capacity(steps.len());
-        for (shard, renewal, observed) in steps {
-            let view = match (renewal, observed) {
-                (Some(Ok(LeaseStep::Renew | LeaseStep::Acquire)), _) => {
+        let mut renewed = BTreeMap::new();
+        for (shard, step) in renewals {
+            match step {
+                Ok(LeaseStep::Renew | LeaseStep::Acquire) => {
                     self.lock().insert(shard, Instant::now());
-                    self.mine(now_ms)
+                    renewed.insert(shard, self.mine(now_ms));
                 }
-                (Some(Ok(LeaseStep::Wait { holder })), _) => {
-                    self.lose(shard, &format!("taken over by {holder}"));
-                    LeaseView {
-                        holder: Some(holder),
-                        renewed_ms: Some(now_ms),
-                        duration_s: self.duration_s(),
-                    }
-                }
-                (Some(Err(e)), _) => {
+                Ok(LeaseStep::Wait { holder }) => self.lose(shard, &format!("taken over by {holder}")),
+                Err(e) => {
                     tracing::warn!(shard, error = %e, "could not renew a shard lease");
-                    if !self.owns(shard) {
+                    if self.owns(shard) {
+                        // Ours while it may still be: not offered to anyone this round.
+                        renewed.insert(shard, self.mine(now_ms));
+                    } else {
                         self.lose(shard, &format!("not renewed for {:?}: {e}", self.duration));
                     }
-                    // Counted as ours while it may still be: no other replica is counted for it.
-                    self.mine(now_ms)
                 }
-                (None, Some(Ok(view))) => view,
-                (None, Some(Err(e))) => {
-                    tracing::debug!(shard, error = %e, "could not read a shard lease");
-                    // Unknown: not taken this round.
-                    LeaseView {
-                        holder: Some("(unknown)".into()),
-                        renewed_ms: Some(now_ms),
-                        duration_s: self.duration_s(),
-                    }
-                }
-                (None, None) => continue,
-            };
-            views.push(view);
+            }
         }
-        if views.len() != self.leases.len() {
-            return;
-        }
-        if let Some(shard) = shed(&views, &self.identity, now_ms) {
+        let listed = match self.api.list(&kube::api::ListParams::default()).await {
+            Ok(list) => list.items,
+            Err(e) => {
+                tracing::debug!(error = %e, "could not list the leases: no shard taken or given back this round");
+                return;
+            }
+        };
+        let by_name: BTreeMap<String, LeaseView> = listed
+            .iter()
+            .map(|l| (l.name_any(), view_of(l, self.duration_s())))
+            .collect();
+        let views: Vec<LeaseView> = self
+            .leases
+            .iter()
+            .enumerate()
+            .map(|(i, lease)| match renewed.get(&(i as u32)) {
+                Some(mine) => mine.clone(),
+                None => by_name.get(lease.name()).cloned().unwrap_or(LeaseView {
+                    holder: None,
+                    renewed_ms: None,
+                    duration_s: self.duration_s(),
+                }),
+            })
+            .collect();
+        let member_prefix = format!("{}-member-", self.base);
+        let members: Vec<LeaseView> = by_name
+            .iter()
+            .filter(|(name, _)| name.starts_with(&member_prefix))
+            .map(|(_, view)| view.clone())
+            .collect();
+        self.collect_garbage(&listed, &member_prefix, now_ms).await;
+        if let Some(shard) = shed(&views, &members, &self.identity, now_ms) {
             self.lose(shard, "more than an even share: given back for another replica");
             self.leases[shard as usize].release().await;
-        } else if let Some(shard) = claim(&views, &self.identity, now_ms, rand::random()) {
+        } else if let Some(shard) = claim(&views, &members, &self.identity, now_ms, rand::random()) {
             match self.leases[shard as usize].try_step().await {
                 Ok(LeaseStep::Acquire | LeaseStep::Renew) => self.gain(shard),
                 Ok(LeaseStep::Wait { holder }) => {
                     tracing::debug!(shard, holder, "another replica took the shard first")
                 }
                 Err(e) => tracing::warn!(shard, error = %e, "could not take a shard lease"),
+            }
+        }
+    }
+
+    /// Deletes membership Leases of replicas gone for good (a precondition on the version read, so a replica
+    /// that renewed meanwhile keeps its own).
+    async fn collect_garbage(&self, listed: &[Lease], member_prefix: &str, now_ms: i64) {
+        for lease in listed.iter().filter(|l| l.name_any().starts_with(member_prefix)) {
+            let view = view_of(lease, self.duration_s());
+            let gone = view
+                .renewed_ms
+                .is_none_or(|r| now_ms > r + i64::from(view.duration_s) * 1000 * MEMBER_GARBAGE_AFTER_DURATIONS);
+            if gone {
+                let params = kube::api::DeleteParams {
+                    preconditions: Some(kube::api::Preconditions {
+                        resource_version: lease.resource_version(),
+                        uid: None,
+                    }),
+                    ..Default::default()
+                };
+                let _ = self.api.delete(&lease.name_any(), &params).await;
             }
         }
     }
@@ -306,6 +374,20 @@ impl ShardLeases {
             self.lose(shard, "shutting down");
             self.leases[shard as usize].release().await;
         }
+        let _ = self
+            .api
+            .delete(self.member.name(), &kube::api::DeleteParams::default())
+            .await;
+    }
+}
+
+/// A Lease as [`claim`] and [`shed`] read it.
+fn view_of(lease: &Lease, default_duration_s: i32) -> LeaseView {
+    let spec = lease.spec.clone().unwrap_or_default();
+    LeaseView {
+        holder: spec.holder_identity.filter(|h| !h.is_empty()),
+        renewed_ms: spec.renew_time.map(|t| t.0.as_millisecond()),
+        duration_s: spec.lease_duration_seconds.unwrap_or(default_duration_s),
     }
 }
 
@@ -367,8 +449,8 @@ mod tests {
     #[test]
     fn a_lone_replica_takes_one_free_shard_per_round() {
         let leases = vec![lease(None, 0), lease(Some("a"), 100), lease(None, 0)];
-        assert_eq!(claim(&leases, "a", 1_000, 0), Some(0));
-        assert_eq!(claim(&leases, "a", 1_000, 1), Some(2));
+        assert_eq!(claim(&leases, &[], "a", 1_000, 0), Some(0));
+        assert_eq!(claim(&leases, &[], "a", 1_000, 1), Some(2));
     }
 
     #[test]
@@ -382,8 +464,8 @@ mod tests {
             lease(None, 0),
             lease(None, 0),
         ];
-        assert_eq!(claim(&leases, "a", 1_000, 0), None);
-        assert_eq!(claim(&leases, "b", 1_000, 0), Some(4));
+        assert_eq!(claim(&leases, &[], "a", 1_000, 0), None);
+        assert_eq!(claim(&leases, &[], "b", 1_000, 0), Some(4));
     }
 
     #[test]
@@ -397,11 +479,11 @@ mod tests {
             lease(Some("c"), 0),
             lease(Some("c"), 0),
         ];
-        assert_eq!(live_replicas(&leases, "a", 20_000).len(), 2);
-        assert_eq!(claim(&leases, "a", 20_000, 0), Some(4));
-        assert_eq!(claim(&leases, "a", 20_000, 1), Some(5));
+        assert_eq!(live_replicas(&leases, &[], "a", 20_000).len(), 2);
+        assert_eq!(claim(&leases, &[], "a", 20_000, 0), Some(4));
+        assert_eq!(claim(&leases, &[], "a", 20_000, 1), Some(5));
         // Before the Lease ran out, c's shards are not touched.
-        assert_eq!(claim(&leases, "a", 9_000, 0), None);
+        assert_eq!(claim(&leases, &[], "a", 9_000, 0), None);
     }
 
     #[test]
@@ -414,15 +496,58 @@ mod tests {
             lease(Some("b"), 100),
             lease(Some("c"), 100),
         ];
-        assert_eq!(shed(&leases, "a", 1_000), Some(3));
-        assert_eq!(shed(&leases, "b", 1_000), None);
+        assert_eq!(shed(&leases, &[], "a", 1_000), Some(3));
+        assert_eq!(shed(&leases, &[], "b", 1_000), None);
         let even = vec![lease(Some("a"), 100), lease(Some("b"), 100), lease(Some("c"), 100)];
-        assert_eq!(shed(&even, "a", 1_000), None);
+        assert_eq!(shed(&even, &[], "a", 1_000), None);
+    }
+
+    #[test]
+    fn a_replica_without_shards_counts_through_its_membership_and_gets_one_given_back() {
+        // a and b split six shards while c was frozen; c, back, holds none but renews its membership.
+        let leases = vec![
+            lease(Some("a"), 100),
+            lease(Some("a"), 100),
+            lease(Some("a"), 100),
+            lease(Some("b"), 100),
+            lease(Some("b"), 100),
+            lease(Some("b"), 100),
+        ];
+        let members = vec![lease(Some("a"), 100), lease(Some("b"), 100), lease(Some("c"), 100)];
+        assert_eq!(
+            shed(&leases, &[], "a", 1_000),
+            None,
+            "without c's membership, three each is even"
+        );
+        assert_eq!(shed(&leases, &members, "a", 1_000), Some(2));
+        assert_eq!(shed(&leases, &members, "b", 1_000), Some(5));
+        // An expired membership (c gone again) does not count.
+        let renewed = |l: &LeaseView| LeaseView {
+            renewed_ms: Some(19_000),
+            ..l.clone()
+        };
+        let leases: Vec<LeaseView> = leases.iter().map(renewed).collect();
+        let members = vec![renewed(&members[0]), renewed(&members[1]), members[2].clone()];
+        assert_eq!(shed(&leases, &members, "a", 20_000), None);
+    }
+
+    #[test]
+    fn member_lease_names_are_stable_and_dns_safe() {
+        let name = member_lease_name("kgo", "Operator-Pod_7-123");
+        assert_eq!(name, member_lease_name("kgo", "Operator-Pod_7-123"));
+        assert!(
+            name.starts_with("kgo-member-") && name.len() == "kgo-member-".len() + 16,
+            "{name}"
+        );
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        );
     }
 
     #[test]
     fn nothing_is_taken_when_every_lease_is_live() {
         let leases = vec![lease(Some("b"), 100), lease(Some("c"), 100)];
-        assert_eq!(claim(&leases, "a", 1_000, 7), None);
+        assert_eq!(claim(&leases, &[], "a", 1_000, 7), None);
     }
 }

@@ -158,6 +158,17 @@ impl Fleet {
     }
 }
 
+/// `n` distinct ports free now for the embedded brokers, below Linux's ephemeral range (32768 and up), where a
+/// client connection's local port can never take one before its broker binds it (a port from `free_port` can).
+fn broker_ports(n: usize) -> Vec<u16> {
+    let start = 20_000 + (std::process::id() % 1_000) as u16 * 10;
+    (start..32_000)
+        .chain(20_000..start)
+        .filter(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .take(n)
+        .collect()
+}
+
 /// An admin commit, retried while a fresh broker answers NOT_COORDINATOR.
 async fn commit_admin(env: &Scenario, group: &str, offsets: &BTreeMap<TopicPartition, i64>) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -206,10 +217,9 @@ async fn three_replicas_share_thirty_embedded_clusters_and_take_over_each_others
 
     // 1. Thirty embedded clusters: each Ready, served by exactly the replica holding its shard.
     let mut clusters = Vec::new();
-    for i in 0..CLUSTERS {
+    for (i, port) in broker_ports(CLUSTERS).into_iter().enumerate() {
         let name = format!("c{i:02}");
-        let spec =
-            json!({"embedded": {"port": support::process::free_port(), "authentication": {"mechanism": "none"}}});
+        let spec = json!({"embedded": {"port": port, "authentication": {"mechanism": "none"}}});
         let created = fleet
             .clusters()
             .create(&PostParams::default(), &resource("KafkaCluster", &name, spec))

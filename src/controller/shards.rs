@@ -245,8 +245,15 @@ impl ShardLeases {
         for (shard, step) in renewals {
             match step {
                 Ok(LeaseStep::Renew | LeaseStep::Acquire) => {
+                    let was_valid = self.owns(shard);
                     self.lock().insert(shard, Instant::now());
                     renewed.insert(shard, self.mine(now_ms));
+                    if !was_valid {
+                        // Its objects were skipped while the Lease had run out here (renewals slower than the
+                        // Lease duration): they are reconciled again now, as after a takeover.
+                        tracing::info!(shard, "renewed a shard lease that had run out locally");
+                        self.changes.send_modify(|n| *n += 1);
+                    }
                 }
                 Ok(LeaseStep::Wait { holder }) => self.lose(shard, &format!("taken over by {holder}")),
                 Err(e) => {

@@ -9,7 +9,7 @@ mod support;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use kafka_group_operator::api::{ConsumerGroup, KafkaCluster, OffsetReset, ResetPhase};
-use kafka_group_operator::controller::shards::{lease_name, shard_of};
+use kafka_group_operator::controller::shards::{lease_name, member_lease_name, shard_of};
 use kafka_group_operator::kafka::{NewTopic, TopicPartition};
 use kube::ResourceExt;
 use kube::api::{Api, PostParams};
@@ -423,5 +423,58 @@ async fn three_replicas_share_thirty_embedded_clusters_and_take_over_each_others
             c.status
         );
     }
+
+    // 4. A graceful shutdown (SIGTERM) releases the shards at once: the last replica takes them over well within
+    //    the Lease duration, and the stopped replica's membership Lease is gone.
+    let owners = fleet.wait_spread(3, T).await;
+    let leaving = owners[0];
+    let held_by_leaving = owners
+        .iter()
+        .position(|o| *o == leaving)
+        .expect("a shard of the leaving replica") as u32;
+    let identity = fleet
+        .leases()
+        .get(&lease_name(LEASE, held_by_leaving, SHARDS))
+        .await
+        .expect("get lease")
+        .spec
+        .and_then(|s| s.holder_identity)
+        .expect("holder");
+    let membership = member_lease_name(LEASE, &identity);
+    assert!(
+        fleet.leases().get_opt(&membership).await.expect("get").is_some(),
+        "a live replica keeps its membership Lease {membership}"
+    );
+    let mut stopped = fleet.replicas[leaving].take().expect("leaving replica");
+    stopped.stop();
+    let exited = Instant::now();
+    // Released Leases are free at once; the survivor takes one per round (a third of the Lease duration).
+    let released: Vec<usize> = (0..SHARDS as usize).filter(|s| owners[*s] == leaving).collect();
+    let mut first_taken = None;
+    let owners = loop {
+        let owners = fleet.owners().await;
+        if first_taken.is_none() && released.iter().any(|s| owners[*s].is_some()) {
+            first_taken = Some(exited.elapsed());
+        }
+        if owners.iter().all(Option::is_some) {
+            break owners.into_iter().flatten().collect::<Vec<usize>>();
+        }
+        assert!(exited.elapsed() < T, "released shards not taken over: {owners:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let first_taken = first_taken.unwrap_or_else(|| exited.elapsed());
+    eprintln!(
+        "shards {released:?} released on SIGTERM: the first taken over {first_taken:?}, all {:?} after the replica exited",
+        exited.elapsed()
+    );
+    assert!(
+        first_taken < LEASE_DURATION,
+        "a released shard waited for its expiry: {first_taken:?}"
+    );
+    assert!(
+        fleet.leases().get_opt(&membership).await.expect("get").is_none(),
+        "the stopped replica deleted its membership Lease {membership}"
+    );
+    fleet.wait_each_cluster_served_once(&clusters, &owners, T).await;
     eprintln!("done after {:?}", started.elapsed());
 }

@@ -222,7 +222,10 @@ impl EmbeddedHost for InProcessBrokers {
         Box::pin(async move {
             let stopped = self.running.lock().await.remove(cluster);
             if let Some(running) = stopped {
-                tracing::info!(cluster, "KafkaCluster deleted: stopping its embedded broker");
+                tracing::info!(
+                    cluster,
+                    "stopping the embedded broker (KafkaCluster deleted, or its shard went to another replica)"
+                );
                 running.broker.shutdown().await;
             }
         })

@@ -21,6 +21,7 @@ use kafka_group_operator::broker::{Broker, BrokerConfig};
 use kafka_group_operator::controller::clients::ClientSettings;
 use kafka_group_operator::controller::embedded::EmbeddedHost;
 use kafka_group_operator::controller::leader::LeaderElection;
+use kafka_group_operator::controller::shards::ShardLeases;
 use kafka_group_operator::controller::{self, Context, OperatorConfig};
 use kafka_group_operator::http::{self, Health};
 use kafka_group_operator::plan::duration::parse_duration;
@@ -132,6 +133,12 @@ struct RunArgs {
     /// How long a leader's lease lasts without renewal (e.g. 15s).
     #[arg(long, default_value = "15s", value_parser = duration)]
     lease_duration: Duration,
+    /// Share the work among active replicas: KafkaClusters (with their ConsumerGroups and OffsetResets) are
+    /// split into this many shards by a hash of the cluster's UID, and each replica reconciles the shards whose
+    /// Lease (`<lease-name>-shard-<i>-of-<N>`, in the lease namespace) it holds. 1: no sharding. Every replica
+    /// of a fleet must run with the same count (docs/sharding.md).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024), conflicts_with = "leader_elect", env = "KGO_SHARDS")]
+    shards: u32,
     /// How often each ConsumerGroup is observed (e.g. 30s).
     #[arg(long, default_value = "30s", value_parser = duration)]
     group_interval: Duration,
@@ -472,7 +479,8 @@ async fn run(args: RunArgs) -> Result<()> {
     outcome
 }
 
-/// Runs the controllers until shutdown; with `--leader-elect`, only while holding the Lease.
+/// Runs the controllers until shutdown; with `--leader-elect`, only while holding the Lease; with `--shards`,
+/// for the shards whose Leases this replica holds.
 async fn run_controllers_while_leading(
     args: &RunArgs,
     kube: kube::Client,
@@ -489,6 +497,35 @@ async fn run_controllers_while_leading(
         tracing::info!("shutting down");
     };
 
+    if args.shards > 1 {
+        let lease_ns = args.lease_namespace.clone().unwrap_or_else(|| "default".to_owned());
+        let leases = Arc::new(ShardLeases::new(
+            kube,
+            &lease_ns,
+            &args.lease_name,
+            &identity,
+            args.lease_duration,
+            args.shards,
+            ctx.metrics.clone(),
+        ));
+        ctx.shard_with(leases.clone());
+        health.set_ready(true);
+        tracing::info!(
+            identity,
+            shards = args.shards,
+            "sharded: reconciling the shards this replica holds"
+        );
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let controllers = tokio::spawn(controller::run_controllers(ctx, async {
+            let _ = stop_rx.await;
+        }));
+        leases.hold(shutdown).await;
+        // The controllers stop before the Leases go, so that nothing acts on a shard another replica took.
+        let _ = stop_tx.send(());
+        let _ = controllers.await;
+        leases.release_all().await;
+        return Ok(());
+    }
     if !args.leader_elect {
         health.set_ready(true);
         controller::run_controllers(ctx, shutdown).await;

@@ -98,6 +98,11 @@ pub mod metrics {
     }
 
     #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+    pub struct ShardLabels {
+        pub shard: String,
+    }
+
+    #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
     pub struct ResetLabels {
         pub namespace: String,
         pub name: String,
@@ -123,6 +128,11 @@ pub mod metrics {
         pub reconciles: Family<ControllerLabels, Counter>,
         pub reconcile_errors: Family<ErrorLabels, Counter>,
         pub reconcile_duration: Family<ControllerLabels, Histogram>,
+        /// With `--shards`: 1 for each shard this replica holds, 0 for the others.
+        pub shard_owned: Family<ShardLabels, Gauge>,
+        /// 1 while the KafkaCluster is Ready as this replica last checked it, 0 while not; only on the replica
+        /// that reconciles it (with `--shards`, its shard's owner).
+        pub cluster_ready: Family<ClusterLabels, Gauge>,
     }
 
     impl Default for Metrics {
@@ -167,6 +177,18 @@ pub mod metrics {
                 "Group-config requests (DescribeConfigs, IncrementalAlterConfigs) the ConsumerGroup controller sent, per ConsumerGroup",
                 group_config_requests.clone(),
             );
+            let shard_owned = Family::<ShardLabels, Gauge>::default();
+            registry.register(
+                "kafka_group_operator_shard_owned",
+                "1 for each shard (run --shards) whose Lease this replica holds, 0 for the others",
+                shard_owned.clone(),
+            );
+            let cluster_ready = Family::<ClusterLabels, Gauge>::default();
+            registry.register(
+                "kafka_group_operator_cluster_ready",
+                "1 while a KafkaCluster this replica reconciles is Ready, 0 while it is not",
+                cluster_ready.clone(),
+            );
             let lag_sources = LagSources::default();
             registry.register_collector(Box::new(lag_sources.clone()));
             registry.register(
@@ -203,6 +225,8 @@ pub mod metrics {
                 reconciles,
                 reconcile_errors,
                 reconcile_duration,
+                shard_owned,
+                cluster_ready,
             }
         }
     }
@@ -286,6 +310,31 @@ pub mod metrics {
                     group: group.to_owned(),
                 })
                 .inc();
+        }
+
+        /// Records whether this replica holds `shard`.
+        pub fn set_shard_owned(&self, shard: u32, owned: bool) {
+            self.shard_owned
+                .get_or_create(&ShardLabels {
+                    shard: shard.to_string(),
+                })
+                .set(i64::from(owned));
+        }
+
+        /// Records a KafkaCluster's readiness (`cluster` is `namespace/name`), or removes it (None) when this
+        /// replica no longer reconciles the cluster.
+        pub fn set_cluster_ready(&self, cluster: &str, ready: Option<bool>) {
+            let labels = ClusterLabels {
+                cluster_name: cluster.to_owned(),
+            };
+            match ready {
+                Some(ready) => {
+                    self.cluster_ready.get_or_create(&labels).set(i64::from(ready));
+                }
+                None => {
+                    self.cluster_ready.remove(&labels);
+                }
+            }
         }
 
         /// Removes the decision series of a group that is no longer managed (its measured lag goes with its

@@ -157,6 +157,7 @@ fn helm_lint_passes_with_default_and_non_default_values() {
             "embedded.persistence.enabled=true",
             "metrics.serviceMonitor.enabled=true",
         ],
+        vec!["replicaCount=3", "sharding.enabled=true", "sharding.shards=12"],
     ] {
         let mut args = vec!["lint", "--strict", chart];
         for s in &sets {
@@ -203,6 +204,59 @@ fn default_values_render_a_hardened_single_replica_operator_for_all_namespaces()
     );
     assert!(find(&docs, "ServiceMonitor").is_empty());
     assert_eq!(find(&docs, "Service").len(), 1, "only the metrics Service");
+}
+
+#[test]
+fn sharding_runs_every_replica_with_shards_instead_of_leader_election() {
+    let docs = documents(&render(
+        "kgo",
+        "ops",
+        &[
+            "replicaCount=3",
+            "sharding.enabled=true",
+            "leaderElection.leaseDuration=10s",
+        ],
+    ));
+    let deployment = find(&docs, "Deployment")[0];
+    assert_eq!(deployment["spec"]["replicas"], 3);
+    let args: Vec<String> = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .filter_map(|a| a.as_str().map(str::to_owned))
+        .collect();
+    for flag in [
+        "--shards=8",
+        "--lease-namespace=ops",
+        "--lease-name=kgo-kafka-group-operator",
+        "--lease-duration=10s",
+    ] {
+        assert!(args.iter().any(|a| a == flag), "{flag} missing in {args:?}");
+    }
+    assert!(
+        !args.iter().any(|a| a == "--leader-elect"),
+        "sharding replaces leader election: {args:?}"
+    );
+    let roles = find(&docs, "Role");
+    let shards_role = roles
+        .iter()
+        .find(|r| r["metadata"]["name"] == "kgo-kafka-group-operator-shards")
+        .expect("the shards Role");
+    assert_eq!(shards_role["metadata"]["namespace"], "ops");
+    let verbs = shards_role["rules"][0]["verbs"].to_string();
+    for verb in ["get", "list", "create", "update", "delete"] {
+        assert!(verbs.contains(verb), "{verb} missing in {verbs}");
+    }
+    assert!(
+        !roles
+            .iter()
+            .any(|r| r["metadata"]["name"] == "kgo-kafka-group-operator-leader-election"),
+        "no leader-election Role with sharding"
+    );
+
+    let docs = documents(&render("kgo", "ops", &["sharding.enabled=true", "sharding.shards=32"]));
+    let args = find(&docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
+    assert!(args.contains("--shards=32"), "{args}");
 }
 
 #[test]
@@ -300,6 +354,10 @@ fn the_values_schema_rejects_bad_values_with_a_readable_message() {
     for (sets, expected) in [
         (vec!["replicaCount=-1"], "at '/replicaCount': minimum: got -1, want 0"),
         (
+            vec!["sharding.enabled=true", "sharding.shards=1"],
+            "at '/sharding/shards': minimum: got 1, want 2",
+        ),
+        (
             vec!["logFormat=xml"],
             "at '/logFormat': value must be one of 'json', 'text'",
         ),
@@ -377,6 +435,10 @@ async fn rendered_manifests_are_accepted_dry_run_then_for_real_and_helm_installs
                 "embedded.enabled=true".to_owned(),
                 "embedded.persistence.enabled=true".to_owned(),
             ],
+        ),
+        (
+            "sharded",
+            vec!["replicaCount=3".to_owned(), "sharding.enabled=true".to_owned()],
         ),
     ] {
         let release = format!("{release}-{}", &ns[ns.len() - 4..]);

@@ -4,6 +4,7 @@
 
 use super::embedded::FINALIZER as EMBEDDED_FINALIZER;
 use super::finalizers::set_finalizer;
+use super::shard_gate::{self, Gate};
 use super::status::{apply_status, now};
 use super::{Context, Error};
 use crate::api::KafkaCluster;
@@ -21,7 +22,10 @@ const CONTROLLER: &str = "kafkacluster";
 
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let api: Api<KafkaCluster> = super::scoped_api(&ctx);
-    let results = Controller::new(api, watcher::Config::default().any_semantic())
+    let controller = Controller::new(api, watcher::Config::default().any_semantic());
+    super::shard_gate::index_clusters(&ctx, controller.store());
+    let results = controller
+        .reconcile_all_on(ctx.ownership_changes())
         .with_config(super::runner_config(&ctx))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx);
@@ -66,14 +70,18 @@ async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Acti
     let started = Instant::now();
     let key = format!("kc/{}/{}", cluster.namespace().unwrap_or_default(), cluster.name_any());
     let api: Api<KafkaCluster> = Api::namespaced(ctx.kube.clone(), &cluster.namespace().unwrap_or_default());
+    let metric_name = format!("{}/{}", cluster.namespace().unwrap_or_default(), cluster.name_any());
+    if let Gate::Elsewhere(shard) = shard_gate::cluster(&ctx, &cluster) {
+        // Another replica's shard: no write; whatever this replica ran for it (broker, sampler) stops.
+        tracing::debug!(shard, "not this replica's shard");
+        let_go(&cluster, &ctx).await;
+        return Ok(Action::requeue(shard_gate::ELSEWHERE_RECHECK));
+    }
     let serves_broker = cluster.finalizers().iter().any(|f| f == EMBEDDED_FINALIZER);
     if cluster.meta().deletion_timestamp.is_some() {
+        let_go(&cluster, &ctx).await;
         if serves_broker {
-            ctx.clients.stop_embedded(&cluster).await;
             set_finalizer(&api, cluster.as_ref(), EMBEDDED_FINALIZER, false).await?;
-        } else {
-            ctx.clients
-                .remove(&cluster.namespace().unwrap_or_default(), &cluster.name_any());
         }
         return Ok(Action::await_change());
     }
@@ -142,6 +150,7 @@ async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Acti
         }
     };
     apply_status(&api, cluster.as_ref(), cluster.status.as_ref(), &status).await?;
+    ctx.metrics.set_cluster_ready(&metric_name, Some(ready));
 
     // Events only on transitions, so a steady failure does not flood the namespace.
     let reason_changed = crate::api::conditions::find(&old.conditions, READY).map(|c| c.reason.as_str())
@@ -168,6 +177,21 @@ async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Acti
     }
     ctx.metrics.reconciled(CONTROLLER, started.elapsed().as_secs_f64());
     Ok(action)
+}
+
+/// Stops what this replica runs for a cluster it no longer reconciles: the embedded broker it served, the
+/// client, the lag sampler and the cluster's metrics.
+async fn let_go(cluster: &KafkaCluster, ctx: &Context) {
+    let ns = cluster.namespace().unwrap_or_default();
+    let name = cluster.name_any();
+    let serves_broker = cluster.finalizers().iter().any(|f| f == EMBEDDED_FINALIZER);
+    if cluster.spec.embedded.is_some() || serves_broker {
+        ctx.clients.stop_embedded(cluster).await;
+    } else {
+        ctx.clients.remove(&ns, &name);
+    }
+    ctx.samplers.remove(&ns, &name);
+    ctx.metrics.set_cluster_ready(&format!("{ns}/{name}"), None);
 }
 
 fn error_policy(cluster: Arc<KafkaCluster>, error: &Error, ctx: Arc<Context>) -> Action {

@@ -53,6 +53,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
                     .collect::<Vec<_>>()
             },
         )
+        .reconcile_all_on(ctx.ownership_changes())
         .with_config(super::runner_config(&ctx))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx);
@@ -68,6 +69,14 @@ async fn reconcile(group: Arc<ConsumerGroup>, ctx: Arc<Context>) -> Result<Actio
     let started = Instant::now();
     let ns = group.namespace().unwrap_or_default();
     let api: Api<ConsumerGroup> = Api::namespaced(ctx.kube.clone(), &ns);
+    if let super::shard_gate::Gate::Elsewhere(shard) = super::shard_gate::group(&ctx, &group).await? {
+        // Another replica's shard: no write; this replica forgets what it remembered of the group.
+        tracing::debug!(shard, "not this replica's shard");
+        super::scaling::forget(&ctx, &group);
+        ctx.metrics
+            .forget_group(&format!("{ns}/{}", group.spec.cluster_ref.name), &group.group_id());
+        return Ok(Action::requeue(super::shard_gate::ELSEWHERE_RECHECK));
+    }
     let action = if group.meta().deletion_timestamp.is_some() {
         finalize(&api, &group, &ctx).await?
     } else {

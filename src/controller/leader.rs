@@ -35,6 +35,24 @@ pub fn decide(holder: Option<&str>, renewed_ms: Option<i64>, duration_s: i32, me
     }
 }
 
+/// A Lease as read: who holds it and since when it was last renewed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseView {
+    pub holder: Option<String>,
+    pub renewed_ms: Option<i64>,
+    pub duration_s: i32,
+}
+
+impl LeaseView {
+    /// Whether the holder renewed it within its duration (a free lease is never live).
+    pub fn is_live(&self, now_ms: i64) -> bool {
+        self.holder.is_some()
+            && self
+                .renewed_ms
+                .is_some_and(|r| now_ms <= r + i64::from(self.duration_s) * 1000)
+    }
+}
+
 pub struct LeaderElection {
     api: Api<Lease>,
     name: String,
@@ -131,9 +149,30 @@ impl LeaderElection {
         }
     }
 
+    /// The lease as the API server has it, without writing: its holder (None when free) and last renewal.
+    pub async fn observe(&self) -> Result<LeaseView, Error> {
+        let spec = self
+            .api
+            .get_opt(&self.name)
+            .await?
+            .and_then(|l| l.spec)
+            .unwrap_or_default();
+        Ok(LeaseView {
+            holder: spec.holder_identity.filter(|h| !h.is_empty()),
+            renewed_ms: spec.renew_time.map(|t| t.0.as_millisecond()),
+            duration_s: spec
+                .lease_duration_seconds
+                .unwrap_or(self.duration.as_secs().max(1) as i32),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// One round: read the lease and acquire or renew it if we may. Returns what was decided; a lost race
     /// (409 Conflict) reads as Wait.
-    async fn try_step(&self) -> Result<LeaseStep, Error> {
+    pub async fn try_step(&self) -> Result<LeaseStep, Error> {
         let now = k8s_openapi::jiff::Timestamp::now();
         let duration_s = self.duration.as_secs().max(1) as i32;
         let Some(mut lease) = self.api.get_opt(&self.name).await? else {
@@ -173,7 +212,7 @@ impl LeaderElection {
                 spec.holder_identity = Some(self.identity.clone());
                 spec.acquire_time = Some(MicroTime(now));
                 spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
-                tracing::info!(lease = self.name, identity = self.identity, "acquired the leader lease");
+                tracing::info!(lease = self.name, identity = self.identity, "acquired the lease");
             }
             LeaseStep::Renew => {}
         }

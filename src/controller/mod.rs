@@ -18,6 +18,8 @@ pub mod reset;
 pub mod resolve;
 pub mod sampler;
 pub mod scaling;
+pub mod shard_gate;
+pub mod shards;
 pub mod status;
 pub mod workload;
 
@@ -106,6 +108,12 @@ pub struct Context {
     pub config: OperatorConfig,
     /// The leader Lease when several replicas elect one (`--leader-elect`): checked before every act.
     leader: std::sync::OnceLock<Arc<leader::LeaderElection>>,
+    /// The shard Leases when replicas share the work (`--shards`): a replica reconciles only its shards'
+    /// objects and checks its shard's Lease before every act.
+    shards: std::sync::OnceLock<Arc<shards::ShardLeases>>,
+    /// The KafkaClusters as the cluster controller's watch sees them: where ConsumerGroups and OffsetResets
+    /// find their cluster's UID (hence shard) without a request.
+    cluster_index: std::sync::OnceLock<kube::runtime::reflector::Store<crate::api::KafkaCluster>>,
     /// Consecutive failures per object, for exponential backoff.
     failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
 }
@@ -136,6 +144,8 @@ impl Context {
             metrics,
             config,
             leader: Default::default(),
+            shards: Default::default(),
+            cluster_index: Default::default(),
             failures: Default::default(),
         }
     }
@@ -145,11 +155,37 @@ impl Context {
         let _ = self.leader.set(election);
     }
 
-    /// Whether this replica may act: always without leader election, else only while it holds the Lease.
-    pub async fn still_leading(&self) -> Result<bool, Error> {
-        match self.leader.get() {
-            Some(election) => election.still_holds().await,
-            None => Ok(true),
+    /// Makes this replica reconcile only the objects of the shards it holds (set once, before the controllers
+    /// start).
+    pub fn shard_with(&self, leases: Arc<shards::ShardLeases>) {
+        let _ = self.shards.set(leases);
+    }
+
+    pub fn shard_leases(&self) -> Option<&Arc<shards::ShardLeases>> {
+        self.shards.get()
+    }
+
+    /// Whether this replica may act on an object of `shard` (None: not sharded): only while it holds the
+    /// leader Lease (with leader election) and the shard's Lease (with sharding), both read from the API server.
+    pub async fn still_leading(&self, shard: Option<u32>) -> Result<bool, Error> {
+        if let Some(election) = self.leader.get()
+            && !election.still_holds().await?
+        {
+            return Ok(false);
+        }
+        match (self.shards.get(), shard) {
+            (Some(leases), Some(shard)) => leases.still_holds(shard).await,
+            _ => Ok(true),
+        }
+    }
+
+    /// Emits whenever the shards this replica holds change (never without sharding): every controller
+    /// reconciles all its objects then, so a shard taken over is served within seconds and a shard lost lets
+    /// go of its brokers, samplers and memories.
+    pub(crate) fn ownership_changes(&self) -> futures_util::stream::BoxStream<'static, ()> {
+        match self.shards.get() {
+            Some(leases) => leases.changes(),
+            None => Box::pin(futures_util::stream::pending()),
         }
     }
 

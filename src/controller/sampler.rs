@@ -682,6 +682,15 @@ impl Samplers {
         sampler.start(client.clone(), interval, metrics);
         sampler
     }
+
+    /// Stops sampling cluster `namespace/name` (deleted, or its shard went to another replica): its scans end
+    /// once the last reconcile using it lets go, and its lag leaves this replica's metrics at once.
+    pub fn remove(&self, namespace: &str, name: &str) {
+        self.clusters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(namespace.to_owned(), name.to_owned()));
+    }
 }
 
 impl LagSource for Samplers {

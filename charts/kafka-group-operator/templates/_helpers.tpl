@@ -36,7 +36,12 @@ app.kubernetes.io/component: operator
 
 {{/* Leader election: asked for, or implied by more than one replica. */}}
 {{- define "kgo.leaderElect" -}}
-{{- if or .Values.leaderElection.enabled (gt (int .Values.replicaCount) 1) }}true{{- end }}
+{{- if and (not .Values.sharding.enabled) (or .Values.leaderElection.enabled (gt (int .Values.replicaCount) 1)) }}true{{- end }}
+{{- end }}
+
+{{/* Sharding (docs/sharding.md) replaces leader election: every replica works on the shards it holds. */}}
+{{- define "kgo.sharded" -}}
+{{- if .Values.sharding.enabled }}true{{- end }}
 {{- end }}
 
 {{- define "kgo.leaseName" -}}

@@ -89,10 +89,12 @@ pub(super) struct Run<'a> {
     pub status: OffsetResetStatus,
     pub ns: String,
     pub name: String,
+    /// The shard of the reset's cluster, whose Lease fences every act (None: not sharded).
+    pub shard: Option<u32>,
 }
 
 impl<'a> Run<'a> {
-    pub fn new(api: Api<OffsetReset>, ctx: &'a Context, reset: OffsetReset) -> Run<'a> {
+    pub fn new(api: Api<OffsetReset>, ctx: &'a Context, reset: OffsetReset, shard: Option<u32>) -> Run<'a> {
         let mut status = reset.status.clone().unwrap_or_default();
         if status.start_time.is_none() {
             status.start_time = Some(now());
@@ -106,6 +108,7 @@ impl<'a> Run<'a> {
             ctx,
             reset,
             status,
+            shard,
         }
     }
 
@@ -686,8 +689,11 @@ impl<'a> Run<'a> {
     /// this step read or wrote (a concurrent writer, e.g. a replica that still thinks it leads, makes it
     /// stop here).
     async fn fence(&self) -> Result<bool, ActError> {
-        if !self.ctx.still_leading().await? {
-            tracing::info!("not acting on the reset: this replica no longer holds the leader Lease");
+        if !self.ctx.still_leading(self.shard).await? {
+            tracing::info!(
+                shard = self.shard,
+                "not acting on the reset: this replica no longer holds the leader or shard Lease"
+            );
             return Ok(false);
         }
         let fresh = self.api.get_opt(&self.name).await?;

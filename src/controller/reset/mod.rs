@@ -41,6 +41,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let api: Api<OffsetReset> = super::scoped_api(&ctx);
     let results = Controller::new(api, watcher::Config::default().any_semantic())
+        .reconcile_all_on(ctx.ownership_changes())
         .with_config(super::runner_config(&ctx))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx);
@@ -93,8 +94,16 @@ async fn reconcile(cached: Arc<OffsetReset>, ctx: Arc<Context>) -> Result<Action
         ctx.reset_backoff(&backoff_key(&cached));
         return Ok(Action::await_change());
     };
+    let shard = match super::shard_gate::reset(&ctx, &reset).await? {
+        super::shard_gate::Gate::Mine(shard) => shard,
+        super::shard_gate::Gate::Elsewhere(shard) => {
+            // Another replica's shard: no write. Its phase is in status, so the owner resumes where it is.
+            tracing::debug!(shard, "not this replica's shard");
+            return Ok(Action::requeue(super::shard_gate::ELSEWHERE_RECHECK));
+        }
+    };
     let key = backoff_key(&reset);
-    let mut run = act::Run::new(api, &ctx, reset);
+    let mut run = act::Run::new(api, &ctx, reset, shard);
     let observed = observe::observe(&run).await;
     let phase = to_plan_phase(run.status.phase);
     let (next_phase, action) = next(phase, &observed.observation);

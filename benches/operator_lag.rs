@@ -352,8 +352,15 @@ fn scrape_metrics(port: u16) -> Result<(Duration, usize)> {
     stream.read_to_end(&mut response)?;
     let elapsed = started.elapsed();
     let text = String::from_utf8_lossy(&response);
-    ensure!(text.starts_with("HTTP/1.1 200"), "scrape: {}", text.lines().next().unwrap_or(""));
-    ensure!(text.contains("kafka_consumergroup_group_lag{"), "scrape without lag series");
+    ensure!(
+        text.starts_with("HTTP/1.1 200"),
+        "scrape: {}",
+        text.lines().next().unwrap_or("")
+    );
+    ensure!(
+        text.contains("kafka_consumergroup_group_lag{"),
+        "scrape without lag series"
+    );
     Ok((elapsed, response.len()))
 }
 

@@ -36,6 +36,11 @@ const MAX_BATCH_BYTES: i64 = 64 * 1024 * 1024;
 /// One-offset reads in flight on the fallback path.
 const SINGLE_READS_IN_FLIGHT: usize = 16;
 
+/// One partition in a Fetch: where it reads from, and how many bytes it asks for.
+type FetchPart = (TopicPartition, i64, i32);
+/// A Fetch's partitions and the answer to them.
+type FetchAnswer = (Vec<FetchPart>, Result<Vec<(String, PartitionData)>, KafkaError>);
+
 /// What [`KafkaClient::first_records`] found, and what it cost.
 #[derive(Debug, Default)]
 pub struct FirstRecords {
@@ -305,7 +310,7 @@ impl KafkaClient {
                 Ok(metadata) => metadata,
                 Err(_) => break,
             };
-            let mut by_leader: BTreeMap<i32, Vec<(TopicPartition, i64, i32)>> = BTreeMap::new();
+            let mut by_leader: BTreeMap<i32, Vec<FetchPart>> = BTreeMap::new();
             let mut leaderless = Vec::new();
             for (tp, read) in &reads {
                 match metadata.leader(tp) {
@@ -323,15 +328,12 @@ impl KafkaClient {
                     fallback.extend(read.pending.into_iter().map(|o| (tp.clone(), o)));
                 }
             }
-            let requests: Vec<(i32, Vec<(TopicPartition, i64, i32)>)> = by_leader
+            let requests: Vec<(i32, Vec<FetchPart>)> = by_leader
                 .into_iter()
                 .flat_map(|(leader, parts)| split_by_bytes(parts).into_iter().map(move |chunk| (leader, chunk)))
                 .collect();
             out.fetches += requests.len();
-            let answers: Vec<(
-                Vec<(TopicPartition, i64, i32)>,
-                Result<Vec<(String, PartitionData)>, KafkaError>,
-            )> = futures_util::stream::iter(requests)
+            let answers: Vec<FetchAnswer> = futures_util::stream::iter(requests)
                 .map(|(leader, chunk)| async move {
                     let answer = self.fetch_many(leader, &chunk).await;
                     (chunk, answer)
@@ -394,11 +396,7 @@ impl KafkaClient {
 
     /// One Fetch of `parts` ((partition, from offset, bytes asked)) from their leader, without waiting;
     /// each partition's answer with its topic (errors per partition are the caller's).
-    async fn fetch_many(
-        &self,
-        leader: i32,
-        parts: &[(TopicPartition, i64, i32)],
-    ) -> Result<Vec<(String, PartitionData)>, KafkaError> {
+    async fn fetch_many(&self, leader: i32, parts: &[FetchPart]) -> Result<Vec<(String, PartitionData)>, KafkaError> {
         let api = Api(FetchRequest::KEY);
         let conn = self.broker(leader).await?;
         // v4 brought READ_COMMITTED answers; v12 is the newest version that names topics (v13+ use ids).
@@ -449,8 +447,8 @@ impl KafkaClient {
 
 /// Splits one leader's partitions into requests whose asked bytes stay within `REQUEST_BYTES` (a partition
 /// asking for more than that goes alone: Kafka answers the first batch of a request whole).
-fn split_by_bytes(parts: Vec<(TopicPartition, i64, i32)>) -> Vec<Vec<(TopicPartition, i64, i32)>> {
-    let mut chunks: Vec<Vec<(TopicPartition, i64, i32)>> = Vec::new();
+fn split_by_bytes(parts: Vec<FetchPart>) -> Vec<Vec<FetchPart>> {
+    let mut chunks: Vec<Vec<FetchPart>> = Vec::new();
     let mut bytes = 0i64;
     for part in parts {
         let size = i64::from(part.2);

@@ -476,21 +476,7 @@ mod tests {
         r
     }
 
-    fn encode(batches: &[Vec<Record>]) -> bytes::Bytes {
-        let mut buf = bytes::BytesMut::new();
-        for batch in batches {
-            RecordBatchEncoder::encode(
-                &mut buf,
-                batch,
-                &RecordEncodeOptions {
-                    version: 2,
-                    compression: Compression::None,
-                },
-            )
-            .expect("encode");
-        }
-        buf.freeze()
-    }
+    use crate::kafka::offsets_records::tests::encode;
 
     fn plain(base: i64, count: i64) -> Vec<Record> {
         (base..base + count).map(|o| record(o, false, false)).collect()

@@ -410,7 +410,8 @@ pub(crate) mod tests {
         record(offset, key, Some(vec![0, 0, 0, 0, 0, 0]), producer_id, true, true)
     }
 
-    fn encode(batches: &[Vec<Record>]) -> Bytes {
+    /// Uncompressed v2 batches, one per `Vec`, as a Fetch answer carries them.
+    pub(crate) fn encode(batches: &[Vec<Record>]) -> Bytes {
         let mut buf = bytes::BytesMut::new();
         for batch in batches {
             RecordBatchEncoder::encode(

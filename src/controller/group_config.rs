@@ -172,6 +172,15 @@ pub async fn reconcile_config(
             outcome
                 .events
                 .push((EventType::Warning, "ConfigRefused", "ApplyConfig", note));
+            // Recorded at once, not only when this reconcile ends (it may still wait for the group's first
+            // sample): the claim written above queued another reconcile, which must find the refusal in the
+            // object it is handed, or it would send the refused config a second time.
+            let mut refused = group.status.clone().unwrap_or_default();
+            refused.config_keys = outcome.status.config_keys.clone();
+            if let Some(c) = find(&outcome.status.conditions, CONFIG_IN_SYNC) {
+                set_condition(&mut refused.conditions, c.clone());
+            }
+            apply_group_status(api, group, &refused).await?;
         }
         Err(e) => {
             // The change may or may not have reached Kafka: keep claiming its keys.

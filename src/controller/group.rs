@@ -4,7 +4,7 @@
 //! deletes the group behind a finalizer when asked to, and writes status only when something changed.
 
 use super::resolve::initial_offsets;
-use super::sampler::{ClusterSampler, GroupSample};
+use super::sampler::{ClusterSampler, GroupSample, SampleState};
 use super::status::{apply_group_status, ms_from_time, now, time_from_ms};
 use super::{Context, Error};
 use crate::api::conditions::{Progress, READY, condition, find, set_condition, set_progress};
@@ -54,6 +54,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
             },
         )
         .reconcile_all_on(ctx.ownership_changes())
+        .reconcile_on(ctx.samplers.first_sample_triggers())
         .with_config(super::runner_config(&ctx))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx);
@@ -213,21 +214,27 @@ pub(super) struct Observation {
 }
 
 /// The group as the cluster's shared lag sampler last saw it (a new group waits for its first scan).
-async fn observe(group: &ConsumerGroup, ctx: &Context, sampler: &ClusterSampler) -> Result<Observation, Error> {
-    let sample = sampler
-        .sample(
-            &group.group_id(),
-            &group.spec.topics,
-            group.spec.isolation,
-            group.spec.group_type,
-            ctx.config.client.operation_timeout * 2,
-        )
-        .await
-        .ok_or_else(|| Error::Kafka(KafkaError::NoAttemptFinished(ctx.config.client.operation_timeout * 2)))??;
-    Ok(Observation {
+/// The group's sample, or None while the sampler has none yet (its scan's end reconciles the resource again).
+/// A group that waited longer than two operation timeouts reports Kafka unavailable.
+fn observe(group: &ConsumerGroup, ctx: &Context, sampler: &ClusterSampler) -> Result<Option<Observation>, Error> {
+    let longest_wait = ctx.config.client.operation_timeout * 2;
+    let sample = match sampler.sample(
+        &group.group_id(),
+        &group.spec.topics,
+        group.spec.isolation,
+        group.spec.group_type,
+        ObjectRef::from_obj(group),
+    ) {
+        SampleState::Ready(sample) => sample?,
+        SampleState::Pending { waited } if waited >= longest_wait => {
+            return Err(Error::Kafka(KafkaError::NoAttemptFinished(longest_wait)));
+        }
+        SampleState::Pending { .. } => return Ok(None),
+    };
+    Ok(Some(Observation {
         offsets: sample.offsets.clone(),
         sample,
-    })
+    }))
 }
 
 async fn observe_and_act(api: &Api<ConsumerGroup>, group: &ConsumerGroup, ctx: &Context) -> Result<Action, Error> {
@@ -252,7 +259,10 @@ async fn observe_and_act(api: &Api<ConsumerGroup>, group: &ConsumerGroup, ctx: &
             ctx.config.group_interval,
             ctx.metrics.clone(),
         );
-        let mut obs = observe(group, ctx, &sampler).await?;
+        let Some(mut obs) = observe(group, ctx, &sampler)? else {
+            // Reconciled again when the scan brings the sample; this requeue only bounds the wait.
+            return Ok::<_, Error>(Observed::Pending(ctx.config.client.operation_timeout * 2));
+        };
         if let Some(why) = super::group_type::mismatch(group.spec.group_type, &obs.sample.description) {
             return Err(Error::TypeMismatch(why));
         }
@@ -300,12 +310,18 @@ async fn observe_and_act(api: &Api<ConsumerGroup>, group: &ConsumerGroup, ctx: &
         };
         let cluster_name = format!("{}/{}", cluster.namespace().unwrap_or_default(), cluster.name_any());
         super::scaling::evaluate(ctx, group, &cluster_name, input, &mut status, &mut events).await?;
-        Ok::<_, Error>((obs, sampler.next_results_in()))
+        Ok::<_, Error>(Observed::Sampled(obs, sampler.next_results_in()))
     }
     .await;
 
     let action = match observed {
-        Ok((obs, next_sample_in)) => {
+        Ok(Observed::Pending(bound)) => {
+            // Nothing was observed: the status keeps its generation, and is written only if the group's
+            // configs changed it.
+            status.observed_generation = old.observed_generation;
+            Action::requeue(bound)
+        }
+        Ok(Observed::Sampled(obs, next_sample_in)) => {
             fill_observation(&mut status, &obs);
             set_condition(
                 &mut status.conditions,
@@ -358,6 +374,13 @@ async fn observe_and_act(api: &Api<ConsumerGroup>, group: &ConsumerGroup, ctx: &
         publish(ctx, group, type_, reason, action_name, note).await;
     }
     Ok(action)
+}
+
+/// What `observe_and_act` reached: the group sampled (and the sampler's next results due in), or its first
+/// sample still pending (requeue bound).
+enum Observed {
+    Sampled(Observation, Option<Duration>),
+    Pending(Duration),
 }
 
 /// Groups that act on lag (scaling, lag budgets) wake just after the sampler's next scan, so that a lag

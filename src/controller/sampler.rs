@@ -6,7 +6,7 @@
 //! headers (`KafkaClient::consumable_lag`) while they lag, re-read only when the committed offset or log end moved. Its latest samples are also what the lag metrics
 //! show: they are read at every scrape (`LagSource`), not copied into a gauge per partition.
 
-use crate::api::{DeclaredGroupType, IsolationLevel, IsolationSource};
+use crate::api::{ConsumerGroup, DeclaredGroupType, IsolationLevel, IsolationSource};
 use crate::kafka::{
     FirstRecord, GroupDescription, GroupOffsets, GroupType, Isolation, KafkaClient, KafkaError, OffsetSpec,
     ShareGroupOffsets, TopicPartition, start_offsets_as_committed,
@@ -14,10 +14,10 @@ use crate::kafka::{
 use crate::lag::{ConsumableLag, high_watermark_lag};
 use crate::telemetry::metrics::{GroupLagPoint, LagSource, Metrics, PartitionLagPoint};
 use futures_util::StreamExt as _;
+use kube::runtime::reflector::ObjectRef;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::watch;
 
 /// What one scan saw of one group.
 #[derive(Clone, Debug)]
@@ -161,15 +161,34 @@ struct Registration {
     declared_type: Option<DeclaredGroupType>,
     /// When a reconcile last asked for the group: groups nobody asks for are dropped (the resource is gone).
     last_asked: tokio::time::Instant,
+    /// Since when the group has waited for a sample of what it declares now (registration, a change of
+    /// topics, isolation or type, or a commit that invalidated its sample).
+    waiting_since: tokio::time::Instant,
+    /// Only a scan numbered above this one samples what the group declares now: a scan that took its list
+    /// of groups before the change must not clear the wait.
+    fresh_after_scan: u64,
+}
+
+/// What a reconcile gets when it asks for a group's sample.
+pub enum SampleState {
+    /// The latest sample of what the group declares now (or the error of the scan that took it).
+    Ready(Result<Arc<GroupSample>, KafkaError>),
+    /// No sample yet: the group is registered, a scan is under way or queued, and its end triggers the
+    /// waiting resources (`Samplers::first_sample_triggers`). Waiting for this long so far.
+    Pending { waited: Duration },
 }
 
 /// Registrations and results of one cluster.
 struct ClusterState {
     groups: HashMap<String, Registration>,
     latest: HashMap<String, Result<Arc<GroupSample>, KafkaError>>,
-    /// Groups whose latest sample a reconcile invalidated by committing: kept for the metrics until the next
-    /// scan replaces it, never handed to a reconcile again.
+    /// Groups whose latest sample no longer answers what they declare (a reconcile committed, or the topics
+    /// changed): kept for the metrics until a later scan replaces it, never handed to a reconcile again.
     stale: HashSet<String>,
+    /// Scans started so far: the number of the scan under way, or of the last one.
+    scans_started: u64,
+    /// Resources waiting for a group's first (or next fresh) sample, reconciled when a scan brings it.
+    waiters: HashMap<String, Vec<ObjectRef<ConsumerGroup>>>,
     /// (partition, offset) -> timestamp of the first record at or after it.
     timestamps: HashMap<(TopicPartition, i64), i64>,
     /// Partitions seen carrying transactional batches: only these get consumable-lag reads. Kept while a
@@ -184,8 +203,6 @@ pub struct ClusterSampler {
     /// Registrations not asked for within this time are dropped.
     forget_after: Duration,
     state: Mutex<ClusterState>,
-    /// Bumped after every scan.
-    scans: watch::Sender<u64>,
     wake: tokio::sync::Notify,
     /// The cluster's current client: replaced when its spec or Secrets change.
     client: Mutex<Option<KafkaClient>>,
@@ -193,6 +210,8 @@ pub struct ClusterSampler {
     /// When the next scan's results are expected (the last one's end + the interval + its duration), so
     /// that reconciles that act on lag wake just after a fresh sample instead of at an unrelated phase.
     next_results: Mutex<Option<tokio::time::Instant>>,
+    /// Where resources waiting for a sample are sent when a scan brings it.
+    first_samples: FirstSampleSender,
 }
 
 impl Drop for ClusterSampler {
@@ -212,7 +231,7 @@ const TIMESTAMP_READS_IN_FLIGHT: usize = 32;
 const IDLE_INTERVALS_BEFORE_DROP: u32 = 3;
 
 impl ClusterSampler {
-    fn new(name: String, forget_after: Duration) -> Arc<ClusterSampler> {
+    fn new(name: String, forget_after: Duration, first_samples: FirstSampleSender) -> Arc<ClusterSampler> {
         Arc::new(ClusterSampler {
             name,
             forget_after,
@@ -220,15 +239,17 @@ impl ClusterSampler {
                 groups: HashMap::new(),
                 latest: HashMap::new(),
                 stale: HashSet::new(),
+                scans_started: 0,
+                waiters: HashMap::new(),
                 timestamps: HashMap::new(),
                 transactional: HashSet::new(),
                 consumable: HashMap::new(),
             }),
-            scans: watch::channel(0).0,
             wake: tokio::sync::Notify::new(),
             client: Mutex::new(None),
             task: Mutex::new(None),
             next_results: Mutex::new(None),
+            first_samples,
         })
     }
 
@@ -259,28 +280,36 @@ impl ClusterSampler {
         }));
     }
 
+    /// Drops the groups nobody asked for lately, and numbers the scan of the rest: its groups, their topics
+    /// and its number. None without groups.
+    fn begin_scan(&self, metrics: &Metrics) -> Option<(Vec<String>, BTreeSet<String>, u64)> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let dropped: Vec<String> = state
+            .groups
+            .iter()
+            .filter(|(_, r)| r.last_asked.elapsed() > self.forget_after)
+            .map(|(g, _)| g.clone())
+            .collect();
+        for g in &dropped {
+            state.groups.remove(g);
+            state.latest.remove(g);
+            state.stale.remove(g);
+            state.waiters.remove(g);
+            metrics.forget_group(&self.name, g);
+        }
+        if state.groups.is_empty() {
+            return None;
+        }
+        state.scans_started += 1;
+        let topics = state.groups.values().flat_map(|r| r.topics.iter().cloned()).collect();
+        Some((state.groups.keys().cloned().collect(), topics, state.scans_started))
+    }
+
     /// Scans every registered group once.
     async fn scan(&self, client: &KafkaClient, metrics: &Metrics) {
-        let (groups, topics): (Vec<String>, BTreeSet<String>) = {
-            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            let dropped: Vec<String> = state
-                .groups
-                .iter()
-                .filter(|(_, r)| r.last_asked.elapsed() > self.forget_after)
-                .map(|(g, _)| g.clone())
-                .collect();
-            for g in &dropped {
-                state.groups.remove(g);
-                state.latest.remove(g);
-                state.stale.remove(g);
-                metrics.forget_group(&self.name, g);
-            }
-            let topics = state.groups.values().flat_map(|r| r.topics.iter().cloned()).collect();
-            (state.groups.keys().cloned().collect(), topics)
-        };
-        if groups.is_empty() {
+        let Some((groups, topics, scan_no)) = self.begin_scan(metrics) else {
             return;
-        }
+        };
         let topics: Vec<String> = topics.into_iter().collect();
         let (descriptions, offsets, metadata) = tokio::join!(
             client.describe_groups(&groups),
@@ -295,12 +324,12 @@ impl ClusterSampler {
             Err(KafkaError::UnknownTopic(_)) => match client.metadata().await {
                 Ok(m) => m,
                 Err(e) => {
-                    self.publish(groups.iter().map(|g| (g.clone(), Err(e.clone()))).collect());
+                    self.publish(scan_no, groups.iter().map(|g| (g.clone(), Err(e.clone()))).collect());
                     return;
                 }
             },
             Err(e) => {
-                self.publish(groups.iter().map(|g| (g.clone(), Err(e.clone()))).collect());
+                self.publish(scan_no, groups.iter().map(|g| (g.clone(), Err(e.clone()))).collect());
                 return;
             }
         };
@@ -321,7 +350,7 @@ impl ClusterSampler {
         {
             Ok(m) => Arc::new(m.into_iter().map(|(tp, o)| (tp, o.offset)).collect::<BTreeMap<_, _>>()),
             Err(e) => {
-                self.publish(groups.iter().map(|g| (g.clone(), Err(e.clone()))).collect());
+                self.publish(scan_no, groups.iter().map(|g| (g.clone(), Err(e.clone()))).collect());
                 return;
             }
         };
@@ -381,7 +410,7 @@ impl ClusterSampler {
             results.insert(g.clone(), result);
         }
         self.fill_timestamps(client, metrics, &mut results).await;
-        self.publish(results);
+        self.publish(scan_no, results);
     }
 
     /// Start offsets and lag of the share groups among `types` (one DescribeShareGroupOffsets per coordinator,
@@ -545,70 +574,94 @@ impl ClusterSampler {
         found
     }
 
-    fn publish(&self, results: HashMap<String, Result<GroupSample, KafkaError>>) {
+    fn publish(&self, scan_no: u64, results: HashMap<String, Result<GroupSample, KafkaError>>) {
+        let mut ready = Vec::new();
         {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             for (group, result) in results {
-                state.stale.remove(&group);
+                // A change registered while this scan ran is not answered by it: the group stays stale.
+                let answers_now = state.groups.get(&group).is_none_or(|r| r.fresh_after_scan < scan_no);
+                if answers_now {
+                    state.stale.remove(&group);
+                    if let Some(waiting) = state.waiters.remove(&group) {
+                        ready.extend(waiting);
+                    }
+                } else {
+                    state.stale.insert(group.clone());
+                }
                 state.latest.insert(group, result.map(Arc::new));
             }
         }
-        self.scans.send_modify(|n| *n += 1);
+        for waiter in ready {
+            // The receiver lives as long as the ConsumerGroup controller; after it, nobody waits.
+            let _ = self.first_samples.send(waiter);
+        }
     }
 
-    /// The latest sample of `group`, registering it first if needed. A newly registered group (or one whose
-    /// topics changed) triggers a scan at once and waits for it (up to `timeout`).
-    pub async fn sample(
+    /// The latest sample of `group` for what the resource `waiter` declares, registering or updating the
+    /// group first. Without a fresh sample this does not wait: it wakes the scanner, and the end of the scan
+    /// that brings the sample reconciles `waiter` again. One scan thus takes in every new group at once,
+    /// however many resources are created together (a reconcile waiting per group would let only as many
+    /// groups as the controller's concurrency into each scan).
+    pub fn sample(
         &self,
         group: &str,
         topics: &[String],
         isolation: Option<IsolationLevel>,
         declared_type: Option<DeclaredGroupType>,
-        timeout: Duration,
-    ) -> Option<Result<Arc<GroupSample>, KafkaError>> {
-        let fresh_needed = {
-            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            let changed = match state.groups.get_mut(group) {
-                Some(r) => {
-                    r.last_asked = tokio::time::Instant::now();
-                    let changed = r.topics != topics || r.isolation != isolation || r.declared_type != declared_type;
+        waiter: ObjectRef<ConsumerGroup>,
+    ) -> SampleState {
+        let now = tokio::time::Instant::now();
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let scans_started = state.scans_started;
+        let changed = match state.groups.get_mut(group) {
+            Some(r) => {
+                r.last_asked = now;
+                let changed = r.topics != topics || r.isolation != isolation || r.declared_type != declared_type;
+                if changed {
                     r.topics = topics.to_vec();
                     r.isolation = isolation;
                     r.declared_type = declared_type;
-                    changed
+                    r.waiting_since = now;
+                    r.fresh_after_scan = scans_started;
                 }
-                None => {
-                    state.groups.insert(
-                        group.to_owned(),
-                        Registration {
-                            topics: topics.to_vec(),
-                            isolation,
-                            declared_type,
-                            last_asked: tokio::time::Instant::now(),
-                        },
-                    );
-                    true
-                }
-            };
-            changed || !state.has_fresh(group)
-        };
-        if fresh_needed {
-            let mut scans = self.scans.subscribe();
-            let seen = *scans.borrow_and_update();
-            self.wake.notify_one();
-            let _ = tokio::time::timeout(timeout, scans.wait_for(|n| *n > seen)).await;
-            // The scan in progress may have started before the registration: wait for one more.
-            let after = *scans.borrow_and_update();
-            if !self.has(group) {
-                self.wake.notify_one();
-                let _ = tokio::time::timeout(timeout, scans.wait_for(|n| *n > after)).await;
+                changed
             }
+            None => {
+                state.groups.insert(
+                    group.to_owned(),
+                    Registration {
+                        topics: topics.to_vec(),
+                        isolation,
+                        declared_type,
+                        last_asked: now,
+                        waiting_since: now,
+                        fresh_after_scan: scans_started,
+                    },
+                );
+                true
+            }
+        };
+        if changed && state.latest.contains_key(group) {
+            state.stale.insert(group.to_owned());
         }
-        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        state
-            .has_fresh(group)
-            .then(|| state.latest.get(group).cloned())
-            .flatten()
+        if state.has_fresh(group)
+            && let Some(latest) = state.latest.get(group)
+        {
+            return SampleState::Ready(latest.clone());
+        }
+        let waiters = state.waiters.entry(group.to_owned()).or_default();
+        if !waiters.contains(&waiter) {
+            waiters.push(waiter);
+        }
+        let waited = state
+            .groups
+            .get(group)
+            .map_or(Duration::ZERO, |r| now - r.waiting_since);
+        drop(state);
+        // A scan under way finishes first (it took its list before this group): the wake queues the next one.
+        self.wake.notify_one();
+        SampleState::Pending { waited }
     }
 
     /// How long until the next scan's results are expected; None before the first scan.
@@ -617,13 +670,14 @@ impl ClusterSampler {
         Some(due.saturating_duration_since(tokio::time::Instant::now()))
     }
 
-    fn has(&self, group: &str) -> bool {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).has_fresh(group)
-    }
-
     /// Forget a sample the reconciler just invalidated by committing (the next scan refreshes it).
     pub fn invalidate(&self, group: &str) {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let scans_started = state.scans_started;
+        if let Some(r) = state.groups.get_mut(group) {
+            r.fresh_after_scan = scans_started;
+            r.waiting_since = tokio::time::Instant::now();
+        }
         if state.latest.contains_key(group) {
             state.stale.insert(group.to_owned());
         }
@@ -653,13 +707,44 @@ impl ClusterState {
     }
 }
 
+/// Sends a resource whose group's sample arrived to the ConsumerGroup controller.
+type FirstSampleSender = tokio::sync::mpsc::UnboundedSender<ObjectRef<ConsumerGroup>>;
+
 /// One sampler per KafkaCluster.
-#[derive(Default)]
 pub struct Samplers {
     clusters: Mutex<HashMap<(String, String), Arc<ClusterSampler>>>,
+    first_samples: FirstSampleSender,
+    first_sample_triggers: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<ObjectRef<ConsumerGroup>>>>,
+}
+
+impl Default for Samplers {
+    fn default() -> Self {
+        let (first_samples, triggers) = tokio::sync::mpsc::unbounded_channel();
+        Samplers {
+            clusters: Mutex::new(HashMap::new()),
+            first_samples,
+            first_sample_triggers: Mutex::new(Some(triggers)),
+        }
+    }
 }
 
 impl Samplers {
+    /// The resources to reconcile because a scan brought the sample they waited for (`SampleState::Pending`).
+    /// Taken once, by the ConsumerGroup controller; later calls get a stream that never yields.
+    pub fn first_sample_triggers(&self) -> futures_util::stream::BoxStream<'static, ObjectRef<ConsumerGroup>> {
+        match self
+            .first_sample_triggers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            Some(receiver) => Box::pin(futures_util::stream::unfold(receiver, |mut receiver| async move {
+                receiver.recv().await.map(|waiter| (waiter, receiver))
+            })),
+            None => Box::pin(futures_util::stream::pending()),
+        }
+    }
+
     /// The sampler of cluster `namespace/name`, started (or restarted with a new client) on demand; it scans
     /// every `interval`, and the groups on it are reconciled at least every `reconcile_interval`.
     pub fn for_cluster(
@@ -676,7 +761,9 @@ impl Samplers {
             let mut clusters = self.clusters.lock().unwrap_or_else(|p| p.into_inner());
             clusters
                 .entry((namespace.to_owned(), name.to_owned()))
-                .or_insert_with(|| ClusterSampler::new(format!("{namespace}/{name}"), forget_after))
+                .or_insert_with(|| {
+                    ClusterSampler::new(format!("{namespace}/{name}"), forget_after, self.first_samples.clone())
+                })
                 .clone()
         };
         sampler.start(client.clone(), interval, metrics);
@@ -829,5 +916,70 @@ mod tests {
                 "{declared:?}, {transactional}"
             );
         }
+    }
+
+    fn waiter(name: &str) -> ObjectRef<ConsumerGroup> {
+        ObjectRef::new(name).within("ns")
+    }
+
+    fn unavailable() -> Result<GroupSample, KafkaError> {
+        Err(KafkaError::NoAttemptFinished(Duration::from_secs(1)))
+    }
+
+    #[tokio::test]
+    async fn a_new_group_waits_for_the_scan_that_includes_it_and_that_scan_wakes_its_resource() {
+        let samplers = Samplers::default();
+        let mut triggers = samplers.first_sample_triggers();
+        let sampler = ClusterSampler::new("ns/c".into(), Duration::from_secs(60), samplers.first_samples.clone());
+        let metrics = Metrics::default();
+        let topics = vec!["t".to_owned()];
+        assert!(sampler.begin_scan(&metrics).is_none(), "no groups, no scan");
+
+        // Registered while no scan runs: pending, not waiting on anything.
+        let first = sampler.sample("g1", &topics, None, None, waiter("a"));
+        assert!(matches!(first, SampleState::Pending { .. }));
+        let (groups, _, scan) = sampler.begin_scan(&metrics).expect("a scan of g1");
+        assert_eq!(groups, vec!["g1".to_owned()]);
+
+        // While that scan runs: a second group registers, and g1's resource changes its topics.
+        assert!(matches!(
+            sampler.sample("g2", &topics, None, None, waiter("b")),
+            SampleState::Pending { .. }
+        ));
+        let changed = vec!["u".to_owned()];
+        assert!(matches!(
+            sampler.sample("g1", &changed, None, None, waiter("a")),
+            SampleState::Pending { .. }
+        ));
+        sampler.publish(scan, HashMap::from([("g1".to_owned(), unavailable())]));
+        // The scan took g1's old topics: it answers neither g1 nor g2, and wakes nobody.
+        assert!(matches!(
+            sampler.sample("g1", &changed, None, None, waiter("a")),
+            SampleState::Pending { .. }
+        ));
+        assert!(futures_util::FutureExt::now_or_never(triggers.next()).is_none());
+
+        let (mut groups, _, scan) = sampler.begin_scan(&metrics).expect("the next scan");
+        groups.sort();
+        assert_eq!(groups, vec!["g1".to_owned(), "g2".to_owned()]);
+        sampler.publish(scan, groups.iter().map(|g| (g.clone(), unavailable())).collect());
+        let mut woken = vec![triggers.next().await.unwrap(), triggers.next().await.unwrap()];
+        woken.sort_by_key(|w| w.name.clone());
+        assert_eq!(woken, vec![waiter("a"), waiter("b")], "each waiting resource once");
+        assert!(matches!(
+            sampler.sample("g1", &changed, None, None, waiter("a")),
+            SampleState::Ready(Err(_))
+        ));
+        assert!(matches!(
+            sampler.sample("g2", &topics, None, None, waiter("b")),
+            SampleState::Ready(Err(_))
+        ));
+
+        // A commit invalidates the sample until a scan that starts afterwards.
+        sampler.invalidate("g2");
+        assert!(matches!(
+            sampler.sample("g2", &topics, None, None, waiter("b")),
+            SampleState::Pending { .. }
+        ));
     }
 }

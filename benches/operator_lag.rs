@@ -15,7 +15,8 @@
 //!
 //! Results go to stdout and target/bench-operator-lag.md. Settings (environment): KGO_BENCH_BURSTS per
 //! reaction scenario (15), KGO_BENCH_RESOURCES (500), KGO_BENCH_GROUPS (2000), KGO_BENCH_TOPICS (200),
-//! KGO_BENCH_STEADY_SECONDS (60), KGO_BENCH_SETTLE_SECONDS (60).
+//! KGO_BENCH_STEADY_SECONDS (60), KGO_BENCH_SETTLE_SECONDS (60), KGO_BENCH_SCALE_BURSTS (10: reaction bursts per
+//! scenario beside the scale part's resources).
 
 mod common;
 #[path = "../tests/support/mod.rs"]
@@ -60,6 +61,8 @@ fn main() -> Result<()> {
 
 struct Settings {
     bursts: usize,
+    /// Bursts per reaction scenario beside the scale part's resources (KGO_BENCH_SCALE_BURSTS, 10).
+    scale_bursts: usize,
     resources: usize,
     groups: usize,
     topics: usize,
@@ -74,6 +77,7 @@ impl Settings {
         let num = common::env_number;
         let settings = Settings {
             bursts: num("KGO_BENCH_BURSTS", 15)?,
+            scale_bursts: num("KGO_BENCH_SCALE_BURSTS", 10)?,
             resources: num("KGO_BENCH_RESOURCES", 500)?,
             groups: num("KGO_BENCH_GROUPS", 2000)?,
             topics: num("KGO_BENCH_TOPICS", 200)?,
@@ -85,7 +89,10 @@ impl Settings {
                 .map(|p| p.trim().to_owned())
                 .collect(),
         };
-        ensure!(settings.bursts >= 1, "KGO_BENCH_BURSTS must be at least 1");
+        ensure!(
+            settings.bursts >= 1 && settings.scale_bursts >= 1,
+            "KGO_BENCH_BURSTS and KGO_BENCH_SCALE_BURSTS must be at least 1"
+        );
         ensure!(
             settings.resources <= settings.groups,
             "KGO_BENCH_RESOURCES must not exceed KGO_BENCH_GROUPS"
@@ -170,6 +177,15 @@ async fn reaction_time(kafka: &ApacheKafka, bursts: usize) -> Result<Reaction> {
     let (client, ns) = Scenario::namespace("bench-react").await;
     let operator = Operator::start_with_flags(cp, &ns, &["--log-level=info"]);
     let env = Scenario::with_cluster(client, ns, kafka, Some(operator)).await;
+    let out = react(&env, bursts).await?;
+    drop(env);
+    Ok(out)
+}
+
+/// Bursts of lag on a fresh topic, for a ConsumerGroup that scales from zero and one that scales up from one,
+/// timed from the acknowledged burst to the operator's write of the Deployment's replicas. Run alone, and
+/// beside the scale part's thousands of resources on the same operator.
+async fn react(env: &Scenario, bursts: usize) -> Result<Reaction> {
     let topic = unique_name("react");
     env.kafka.create_topics(&[NewTopic::new(topic.clone(), 4)]).await?;
     let tps: Vec<TopicPartition> = (0..4).map(|p| TopicPartition::new(topic.clone(), p)).collect();
@@ -245,7 +261,6 @@ async fn reaction_time(kafka: &ApacheKafka, bursts: usize) -> Result<Reaction> {
             wait_settled(&env.groups(), name, min).await?;
         }
     }
-    drop(env);
     Ok(out)
 }
 
@@ -340,6 +355,8 @@ struct Scale {
     /// Scrapes of /metrics after the steady window: median time to the last byte, and size.
     scrape: Duration,
     scrape_bytes: usize,
+    /// Reaction times of one more scaling group beside all the resources.
+    reaction: Reaction,
 }
 
 /// One GET of /metrics over plain HTTP/1.1 (what Prometheus does): time to the last byte, and the body's size.
@@ -449,6 +466,10 @@ async fn scale_of_one_operator(
     scrapes.sort();
     let scrape = scrapes[scrapes.len() / 2];
     let (rss_kib, hwm_kib) = memory_kib(operator_pid)?;
+    // Reaction to lag on one more group while the operator samples all the others (after the steady window,
+    // whose writes and requests it would disturb).
+    eprintln!("[bench] reaction time beside {} resources", settings.resources);
+    let reaction = react(&env, settings.scale_bursts).await?;
     let writes = writes_after
         .iter()
         .map(|(k, n)| (k.clone(), n - writes_before.get(k).copied().unwrap_or(0)))
@@ -467,6 +488,7 @@ async fn scale_of_one_operator(
         cpu,
         scrape,
         scrape_bytes,
+        reaction,
     })
 }
 
@@ -878,6 +900,22 @@ fn report(
             scale.ready_after.as_secs_f64(),
             verdict(scale.ready_after <= Duration::from_secs(60))
         ));
+        let reacted: Vec<f64> = scale.reaction.scale_up.iter().map(|d| ms(*d)).collect();
+        let activated: Vec<f64> = scale.reaction.activation.iter().map(|d| ms(*d)).collect();
+        let _ = writeln!(
+            r,
+            "| reaction beside them, activation / scale-up (median, max of {} bursts each) | {:.0} / {:.0} ms, {:.0} / {:.0} ms |",
+            reacted.len(),
+            percentile(&activated, 50.0),
+            percentile(&activated, 100.0),
+            percentile(&reacted, 50.0),
+            percentile(&reacted, 100.0)
+        );
+        let median_reaction = percentile(&reacted, 50.0).max(percentile(&activated, 50.0));
+        targets.push(format!(
+            "- reaction beside all resources, median ≤ 2.5 s: {median_reaction:.0} ms — {}",
+            verdict(median_reaction <= 2_500.0)
+        ));
         targets.push(format!(
             "- a scrape of /metrics ≤ 200 ms: {:.0} ms — {}",
             ms(scale.scrape),
@@ -919,8 +957,9 @@ fn report(
     let _ = writeln!(r, "\n### Targets\n\n{}", targets.join("\n"));
     let _ = writeln!(
         r,
-        "\nSettings: KGO_BENCH_BURSTS={} KGO_BENCH_RESOURCES={} KGO_BENCH_GROUPS={} KGO_BENCH_TOPICS={} KGO_BENCH_STEADY_SECONDS={} KGO_BENCH_SETTLE_SECONDS={}",
+        "\nSettings: KGO_BENCH_BURSTS={} KGO_BENCH_SCALE_BURSTS={} KGO_BENCH_RESOURCES={} KGO_BENCH_GROUPS={} KGO_BENCH_TOPICS={} KGO_BENCH_STEADY_SECONDS={} KGO_BENCH_SETTLE_SECONDS={}",
         settings.bursts,
+        settings.scale_bursts,
         settings.resources,
         settings.groups,
         settings.topics,

@@ -963,7 +963,10 @@ mod tests {
         groups.sort();
         assert_eq!(groups, vec!["g1".to_owned(), "g2".to_owned()]);
         sampler.publish(scan, groups.iter().map(|g| (g.clone(), unavailable())).collect());
-        let mut woken = vec![triggers.next().await.unwrap(), triggers.next().await.unwrap()];
+        let mut woken = vec![
+            triggers.next().await.expect("a trigger"),
+            triggers.next().await.expect("a second trigger"),
+        ];
         woken.sort_by_key(|w| w.name.clone());
         assert_eq!(woken, vec![waiter("a"), waiter("b")], "each waiting resource once");
         assert!(matches!(

@@ -31,7 +31,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kafka_group_operator::api::ConsumerGroup;
 use kafka_group_operator::kafka::{ClientConfig, Isolation, KafkaClient, NewTopic, OffsetSpec, TopicPartition};
 use kafka_group_operator::lag::interpolated_time_lag_ms;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use futures_util::StreamExt as _;
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
@@ -349,6 +350,8 @@ struct Scale {
     /// API-server write requests during the steady window, by "verb resource[/subresource]".
     writes: BTreeMap<String, u64>,
     ready_after: Duration,
+    /// The longest any one resource waited from its creation to being observed.
+    slowest_observation: Duration,
     rss_kib: u64,
     hwm_kib: u64,
     cpu: Duration,
@@ -422,13 +425,19 @@ async fn scale_of_one_operator(
         "[bench] {} ConsumerGroups created; waiting until all are observed",
         settings.resources
     );
+    // Followed by a watch, not a LIST per second: listing 5,000 objects with their status every second would
+    // load the API server more than the operator does.
+    let (ready_groups, writer) = kube::runtime::reflector::store::<ConsumerGroup>();
+    let follow = tokio::spawn(
+        kube::runtime::reflector(writer, kube::runtime::watcher(env.groups(), Default::default()))
+            .for_each(|_| async {}),
+    );
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
-        let list = env.groups().list(&ListParams::default()).await?;
-        let ready = list
-            .items
+        let ready = ready_groups
+            .state()
             .iter()
-            .filter(|g| support::wait::has_condition(*g, "Ready", "True", "Observed"))
+            .filter(|g| support::wait::has_condition(g.as_ref(), "Ready", "True", "Observed"))
             .count();
         if ready == settings.resources {
             break;
@@ -438,9 +447,22 @@ async fn scale_of_one_operator(
             "only {ready} of {} ConsumerGroups Ready after 600 s",
             settings.resources
         );
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let ready_after = created.elapsed();
+    // Each resource's own wait: its creation to its Ready condition (both as the API server stores them, to
+    // the second).
+    let slowest_observation = ready_groups
+        .state()
+        .iter()
+        .filter_map(|g| {
+            let created = g.metadata.creation_timestamp.as_ref()?.0.as_second();
+            let ready = g.status.as_ref()?.conditions.iter().find(|c| c.type_ == "Ready")?;
+            Some(ready.last_transition_time.0.as_second() - created)
+        })
+        .max()
+        .map_or(Duration::MAX, |s| Duration::from_secs(s.max(0) as u64));
+    follow.abort();
     eprintln!(
         "[bench] all observed after {:.1} s; settling {} s (the lag window fills), then measuring {} s",
         ready_after.as_secs_f64(),
@@ -483,6 +505,7 @@ async fn scale_of_one_operator(
         requests: delta(&requests_before, &requests_after),
         writes,
         ready_after,
+        slowest_observation,
         rss_kib,
         hwm_kib,
         cpu,
@@ -653,7 +676,7 @@ async fn time_lag_accuracy(kafka: &ApacheKafka) -> Result<Vec<Accuracy>> {
     let mut results = Vec::new();
     for timeline in timelines(start_ms) {
         let tp = TopicPartition::new(unique_name(&format!("accuracy-{}", timeline.scenario)), 0);
-        client.create_topics(&[NewTopic::new(tp.topic.clone(), 1)]).await?;
+        client.create_topics(&[NewTopic::new(tp.topic.to_string(), 1)]).await?;
         let leader = wait_for_leader(&client, std::slice::from_ref(&tp)).await?;
         for chunk in timeline.timestamps.chunks(5_000) {
             let failed = produce_at(&client, leader, &[(tp.clone(), chunk.to_vec())]).await?;
@@ -868,9 +891,10 @@ fn report(
         );
         let _ = writeln!(
             r,
-            "| all {} resources observed after creation | {:.1} s |",
+            "| all {} resources observed after creation of the first / longest wait of one resource | {:.1} s / {} s |",
             scale.resources,
-            scale.ready_after.as_secs_f64()
+            scale.ready_after.as_secs_f64(),
+            scale.slowest_observation.as_secs()
         );
         let _ = writeln!(
             r,
@@ -896,9 +920,11 @@ fn report(
             verdict(total as f64 / intervals <= 5.0)
         ));
         targets.push(format!(
-            "- all resources observed within 60 s: {:.1} s — {}",
+            "- every resource observed within 60 s of its creation: at most {} s (all {} after {:.1} s) — {}",
+            scale.slowest_observation.as_secs(),
+            scale.resources,
             scale.ready_after.as_secs_f64(),
-            verdict(scale.ready_after <= Duration::from_secs(60))
+            verdict(scale.slowest_observation <= Duration::from_secs(60))
         ));
         let reacted: Vec<f64> = scale.reaction.scale_up.iter().map(|d| ms(*d)).collect();
         let activated: Vec<f64> = scale.reaction.activation.iter().map(|d| ms(*d)).collect();

@@ -693,7 +693,7 @@ async fn a_user_limited_to_prefixes_is_refused_everything_else_as_kafka_refuses_
     );
     // The admin still sees everything, and the refused produce wrote nothing.
     let partition = kafka_group_operator::kafka::TopicPartition {
-        topic: payments.clone(),
+        topic: payments.as_str().into(),
         partition: 0,
     };
     let offsets = admin_client

@@ -202,7 +202,7 @@ async fn log_offsets_earliest_latest_and_the_lag_snapshot_agree_with_kafka_consu
         let ours = lag
             .partitions
             .iter()
-            .find(|p| p.topic == row.topic && p.partition == row.partition)
+            .find(|p| *p.topic == *row.topic && p.partition == row.partition)
             .expect("partition in snapshot");
         assert_eq!(Some(ours.committed), row.current_offset, "{row:?}");
         assert_eq!(ours.log_end, row.log_end_offset, "{row:?}");
@@ -446,7 +446,7 @@ fn committed_of(snapshot: &LagSnapshot) -> Committed {
             let partitions = lag
                 .partitions
                 .iter()
-                .map(|p| ((p.topic.clone(), p.partition), (p.committed, p.log_end)))
+                .map(|p| ((p.topic.to_string(), p.partition), (p.committed, p.log_end)))
                 .collect();
             (g.clone(), partitions)
         })

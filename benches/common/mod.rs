@@ -228,7 +228,7 @@ pub async fn produce_at(
             },
         )
         .map_err(|e| anyhow!("encode records: {e}"))?;
-        topics.entry(tp.topic.as_str()).or_default().push(
+        topics.entry(&*tp.topic).or_default().push(
             PartitionProduceData::default()
                 .with_index(tp.partition)
                 .with_records(Some(buf.freeze())),

@@ -45,14 +45,14 @@ pub async fn run(args: ExportArgs) -> Result<ExitCode> {
             args.group
         );
     }
-    if let Some(missing) = args.topic.iter().find(|t| !committed.keys().any(|tp| &tp.topic == *t)) {
+    if let Some(missing) = args.topic.iter().find(|t| !committed.keys().any(|tp| *tp.topic == **t)) {
         bail!("group {} has no committed offsets on topic {missing}", args.group);
     }
     let offsets: Vec<PartitionOffset> = committed
         .iter()
-        .filter(|(tp, _)| args.topic.is_empty() || args.topic.contains(&tp.topic))
+        .filter(|(tp, _)| args.topic.is_empty() || args.topic.iter().any(|t| **t == *tp.topic))
         .map(|(tp, c)| PartitionOffset {
-            topic: tp.topic.clone(),
+            topic: tp.topic.to_string(),
             partition: tp.partition,
             offset: c.offset,
         })

@@ -72,7 +72,7 @@ pub struct GroupReport {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PartitionReport {
-    pub topic: String,
+    pub topic: std::sync::Arc<str>,
     pub partition: i32,
     /// None for a partition a member owns but the group has not committed on yet.
     pub committed: Option<i64>,
@@ -358,7 +358,7 @@ pub async fn collect(client: &KafkaClient, args: &LagArgs, scanner: Option<&mut 
         for (tp, owner) in &owners {
             if !partitions
                 .iter()
-                .any(|p| p.topic == tp.topic && p.partition == tp.partition)
+                .any(|p| *p.topic == *tp.topic && p.partition == tp.partition)
             {
                 partitions.push(PartitionReport {
                     topic: tp.topic.clone(),
@@ -504,7 +504,7 @@ pub fn render_table(report: &LagReport) -> String {
             .iter()
             .map(|p| {
                 vec![
-                    p.topic.clone(),
+                    p.topic.to_string(),
                     p.partition.to_string(),
                     opt(p.committed),
                     opt(p.log_end),
@@ -542,7 +542,7 @@ mod tests {
 
     fn partition(topic: &str, p: i32, committed: i64, end: i64, time_lag: Option<i64>) -> PartitionReport {
         PartitionReport {
-            topic: topic.to_owned(),
+            topic: topic.into(),
             partition: p,
             committed: Some(committed),
             log_end: Some(end),

@@ -417,7 +417,7 @@ async fn plan_reset_request(
             .partitions
             .iter()
             .map(|p| PartitionChange {
-                topic: p.partition.topic.clone(),
+                topic: p.partition.topic.to_string(),
                 partition: p.partition.partition,
                 current: p.from,
                 target: p.to,
@@ -467,9 +467,9 @@ async fn plan_offset_init(
     // Partitions that already have an offset stay as they are: shown as unchanged.
     let mut partitions: Vec<PartitionChange> = committed
         .iter()
-        .filter(|(tp, _)| group.spec.topics.contains(&tp.topic))
+        .filter(|(tp, _)| group.spec.topics.iter().any(|t| **t == *tp.topic))
         .map(|(tp, c)| PartitionChange {
-            topic: tp.topic.clone(),
+            topic: tp.topic.to_string(),
             partition: tp.partition,
             current: Some(c.offset),
             target: c.offset,
@@ -478,7 +478,7 @@ async fn plan_offset_init(
         })
         .collect();
     partitions.extend(init.into_iter().map(|(tp, offset)| PartitionChange {
-        topic: tp.topic,
+        topic: tp.topic.to_string(),
         partition: tp.partition,
         current: None,
         target: offset,

@@ -94,7 +94,7 @@ pub(super) async fn guard_retention(
             .offsets
             .iter()
             .map(|(tp, c)| SavedOffset {
-                topic: tp.topic.clone(),
+                topic: tp.topic.to_string(),
                 partition: tp.partition,
                 offset: c.offset,
             })

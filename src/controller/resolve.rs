@@ -96,7 +96,7 @@ async fn reset_partitions(
         let mut wanted = Vec::new();
         for t in request.topics {
             if t.partitions.is_empty() {
-                wanted.extend(known.iter().filter(|tp| tp.topic == t.name).cloned());
+                wanted.extend(known.iter().filter(|tp| *tp.topic == *t.name).cloned());
             } else {
                 wanted.extend(t.partitions.iter().map(|p| TopicPartition::new(&t.name, *p)));
             }
@@ -117,9 +117,10 @@ async fn reset_partitions(
             .collect();
         let topics: Vec<String> = wanted
             .iter()
-            .map(|tp| tp.topic.clone())
+            .map(|tp| &*tp.topic)
             .collect::<BTreeSet<_>>()
             .into_iter()
+            .map(str::to_owned)
             .collect();
         let known = partitions_of_topics(client, &topics).await?;
         return existing(wanted, &known);
@@ -156,7 +157,7 @@ fn streams_inputs(
     let inputs = topology.input_topics();
     let partitions: Vec<TopicPartition> = committed
         .keys()
-        .filter(|tp| inputs.contains(&tp.topic))
+        .filter(|tp| inputs.contains(&*tp.topic))
         .cloned()
         .collect();
     if partitions.is_empty() {
@@ -179,7 +180,7 @@ fn streams_listed(
     match wanted.iter().find(|tp| !committed.contains_key(*tp)) {
         Some(tp) => Err(ResolveError::NotInStreamsGroup {
             group: group.to_owned(),
-            topic: tp.topic.clone(),
+            topic: tp.topic.to_string(),
             partition: tp.partition,
             inputs: input_words(topology),
         }),
@@ -207,7 +208,7 @@ pub fn streams_state_note(group: &str, topology: &StreamsTopology) -> String {
 fn existing(wanted: Vec<TopicPartition>, known: &[TopicPartition]) -> Result<Vec<TopicPartition>, ResolveError> {
     match wanted.iter().find(|tp| !known.contains(tp)) {
         Some(missing) => Err(ResolveError::UnknownPartition {
-            topic: missing.topic.clone(),
+            topic: missing.topic.to_string(),
             partition: missing.partition,
         }),
         None => Ok(wanted),

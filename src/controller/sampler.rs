@@ -335,10 +335,14 @@ impl ClusterSampler {
         };
         // Every partition anyone needs the end of: declared topics and committed partitions that still exist.
         let mut wanted: BTreeSet<TopicPartition> = BTreeSet::new();
+        // Each declared topic's partitions once per scan: the groups' `declared` lists share their names.
+        let mut partitions_of: HashMap<&str, Result<Vec<TopicPartition>, KafkaError>> = HashMap::new();
         for t in &topics {
-            if let Ok(ps) = metadata.partitions_of(t) {
-                wanted.extend(ps);
+            let partitions = metadata.partitions_of(t);
+            if let Ok(ps) = &partitions {
+                wanted.extend(ps.iter().cloned());
             }
+            partitions_of.insert(t, partitions);
         }
         for o in offsets.values().flatten() {
             wanted.extend(o.keys().filter(|tp| metadata.leader(tp).is_some()).cloned());
@@ -391,7 +395,10 @@ impl ClusterSampler {
                 };
                 let mut declared = Vec::new();
                 for t in &declared_topics {
-                    declared.extend(metadata.partitions_of(t)?);
+                    match partitions_of.get(t.as_str()) {
+                        Some(partitions) => declared.extend(partitions.as_ref().map_err(Clone::clone)?.iter().cloned()),
+                        None => declared.extend(metadata.partitions_of(t)?),
+                    }
                 }
                 Ok(GroupSample {
                     description,

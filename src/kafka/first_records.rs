@@ -302,9 +302,10 @@ impl KafkaClient {
         while !reads.is_empty() {
             let topics: Vec<String> = reads
                 .keys()
-                .map(|tp| tp.topic.clone())
+                .map(|tp| &*tp.topic)
                 .collect::<BTreeSet<_>>()
                 .into_iter()
+                .map(str::to_owned)
                 .collect();
             let metadata = match self.metadata_with(&topics).await {
                 Ok(metadata) => metadata,
@@ -350,7 +351,7 @@ impl KafkaClient {
                 }
                 for (tp, _, _) in chunk {
                     let Some(read) = reads.get_mut(&tp) else { continue };
-                    let step = match data.remove(&(tp.topic.clone(), tp.partition)) {
+                    let step = match data.remove(&(tp.topic.to_string(), tp.partition)) {
                         Some(p) if p.error_code != 0 => Step::Fallback,
                         Some(p) => {
                             let batches = p.records.map_or(Batches::Records(Vec::new()), decode);
@@ -403,7 +404,7 @@ impl KafkaClient {
         let version = conn.version_in::<FetchRequest>(4, 12)?;
         let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
         for (tp, offset, max_bytes) in parts {
-            topics.entry(tp.topic.as_str()).or_default().push(
+            topics.entry(&*tp.topic).or_default().push(
                 FetchPartition::default()
                     .with_partition(tp.partition)
                     .with_current_leader_epoch(-1)

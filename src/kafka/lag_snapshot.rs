@@ -11,7 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct PartitionLag {
-    pub topic: String,
+    /// Shared with every other group's partitions of the topic (`TopicPartition::topic`).
+    pub topic: std::sync::Arc<str>,
     pub partition: i32,
     pub committed: i64,
     /// `None` when the partition's end could not be read (e.g. the topic was deleted).

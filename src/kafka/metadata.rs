@@ -10,19 +10,71 @@ use kafka_protocol::protocol::{Request, StrBytes};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// A topic and partition.
+/// A topic and partition. The topic name is shared (`Arc<str>`): the operator and the lag scan hold one
+/// `TopicPartition` per group-partition, often millions, and cloning one must not copy the name.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TopicPartition {
-    pub topic: String,
+    pub topic: Arc<str>,
     pub partition: i32,
 }
 
 impl TopicPartition {
-    pub fn new(topic: impl Into<String>, partition: i32) -> Self {
+    pub fn new(topic: impl IntoTopicName, partition: i32) -> Self {
         TopicPartition {
-            topic: topic.into(),
+            topic: topic.into_topic_name(),
             partition,
         }
+    }
+}
+
+/// The topic names of one response, each allocated once: a response names a topic once per group (OffsetFetch)
+/// or once in all (ListOffsets), and its partitions share that one name.
+#[derive(Default)]
+pub struct TopicNames(std::collections::HashSet<Arc<str>>);
+
+impl TopicNames {
+    pub fn intern(&mut self, name: &str) -> Arc<str> {
+        if let Some(known) = self.0.get(name) {
+            return known.clone();
+        }
+        let name: Arc<str> = Arc::from(name);
+        self.0.insert(name.clone());
+        name
+    }
+}
+
+/// What a topic name is taken from: a shared name is shared again, anything else is copied once.
+pub trait IntoTopicName {
+    fn into_topic_name(self) -> Arc<str>;
+}
+
+impl IntoTopicName for Arc<str> {
+    fn into_topic_name(self) -> Arc<str> {
+        self
+    }
+}
+
+impl IntoTopicName for &Arc<str> {
+    fn into_topic_name(self) -> Arc<str> {
+        self.clone()
+    }
+}
+
+impl IntoTopicName for String {
+    fn into_topic_name(self) -> Arc<str> {
+        Arc::from(self)
+    }
+}
+
+impl IntoTopicName for &String {
+    fn into_topic_name(self) -> Arc<str> {
+        Arc::from(self.as_str())
+    }
+}
+
+impl IntoTopicName for &str {
+    fn into_topic_name(self) -> Arc<str> {
+        Arc::from(self)
     }
 }
 
@@ -79,7 +131,7 @@ impl ClusterMetadata {
     /// The leader of a partition, if the partition exists and has one.
     pub fn leader(&self, tp: &TopicPartition) -> Option<i32> {
         self.topics
-            .get(&tp.topic)
+            .get(&*tp.topic)
             .and_then(|t| t.partitions.get(&tp.partition))
             .map(|p| p.leader)
             .filter(|l| *l >= 0)
@@ -91,7 +143,8 @@ impl ClusterMetadata {
             .topics
             .get(topic)
             .ok_or_else(|| KafkaError::UnknownTopic(topic.to_owned()))?;
-        Ok(info.partitions.keys().map(|p| TopicPartition::new(topic, *p)).collect())
+        let name: Arc<str> = Arc::from(topic);
+        Ok(info.partitions.keys().map(|p| TopicPartition::new(&name, *p)).collect())
     }
 }
 

@@ -31,7 +31,7 @@ pub use groups::{
     Subtopology, start_offsets_as_committed,
 };
 pub use lag_snapshot::{GroupLag, LagSnapshot, PartitionLag};
-pub use metadata::{BrokerInfo, ClusterMetadata, PartitionInfo, TopicInfo, TopicPartition};
+pub use metadata::{BrokerInfo, ClusterMetadata, IntoTopicName, PartitionInfo, TopicInfo, TopicNames, TopicPartition};
 pub use offsets::{FirstRecord, Isolation, LogOffset, OffsetSpec};
 pub use offsets_tail::{LagScan, LagScanner, ScanPath};
 pub use topics::NewTopic;

@@ -78,7 +78,7 @@ impl KafkaClient {
         unique.sort();
         unique.dedup();
         let topics: Vec<String> = {
-            let mut t: Vec<String> = unique.iter().map(|tp| tp.topic.clone()).collect();
+            let mut t: Vec<String> = unique.iter().map(|tp| tp.topic.to_string()).collect();
             t.dedup();
             t
         };
@@ -97,11 +97,11 @@ impl KafkaClient {
                             Some(leader) => by_leader.entry(leader).or_default().push(tp),
                             None if metadata
                                 .topics
-                                .get(&tp.topic)
+                                .get(&*tp.topic)
                                 .is_some_and(|t| !t.partitions.contains_key(&tp.partition)) =>
                             {
                                 let err = KafkaError::UnknownPartition {
-                                    topic: tp.topic.clone(),
+                                    topic: tp.topic.to_string(),
                                     partition: tp.partition,
                                 };
                                 out.push((tp, Err(err)));
@@ -152,7 +152,7 @@ impl KafkaClient {
             let version = conn.version_in::<ListOffsetsRequest>(min_version, i16::MAX)?;
             let mut topics: BTreeMap<&str, Vec<ListOffsetsPartition>> = BTreeMap::new();
             for tp in &partitions {
-                topics.entry(tp.topic.as_str()).or_default().push(
+                topics.entry(&*tp.topic).or_default().push(
                     ListOffsetsPartition::default()
                         .with_partition_index(tp.partition)
                         .with_current_leader_epoch(-1)
@@ -179,8 +179,9 @@ impl KafkaClient {
             let response = conn.send_version(&request, version).await?;
             let mut answers: HashMap<TopicPartition, Result<LogOffset, KafkaError>> = HashMap::new();
             for t in response.topics {
+                let topic: std::sync::Arc<str> = std::sync::Arc::from(&*t.name.0);
                 for p in t.partitions {
-                    let tp = TopicPartition::new(t.name.0.to_string(), p.partition_index);
+                    let tp = TopicPartition::new(&topic, p.partition_index);
                     let result =
                         check(p.error_code, conn.addr(), api, || format!("partition {tp}")).map(|_| LogOffset {
                             offset: p.offset,
@@ -256,9 +257,9 @@ impl KafkaClient {
     ) -> Result<PartitionData, KafkaError> {
         let api = Api(FetchRequest::KEY);
         self.with_retries("Fetch", || async {
-            let metadata = self.metadata_with(std::slice::from_ref(&tp.topic)).await?;
+            let metadata = self.metadata_with(&[tp.topic.to_string()]).await?;
             let leader = metadata.leader(tp).ok_or_else(|| KafkaError::UnknownPartition {
-                topic: tp.topic.clone(),
+                topic: tp.topic.to_string(),
                 partition: tp.partition,
             })?;
             let conn = self.broker(leader).await?;
@@ -274,7 +275,7 @@ impl KafkaClient {
                 .with_session_epoch(-1)
                 .with_topics(vec![
                     FetchTopic::default()
-                        .with_topic(TopicName(StrBytes::from_string(tp.topic.clone())))
+                        .with_topic(TopicName(StrBytes::from_string(tp.topic.to_string())))
                         .with_partitions(vec![
                             FetchPartition::default()
                                 .with_partition(tp.partition)

@@ -419,7 +419,7 @@ fn fill(snapshot: &mut LagSnapshot, tail: &Tail, groups: &[String], log_ends: BT
         let ends: HashMap<(usize, i32), i64> = log_ends
             .iter()
             .filter_map(|(tp, end)| {
-                let topic = tail.topics.get(tp.topic.as_str())?;
+                let topic = tail.topics.get(&*tp.topic)?;
                 Some(((topic_id(topic), tp.partition), *end))
             })
             .collect();
@@ -432,7 +432,7 @@ fn fill(snapshot: &mut LagSnapshot, tail: &Tail, groups: &[String], log_ends: BT
                 .map(|((topic, partition), committed)| {
                     let log_end = ends.get(&(topic_id(topic), *partition)).copied();
                     PartitionLag {
-                        topic: topic.to_string(),
+                        topic: topic.clone(),
                         partition: *partition,
                         committed: *committed,
                         log_end,

@@ -315,7 +315,7 @@ pub async fn committed_by_partition(
         .await
         .expect("committed offsets")
         .into_iter()
-        .map(|(tp, c)| ((tp.topic, tp.partition), c.offset))
+        .map(|(tp, c)| ((tp.topic.to_string(), tp.partition), c.offset))
         .collect()
 }
 

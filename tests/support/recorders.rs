@@ -52,7 +52,7 @@ impl OffsetHistory {
                 if let Ok(offsets) = kafka.group_offsets(&group).await {
                     let now: Offsets = offsets
                         .into_iter()
-                        .map(|(tp, c)| ((tp.topic, tp.partition), c.offset))
+                        .map(|(tp, c)| ((tp.topic.to_string(), tp.partition), c.offset))
                         .collect();
                     let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
                     if log.last().map(|(_, o)| o) != Some(&now) {

@@ -54,7 +54,7 @@ pub(super) async fn make_plan(run: &Run<'_>, view: &KafkaView) -> Result<Plan, (
         .partitions
         .iter()
         .map(|p| PlannedOffset {
-            topic: p.partition.topic.clone(),
+            topic: p.partition.topic.to_string(),
             partition: p.partition.partition,
             from: p.from,
             to: p.to,
@@ -69,7 +69,7 @@ pub(super) async fn make_plan(run: &Run<'_>, view: &KafkaView) -> Result<Plan, (
         .committed
         .iter()
         .map(|(tp, c)| PartitionOffset {
-            topic: tp.topic.clone(),
+            topic: tp.topic.to_string(),
             partition: tp.partition,
             offset: c.offset,
         })

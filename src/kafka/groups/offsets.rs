@@ -5,7 +5,7 @@ use super::coordinators::{answer_missing, take_one};
 use crate::kafka::client::KafkaClient;
 use crate::kafka::connection::Connection;
 use crate::kafka::error::{KafkaError, check};
-use crate::kafka::metadata::TopicPartition;
+use crate::kafka::metadata::{TopicNames, TopicPartition};
 use crate::wire::Api;
 use futures_util::future::join_all;
 use kafka_protocol::error::ResponseError;
@@ -132,7 +132,7 @@ impl KafkaClient {
         }
         let mut topics: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
         for (tp, offset) in offsets {
-            topics.entry(tp.topic.as_str()).or_default().push(
+            topics.entry(&*tp.topic).or_default().push(
                 OffsetCommitRequestPartition::default()
                     .with_partition_index(tp.partition)
                     .with_committed_offset(*offset)
@@ -201,7 +201,7 @@ impl KafkaClient {
         let mut topics: BTreeMap<&str, Vec<OffsetDeleteRequestPartition>> = BTreeMap::new();
         for tp in partitions {
             topics
-                .entry(tp.topic.as_str())
+                .entry(&*tp.topic)
                 .or_default()
                 .push(OffsetDeleteRequestPartition::default().with_partition_index(tp.partition));
         }
@@ -333,6 +333,7 @@ async fn fetch_offsets_on(
             let request = offset_fetch_request(&groups).with_require_stable(require_stable);
             match conn.send_version(&request, version).await {
                 Ok(response) => {
+                    let mut names = TopicNames::default();
                     let mut out: Vec<(String, Result<GroupOffsets, KafkaError>)> = response
                         .groups
                         .into_iter()
@@ -342,8 +343,9 @@ async fn fetch_offsets_on(
                                 check(g.error_code, conn.addr(), api, || format!("group {id}")).and_then(|_| {
                                     let mut read = PartitionsRead::new(&id);
                                     for t in g.topics {
+                                        let topic = names.intern(&t.name.0);
                                         for p in t.partitions {
-                                            let tp = TopicPartition::new(t.name.0.to_string(), p.partition_index);
+                                            let tp = TopicPartition::new(&topic, p.partition_index);
                                             read.partition(
                                                 conn.addr(),
                                                 tp,
@@ -380,8 +382,9 @@ async fn fetch_offsets_on(
                     check(response.error_code, conn.addr(), api, || format!("group {g}"))?;
                     let mut read = PartitionsRead::new(&g);
                     for t in response.topics {
+                        let topic: std::sync::Arc<str> = std::sync::Arc::from(&*t.name.0);
                         for p in t.partitions {
-                            let tp = TopicPartition::new(t.name.0.to_string(), p.partition_index);
+                            let tp = TopicPartition::new(&topic, p.partition_index);
                             read.partition(
                                 conn.addr(),
                                 tp,

@@ -137,7 +137,7 @@ fn message_or(message: Option<&str>, context: impl FnOnce() -> String) -> String
 fn alter_request(group: &str, offsets: &BTreeMap<TopicPartition, i64>) -> AlterShareGroupOffsetsRequest {
     let mut topics: BTreeMap<&str, Vec<AlterShareGroupOffsetsRequestPartition>> = BTreeMap::new();
     for (tp, offset) in offsets {
-        topics.entry(tp.topic.as_str()).or_default().push(
+        topics.entry(&*tp.topic).or_default().push(
             AlterShareGroupOffsetsRequestPartition::default()
                 .with_partition_index(tp.partition)
                 .with_start_offset(*offset),

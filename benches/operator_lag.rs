@@ -27,11 +27,11 @@ use common::{
     BROKER_JVM_OPTS, Jmx, PARTITIONS_PER_TOPIC, TOPICS_PER_GROUP, delta, find_broker_pid, machine, now_ms, produce_at,
     seed, topic_name,
 };
+use futures_util::StreamExt as _;
 use k8s_openapi::api::apps::v1::Deployment;
 use kafka_group_operator::api::ConsumerGroup;
 use kafka_group_operator::kafka::{ClientConfig, Isolation, KafkaClient, NewTopic, OffsetSpec, TopicPartition};
 use kafka_group_operator::lag::interpolated_time_lag_ms;
-use futures_util::StreamExt as _;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 use std::collections::{BTreeMap, VecDeque};

@@ -58,6 +58,14 @@ pub fn index_clusters(ctx: &Context, store: kube::runtime::reflector::Store<Kafk
     let _ = ctx.cluster_index.set(store);
 }
 
+/// KafkaCluster `ns/name` as the cluster controller's watch last saw it; None when the watch has not listed the
+/// clusters yet or does not have this one (the caller then asks the API server).
+pub fn watched_cluster(ctx: &Context, ns: &str, name: &str) -> Option<KafkaCluster> {
+    let store = ctx.cluster_index.get()?;
+    let key = ObjectRef::<KafkaCluster>::new(name).within(ns);
+    store.get(&key).map(|c| c.as_ref().clone())
+}
+
 /// The UID of KafkaCluster `ns/name`, None when it does not exist: from the cluster controller's watch, or
 /// (before that has listed the clusters) from the API server.
 async fn cluster_uid(ctx: &Context, ns: &str, name: &str) -> Result<Option<String>, Error> {

@@ -175,6 +175,18 @@ impl Connection {
     /// Sends `request` at `version` and waits (at most the request timeout) for its response. Requests from
     /// many tasks share the connection and are in flight together.
     pub async fn send_version<R: Request>(&self, request: &R, version: i16) -> Result<R::Response, KafkaError> {
+        self.send_version_read(request, version, |frame| wire::decode_response::<R>(frame, version))
+            .await
+    }
+
+    /// Sends `request` at `version` and hands its response frame (header included) to `read`: for responses
+    /// too large to decode whole before use (`groups::offset_fetch_response`).
+    pub async fn send_version_read<R: Request, T>(
+        &self,
+        request: &R,
+        version: i16,
+        read: impl FnOnce(bytes::Bytes) -> Result<T, wire::WireError>,
+    ) -> Result<T, KafkaError> {
         let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
         let frame = wire::encode_request(request, version, correlation_id, Some(&self.client_id))
             .map_err(|e| KafkaError::wire(&self.addr, e))?;
@@ -196,9 +208,7 @@ impl Connection {
             return Err(self.disconnected(format!("write failed: {e}")));
         }
         match tokio::time::timeout(self.request_timeout, rx).await {
-            Ok(Ok(Ok(payload))) => {
-                wire::decode_response::<R>(payload, version).map_err(|e| KafkaError::wire(&self.addr, e))
-            }
+            Ok(Ok(Ok(payload))) => read(payload).map_err(|e| KafkaError::wire(&self.addr, e)),
             Ok(Ok(Err(why))) => Err(self.disconnected(why)),
             Ok(Err(_)) => Err(self.disconnected("connection closed".into())),
             Err(_) => {

@@ -7,6 +7,7 @@ use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::{CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, TopicName};
 use kafka_protocol::protocol::{Request, StrBytes};
+use std::time::Duration;
 
 /// A topic to create.
 #[derive(Clone, Debug)]
@@ -130,7 +131,19 @@ impl KafkaClient {
             Ok(())
         })
         .await?;
-        self.invalidate_metadata();
-        Ok(())
+        // The controller has added the partitions; the brokers learn of them a moment later. Until then
+        // metadata (and so ListOffsets or a reset over the topic) would still see the old count.
+        let deadline = tokio::time::Instant::now() + self.inner.config.operation_timeout.min(Duration::from_secs(10));
+        loop {
+            let metadata = self.refresh_metadata().await?;
+            let grown = metadata
+                .topics
+                .get(topic)
+                .is_some_and(|t| t.partitions.len() >= total_partitions as usize);
+            if grown || tokio::time::Instant::now() >= deadline {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }

@@ -22,6 +22,7 @@ mod describe;
 mod describe_share;
 mod describe_streams;
 mod list;
+mod offset_fetch_response;
 mod offsets;
 mod share_offsets;
 mod state;

@@ -5,7 +5,7 @@ use super::coordinators::{answer_missing, take_one};
 use crate::kafka::client::KafkaClient;
 use crate::kafka::connection::Connection;
 use crate::kafka::error::{KafkaError, check};
-use crate::kafka::metadata::{TopicNames, TopicPartition};
+use crate::kafka::metadata::TopicPartition;
 use crate::wire::Api;
 use futures_util::future::join_all;
 use kafka_protocol::error::ResponseError;
@@ -295,7 +295,7 @@ impl PartitionsRead {
         error_code: i16,
         offset: i64,
         epoch: i32,
-        metadata: Option<StrBytes>,
+        metadata: Option<&str>,
     ) -> Result<(), KafkaError> {
         if error_code == ResponseError::UnstableOffsetCommit.code() {
             self.unstable.push(tp.to_string());
@@ -331,36 +331,33 @@ async fn fetch_offsets_on(
     match conn.version_in::<OffsetFetchRequest>(8, 9) {
         Ok(version) => {
             let request = offset_fetch_request(&groups).with_require_stable(require_stable);
-            match conn.send_version(&request, version).await {
-                Ok(response) => {
-                    let mut names = TopicNames::default();
-                    let mut out: Vec<(String, Result<GroupOffsets, KafkaError>)> = response
-                        .groups
-                        .into_iter()
-                        .map(|g| {
-                            let id = g.group_id.0.to_string();
-                            let result =
-                                check(g.error_code, conn.addr(), api, || format!("group {id}")).and_then(|_| {
-                                    let mut read = PartitionsRead::new(&id);
-                                    for t in g.topics {
-                                        let topic = names.intern(&t.name.0);
-                                        for p in t.partitions {
-                                            let tp = TopicPartition::new(&topic, p.partition_index);
-                                            read.partition(
-                                                conn.addr(),
-                                                tp,
-                                                p.error_code,
-                                                p.committed_offset,
-                                                p.committed_leader_epoch,
-                                                p.metadata,
-                                            )?;
-                                        }
-                                    }
-                                    read.finish()
-                                });
-                            (id, result)
-                        })
-                        .collect();
+            // Each group's offsets are built as its part of the response is read: the decoded response is
+            // never held whole beside them.
+            let read = conn
+                .send_version_read(&request, version, |frame| {
+                    let mut out: Vec<(String, Result<GroupOffsets, KafkaError>)> = Vec::new();
+                    super::offset_fetch_response::read_groups(frame, version, |id, error_code, partitions| {
+                        let result = check(error_code, conn.addr(), api, || format!("group {id}")).and_then(|_| {
+                            let mut read = PartitionsRead::new(&id);
+                            for p in partitions {
+                                read.partition(
+                                    conn.addr(),
+                                    p.tp,
+                                    p.error_code,
+                                    p.committed_offset,
+                                    p.leader_epoch,
+                                    p.metadata,
+                                )?;
+                            }
+                            read.finish()
+                        });
+                        out.push((id, result));
+                    })?;
+                    Ok(out)
+                })
+                .await;
+            match read {
+                Ok(mut out) => {
                     answer_missing(&mut out, &groups, conn.addr(), api);
                     out
                 }
@@ -391,7 +388,7 @@ async fn fetch_offsets_on(
                                 p.error_code,
                                 p.committed_offset,
                                 p.committed_leader_epoch,
-                                p.metadata,
+                                p.metadata.as_deref(),
                             )?;
                         }
                     }
@@ -405,13 +402,7 @@ async fn fetch_offsets_on(
     }
 }
 
-fn insert_committed(
-    offsets: &mut GroupOffsets,
-    tp: TopicPartition,
-    offset: i64,
-    epoch: i32,
-    metadata: Option<StrBytes>,
-) {
+fn insert_committed(offsets: &mut GroupOffsets, tp: TopicPartition, offset: i64, epoch: i32, metadata: Option<&str>) {
     // -1 means "no committed offset" for this partition.
     if offset >= 0 {
         offsets.insert(
@@ -419,7 +410,7 @@ fn insert_committed(
             CommittedOffset {
                 offset,
                 leader_epoch: (epoch >= 0).then_some(epoch),
-                metadata: metadata.map(|m| m.to_string()).unwrap_or_default(),
+                metadata: metadata.map(str::to_owned).unwrap_or_default(),
             },
         );
     }

@@ -207,8 +207,9 @@ pub struct ClusterSampler {
     /// The cluster's current client: replaced when its spec or Secrets change.
     client: Mutex<Option<KafkaClient>>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
-    /// When the next scan's results are expected (the last one's end + the interval + its duration), so
-    /// that reconciles that act on lag wake just after a fresh sample instead of at an unrelated phase.
+    /// When the next scan's results are expected (the last one's end + the wait before the next + its
+    /// duration), so that reconciles that act on lag wake just after a fresh sample instead of at an unrelated
+    /// phase.
     next_results: Mutex<Option<tokio::time::Instant>>,
     /// Where resources waiting for a sample are sent when a scan brings it.
     first_samples: FirstSampleSender,
@@ -264,14 +265,19 @@ impl ClusterSampler {
             loop {
                 let Some(sampler) = weak.upgrade() else { return };
                 let client = sampler.client.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let mut wait_for = interval;
                 if let Some(client) = client {
                     let started = tokio::time::Instant::now();
                     sampler.scan(&client, &metrics).await;
                     let took = started.elapsed();
+                    // Scans start every interval, whatever they take (a long scan still leaves a quarter of
+                    // the interval idle): the lag a reaction waits for is at most one interval old at the
+                    // scan's start, however many groups the scan covers.
+                    wait_for = interval.saturating_sub(took).max(interval / 4);
                     *sampler.next_results.lock().unwrap_or_else(|p| p.into_inner()) =
-                        Some(tokio::time::Instant::now() + interval + took);
+                        Some(tokio::time::Instant::now() + wait_for + took);
                 }
-                let wait = tokio::time::sleep(interval);
+                let wait = tokio::time::sleep(wait_for);
                 tokio::select! {
                     _ = wait => {}
                     _ = sampler.wake.notified() => {}
@@ -313,7 +319,9 @@ impl ClusterSampler {
         let topics: Vec<String> = topics.into_iter().collect();
         let (descriptions, offsets, metadata) = tokio::join!(
             client.describe_groups(&groups),
-            client.committed_offsets(&groups),
+            // One OffsetFetch per coordinator: a scan every interval is paced by its interval, not by the
+            // request's length, and each extra connection would be one more request per interval.
+            client.committed_offsets_over(&groups, 1),
             client.metadata_with(&topics)
         );
         let now_ms = k8s_openapi::jiff::Timestamp::now().as_millisecond();

@@ -36,8 +36,19 @@ impl KafkaClient {
     /// broker serves one request per connection at a time, and one OffsetFetch of 20,000 groups is one long
     /// request on one of its handler threads.
     pub async fn committed_offsets(&self, groups: &[String]) -> HashMap<String, Result<GroupOffsets, KafkaError>> {
+        self.committed_offsets_over(groups, MAX_LANES).await
+    }
+
+    /// `committed_offsets` over at most `max_lanes` connections per coordinator: 1 sends each coordinator's
+    /// groups as one request, for a caller that counts requests more than it waits for them (the operator's
+    /// periodic scan).
+    pub async fn committed_offsets_over(
+        &self,
+        groups: &[String],
+        max_lanes: usize,
+    ) -> HashMap<String, Result<GroupOffsets, KafkaError>> {
         self.on_coordinators("OffsetFetch", groups, |conn, node, groups| async move {
-            let lanes = offset_fetch_lanes(groups.len());
+            let lanes = offset_fetch_lanes(groups.len()).min(max_lanes.max(1));
             if lanes == 1 {
                 return fetch_offsets_on(&conn, groups, false).await;
             }

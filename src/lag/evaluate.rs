@@ -38,7 +38,7 @@ impl LagStatus {
 /// before the window's history (a stopped consumer also looks stalled); any zero lag in the window means the
 /// consumer keeps catching up, so OK; then REWIND, STALL, WARN. STALL and WARN need a full window: a few
 /// samples say little about a trend.
-pub fn evaluate_partition(h: &PartitionHistory, now_ms: i64, stop_after_ms: i64) -> LagStatus {
+pub fn evaluate_partition(h: PartitionHistory<'_>, now_ms: i64, stop_after_ms: i64) -> LagStatus {
     let samples = h.samples();
     let Some(latest) = samples.last().map(|o| o.sample) else {
         return LagStatus::Err;

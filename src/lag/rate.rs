@@ -13,7 +13,7 @@ pub struct Rates {
 
 /// Rates between the oldest and the newest sample. None until two samples exist, and None for an offset
 /// that moved backwards in the window (a reset, a recreated topic): that difference is not a rate.
-pub fn partition_rates(h: &PartitionHistory) -> Rates {
+pub fn partition_rates(h: PartitionHistory<'_>) -> Rates {
     let committed: Vec<(i64, i64)> = h
         .samples()
         .iter()

@@ -1,5 +1,13 @@
 //! The sliding window: the last N samples of every partition, fed once per interval by the controller.
 //! Partitions that vanish from a push are dropped; the evaluation and rates only ever see what is here.
+//!
+//! Stored by column because the operator keeps one window per managed group, each with every partition of its
+//! topics (5,000 groups × 50 partitions × 10 samples in the scale benchmark): a push stamps every partition at
+//! the same instant, and a partition missing from a push is dropped, so every partition's samples are the
+//! last few pushes of its window. The push times are kept once per window, the committed offsets and log
+//! ends in one ring per partition inside two arrays per window, the consumable lag only while a partition
+//! has one (transactional topics), and the record timestamp only for the newest sample (the only one whose
+//! time lag is read). 16 bytes a sample, about 200 bytes a partition with its key and state.
 
 use std::collections::BTreeMap;
 
@@ -17,132 +25,120 @@ pub struct Observed {
     pub sample: Sample,
 }
 
-/// One partition's recent samples, oldest first; never empty.
-///
-/// Stored compactly because the operator keeps one per partition of every managed group (500 groups × 50
-/// partitions × 10 samples in the scale benchmark): a ring of exactly the window's capacity, 32 bytes a
-/// sample, allocated once.
-#[derive(Clone, Debug)]
-pub struct PartitionHistory {
-    ring: Box<[Packed]>,
-    /// Index of the oldest sample in `ring`.
-    start: u16,
+/// `None` as stored: no offset or timestamp is `i64::MIN`.
+const ABSENT: i64 = i64::MIN;
+
+fn pack(v: Option<i64>) -> i64 {
+    v.unwrap_or(ABSENT)
+}
+
+fn unpack(v: i64) -> Option<i64> {
+    (v != ABSENT).then_some(v)
+}
+
+/// What a partition keeps beside its rings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct PartitionState {
+    /// How many of the window's last pushes it has (0 only while a push is adding it).
     len: u16,
     committed_since_ms: i64,
+    /// The newest sample's `committed_record_ms`, packed.
+    newest_record_ms: i64,
+}
+
+/// The last `capacity` samples of each partition, keyed by anything ordered (e.g. `(topic, partition)`).
+#[derive(Clone, Debug)]
+pub struct Window<K> {
+    capacity: u16,
+    /// Pushes so far (a push at the newest push's instant or earlier replaces it): push `p` sits in slot
+    /// `p % capacity` of every ring.
+    pushes: u64,
+    /// When each slot's push was taken.
+    times: Box<[i64]>,
+    /// Sorted; row `r` of the columns below is `keys[r]`'s.
+    keys: Vec<K>,
+    states: Vec<PartitionState>,
+    /// `capacity` slots per row.
+    committed: Vec<i64>,
+    log_end: Vec<i64>,
+    /// `capacity` slots per row while some partition has a measured consumable lag; empty otherwise.
+    consumable: Vec<i64>,
+}
+
+/// One partition's recent samples, oldest first; never empty. A view into its [`Window`].
+#[derive(Clone, Copy, Debug)]
+pub struct PartitionHistory<'a> {
+    capacity: u16,
+    pushes: u64,
+    times: &'a [i64],
+    committed: &'a [i64],
+    log_end: &'a [i64],
+    consumable: Option<&'a [i64]>,
+    state: PartitionState,
 }
 
 /// Equal when they hold the same samples (wherever they sit in the ring) since the same moment.
-impl PartialEq for PartitionHistory {
+impl PartialEq for PartitionHistory<'_> {
     fn eq(&self, other: &Self) -> bool {
-        self.committed_since_ms == other.committed_since_ms
-            && self.capacity() == other.capacity()
+        self.state.committed_since_ms == other.state.committed_since_ms
+            && self.capacity == other.capacity
             && self.samples() == other.samples()
     }
 }
 
-impl Eq for PartitionHistory {}
+impl Eq for PartitionHistory<'_> {}
 
-/// An [`Observed`] as stored: `None` is [`ABSENT`] (no offset or timestamp is `i64::MIN`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Packed {
-    at_ms: i64,
-    committed: i64,
-    log_end: i64,
-    committed_record_ms: i64,
-    consumable: i64,
-}
-
-const ABSENT: i64 = i64::MIN;
-
-impl Packed {
-    fn pack(o: Observed) -> Packed {
-        Packed {
-            at_ms: o.at_ms,
-            committed: o.sample.committed.unwrap_or(ABSENT),
-            log_end: o.sample.log_end,
-            committed_record_ms: o.sample.committed_record_ms.unwrap_or(ABSENT),
-            consumable: o.sample.consumable.unwrap_or(ABSENT),
-        }
+impl PartitionHistory<'_> {
+    /// Ring slot of the `i`-th sample, oldest first.
+    fn slot(&self, i: u16) -> usize {
+        let push = self.pushes - u64::from(self.state.len) + u64::from(i);
+        (push % u64::from(self.capacity)) as usize
     }
 
-    fn unpack(self) -> Observed {
-        let present = |v: i64| (v != ABSENT).then_some(v);
+    fn observed(&self, i: u16) -> Observed {
+        let slot = self.slot(i);
+        let newest = i + 1 == self.state.len;
         Observed {
-            at_ms: self.at_ms,
+            at_ms: self.times[slot],
             sample: Sample {
-                committed: present(self.committed),
-                log_end: self.log_end,
-                committed_record_ms: present(self.committed_record_ms),
-                consumable: present(self.consumable),
+                committed: unpack(self.committed[slot]),
+                log_end: self.log_end[slot],
+                committed_record_ms: if newest {
+                    unpack(self.state.newest_record_ms)
+                } else {
+                    None
+                },
+                consumable: self.consumable.and_then(|c| unpack(c[slot])),
             },
         }
     }
-}
 
-impl PartitionHistory {
-    fn start(at_ms: i64, sample: Sample, capacity: u16) -> Self {
-        let first = Packed::pack(Observed { at_ms, sample });
-        PartitionHistory {
-            ring: vec![first; usize::from(capacity)].into_boxed_slice(),
-            start: 0,
-            len: 1,
-            committed_since_ms: at_ms,
-        }
-    }
-
-    fn capacity(&self) -> u16 {
-        self.ring.len() as u16
-    }
-
-    /// Position in `ring` of the `i`-th sample, oldest first.
-    fn slot(&self, i: u16) -> usize {
-        (usize::from(self.start) + usize::from(i)) % self.ring.len()
-    }
-
-    fn record(&mut self, at_ms: i64, sample: Sample) {
-        if self.latest().is_none_or(|o| o.sample.committed != sample.committed) {
-            self.committed_since_ms = at_ms;
-        }
-        // A second push at the same instant (or a clock that stepped back) replaces the newest sample rather
-        // than making a zero or negative interval that rates would divide by.
-        if self.latest().is_some_and(|o| o.at_ms >= at_ms) {
-            self.len -= 1;
-        }
-        if self.len == self.capacity() {
-            self.start = ((usize::from(self.start) + 1) % self.ring.len()) as u16;
-            self.len -= 1;
-        }
-        let slot = self.slot(self.len);
-        self.ring[slot] = Packed::pack(Observed { at_ms, sample });
-        self.len += 1;
-    }
-
-    /// The samples, oldest first.
+    /// The samples, oldest first. Only the newest keeps its record timestamp (`committed_record_ms`).
     pub fn samples(&self) -> Vec<Observed> {
-        (0..self.len).map(|i| self.ring[self.slot(i)].unpack()).collect()
+        (0..self.state.len).map(|i| self.observed(i)).collect()
     }
 
     pub fn latest(&self) -> Option<Observed> {
-        self.len.checked_sub(1).map(|i| self.ring[self.slot(i)].unpack())
+        self.state.len.checked_sub(1).map(|i| self.observed(i))
     }
 
     /// The window holds as many samples as it can: only then do "over the whole window" rules apply.
     pub fn is_full(&self) -> bool {
-        self.len >= self.capacity()
+        self.state.len >= self.capacity
     }
 
     /// When the committed offset was first seen at its current value: a lower bound of how long the group
     /// has not committed progress, kept beyond the window so that long stops are measured.
     pub fn committed_since_ms(&self) -> i64 {
-        self.committed_since_ms
+        self.state.committed_since_ms
     }
 
     /// (time, log end) pairs, oldest first: the input of [`interpolated_time_lag_ms`].
     pub fn log_ends(&self) -> Vec<(i64, i64)> {
-        (0..self.len)
+        (0..self.state.len)
             .map(|i| {
-                let p = self.ring[self.slot(i)];
-                (p.at_ms, p.log_end)
+                let slot = self.slot(i);
+                (self.times[slot], self.log_end[slot])
             })
             .collect()
     }
@@ -172,25 +168,34 @@ pub struct GroupLag {
     pub status: LagStatus,
 }
 
-/// The last `capacity` samples of each partition, keyed by anything ordered (e.g. `(topic, partition)`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Window<K> {
-    capacity: u16,
-    partitions: BTreeMap<K, PartitionHistory>,
-}
-
 impl<K: Ord + Clone> Default for Window<K> {
     fn default() -> Self {
         Window::new(DEFAULT_WINDOW)
     }
 }
 
+/// Equal when they hold the same partitions with the same samples.
+impl<K: Ord + Clone> PartialEq for Window<K> {
+    fn eq(&self, other: &Self) -> bool {
+        self.capacity == other.capacity && self.partitions().eq(other.partitions())
+    }
+}
+
+impl<K: Ord + Clone> Eq for Window<K> {}
+
 impl<K: Ord + Clone> Window<K> {
     /// At least two samples: rates need two, and a window of one would call every lagging partition stalled.
     pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.clamp(2, usize::from(u16::MAX)) as u16;
         Window {
-            capacity: capacity.clamp(2, usize::from(u16::MAX)) as u16,
-            partitions: BTreeMap::new(),
+            capacity,
+            pushes: 0,
+            times: vec![0; usize::from(capacity)].into_boxed_slice(),
+            keys: Vec::new(),
+            states: Vec::new(),
+            committed: Vec::new(),
+            log_end: Vec::new(),
+            consumable: Vec::new(),
         }
     }
 
@@ -198,49 +203,147 @@ impl<K: Ord + Clone> Window<K> {
         usize::from(self.capacity)
     }
 
+    fn cap(&self) -> usize {
+        usize::from(self.capacity)
+    }
+
+    fn newest_slot(&self) -> usize {
+        (self.pushes.saturating_sub(1) % u64::from(self.capacity)) as usize
+    }
+
     /// Records one interval's samples. A partition missing from `samples` (topic deleted, or no longer
     /// declared) is dropped with its history.
     pub fn push(&mut self, now_ms: i64, samples: BTreeMap<K, Sample>) {
-        // In place: rebuilding the map every interval would reallocate every node of every group's window.
-        self.partitions.retain(|key, _| samples.contains_key(key));
-        for (key, sample) in samples {
-            match self.partitions.get_mut(&key) {
-                Some(history) => history.record(now_ms, sample),
-                None => {
-                    self.partitions
-                        .insert(key, PartitionHistory::start(now_ms, sample, self.capacity));
-                }
+        // A second push at the same instant (or a clock that stepped back) replaces the newest push rather
+        // than making a zero or negative interval that rates would divide by.
+        let replace = self.pushes > 0 && self.times[self.newest_slot()] >= now_ms;
+        let previous_slot = self.newest_slot();
+        if !replace {
+            self.pushes += 1;
+        }
+        let slot = self.newest_slot();
+        self.times[slot] = now_ms;
+        // In place while the partitions stay the same (every interval, mostly): no reallocation.
+        if !self.keys.iter().eq(samples.keys()) {
+            self.relayout(&samples);
+        }
+        if self.consumable.is_empty() && samples.values().any(|s| s.consumable.is_some()) {
+            self.consumable = vec![ABSENT; self.committed.len()];
+        }
+        let cap = self.cap();
+        for (row, sample) in samples.into_values().enumerate() {
+            let state = &mut self.states[row];
+            let at = row * cap + slot;
+            // Before this push, the newest sample sits in this slot when it is replaced.
+            let newest_committed = if replace {
+                self.committed[at]
+            } else {
+                self.committed[row * cap + previous_slot]
+            };
+            if state.len == 0 || unpack(newest_committed) != sample.committed {
+                state.committed_since_ms = now_ms;
             }
+            if !replace || state.len == 0 {
+                state.len = (state.len + 1).min(self.capacity);
+            }
+            state.newest_record_ms = pack(sample.committed_record_ms);
+            self.committed[at] = pack(sample.committed);
+            self.log_end[at] = sample.log_end;
+            if let Some(c) = self.consumable.get_mut(at) {
+                *c = pack(sample.consumable);
+            }
+        }
+        if self.consumable.iter().all(|&c| c == ABSENT) {
+            self.consumable = Vec::new();
         }
     }
 
-    pub fn partition(&self, key: &K) -> Option<&PartitionHistory> {
-        self.partitions.get(key)
+    /// Rebuilds the rows for `samples`' partitions: kept ones with their rings, new ones empty.
+    fn relayout(&mut self, samples: &BTreeMap<K, Sample>) {
+        let cap = self.cap();
+        let rows = samples.len();
+        let mut keys = Vec::with_capacity(rows);
+        let mut states = Vec::with_capacity(rows);
+        let mut committed = Vec::with_capacity(rows * cap);
+        let mut log_end = Vec::with_capacity(rows * cap);
+        let mut consumable = Vec::with_capacity(if self.consumable.is_empty() { 0 } else { rows * cap });
+        let empty = PartitionState {
+            len: 0,
+            committed_since_ms: 0,
+            newest_record_ms: ABSENT,
+        };
+        for key in samples.keys() {
+            match self.keys.binary_search(key) {
+                Ok(row) => {
+                    let ring = row * cap..(row + 1) * cap;
+                    states.push(self.states[row]);
+                    committed.extend_from_slice(&self.committed[ring.clone()]);
+                    log_end.extend_from_slice(&self.log_end[ring.clone()]);
+                    if !self.consumable.is_empty() {
+                        consumable.extend_from_slice(&self.consumable[ring]);
+                    }
+                }
+                Err(_) => {
+                    states.push(empty);
+                    committed.resize(committed.len() + cap, ABSENT);
+                    log_end.resize(log_end.len() + cap, 0);
+                    if !self.consumable.is_empty() {
+                        consumable.resize(consumable.len() + cap, ABSENT);
+                    }
+                }
+            }
+            keys.push(key.clone());
+        }
+        self.keys = keys;
+        self.states = states;
+        self.committed = committed;
+        self.log_end = log_end;
+        self.consumable = consumable;
     }
 
-    pub fn partitions(&self) -> impl Iterator<Item = (&K, &PartitionHistory)> {
-        self.partitions.iter()
+    fn history(&self, row: usize) -> PartitionHistory<'_> {
+        let ring = row * self.cap()..(row + 1) * self.cap();
+        PartitionHistory {
+            capacity: self.capacity,
+            pushes: self.pushes,
+            times: &self.times,
+            committed: &self.committed[ring.clone()],
+            log_end: &self.log_end[ring.clone()],
+            consumable: (!self.consumable.is_empty()).then(|| &self.consumable[ring]),
+            state: self.states[row],
+        }
+    }
+
+    pub fn partition(&self, key: &K) -> Option<PartitionHistory<'_>> {
+        self.keys.binary_search(key).ok().map(|row| self.history(row))
+    }
+
+    pub fn partitions(&self) -> impl Iterator<Item = (&K, PartitionHistory<'_>)> {
+        self.keys.iter().enumerate().map(|(row, k)| (k, self.history(row)))
+    }
+
+    fn histories(&self) -> impl Iterator<Item = PartitionHistory<'_>> {
+        (0..self.keys.len()).map(|row| self.history(row))
     }
 
     pub fn len(&self) -> usize {
-        self.partitions.len()
+        self.keys.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.partitions.is_empty()
+        self.keys.is_empty()
     }
 
     /// Each partition's status at `now_ms`.
     pub fn evaluate(&self, now_ms: i64, stop_after_ms: i64) -> BTreeMap<K, LagStatus> {
-        self.partitions
-            .iter()
+        self.partitions()
             .map(|(k, h)| (k.clone(), evaluate_partition(h, now_ms, stop_after_ms)))
             .collect()
     }
 
     /// Consumption and production summed over the partitions that have a rate; None where none has.
     pub fn group_rates(&self) -> Rates {
-        let rates: Vec<Rates> = self.partitions.values().map(partition_rates).collect();
+        let rates: Vec<Rates> = self.histories().map(partition_rates).collect();
         let sum = |pick: fn(&Rates) -> Option<f64>| {
             rates
                 .iter()
@@ -254,14 +357,14 @@ impl<K: Ord + Clone> Window<K> {
     }
 
     pub fn summary(&self, now_ms: i64, stop_after_ms: i64) -> GroupLag {
-        let latest = || self.partitions.values().filter_map(|h| h.latest().map(|o| o.sample));
+        let latest = || self.histories().filter_map(|h| h.latest().map(|o| o.sample));
         GroupLag {
             total_lag: latest().filter_map(|s| s.lag()).sum(),
-            partitions: self.partitions.len(),
+            partitions: self.len(),
             lagging_partitions: latest().filter(|s| s.lag().is_some_and(|l| l > 0)).count(),
-            max_time_lag_ms: self.partitions.values().filter_map(|h| h.time_lag_ms(now_ms)).max(),
+            max_time_lag_ms: self.histories().filter_map(|h| h.time_lag_ms(now_ms)).max(),
             rates: self.group_rates(),
-            status: group_status(self.evaluate(now_ms, stop_after_ms).into_values()),
+            status: group_status(self.histories().map(|h| evaluate_partition(h, now_ms, stop_after_ms))),
         }
     }
 }
@@ -415,6 +518,94 @@ mod tests {
         let h = w.partition(&0).expect("partition 0");
         assert_eq!(h.time_lag_ms(3000), Some(1550));
         assert_eq!(h.interpolated_time_lag_ms(3000), Some(1500));
+    }
+
+    #[test]
+    fn a_partition_that_joins_later_holds_only_the_pushes_since_and_a_dropped_one_starts_over() {
+        let mut w = Window::new(3);
+        for t in 0..5 {
+            let mut samples = one(0, at(t, 10));
+            if t >= 3 {
+                samples.insert(1, at(100 + t, 200));
+            }
+            if t != 2 {
+                samples.insert(2, at(t, 10));
+            }
+            w.push(t * 1000, samples);
+        }
+        let times = |k: u8| {
+            w.partition(&k)
+                .map(|h| h.samples().iter().map(|o| o.at_ms).collect::<Vec<_>>())
+        };
+        assert_eq!(times(0), Some(vec![2000, 3000, 4000]));
+        assert_eq!(times(1), Some(vec![3000, 4000]));
+        assert_eq!(times(2), Some(vec![3000, 4000]), "dropped at t=2, back at t=3");
+        let h = w.partition(&1).expect("partition 1");
+        assert_eq!(h.log_ends(), vec![(3000, 200), (4000, 200)]);
+        assert_eq!(h.latest().map(|o| o.sample), Some(at(104, 200)));
+        assert!(!h.is_full());
+        assert_eq!(w.partitions().map(|(k, _)| *k).collect::<Vec<_>>(), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn consumable_lag_is_kept_while_a_partition_has_one_and_record_times_only_for_the_newest_sample() {
+        let mut w = Window::new(3);
+        let s = |c, consumable, ts| Sample {
+            committed: Some(c),
+            log_end: 10,
+            committed_record_ms: ts,
+            consumable,
+        };
+        w.push(
+            1000,
+            BTreeMap::from([(0u8, s(1, None, Some(1))), (1, s(1, None, None))]),
+        );
+        w.push(
+            2000,
+            BTreeMap::from([(0u8, s(2, Some(3), Some(2))), (1, s(2, None, None))]),
+        );
+        w.push(
+            3000,
+            BTreeMap::from([(0u8, s(3, Some(2), Some(3))), (1, s(3, None, None))]),
+        );
+        let h = w.partition(&0).expect("partition 0");
+        let seen: Vec<(Option<i64>, Option<i64>)> = h
+            .samples()
+            .iter()
+            .map(|o| (o.sample.consumable, o.sample.committed_record_ms))
+            .collect();
+        assert_eq!(seen, vec![(None, None), (Some(3), None), (Some(2), Some(3))]);
+        assert_eq!(
+            w.partition(&1).and_then(|h| h.latest()).map(|o| o.sample.consumable),
+            Some(None)
+        );
+        assert_eq!(w.summary(3000, 60_000).total_lag, 2 + 7);
+        // Once no sample in the window has one, the column goes.
+        for t in 4..7 {
+            w.push(
+                t * 1000,
+                BTreeMap::from([(0u8, s(t, None, None)), (1, s(t, None, None))]),
+            );
+        }
+        assert!(w.consumable.is_empty());
+        assert_eq!(
+            w.partition(&0).and_then(|h| h.latest()).map(|o| o.sample.lag()),
+            Some(Some(4))
+        );
+    }
+
+    #[test]
+    fn steady_pushes_reuse_the_windows_storage() {
+        let mut w = Window::new(10);
+        let samples = |t: i64| (0..50u8).map(|p| (p, at(t, t + 5))).collect::<BTreeMap<_, _>>();
+        w.push(0, samples(0));
+        let (committed, log_end) = (w.committed.as_ptr(), w.log_end.as_ptr());
+        assert_eq!(w.committed.capacity(), 50 * 10);
+        for t in 1..25 {
+            w.push(t * 1000, samples(t));
+        }
+        assert_eq!((w.committed.as_ptr(), w.log_end.as_ptr()), (committed, log_end));
+        assert_eq!(w.partition(&49).map(|h| h.samples().len()), Some(10));
     }
 
     #[test]

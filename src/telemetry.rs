@@ -13,6 +13,16 @@ pub enum LogFormat {
     Json,
 }
 
+/// Which lag series /metrics carries (`run --lag-metrics`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LagMetrics {
+    /// Per group and partition (offset, lag, high-watermark lag, lag in seconds), and the per-group series.
+    #[default]
+    Partition,
+    /// The per-group series only (sum and max lag, max lag in seconds, members), and each partition's log end.
+    Group,
+}
+
 /// Installs the global subscriber. `filter` uses `tracing_subscriber::EnvFilter` syntax
 /// (e.g. `info,kube=warn`). Returns an error if the filter does not parse or a subscriber is already set.
 pub fn init(format: LogFormat, filter: &str) -> Result<(), TelemetryError> {
@@ -59,6 +69,7 @@ pub mod metrics {
     use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
     use prometheus_client::registry::Registry;
     use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex, Weak};
 
     #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -270,10 +281,17 @@ pub mod metrics {
                 .inc();
         }
 
+        /// Leaves the per-partition lag series out of /metrics (`run --lag-metrics=group`): with thousands of
+        /// groups of many partitions they are most of the text (≈ 160 MiB at 5,000 groups × 50 partitions),
+        /// while the per-group series and each partition's log end stay.
+        pub fn group_lag_series_only(&self, only: bool) {
+            self.lag_sources.group_series_only.store(only, Ordering::Relaxed);
+        }
+
         /// Adds where the measured lag metrics come from (the operator's samplers). Held weakly: a source that
         /// is dropped stops being scraped.
         pub fn add_lag_source(&self, source: Weak<dyn LagSource>) {
-            let mut sources = self.lag_sources.0.lock().unwrap_or_else(|p| p.into_inner());
+            let mut sources = self.lag_sources.sources.lock().unwrap_or_else(|p| p.into_inner());
             sources.retain(|s| s.strong_count() > 0);
             sources.push(source);
         }
@@ -413,7 +431,11 @@ pub mod metrics {
     /// The registered collector: every live source's groups, in families named like kafka-lag-exporter's
     /// (`kafka_consumergroup_group_lag`, …) so that its dashboards adapt easily.
     #[derive(Clone, Default)]
-    struct LagSources(Arc<Mutex<Vec<Weak<dyn LagSource>>>>);
+    struct LagSources {
+        sources: Arc<Mutex<Vec<Weak<dyn LagSource>>>>,
+        /// `--lag-metrics=group`: the per-partition families are left out.
+        group_series_only: Arc<AtomicBool>,
+    }
 
     impl std::fmt::Debug for LagSources {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -472,7 +494,7 @@ pub mod metrics {
     impl LagSources {
         fn visit(&self, f: &mut dyn FnMut(&GroupLagPoint<'_>)) {
             let live: Vec<Arc<dyn LagSource>> = self
-                .0
+                .sources
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .iter()
@@ -494,7 +516,12 @@ pub mod metrics {
 
     impl Collector for LagSources {
         fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-            for (name, help, value) in PARTITION_FAMILIES {
+            let partition_families: &[_] = if self.group_series_only.load(Ordering::Relaxed) {
+                &[]
+            } else {
+                &PARTITION_FAMILIES
+            };
+            for &(name, help, value) in partition_families {
                 let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
                 let mut result = Ok(());
                 self.visit(&mut |g| {
@@ -674,6 +701,30 @@ pub mod metrics {
             // A dropped source is no longer scraped.
             drop(source);
             assert!(lines(&metrics.encode(), "kafka_consumergroup_group_lag").is_empty());
+        }
+
+        #[test]
+        fn group_granularity_leaves_out_only_the_per_partition_lag_series() {
+            let metrics = Metrics::default();
+            let source: Arc<dyn LagSource> = Arc::new(Fixed(vec![(
+                "a",
+                vec![(0, 5, Some(9), Some(7), None), (1, 3, Some(4), None, None)],
+            )]));
+            metrics.add_lag_source(Arc::downgrade(&source));
+            metrics.group_lag_series_only(true);
+            let text = metrics.encode();
+            for family in PARTITION_FAMILIES.map(|f| f.0) {
+                assert!(lines(&text, family).is_empty(), "{family}: {text}");
+            }
+            assert!(
+                text.contains(
+                    "kafka_consumergroup_group_sum_lag{cluster_name=\"ns/main\",group=\"a\",group_type=\"consumer\"} 5"
+                ),
+                "{text}"
+            );
+            assert_eq!(lines(&text, "kafka_partition_latest_offset").len(), 2, "{text}");
+            metrics.group_lag_series_only(false);
+            assert_eq!(lines(&metrics.encode(), "kafka_consumergroup_group_lag").len(), 2);
         }
     }
 }

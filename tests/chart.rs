@@ -183,7 +183,7 @@ fn default_values_render_a_hardened_single_replica_operator_for_all_namespaces()
     assert_eq!(c["securityContext"]["capabilities"]["drop"], json!(["ALL"]));
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
-    assert_eq!(c["resources"]["limits"]["memory"], "192Mi");
+    assert_eq!(c["resources"]["limits"]["memory"], "512Mi");
     let args: Vec<&str> = c["args"]
         .as_array()
         .expect("args")
@@ -191,6 +191,7 @@ fn default_values_render_a_hardened_single_replica_operator_for_all_namespaces()
         .filter_map(Value::as_str)
         .collect();
     assert!(args.contains(&"--embedded-brokers=false"), "{args:?}");
+    assert!(args.contains(&"--lag-metrics=partition"), "{args:?}");
     assert!(
         !args
             .iter()
@@ -371,6 +372,10 @@ fn the_values_schema_rejects_bad_values_with_a_readable_message() {
             "at '/embedded/port': maximum: got 70,000, want 65,535",
         ),
         (vec!["concurrency=0"], "at '/concurrency': minimum: got 0, want 1"),
+        (
+            vec!["metrics.lagSeries=partitions"],
+            "at '/metrics/lagSeries': value must be one of 'partition', 'group'",
+        ),
         (
             vec!["replicaCount=2", "embedded.enabled=true"],
             "at '/replicaCount': maximum: got 2, want 1",

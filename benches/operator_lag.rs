@@ -16,7 +16,8 @@
 //! Results go to stdout and target/bench-operator-lag.md. Settings (environment): KGO_BENCH_BURSTS per
 //! reaction scenario (15), KGO_BENCH_RESOURCES (500), KGO_BENCH_GROUPS (2000), KGO_BENCH_TOPICS (200),
 //! KGO_BENCH_STEADY_SECONDS (60), KGO_BENCH_SETTLE_SECONDS (60), KGO_BENCH_SCALE_BURSTS (10: reaction bursts per
-//! scenario beside the scale part's resources).
+//! scenario beside the scale part's resources), KGO_BENCH_LAG_METRICS (partition: the scale part's operator
+//! `--lag-metrics`).
 
 mod common;
 #[path = "../tests/support/mod.rs"]
@@ -71,6 +72,8 @@ struct Settings {
     settle: Duration,
     /// Which of reaction, accuracy and scale to run (KGO_BENCH_PARTS, comma-separated; default all).
     parts: Vec<String>,
+    /// The scale part's operator `--lag-metrics` (KGO_BENCH_LAG_METRICS: `partition`, the default, or `group`).
+    lag_metrics: String,
 }
 
 impl Settings {
@@ -89,7 +92,12 @@ impl Settings {
                 .split(',')
                 .map(|p| p.trim().to_owned())
                 .collect(),
+            lag_metrics: std::env::var("KGO_BENCH_LAG_METRICS").unwrap_or_else(|_| "partition".to_owned()),
         };
+        ensure!(
+            ["partition", "group"].contains(&settings.lag_metrics.as_str()),
+            "KGO_BENCH_LAG_METRICS must be partition or group"
+        );
         ensure!(
             settings.bursts >= 1 && settings.scale_bursts >= 1,
             "KGO_BENCH_BURSTS and KGO_BENCH_SCALE_BURSTS must be at least 1"
@@ -378,7 +386,7 @@ fn scrape_metrics(port: u16) -> Result<(Duration, usize)> {
         text.lines().next().unwrap_or("")
     );
     ensure!(
-        text.contains("kafka_consumergroup_group_lag{"),
+        text.contains("kafka_consumergroup_group_sum_lag{"),
         "scrape without lag series"
     );
     Ok((elapsed, response.len()))
@@ -401,7 +409,8 @@ async fn scale_of_one_operator(
     let mut jmx = Jmx::start(java, classpath, broker_pid, logs)?;
 
     let (client, ns) = Scenario::namespace("bench-scale").await;
-    let operator = Operator::start_with_flags(cp, &ns, &["--log-level=info"]);
+    let lag_metrics = format!("--lag-metrics={}", settings.lag_metrics);
+    let operator = Operator::start_with_flags(cp, &ns, &["--log-level=info", &lag_metrics]);
     let operator_pid = operator.pid();
     let metrics_port = operator.metrics_port;
     let env = Scenario::with_cluster(client, ns, kafka, Some(operator)).await;
@@ -898,7 +907,8 @@ fn report(
         );
         let _ = writeln!(
             r,
-            "| scrape of /metrics (median of 5, to the last byte) | {:.0} ms, {:.1} MiB |",
+            "| scrape of /metrics (`--lag-metrics={}`, median of 5, to the last byte) | {:.0} ms, {:.1} MiB |",
+            settings.lag_metrics,
             ms(scale.scrape),
             scale.scrape_bytes as f64 / (1024.0 * 1024.0)
         );
@@ -983,14 +993,15 @@ fn report(
     let _ = writeln!(r, "\n### Targets\n\n{}", targets.join("\n"));
     let _ = writeln!(
         r,
-        "\nSettings: KGO_BENCH_BURSTS={} KGO_BENCH_SCALE_BURSTS={} KGO_BENCH_RESOURCES={} KGO_BENCH_GROUPS={} KGO_BENCH_TOPICS={} KGO_BENCH_STEADY_SECONDS={} KGO_BENCH_SETTLE_SECONDS={}",
+        "\nSettings: KGO_BENCH_BURSTS={} KGO_BENCH_SCALE_BURSTS={} KGO_BENCH_RESOURCES={} KGO_BENCH_GROUPS={} KGO_BENCH_TOPICS={} KGO_BENCH_STEADY_SECONDS={} KGO_BENCH_SETTLE_SECONDS={} KGO_BENCH_LAG_METRICS={}",
         settings.bursts,
         settings.scale_bursts,
         settings.resources,
         settings.groups,
         settings.topics,
         settings.steady.as_secs(),
-        settings.settle.as_secs()
+        settings.settle.as_secs(),
+        settings.lag_metrics
     );
     r
 }

@@ -491,6 +491,14 @@ pub mod metrics {
         }),
     ];
 
+    /// A group's labels and its value in each of [`GROUP_FAMILIES`], kept while a scrape writes them.
+    struct GroupRow {
+        cluster_name: String,
+        group: String,
+        group_type: String,
+        values: [Option<i64>; GROUP_FAMILIES.len()],
+    }
+
     impl LagSources {
         fn visit(&self, f: &mut dyn FnMut(&GroupLagPoint<'_>)) {
             let live: Vec<Arc<dyn LagSource>> = self
@@ -540,14 +548,31 @@ pub mod metrics {
                 });
                 result?;
             }
-            // Log ends per topic partition, once however many groups read it.
-            let mut ends: BTreeMap<(String, String, i32), i64> = BTreeMap::new();
+            // One more pass over the samples for the rest: each partition's log end (once however many groups
+            // read it) and the per-group values. One pass, because building a group's points is most of a
+            // scrape's work at thousands of groups; the log ends are keyed by borrowed names so a partition
+            // read by many groups allocates its labels once.
+            let mut ends: BTreeMap<String, BTreeMap<String, BTreeMap<i32, i64>>> = BTreeMap::new();
+            let mut groups: Vec<GroupRow> = Vec::new();
             self.visit(&mut |g| {
+                let topics = match ends.get_mut(g.cluster_name) {
+                    Some(topics) => topics,
+                    None => ends.entry(g.cluster_name.to_owned()).or_default(),
+                };
                 for p in &g.partitions {
-                    if let Some(end) = p.log_end {
-                        ends.insert((g.cluster_name.to_owned(), p.topic.to_owned(), p.partition), end);
-                    }
+                    let Some(end) = p.log_end else { continue };
+                    let partitions = match topics.get_mut(p.topic) {
+                        Some(partitions) => partitions,
+                        None => topics.entry(p.topic.to_owned()).or_default(),
+                    };
+                    partitions.insert(p.partition, end);
                 }
+                groups.push(GroupRow {
+                    cluster_name: g.cluster_name.to_owned(),
+                    group: g.group.to_owned(),
+                    group_type: g.group_type.to_owned(),
+                    values: GROUP_FAMILIES.map(|(_, _, value)| value(g)),
+                });
             });
             let mut family = encoder.encode_descriptor(
                 "kafka_partition_latest_offset",
@@ -555,29 +580,31 @@ pub mod metrics {
                 None,
                 MetricType::Gauge,
             )?;
-            for ((cluster_name, topic, partition), end) in &ends {
-                let partition = partition.to_string();
-                let labels = [
-                    ("cluster_name", cluster_name.as_str()),
-                    ("topic", topic.as_str()),
-                    ("partition", partition.as_str()),
-                ];
-                gauge(&mut family, &labels, *end)?;
-            }
-            for (name, help, value) in GROUP_FAMILIES {
-                let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
-                let mut result = Ok(());
-                self.visit(&mut |g| {
-                    if let Some(v) = value(g) {
+            for (cluster_name, topics) in &ends {
+                for (topic, partitions) in topics {
+                    for (partition, end) in partitions {
+                        let partition = partition.to_string();
                         let labels = [
-                            ("cluster_name", g.cluster_name),
-                            ("group", g.group),
-                            ("group_type", g.group_type),
+                            ("cluster_name", cluster_name.as_str()),
+                            ("topic", topic.as_str()),
+                            ("partition", partition.as_str()),
                         ];
-                        result = result.and_then(|()| gauge(&mut family, &labels, v));
+                        gauge(&mut family, &labels, *end)?;
                     }
-                });
-                result?;
+                }
+            }
+            for (i, (name, help, _)) in GROUP_FAMILIES.iter().enumerate() {
+                let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+                for row in &groups {
+                    if let Some(v) = row.values[i] {
+                        let labels = [
+                            ("cluster_name", row.cluster_name.as_str()),
+                            ("group", row.group.as_str()),
+                            ("group_type", row.group_type.as_str()),
+                        ];
+                        gauge(&mut family, &labels, v)?;
+                    }
+                }
             }
             Ok(())
         }

@@ -4,7 +4,7 @@
 //! deletes the group behind a finalizer when asked to, and writes status only when something changed.
 
 use super::resolve::initial_offsets;
-use super::sampler::{ClusterSampler, GroupSample, LagUse, SampleState};
+use super::sampler::{ClusterSampler, GroupSample, SampleState};
 use super::status::{apply_group_status, ms_from_time, now, time_from_ms};
 use super::{Context, Error};
 use crate::api::conditions::{Progress, READY, condition, find, set_condition, set_progress};
@@ -54,7 +54,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
             },
         )
         .reconcile_all_on(ctx.ownership_changes())
-        .reconcile_on(ctx.samplers.scan_triggers())
+        .reconcile_on(ctx.samplers.first_sample_triggers())
         .with_config(super::runner_config(&ctx))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx);
@@ -229,7 +229,6 @@ fn observe(group: &ConsumerGroup, ctx: &Context, sampler: &ClusterSampler) -> Re
         group.spec.isolation,
         group.spec.group_type,
         ObjectRef::from_obj(group),
-        lag_use(group),
     ) {
         SampleState::Ready(sample) => sample?,
         SampleState::Pending { waited } if waited >= longest_wait => {
@@ -316,7 +315,7 @@ async fn observe_and_act(api: &Api<ConsumerGroup>, group: &ConsumerGroup, ctx: &
         };
         let cluster_name = format!("{}/{}", cluster.namespace().unwrap_or_default(), cluster.name_any());
         super::scaling::evaluate(ctx, group, &cluster_name, input, &mut status, &mut events).await?;
-        Ok::<_, Error>(Observed::Sampled(obs))
+        Ok::<_, Error>(Observed::Sampled(obs, sampler.next_results_in()))
     }
     .await;
 
@@ -327,7 +326,7 @@ async fn observe_and_act(api: &Api<ConsumerGroup>, group: &ConsumerGroup, ctx: &
             status.observed_generation = old.observed_generation;
             Action::requeue(bound)
         }
-        Ok(Observed::Sampled(obs)) => {
+        Ok(Observed::Sampled(obs, next_sample_in)) => {
             fill_observation(&mut status, &obs);
             set_condition(
                 &mut status.conditions,
@@ -342,7 +341,12 @@ async fn observe_and_act(api: &Api<ConsumerGroup>, group: &ConsumerGroup, ctx: &
             );
             set_progress(&mut status.conditions, Progress::Done, generation, now());
             ctx.reset_backoff(&key);
-            Action::requeue(next_wake(ctx.config.group_interval, status.retention_guard.as_ref()))
+            let interval = if group.spec.scaling.is_some() || group.spec.lag_budget.is_some() {
+                lag_wake(ctx.config.group_interval.min(ctx.config.lag_interval), next_sample_in)
+            } else {
+                ctx.config.group_interval
+            };
+            Action::requeue(next_wake(interval, status.retention_guard.as_ref()))
         }
         Err(e) => {
             let reason = match &e {
@@ -377,22 +381,20 @@ async fn observe_and_act(api: &Api<ConsumerGroup>, group: &ConsumerGroup, ctx: &
     Ok(action)
 }
 
-/// What `observe_and_act` reached: the group sampled, or its first sample still pending (requeue bound).
+/// What `observe_and_act` reached: the group sampled (and the sampler's next results due in), or its first
+/// sample still pending (requeue bound).
 enum Observed {
-    Sampled(Observation),
+    Sampled(Observation, Option<Duration>),
     Pending(Duration),
 }
 
-/// Groups that act on lag (scaling, lag budgets) are reconciled by the end of every scan
-/// (`Samplers::scan_triggers`), so that a lag change reaches the decision as soon as it is sampled; their
-/// requeue at the group interval is only the fallback.
-fn lag_use(group: &ConsumerGroup) -> LagUse {
-    if group.spec.scaling.is_some() {
-        LagUse::Scaling
-    } else if group.spec.lag_budget.is_some() {
-        LagUse::Budget
-    } else {
-        LagUse::Shown
+/// Groups that act on lag (scaling, lag budgets) wake just after the sampler's next scan, so that a lag
+/// change reaches the decision within one scan rather than up to a scan plus a reconcile interval later.
+fn lag_wake(interval: Duration, next_sample_in: Option<Duration>) -> Duration {
+    const AFTER_SCAN: Duration = Duration::from_millis(100);
+    match next_sample_in {
+        Some(due) => (due + AFTER_SCAN).min(interval),
+        None => interval,
     }
 }
 
@@ -567,22 +569,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn what_a_resource_does_with_lag_decides_how_a_scan_wakes_it() {
-        let group = |spec: serde_json::Value| {
-            ConsumerGroup::new("g", serde_json::from_value(spec).expect("a ConsumerGroup spec"))
-        };
-        let base = serde_json::json!({"clusterRef": {"name": "c"}, "groupId": "g", "topics": ["t"]});
-        let with = |key: &str, value: serde_json::Value| {
-            let mut spec = base.clone();
-            spec[key] = value;
-            group(spec)
-        };
-        assert_eq!(lag_use(&group(base.clone())), LagUse::Shown);
+    fn lag_groups_wake_just_after_the_next_scan_but_never_later_than_the_interval() {
+        let interval = Duration::from_secs(5);
+        assert_eq!(lag_wake(interval, None), interval);
         assert_eq!(
-            lag_use(&with("lagBudget", serde_json::json!({"maxMessages": 10}))),
-            LagUse::Budget
+            lag_wake(interval, Some(Duration::from_millis(1_200))),
+            Duration::from_millis(1_300)
         );
-        let scaling = serde_json::json!({"targetRef": {"kind": "Deployment", "name": "d"}, "maxReplicas": 3, "lagPerReplica": 100});
-        assert_eq!(lag_use(&with("scaling", scaling)), LagUse::Scaling);
+        // A scan that is due (or late) is polled for shortly after.
+        assert_eq!(lag_wake(interval, Some(Duration::ZERO)), Duration::from_millis(100));
+        assert_eq!(lag_wake(interval, Some(Duration::from_secs(9))), interval);
     }
 }

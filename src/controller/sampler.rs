@@ -167,21 +167,6 @@ struct Registration {
     /// Only a scan numbered above this one samples what the group declares now: a scan that took its list
     /// of groups before the change must not clear the wait.
     fresh_after_scan: u64,
-    /// The resources that act on the group's lag, reconciled at the end of every scan that samples it.
-    lag_users: Vec<(ObjectRef<ConsumerGroup>, LagUse)>,
-}
-
-/// What a resource does with its group's lag: it decides whether, and how soon, the end of a scan reconciles
-/// the resource (`Samplers::scan_triggers`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LagUse {
-    /// Shows it in status only: reconciled at its own interval.
-    Shown,
-    /// Checks a lag budget: reconciled after every scan.
-    Budget,
-    /// Scales a workload on it: reconciled after every scan, before the others, as the reaction to lag
-    /// waits on it.
-    Scaling,
 }
 
 /// What a reconcile gets when it asks for a group's sample.
@@ -189,7 +174,7 @@ pub enum SampleState {
     /// The latest sample of what the group declares now (or the error of the scan that took it).
     Ready(Result<Arc<GroupSample>, KafkaError>),
     /// No sample yet: the group is registered, a scan is under way or queued, and its end triggers the
-    /// waiting resources (`Samplers::scan_triggers`). Waiting for this long so far.
+    /// waiting resources (`Samplers::first_sample_triggers`). Waiting for this long so far.
     Pending { waited: Duration },
 }
 
@@ -222,9 +207,12 @@ pub struct ClusterSampler {
     /// The cluster's current client: replaced when its spec or Secrets change.
     client: Mutex<Option<KafkaClient>>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
-    /// Where the resources a scan concerns are sent when it ends: those that waited for its sample and
-    /// those that act on lag.
-    scan_wakes: ScanWakeSender,
+    /// When the next scan's results are expected (the last one's end + the wait before the next + its
+    /// duration), so that reconciles that act on lag wake just after a fresh sample instead of at an unrelated
+    /// phase.
+    next_results: Mutex<Option<tokio::time::Instant>>,
+    /// Where resources waiting for a sample are sent when a scan brings it.
+    first_samples: FirstSampleSender,
 }
 
 impl Drop for ClusterSampler {
@@ -244,7 +232,7 @@ const TIMESTAMP_READS_IN_FLIGHT: usize = 32;
 const IDLE_INTERVALS_BEFORE_DROP: u32 = 3;
 
 impl ClusterSampler {
-    fn new(name: String, forget_after: Duration, scan_wakes: ScanWakeSender) -> Arc<ClusterSampler> {
+    fn new(name: String, forget_after: Duration, first_samples: FirstSampleSender) -> Arc<ClusterSampler> {
         Arc::new(ClusterSampler {
             name,
             forget_after,
@@ -261,7 +249,8 @@ impl ClusterSampler {
             wake: tokio::sync::Notify::new(),
             client: Mutex::new(None),
             task: Mutex::new(None),
-            scan_wakes,
+            next_results: Mutex::new(None),
+            first_samples,
         })
     }
 
@@ -285,6 +274,8 @@ impl ClusterSampler {
                     // the interval idle): the lag a reaction waits for is at most one interval old at the
                     // scan's start, however many groups the scan covers.
                     wait_for = interval.saturating_sub(took).max(interval / 4);
+                    *sampler.next_results.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some(tokio::time::Instant::now() + wait_for + took);
                 }
                 let wait = tokio::time::sleep(wait_for);
                 tokio::select! {
@@ -598,10 +589,8 @@ impl ClusterSampler {
         found
     }
 
-    /// Makes a scan's samples the latest, then reconciles the resources they concern: those that scale on
-    /// lag first, then those that waited for a first sample, then those that check a lag budget.
     fn publish(&self, scan_no: u64, results: HashMap<String, Result<GroupSample, KafkaError>>) {
-        let (mut scaling, mut waited, mut budget) = (Vec::new(), Vec::new(), Vec::new());
+        let mut ready = Vec::new();
         {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             for (group, result) in results {
@@ -610,14 +599,7 @@ impl ClusterSampler {
                 if answers_now {
                     state.stale.remove(&group);
                     if let Some(waiting) = state.waiters.remove(&group) {
-                        waited.extend(waiting);
-                    }
-                    for (user, lag_use) in state.groups.get(&group).map_or(&[][..], |r| &r.lag_users) {
-                        match lag_use {
-                            LagUse::Scaling => scaling.push(user.clone()),
-                            LagUse::Budget => budget.push(user.clone()),
-                            LagUse::Shown => {}
-                        }
+                        ready.extend(waiting);
                     }
                 } else {
                     state.stale.insert(group.clone());
@@ -625,16 +607,15 @@ impl ClusterSampler {
                 state.latest.insert(group, result.map(Arc::new));
             }
         }
-        for resource in scaling.into_iter().chain(waited).chain(budget) {
+        for waiter in ready {
             // The receiver lives as long as the ConsumerGroup controller; after it, nobody waits.
-            let _ = self.scan_wakes.send(resource);
+            let _ = self.first_samples.send(waiter);
         }
     }
 
     /// The latest sample of `group` for what the resource `waiter` declares, registering or updating the
-    /// group first; `lag_use` says whether the end of every scan reconciles `waiter` again. Without a fresh
-    /// sample this does not wait: it wakes the scanner, and the end of the scan that brings the sample
-    /// reconciles `waiter` again. One scan thus takes in every new group at once,
+    /// group first. Without a fresh sample this does not wait: it wakes the scanner, and the end of the scan
+    /// that brings the sample reconciles `waiter` again. One scan thus takes in every new group at once,
     /// however many resources are created together (a reconcile waiting per group would let only as many
     /// groups as the controller's concurrency into each scan).
     pub fn sample(
@@ -644,7 +625,6 @@ impl ClusterSampler {
         isolation: Option<IsolationLevel>,
         declared_type: Option<DeclaredGroupType>,
         waiter: ObjectRef<ConsumerGroup>,
-        lag_use: LagUse,
     ) -> SampleState {
         let now = tokio::time::Instant::now();
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -672,18 +652,11 @@ impl ClusterSampler {
                         last_asked: now,
                         waiting_since: now,
                         fresh_after_scan: scans_started,
-                        lag_users: Vec::new(),
                     },
                 );
                 true
             }
         };
-        if let Some(r) = state.groups.get_mut(group) {
-            r.lag_users.retain(|(user, _)| *user != waiter);
-            if lag_use != LagUse::Shown {
-                r.lag_users.push((waiter.clone(), lag_use));
-            }
-        }
         if changed && state.latest.contains_key(group) {
             state.stale.insert(group.to_owned());
         }
@@ -704,6 +677,12 @@ impl ClusterSampler {
         // A scan under way finishes first (it took its list before this group): the wake queues the next one.
         self.wake.notify_one();
         SampleState::Pending { waited }
+    }
+
+    /// How long until the next scan's results are expected; None before the first scan.
+    pub fn next_results_in(&self) -> Option<Duration> {
+        let due = (*self.next_results.lock().unwrap_or_else(|p| p.into_inner()))?;
+        Some(due.saturating_duration_since(tokio::time::Instant::now()))
     }
 
     /// Forget a sample the reconciler just invalidated by committing (the next scan refreshes it).
@@ -743,32 +722,37 @@ impl ClusterState {
     }
 }
 
-/// Sends a resource that a scan's end concerns (`ClusterSampler::publish`) to the ConsumerGroup controller.
-type ScanWakeSender = tokio::sync::mpsc::UnboundedSender<ObjectRef<ConsumerGroup>>;
+/// Sends a resource whose group's sample arrived to the ConsumerGroup controller.
+type FirstSampleSender = tokio::sync::mpsc::UnboundedSender<ObjectRef<ConsumerGroup>>;
 
 /// One sampler per KafkaCluster.
 pub struct Samplers {
     clusters: Mutex<HashMap<(String, String), Arc<ClusterSampler>>>,
-    scan_wakes: ScanWakeSender,
-    scan_triggers: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<ObjectRef<ConsumerGroup>>>>,
+    first_samples: FirstSampleSender,
+    first_sample_triggers: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<ObjectRef<ConsumerGroup>>>>,
 }
 
 impl Default for Samplers {
     fn default() -> Self {
-        let (scan_wakes, triggers) = tokio::sync::mpsc::unbounded_channel();
+        let (first_samples, triggers) = tokio::sync::mpsc::unbounded_channel();
         Samplers {
             clusters: Mutex::new(HashMap::new()),
-            scan_wakes,
-            scan_triggers: Mutex::new(Some(triggers)),
+            first_samples,
+            first_sample_triggers: Mutex::new(Some(triggers)),
         }
     }
 }
 
 impl Samplers {
-    /// The resources to reconcile because a scan ended: those it brought the sample they waited for
-    /// (`SampleState::Pending`), and those that act on lag (`LagUse`), scaling ones first. Taken once, by the ConsumerGroup controller; later calls get a stream that never yields.
-    pub fn scan_triggers(&self) -> futures_util::stream::BoxStream<'static, ObjectRef<ConsumerGroup>> {
-        match self.scan_triggers.lock().unwrap_or_else(|p| p.into_inner()).take() {
+    /// The resources to reconcile because a scan brought the sample they waited for (`SampleState::Pending`).
+    /// Taken once, by the ConsumerGroup controller; later calls get a stream that never yields.
+    pub fn first_sample_triggers(&self) -> futures_util::stream::BoxStream<'static, ObjectRef<ConsumerGroup>> {
+        match self
+            .first_sample_triggers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
             Some(receiver) => Box::pin(futures_util::stream::unfold(receiver, |mut receiver| async move {
                 receiver.recv().await.map(|waiter| (waiter, receiver))
             })),
@@ -793,7 +777,7 @@ impl Samplers {
             clusters
                 .entry((namespace.to_owned(), name.to_owned()))
                 .or_insert_with(|| {
-                    ClusterSampler::new(format!("{namespace}/{name}"), forget_after, self.scan_wakes.clone())
+                    ClusterSampler::new(format!("{namespace}/{name}"), forget_after, self.first_samples.clone())
                 })
                 .clone()
         };
@@ -960,32 +944,32 @@ mod tests {
     #[tokio::test]
     async fn a_new_group_waits_for_the_scan_that_includes_it_and_that_scan_wakes_its_resource() {
         let samplers = Samplers::default();
-        let mut triggers = samplers.scan_triggers();
-        let sampler = ClusterSampler::new("ns/c".into(), Duration::from_secs(60), samplers.scan_wakes.clone());
+        let mut triggers = samplers.first_sample_triggers();
+        let sampler = ClusterSampler::new("ns/c".into(), Duration::from_secs(60), samplers.first_samples.clone());
         let metrics = Metrics::default();
         let topics = vec!["t".to_owned()];
         assert!(sampler.begin_scan(&metrics).is_none(), "no groups, no scan");
 
         // Registered while no scan runs: pending, not waiting on anything.
-        let first = sampler.sample("g1", &topics, None, None, waiter("a"), LagUse::Shown);
+        let first = sampler.sample("g1", &topics, None, None, waiter("a"));
         assert!(matches!(first, SampleState::Pending { .. }));
         let (groups, _, scan) = sampler.begin_scan(&metrics).expect("a scan of g1");
         assert_eq!(groups, vec!["g1".to_owned()]);
 
         // While that scan runs: a second group registers, and g1's resource changes its topics.
         assert!(matches!(
-            sampler.sample("g2", &topics, None, None, waiter("b"), LagUse::Shown),
+            sampler.sample("g2", &topics, None, None, waiter("b")),
             SampleState::Pending { .. }
         ));
         let changed = vec!["u".to_owned()];
         assert!(matches!(
-            sampler.sample("g1", &changed, None, None, waiter("a"), LagUse::Shown),
+            sampler.sample("g1", &changed, None, None, waiter("a")),
             SampleState::Pending { .. }
         ));
         sampler.publish(scan, HashMap::from([("g1".to_owned(), unavailable())]));
         // The scan took g1's old topics: it answers neither g1 nor g2, and wakes nobody.
         assert!(matches!(
-            sampler.sample("g1", &changed, None, None, waiter("a"), LagUse::Shown),
+            sampler.sample("g1", &changed, None, None, waiter("a")),
             SampleState::Pending { .. }
         ));
         assert!(futures_util::FutureExt::now_or_never(triggers.next()).is_none());
@@ -1001,68 +985,19 @@ mod tests {
         woken.sort_by_key(|w| w.name.clone());
         assert_eq!(woken, vec![waiter("a"), waiter("b")], "each waiting resource once");
         assert!(matches!(
-            sampler.sample("g1", &changed, None, None, waiter("a"), LagUse::Shown),
+            sampler.sample("g1", &changed, None, None, waiter("a")),
             SampleState::Ready(Err(_))
         ));
         assert!(matches!(
-            sampler.sample("g2", &topics, None, None, waiter("b"), LagUse::Shown),
+            sampler.sample("g2", &topics, None, None, waiter("b")),
             SampleState::Ready(Err(_))
         ));
 
         // A commit invalidates the sample until a scan that starts afterwards.
         sampler.invalidate("g2");
         assert!(matches!(
-            sampler.sample("g2", &topics, None, None, waiter("b"), LagUse::Shown),
+            sampler.sample("g2", &topics, None, None, waiter("b")),
             SampleState::Pending { .. }
         ));
-    }
-
-    #[tokio::test]
-    async fn the_end_of_every_scan_wakes_scaling_resources_first_then_waiting_then_budget_ones() {
-        let samplers = Samplers::default();
-        let mut triggers = samplers.scan_triggers();
-        let sampler = ClusterSampler::new("ns/c".into(), Duration::from_secs(60), samplers.scan_wakes.clone());
-        let metrics = Metrics::default();
-        let topics = vec!["t".to_owned()];
-        let ask = |group: &str, resource: &str, lag_use| {
-            sampler.sample(group, &topics, None, None, waiter(resource), lag_use)
-        };
-        ask("budget", "b", LagUse::Budget);
-        ask("scaling", "s", LagUse::Scaling);
-        ask("shown", "n", LagUse::Shown);
-        let (groups, _, scan) = sampler.begin_scan(&metrics).expect("a scan");
-        sampler.publish(scan, groups.iter().map(|g| (g.clone(), unavailable())).collect());
-        let mut woken = Vec::new();
-        while let Some(Some(w)) = futures_util::FutureExt::now_or_never(triggers.next()) {
-            woken.push(w.name);
-        }
-        // The first scan: all three waited for a first sample; the scaling one goes first, budget last.
-        assert_eq!(woken.first().map(String::as_str), Some("s"));
-        assert_eq!(woken.last().map(String::as_str), Some("b"));
-        assert_eq!(
-            woken.len(),
-            5,
-            "s and b twice (acting on lag, waiting), n once: {woken:?}"
-        );
-
-        // Later scans wake only the resources that act on lag, whether or not they asked since.
-        ask("shown", "n", LagUse::Shown);
-        let (groups, _, scan) = sampler.begin_scan(&metrics).expect("a second scan");
-        sampler.publish(scan, groups.iter().map(|g| (g.clone(), unavailable())).collect());
-        let mut woken = Vec::new();
-        while let Some(Some(w)) = futures_util::FutureExt::now_or_never(triggers.next()) {
-            woken.push(w.name);
-        }
-        assert_eq!(woken, vec!["s".to_owned(), "b".to_owned()]);
-
-        // A resource that drops its lag budget is no longer woken.
-        ask("budget", "b", LagUse::Shown);
-        let (groups, _, scan) = sampler.begin_scan(&metrics).expect("a third scan");
-        sampler.publish(scan, groups.iter().map(|g| (g.clone(), unavailable())).collect());
-        let mut woken = Vec::new();
-        while let Some(Some(w)) = futures_util::FutureExt::now_or_never(triggers.next()) {
-            woken.push(w.name);
-        }
-        assert_eq!(woken, vec!["s".to_owned()]);
     }
 }

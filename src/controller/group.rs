@@ -193,7 +193,7 @@ async fn finalize(api: &Api<ConsumerGroup>, group: &ConsumerGroup, ctx: &Context
 /// The group's KafkaCluster: from the cluster controller's watch, or from the API server when the watch does not
 /// have it (yet). Groups that act on lag reconcile after every scan: a GET each time would cost the API server
 /// a request per resource per interval (1,000 per second at 5,000 resources).
-async fn cluster_of(group: &ConsumerGroup, ctx: &Context) -> Result<KafkaCluster, Error> {
+async fn cluster_of(group: &ConsumerGroup, ctx: &Context) -> Result<Arc<KafkaCluster>, Error> {
     let ns = group.namespace().unwrap_or_default();
     let name = &group.spec.cluster_ref.name;
     if let Some(cluster) = super::shard_gate::watched_cluster(ctx, &ns, name) {
@@ -203,6 +203,7 @@ async fn cluster_of(group: &ConsumerGroup, ctx: &Context) -> Result<KafkaCluster
     clusters
         .get_opt(name)
         .await?
+        .map(Arc::new)
         .ok_or_else(|| Error::Config(format!("KafkaCluster {name} does not exist in namespace {ns}")))
 }
 

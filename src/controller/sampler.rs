@@ -169,6 +169,15 @@ struct Registration {
     fresh_after_scan: u64,
 }
 
+impl Registration {
+    /// What the group declares changed, or its sample was invalidated: only a scan that starts after
+    /// `scans_started` answers it, and the wait counts from `now`.
+    fn wait_for_a_scan_after(&mut self, scans_started: u64, now: tokio::time::Instant) {
+        self.fresh_after_scan = scans_started;
+        self.waiting_since = now;
+    }
+}
+
 /// What a reconcile gets when it asks for a group's sample.
 pub enum SampleState {
     /// The latest sample of what the group declares now (or the error of the scan that took it).
@@ -332,12 +341,12 @@ impl ClusterSampler {
             Err(KafkaError::UnknownTopic(_)) => match client.metadata().await {
                 Ok(m) => m,
                 Err(e) => {
-                    self.publish(scan_no, groups.iter().map(|g| (g.clone(), Err(e.clone()))).collect());
+                    self.publish_failure(scan_no, &groups, &e);
                     return;
                 }
             },
             Err(e) => {
-                self.publish(scan_no, groups.iter().map(|g| (g.clone(), Err(e.clone()))).collect());
+                self.publish_failure(scan_no, &groups, &e);
                 return;
             }
         };
@@ -362,7 +371,7 @@ impl ClusterSampler {
         {
             Ok(m) => Arc::new(m.into_iter().map(|(tp, o)| (tp, o.offset)).collect::<BTreeMap<_, _>>()),
             Err(e) => {
-                self.publish(scan_no, groups.iter().map(|g| (g.clone(), Err(e.clone()))).collect());
+                self.publish_failure(scan_no, &groups, &e);
                 return;
             }
         };
@@ -589,6 +598,11 @@ impl ClusterSampler {
         found
     }
 
+    /// A scan that failed before it could sample any group: every group of it gets the error.
+    fn publish_failure(&self, scan_no: u64, groups: &[String], e: &KafkaError) {
+        self.publish(scan_no, groups.iter().map(|g| (g.clone(), Err(e.clone()))).collect());
+    }
+
     fn publish(&self, scan_no: u64, results: HashMap<String, Result<GroupSample, KafkaError>>) {
         let mut ready = Vec::new();
         {
@@ -637,8 +651,7 @@ impl ClusterSampler {
                     r.topics = topics.to_vec();
                     r.isolation = isolation;
                     r.declared_type = declared_type;
-                    r.waiting_since = now;
-                    r.fresh_after_scan = scans_started;
+                    r.wait_for_a_scan_after(scans_started, now);
                 }
                 changed
             }
@@ -690,8 +703,7 @@ impl ClusterSampler {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let scans_started = state.scans_started;
         if let Some(r) = state.groups.get_mut(group) {
-            r.fresh_after_scan = scans_started;
-            r.waiting_since = tokio::time::Instant::now();
+            r.wait_for_a_scan_after(scans_started, tokio::time::Instant::now());
         }
         if state.latest.contains_key(group) {
             state.stale.insert(group.to_owned());

@@ -7,8 +7,9 @@ use super::shards::shard_of;
 use super::{Context, Error};
 use crate::api::{ConsumerGroup, KafkaCluster, OffsetReset};
 use kube::api::Api;
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The shard of objects whose cluster does not exist.
@@ -54,16 +55,19 @@ pub fn cluster(ctx: &Context, cluster: &KafkaCluster) -> Gate {
 }
 
 /// Remembers the cluster controller's view of the KafkaClusters, where the other gates look clusters up.
-pub fn index_clusters(ctx: &Context, store: kube::runtime::reflector::Store<KafkaCluster>) {
+pub fn index_clusters(ctx: &Context, store: Store<KafkaCluster>) {
     let _ = ctx.cluster_index.set(store);
 }
 
 /// KafkaCluster `ns/name` as the cluster controller's watch last saw it; None when the watch has not listed the
 /// clusters yet or does not have this one (the caller then asks the API server).
-pub fn watched_cluster(ctx: &Context, ns: &str, name: &str) -> Option<KafkaCluster> {
-    let store = ctx.cluster_index.get()?;
-    let key = ObjectRef::<KafkaCluster>::new(name).within(ns);
-    store.get(&key).map(|c| c.as_ref().clone())
+/// Shared with the watch, not copied: reconciles that act on lag ask for it after every scan.
+pub fn watched_cluster(ctx: &Context, ns: &str, name: &str) -> Option<Arc<KafkaCluster>> {
+    in_watch(ctx.cluster_index.get()?, ns, name)
+}
+
+fn in_watch(store: &Store<KafkaCluster>, ns: &str, name: &str) -> Option<Arc<KafkaCluster>> {
+    store.get(&ObjectRef::<KafkaCluster>::new(name).within(ns))
 }
 
 /// The UID of KafkaCluster `ns/name`, None when it does not exist: from the cluster controller's watch, or
@@ -72,8 +76,7 @@ async fn cluster_uid(ctx: &Context, ns: &str, name: &str) -> Result<Option<Strin
     if let Some(store) = ctx.cluster_index.get()
         && store.wait_until_ready().await.is_ok()
     {
-        let key = ObjectRef::<KafkaCluster>::new(name).within(ns);
-        return Ok(store.get(&key).and_then(|c| c.meta().uid.clone()));
+        return Ok(in_watch(store, ns, name).and_then(|c| c.meta().uid.clone()));
     }
     let clusters: Api<KafkaCluster> = Api::namespaced(ctx.kube.clone(), ns);
     Ok(clusters.get_opt(name).await?.and_then(|c| c.metadata.uid))
